@@ -1,0 +1,255 @@
+//! The command line (DESIGN.md §2). Parsing only: turning options into a plan is
+//! `plan`'s job. Mount options keep their command-line order, which is the order
+//! they are applied in.
+
+use std::ffi::OsString;
+
+use clap::{ArgAction, CommandFactory, FromArgMatches, Parser, ValueEnum};
+
+#[derive(Parser, Debug, Default)]
+#[command(
+    name = "sbx",
+    version,
+    about = "Run a command in a rootless sandbox",
+    long_about = "Run COMMAND in a rootless sandbox: a new user namespace (mapped by newuidmap/newgidmap \
+                  when subordinate ids exist, else a single id), new mount, pid, ipc, uts, net and cgroup \
+                  namespaces, a fresh tmpfs root holding only what is granted, no capabilities and \
+                  no_new_privs.\n\nEverything from the first non-option argument on belongs to COMMAND: \
+                  `sbx ls -l` runs `ls -l`.\n\nIn SRC:DST arguments, write `\\:` for a colon inside a \
+                  path and `\\\\` for a backslash.",
+    override_usage = "sbx [OPTIONS] [--] COMMAND [ARG]...",
+    after_help = "Exit status: the command's own, 128+N if it died of signal N; 125 if sbx itself failed, \
+                  126 if COMMAND cannot be executed, 127 if it was not found."
+)]
+pub struct Cli {
+    /// Bind SRC read-only (recursively, nosuid, nodev) at DST (default: SRC)
+    #[arg(long = "ro-bind", value_name = "SRC[:DST]", action = ArgAction::Append)]
+    pub ro_bind: Vec<OsString>,
+
+    /// Bind SRC read-write (nosuid, nodev) at DST (default: SRC)
+    #[arg(long = "bind", value_name = "SRC[:DST]", action = ArgAction::Append)]
+    pub bind: Vec<OsString>,
+
+    /// Bind SRC read-write with device access (nosuid) at DST (default: SRC)
+    #[arg(long = "dev-bind", value_name = "SRC[:DST]", action = ArgAction::Append)]
+    pub dev_bind: Vec<OsString>,
+
+    /// Mount an empty tmpfs (1 GiB, mode 0755) at DST
+    #[arg(long = "tmpfs", value_name = "DST", action = ArgAction::Append)]
+    pub tmpfs: Vec<OsString>,
+
+    /// Create the directory DST (and its parents) inside the sandbox
+    #[arg(long = "dir", value_name = "DST", action = ArgAction::Append)]
+    pub dir: Vec<OsString>,
+
+    /// Create the symlink LINK pointing to TARGET inside the sandbox
+    #[arg(long = "symlink", value_name = "TARGET:LINK", action = ArgAction::Append)]
+    pub symlink: Vec<OsString>,
+
+    /// Network: none (own namespace, loopback only) or host (share the host's)
+    #[arg(long = "net", value_name = "MODE", value_enum, default_value_t = NetArg::None)]
+    pub net: NetArg,
+
+    /// User id inside the sandbox (default: your own)
+    #[arg(long = "uid", value_name = "UID")]
+    pub uid: Option<u32>,
+
+    /// Group id inside the sandbox (default: your own)
+    #[arg(long = "gid", value_name = "GID")]
+    pub gid: Option<u32>,
+
+    /// Hostname inside the sandbox (default: sbx)
+    #[arg(long = "hostname", value_name = "NAME")]
+    pub hostname: Option<OsString>,
+
+    /// Working directory inside the sandbox (default: the current one if it exists inside, else $HOME, else /)
+    #[arg(long = "cwd", value_name = "DIR")]
+    pub cwd: Option<OsString>,
+
+    /// Set an environment variable for the command
+    #[arg(long = "setenv", value_name = "KEY=VALUE", action = ArgAction::Append)]
+    pub setenv: Vec<OsString>,
+
+    /// Remove an environment variable
+    #[arg(long = "unsetenv", value_name = "KEY", action = ArgAction::Append)]
+    pub unsetenv: Vec<OsString>,
+
+    /// Pass a variable of sbx's environment through (the default allow-list is PATH HOME USER LOGNAME TERM LANG LC_* TZ)
+    #[arg(long = "keep-env", value_name = "KEY", action = ArgAction::Append)]
+    pub keep_env: Vec<OsString>,
+
+    /// Keep a capability (e.g. NET_RAW); it only acts inside the sandbox's user namespace
+    #[arg(long = "cap-add", value_name = "CAP", action = ArgAction::Append)]
+    pub cap_add: Vec<String>,
+
+    /// Print the resolved plan as JSON and run nothing
+    #[arg(long = "dry-run")]
+    pub dry_run: bool,
+
+    /// Trace each setup step on stderr
+    #[arg(short = 'v', long = "verbose")]
+    pub verbose: bool,
+
+    /// Say nothing but errors (silences notices such as the single-id map)
+    #[arg(short = 'q', long = "quiet")]
+    pub quiet: bool,
+
+    /// The command and its arguments
+    #[arg(
+        value_name = "COMMAND",
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        required = true,
+        num_args = 1..
+    )]
+    pub command: Vec<OsString>,
+
+    /// Mount options in the order given: (kind, value). Filled from the arg indices.
+    #[arg(skip)]
+    pub mount_order: Vec<(MountArg, OsString)>,
+
+    /// --setenv/--unsetenv in the order given: (Some(value) = set, None = unset).
+    #[arg(skip)]
+    pub env_order: Vec<EnvArg>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NetArg {
+    /// Own network namespace with loopback up
+    #[default]
+    None,
+    /// The host's network namespace
+    Host,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MountArg {
+    RoBind,
+    Bind,
+    DevBind,
+    Tmpfs,
+    Dir,
+    Symlink,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EnvArg {
+    Set(OsString),
+    Unset(OsString),
+}
+
+impl MountArg {
+    pub fn flag(self) -> &'static str {
+        match self {
+            MountArg::RoBind => "--ro-bind",
+            MountArg::Bind => "--bind",
+            MountArg::DevBind => "--dev-bind",
+            MountArg::Tmpfs => "--tmpfs",
+            MountArg::Dir => "--dir",
+            MountArg::Symlink => "--symlink",
+        }
+    }
+}
+
+/// Parse argv. `Err` carries clap's error, which knows how to print itself; the
+/// caller maps it to exit 125 (or 0 for --help/--version).
+pub fn parse<I, T>(args: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let matches = Cli::command().try_get_matches_from(args)?;
+    let mut cli = Cli::from_arg_matches(&matches)?;
+
+    let mut order: Vec<(usize, MountArg, OsString)> = Vec::new();
+    for (id, kind) in [
+        ("ro_bind", MountArg::RoBind),
+        ("bind", MountArg::Bind),
+        ("dev_bind", MountArg::DevBind),
+        ("tmpfs", MountArg::Tmpfs),
+        ("dir", MountArg::Dir),
+        ("symlink", MountArg::Symlink),
+    ] {
+        if let (Some(idx), Some(vals)) = (matches.indices_of(id), matches.get_many::<OsString>(id)) {
+            for (i, v) in idx.zip(vals) {
+                order.push((i, kind, v.clone()));
+            }
+        }
+    }
+    order.sort_by_key(|(i, _, _)| *i);
+    cli.mount_order = order.into_iter().map(|(_, k, v)| (k, v)).collect();
+
+    let mut env: Vec<(usize, EnvArg)> = Vec::new();
+    if let (Some(idx), Some(vals)) = (matches.indices_of("setenv"), matches.get_many::<OsString>("setenv")) {
+        env.extend(idx.zip(vals).map(|(i, v)| (i, EnvArg::Set(v.clone()))));
+    }
+    if let (Some(idx), Some(vals)) = (matches.indices_of("unsetenv"), matches.get_many::<OsString>("unsetenv")) {
+        env.extend(idx.zip(vals).map(|(i, v)| (i, EnvArg::Unset(v.clone()))));
+    }
+    env.sort_by_key(|(i, _)| *i);
+    cli.env_order = env.into_iter().map(|(_, e)| e).collect();
+    Ok(cli)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_starts_at_first_positional() {
+        let cli = parse(["sbx", "ls", "-l", "--bind", "x"]).unwrap();
+        assert_eq!(cli.command, ["ls", "-l", "--bind", "x"]);
+        assert!(cli.mount_order.is_empty());
+    }
+
+    #[test]
+    fn double_dash_ends_options() {
+        let cli = parse(["sbx", "--hostname", "h", "--", "--weird", "-v"]).unwrap();
+        assert_eq!(cli.command, ["--weird", "-v"]);
+        assert!(!cli.verbose);
+    }
+
+    #[test]
+    fn mount_options_keep_their_order() {
+        let cli = parse([
+            "sbx", "--tmpfs", "/a", "--ro-bind", "/b", "--dir", "/c", "--ro-bind", "/d", "--symlink", "x:/e", "true",
+        ])
+        .unwrap();
+        let kinds: Vec<_> = cli.mount_order.iter().map(|(k, v)| (*k, v.to_str().unwrap())).collect();
+        assert_eq!(
+            kinds,
+            [
+                (MountArg::Tmpfs, "/a"),
+                (MountArg::RoBind, "/b"),
+                (MountArg::Dir, "/c"),
+                (MountArg::RoBind, "/d"),
+                (MountArg::Symlink, "x:/e"),
+            ]
+        );
+    }
+
+    #[test]
+    fn env_options_keep_their_order() {
+        let cli = parse(["sbx", "--unsetenv", "A", "--setenv", "A=1", "--unsetenv", "B", "true"]).unwrap();
+        assert_eq!(
+            cli.env_order,
+            [
+                EnvArg::Unset("A".into()),
+                EnvArg::Set("A=1".into()),
+                EnvArg::Unset("B".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn missing_command_is_an_error() {
+        assert!(parse(["sbx", "--dry-run"]).is_err());
+    }
+
+    #[test]
+    fn bad_net_value_is_an_error() {
+        let e = parse(["sbx", "--net", "bogus", "true"]).unwrap_err();
+        assert!(e.to_string().contains("--net"), "{e}");
+    }
+}

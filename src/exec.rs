@@ -1,0 +1,127 @@
+//! The command's own process: the last steps before execve, in DESIGN.md §1.7's order
+//! (cwd and env, drop capabilities, close fds, no_new_privs, seccomp last), then the
+//! PATH search with the shell's exit codes: 127 not found, 126 cannot execute.
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+
+use crate::error::{Error, EXIT_CANNOT_EXEC, EXIT_NOT_FOUND};
+use crate::plan::{Plan, DEFAULT_PATH};
+use crate::seccomp::Program;
+use crate::{caps, seccomp, sys};
+
+/// Everything exec needs, converted before any fork so the late steps only make syscalls.
+pub struct Prepared {
+    pub argv: Vec<CString>,
+    pub env: Vec<CString>,
+    /// Candidate paths for argv[0]: itself if it has a `/`, else each PATH entry joined.
+    pub candidates: Vec<CString>,
+    pub caps: u64,
+    pub filter: Program,
+}
+
+impl Prepared {
+    pub fn new(plan: &Plan) -> Prepared {
+        let argv: Vec<CString> = plan.command.iter().map(|a| sys::cstr(a)).collect();
+        let env: Vec<CString> = plan
+            .env
+            .iter()
+            .map(|(k, v)| {
+                let mut b = k.as_bytes().to_vec();
+                b.push(b'=');
+                b.extend_from_slice(v.as_bytes());
+                CString::new(b).unwrap_or_default()
+            })
+            .collect();
+        let prog = plan.command[0].as_bytes();
+        let candidates = if prog.contains(&b'/') {
+            vec![CString::new(prog).unwrap_or_default()]
+        } else {
+            let path = plan
+                .env
+                .iter()
+                .find(|(k, _)| k == "PATH")
+                .map(|(_, v)| v.as_bytes().to_vec())
+                .unwrap_or_else(|| DEFAULT_PATH.as_bytes().to_vec());
+            path.split(|b| *b == b':')
+                .map(|dir| {
+                    let dir = if dir.is_empty() { &b"."[..] } else { dir };
+                    let mut p = dir.to_vec();
+                    p.push(b'/');
+                    p.extend_from_slice(prog);
+                    CString::new(p).unwrap_or_default()
+                })
+                .collect()
+        };
+        Prepared {
+            argv,
+            env,
+            candidates,
+            caps: caps::mask(&plan.caps),
+            filter: seccomp::build(&plan.seccomp),
+        }
+    }
+}
+
+fn fail(e: Error) -> ! {
+    eprintln!("sbx: {e}");
+    // SAFETY: leaving the forked process without running destructors.
+    unsafe { libc::_exit(e.code) }
+}
+
+/// Runs in the command's process (a child of PID 1); never returns.
+pub fn exec_command(prep: &Prepared, pwd: &[u8], umask: libc::mode_t) -> ! {
+    sys::sigmask(libc::SIG_SETMASK, &sys::sigset(&[]));
+    // SAFETY: restores the user's umask, saved before setup.
+    unsafe { libc::umask(umask) };
+    let mut env = prep.env.clone();
+    let mut pwd_var = b"PWD=".to_vec();
+    pwd_var.extend_from_slice(pwd);
+    env.push(CString::new(pwd_var).unwrap_or_default());
+
+    if let Err(e) = caps::drop_all_but(prep.caps) {
+        fail(e);
+    }
+    // Nothing sbx or its caller had open reaches the command: 0, 1, 2 only.
+    sys::close_range_from(3);
+    if let Err(e) = sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, "PR_SET_NO_NEW_PRIVS") {
+        fail(e.at("no_new_privs"));
+    }
+    // Seccomp last, so the filter does not need to allow anything sbx itself does.
+    if let Err(errno) = seccomp::install(&prep.filter) {
+        fail(Error::sys("seccomp", "prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER)", errno));
+    }
+
+    let mut argv: Vec<*const libc::c_char> = prep.argv.iter().map(|a| a.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let mut envp: Vec<*const libc::c_char> = env.iter().map(|a| a.as_ptr()).collect();
+    envp.push(std::ptr::null());
+
+    let mut cannot: Option<(usize, i32)> = None;
+    for (i, path) in prep.candidates.iter().enumerate() {
+        // SAFETY: NUL-terminated argv/envp arrays of valid C strings.
+        unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+        let errno = sys::errno();
+        match errno {
+            // Not in this PATH entry: keep looking, as execvp(3) does.
+            libc::ENOENT | libc::ENOTDIR | libc::ENAMETOOLONG | libc::ELOOP => {}
+            _ => {
+                cannot.get_or_insert((i, errno));
+            }
+        }
+    }
+    let name = String::from_utf8_lossy(prep.argv[0].as_bytes()).into_owned();
+    match cannot {
+        Some((i, errno)) => {
+            let path = prep.candidates[i].to_string_lossy().into_owned();
+            let mut e = Error::sys("cannot execute", format!("execve({path:?})"), errno);
+            e.code = EXIT_CANNOT_EXEC;
+            fail(e)
+        }
+        None => {
+            let mut e = Error::new(name, "command not found inside the sandbox");
+            e.code = EXIT_NOT_FOUND;
+            fail(e)
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! Facts about the invoking user and the host that the plan is built from.
+//! Gathered once, as the user, before anything is created; the plan itself is a
+//! pure function of these facts and the command line (so it is unit-testable).
+
+use std::ffi::OsString;
+use std::io;
+use std::os::unix::ffi::OsStringExt;
+use std::path::{Path, PathBuf};
+
+use crate::userns::{parse_subid, SubidRange};
+
+/// What a host path is, without following a final symlink.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    Missing,
+    Dir,
+    File,
+    Symlink(PathBuf),
+    Other,
+}
+
+/// Read-only questions the planner asks about the host filesystem.
+pub trait HostFs {
+    /// realpath(3), as the invoking user.
+    fn canonicalize(&self, p: &Path) -> io::Result<PathBuf>;
+    fn entry(&self, p: &Path) -> Entry;
+    fn is_executable_file(&self, p: &Path) -> bool;
+}
+
+pub struct RealFs;
+
+impl HostFs for RealFs {
+    fn canonicalize(&self, p: &Path) -> io::Result<PathBuf> {
+        std::fs::canonicalize(p)
+    }
+
+    fn entry(&self, p: &Path) -> Entry {
+        match std::fs::symlink_metadata(p) {
+            Err(_) => Entry::Missing,
+            Ok(m) if m.file_type().is_symlink() => match std::fs::read_link(p) {
+                Ok(t) => Entry::Symlink(t),
+                Err(_) => Entry::Other,
+            },
+            Ok(m) if m.is_dir() => Entry::Dir,
+            Ok(m) if m.is_file() => Entry::File,
+            Ok(_) => Entry::Other,
+        }
+    }
+
+    fn is_executable_file(&self, p: &Path) -> bool {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(p)
+            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            .unwrap_or(false)
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Host {
+    pub uid: u32,
+    pub gid: u32,
+    pub user: String,
+    pub home: PathBuf,
+    /// The invoking working directory, if it could be read.
+    pub cwd: Option<PathBuf>,
+    pub env: Vec<(OsString, OsString)>,
+    pub subuid: Vec<SubidRange>,
+    pub subgid: Vec<SubidRange>,
+}
+
+/// The setuid helpers from shadow's `uidmap` package, by absolute path only: sbx
+/// never searches PATH for a program it runs with privilege.
+pub const NEWUIDMAP: &str = "/usr/bin/newuidmap";
+pub const NEWGIDMAP: &str = "/usr/bin/newgidmap";
+
+impl Host {
+    pub fn gather() -> Host {
+        // SAFETY: trivial getters.
+        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        let env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+        let var = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        // /etc/passwd is read directly rather than through NSS so a static build works;
+        // the environment is the fallback for users that only exist in a directory service.
+        let pw = passwd_entry(uid);
+        let user = pw
+            .as_ref()
+            .map(|(n, _)| n.clone())
+            .or_else(|| var("USER").and_then(|v| v.into_string().ok()))
+            .unwrap_or_else(|| uid.to_string());
+        let home = var("HOME")
+            .filter(|h| Path::new(h).is_absolute())
+            .map(PathBuf::from)
+            .or_else(|| pw.map(|(_, h)| h))
+            .unwrap_or_else(|| PathBuf::from("/"));
+        let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+        Host {
+            uid,
+            gid,
+            subuid: parse_subid(&read("/etc/subuid"), &user, uid),
+            subgid: parse_subid(&read("/etc/subgid"), &user, uid),
+            user,
+            home,
+            cwd: std::env::current_dir().ok(),
+            env,
+        }
+    }
+}
+
+fn passwd_entry(uid: u32) -> Option<(String, PathBuf)> {
+    let text = std::fs::read("/etc/passwd").ok()?;
+    for line in text.split(|b| *b == b'\n') {
+        let f: Vec<&[u8]> = line.split(|b| *b == b':').collect();
+        if f.len() >= 6 && std::str::from_utf8(f[2]).ok().and_then(|s| s.parse::<u32>().ok()) == Some(uid) {
+            let name = String::from_utf8_lossy(f[0]).into_owned();
+            return Some((name, PathBuf::from(OsString::from_vec(f[5].to_vec()))));
+        }
+    }
+    None
+}

@@ -1,0 +1,310 @@
+//! The launch (DESIGN.md §1), one process role per function, in order:
+//!
+//! ```text
+//! sbx (launcher, outside)        child                          PID 1 (init)          command
+//! -----------------------------  -----------------------------  --------------------  -------------
+//! clone(CLONE_NEWUSER) --------> PDEATHSIG + pidfd re-check
+//! newuidmap ∥ newgidmap          unshare(mnt|pid|ipc|uts|cgroup),
+//!   (or write a single id)         hostname (overlaps the helpers)
+//!  -----------------------------> MapsWritten
+//!                                clone(CLONE_PARENT) ---------> PDEATHSIG + re-check
+//!  <----------------------------- Pid1(pid)                     take sources,
+//! forward signals, wait          unshare(net), lo up,           build root, pivot_root
+//!                                pass the netns fd -----------> setns(net), cwd, fork -> drop caps, close fds,
+//!                                exit                           reap, forward signals   NNP, seccomp, execve
+//! ```
+//!
+//! PID 1 is a child of the launcher (CLONE_PARENT), so the launcher's wait returns only
+//! once PID 1 has exited, and PID 1's exit makes the kernel kill and reap everything
+//! left in the pid namespace first: no process outlives `sbx`.
+
+use std::os::fd::{AsFd, OwnedFd};
+
+use crate::error::{Error, Result, EXIT_SETUP};
+use crate::exec::{self, Prepared};
+use crate::msg::{self, Channel, ToChild, ToParent};
+use crate::plan::{Namespace, Plan};
+use crate::{mount, net, sys, trace, userns};
+
+/// Signals the launcher and PID 1 pass on to the command.
+pub const FORWARDED: [libc::c_int; 7] = [
+    libc::SIGTERM,
+    libc::SIGINT,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGWINCH,
+];
+
+fn handled() -> libc::sigset_t {
+    let mut v = FORWARDED.to_vec();
+    v.push(libc::SIGCHLD);
+    sys::sigset(&v)
+}
+
+/// A signal sent by a process (kill, sigqueue, tgkill) rather than by the kernel.
+/// Terminal signals (^C, ^\, resize) are sent by the kernel to the whole foreground
+/// process group, which the command is in already: forwarding them would double them.
+fn sent_by_process(si_code: libc::c_int) -> bool {
+    si_code <= 0
+}
+
+
+/// Leave a forked process now, without unwinding or running destructors.
+fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit is always safe to call.
+    unsafe { libc::_exit(code) }
+}
+
+fn fail(e: &Error) -> ! {
+    eprintln!("sbx: {e}");
+    exit_now(e.code)
+}
+
+/// Die with the launcher: PDEATHSIG fires if it dies from now on, and the pidfd says
+/// whether it already has (the race bwrap leaves open, bubblewrap#633).
+fn die_with_launcher(launcher: &OwnedFd) {
+    if sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, "PR_SET_PDEATHSIG").is_err()
+        || sys::pidfd_exited(launcher.as_fd())
+    {
+        exit_now(EXIT_SETUP);
+    }
+}
+
+/// Run the plan; returns the exit status for sbx.
+pub fn run(plan: &Plan) -> Result<i32> {
+    let prep = Prepared::new(plan);
+    // SAFETY: trivial getter.
+    let me = sys::pidfd_open(unsafe { libc::getpid() }).map_err(|e| e.at("launch"))?;
+    let (ours, theirs) = msg::pair()?;
+    // The network namespace is the one costly namespace (perf-floor.md: ~0.4 ms, more
+    // with the helpers competing for CPU). The child creates it *after* starting PID 1,
+    // while PID 1 builds the root, and passes it over; PID 1 joins it before it starts
+    // the command, so the command never runs outside it.
+    let net = if plan.namespaces.contains(&Namespace::Net) {
+        Some(msg::pair()?)
+    } else {
+        None
+    };
+    // Blocked before the fork so no signal is lost between fork and the wait loop;
+    // the children inherit the mask and the command clears it before execve.
+    let set = handled();
+    sys::sigmask(libc::SIG_BLOCK, &set);
+    trace::step("launcher", || "clone the child into a new user namespace".into());
+    // The user namespace first and alone, so it owns every namespace created after it
+    // (user_namespaces(7)): the sandbox holds capabilities only over its own. Creating
+    // it in clone(2) rather than by the child's unshare(2) is the same namespace, but the
+    // launcher can start newuidmap/newgidmap the moment clone returns, without a round
+    // trip (perf-floor.md: the helpers are the longest step of the launch).
+    let child = sys::clone_fork(libc::CLONE_NEWUSER).map_err(|e| {
+        let hint = match e.errno {
+            libc::EPERM | libc::ENOSPC | libc::EUSERS => {
+                " (unprivileged user namespaces are disabled or exhausted here: check \
+                 user.max_user_namespaces and kernel.apparmor_restrict_unprivileged_userns)"
+            }
+            _ => "",
+        };
+        Error::sys("create user namespace", format!("{}{hint}", e.call), e.errno)
+    })?;
+    if child == 0 {
+        drop(ours);
+        run_child(plan, &prep, theirs, me, net);
+    }
+    drop(theirs);
+    drop(net);
+    supervise(plan, child, &ours, &set)
+}
+
+fn run_child(plan: &Plan, prep: &Prepared, chan: Channel, launcher: OwnedFd, net: Option<(Channel, Channel)>) -> ! {
+    die_with_launcher(&launcher);
+    trace::step("child", || "started in the new user namespace".into());
+    let rest = plan.namespaces[1..]
+        .iter()
+        .filter(|ns| **ns != Namespace::Net)
+        .fold(0, |f, ns| f | ns.clone_flag());
+    if let Err(e) = sys::unshare(rest) {
+        fail(&e.at("create namespaces"));
+    }
+    if let Err(e) = sys::sethostname(plan.hostname.as_encoded_bytes()) {
+        fail(&e.at("--hostname"));
+    }
+    trace::step("child", || format!("namespaces created: {}", sys::ns_flag_names(rest)));
+    // Our own /proc entry, taken now: PID 1's pivot_root moves every process of this
+    // mount namespace, us included, into the new root (pivot_root(2)), whose /proc
+    // does not show us.
+    let proc_self = match &net {
+        Some(_) => match sys::open(c"/proc/self", libc::O_PATH | libc::O_DIRECTORY) {
+            Ok(fd) => Some(fd),
+            Err(e) => fail(&e.at("create network namespace")),
+        },
+        None => None,
+    };
+    // PID 1 is started while the id maps are still being written (it waits for them
+    // before it mounts anything), and as the launcher's child, not ours, so the
+    // launcher waits for it directly and its PDEATHSIG follows the launcher.
+    let pid1 = match sys::clone_fork(libc::CLONE_PARENT) {
+        Ok(p) => p,
+        Err(e) => fail(&e.at("start PID 1")),
+    };
+    if pid1 == 0 {
+        run_init(plan, prep, launcher, chan, net.map(|(_, rx)| rx));
+    }
+    chan.send_parent(ToParent::Pid1(pid1));
+    if let (Some((tx, _)), Some(proc_self)) = (net, proc_self) {
+        if let Err(e) = make_netns(&tx, &proc_self) {
+            fail(&e);
+        }
+        trace::step("child", || "network namespace created and passed to PID 1".into());
+    }
+    // Stay until the maps are written: the launcher writes them through our /proc
+    // entry, which is gone once we have exited.
+    match chan.recv_child() {
+        Some(ToChild::MapsWritten) => exit_now(0),
+        _ => exit_now(EXIT_SETUP),
+    }
+}
+
+fn make_netns(tx: &Channel, proc_self: &OwnedFd) -> Result<()> {
+    let step = "create network namespace";
+    sys::unshare(libc::CLONE_NEWNET).map_err(|e| e.at(step))?;
+    net::loopback_up()?;
+    let ns = sys::openat(proc_self.as_fd(), c"ns/net", libc::O_RDONLY).map_err(|e| e.at(step))?;
+    tx.send_fd(ns.as_fd())
+}
+
+fn supervise(plan: &Plan, child: libc::pid_t, chan: &Channel, set: &libc::sigset_t) -> Result<i32> {
+    // The child's exit code, if it has exited; a failing child has said why on stderr.
+    let child_status = |flags| -> Option<i32> {
+        match sys::waitpid(child, flags) {
+            Ok(Some((_, s))) => Some(sys::exit_code(s)),
+            _ => None,
+        }
+    };
+    trace::step("launcher", || format!("write id maps ({:?})", plan.ids.mapping));
+    // Two readers share the child's end of the channel, the child and PID 1: each
+    // message is sent once for each.
+    if let Err(e) = userns::write_maps(&plan.ids, child) {
+        chan.send_child(ToChild::Abort);
+        chan.send_child(ToChild::Abort);
+        // A child that failed on its own (and said why) explains the maps' failure.
+        match child_status(libc::WNOHANG) {
+            Some(code) if code != 0 => return Ok(code),
+            Some(_) => {}
+            None => {
+                sys::kill(child, libc::SIGKILL);
+                let _ = sys::waitpid(child, 0);
+            }
+        }
+        return Err(e);
+    }
+    chan.send_child(ToChild::MapsWritten);
+    chan.send_child(ToChild::MapsWritten);
+    trace::step("launcher", || "id maps written".into());
+    let pid1 = match chan.recv_parent() {
+        Some(ToParent::Pid1(p)) => p,
+        _ => {
+            return Ok(match child_status(0) {
+                Some(code) if code != 0 => code,
+                _ => EXIT_SETUP,
+            })
+        }
+    };
+    trace::step("launcher", || format!("PID 1 is host pid {pid1}; waiting"));
+    let mut child_running = true;
+    loop {
+        let (sig, code) = sys::sigwait(set);
+        if sig == libc::SIGCHLD {
+            if child_running && sys::waitpid(child, libc::WNOHANG).ok().flatten().is_some() {
+                child_running = false;
+            }
+            if let Some((_, status)) = sys::waitpid(pid1, libc::WNOHANG).map_err(|e| e.at("wait for PID 1"))? {
+                if child_running {
+                    let _ = sys::waitpid(child, 0);
+                }
+                return Ok(sys::exit_code(status));
+            }
+        } else if sent_by_process(code) {
+            sys::kill(pid1, sig);
+        }
+    }
+}
+
+fn run_init(plan: &Plan, prep: &Prepared, launcher: OwnedFd, chan: Channel, net: Option<Channel>) -> ! {
+    die_with_launcher(&launcher);
+    drop(launcher);
+    trace::step("init", || "PID 1 started".into());
+    // Nothing can be created in the new root until the ids are mapped: the kernel
+    // refuses inodes owned by an unmapped id (EOVERFLOW).
+    if chan.recv_child() != Some(ToChild::MapsWritten) {
+        // The launcher reported why.
+        exit_now(EXIT_SETUP);
+    }
+    drop(chan);
+    trace::step("init", || "id maps are written".into());
+    let command = match setup(plan, prep, net) {
+        Ok(pid) => pid,
+        Err(e) => fail(&e),
+    };
+    exit_now(reap(command))
+}
+
+/// Build the root, choose the cwd and start the command; returns its pid.
+fn setup(plan: &Plan, prep: &Prepared, net: Option<Channel>) -> Result<libc::pid_t> {
+    // Mount points get exactly the modes the plan gives; the user's umask is restored
+    // for the command.
+    // SAFETY: umask cannot fail.
+    let umask = unsafe { libc::umask(0) };
+    let sources = mount::take_sources(&plan.mounts)?;
+    trace::step("init", || "bind sources taken".into());
+    let root = mount::build_root(plan, sources)?;
+    trace::step("init", || "root built".into());
+    mount::pivot(&root)?;
+    trace::step("init", || "pivot_root done, old root detached".into());
+    drop(root);
+    let mut pwd = None;
+    for dir in &plan.cwd {
+        if sys::chdir(&sys::cstr(dir.as_os_str())).is_ok() {
+            pwd = Some(dir.as_os_str().as_encoded_bytes().to_vec());
+            break;
+        }
+        if plan.cwd_required {
+            return Err(Error::new("--cwd", format!("{} does not exist inside the sandbox", dir.display())));
+        }
+    }
+    let pwd = pwd.unwrap_or_else(|| b"/".to_vec());
+    if let Some(rx) = net {
+        // EOF: the child failed to make it (and said why): fail closed.
+        let ns = rx.recv_fd().ok_or_else(|| Error::new("network namespace", "not created"))?;
+        sys::setns(ns.as_fd(), libc::CLONE_NEWNET).map_err(|e| e.at("join network namespace"))?;
+        trace::step("init", || "joined the network namespace".into());
+    }
+    trace::step("init", || format!("cwd {}; start the command", String::from_utf8_lossy(&pwd)));
+    let pid = sys::clone_fork(0).map_err(|e| e.at("start the command"))?;
+    if pid == 0 {
+        if sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, "PR_SET_PDEATHSIG").is_err() {
+            exit_now(EXIT_SETUP);
+        }
+        exec::exec_command(prep, &pwd, umask);
+    }
+    Ok(pid)
+}
+
+/// PID 1's loop: reap every child (orphans are re-parented to us), pass the forwarded
+/// signals to the command, and return its status once it has exited. Returning ends
+/// PID 1 and with it, by the kernel's hand, every process left in the namespace.
+fn reap(command: libc::pid_t) -> i32 {
+    let set = handled();
+    loop {
+        let (sig, code) = sys::sigwait(&set);
+        if sig == libc::SIGCHLD {
+            while let Ok(Some((pid, status))) = sys::waitpid(-1, libc::WNOHANG) {
+                if pid == command {
+                    return sys::exit_code(status);
+                }
+            }
+        } else if sent_by_process(code) {
+            sys::kill(command, sig);
+        }
+    }
+}

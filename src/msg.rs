@@ -1,0 +1,159 @@
+//! Typed messages between the launcher and its child over a socketpair
+//! (SOCK_SEQPACKET: one message per read, EOF when the peer is gone).
+
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+use crate::error::{Error, Result};
+use crate::sys;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ToParent {
+    /// PID 1 of the sandbox was started (pid in the launcher's pid namespace).
+    Pid1(libc::pid_t),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ToChild {
+    MapsWritten,
+    Abort,
+}
+
+pub struct Channel(OwnedFd);
+
+pub fn pair() -> Result<(Channel, Channel)> {
+    let mut fds = [0; 2];
+    // SAFETY: valid out array of two ints.
+    let r = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    };
+    if r < 0 {
+        return Err(Error::sys("launch", "socketpair(AF_UNIX, SOCK_SEQPACKET)", sys::errno()));
+    }
+    // SAFETY: both descriptors were just created and are owned by nobody else.
+    unsafe { Ok((Channel(OwnedFd::from_raw_fd(fds[0])), Channel(OwnedFd::from_raw_fd(fds[1])))) }
+}
+
+impl Channel {
+    fn send_bytes(&self, b: [u8; 5]) {
+        // A failed send means the peer is gone; the receiving side's EOF handles that.
+        let _ = sys::write_all(self.0.as_raw_fd(), &b);
+    }
+
+    fn recv_bytes(&self) -> Option<[u8; 5]> {
+        let mut b = [0u8; 5];
+        loop {
+            // SAFETY: valid buffer.
+            let n = unsafe { libc::read(self.0.as_raw_fd(), b.as_mut_ptr().cast(), b.len()) };
+            if n < 0 && sys::errno() == libc::EINTR {
+                continue;
+            }
+            return (n == 5).then_some(b);
+        }
+    }
+
+    pub fn send_parent(&self, m: ToParent) {
+        let (tag, v) = match m {
+            ToParent::Pid1(p) => (2u8, p),
+        };
+        let v = v.to_le_bytes();
+        self.send_bytes([tag, v[0], v[1], v[2], v[3]]);
+    }
+
+    pub fn recv_parent(&self) -> Option<ToParent> {
+        let b = self.recv_bytes()?;
+        let v = i32::from_le_bytes([b[1], b[2], b[3], b[4]]);
+        match b[0] {
+            2 => Some(ToParent::Pid1(v)),
+            _ => None,
+        }
+    }
+
+    pub fn send_child(&self, m: ToChild) {
+        self.send_bytes([if m == ToChild::MapsWritten { 1 } else { 2 }, 0, 0, 0, 0]);
+    }
+
+    pub fn recv_child(&self) -> Option<ToChild> {
+        match self.recv_bytes()?[0] {
+            1 => Some(ToChild::MapsWritten),
+            2 => Some(ToChild::Abort),
+            _ => None,
+        }
+    }
+}
+
+impl Channel {
+    /// Pass a descriptor (SCM_RIGHTS).
+    pub fn send_fd(&self, fd: BorrowedFd) -> Result<()> {
+        let mut byte = [0u8; 1];
+        let mut iov = libc::iovec {
+            iov_base: byte.as_mut_ptr().cast(),
+            iov_len: 1,
+        };
+        // SAFETY: CMSG_SPACE is a pure size computation.
+        let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
+        let mut cbuf = vec![0u8; space];
+        // SAFETY: msghdr is plain data; the pointers set below outlive the sendmsg call.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = cbuf.as_mut_ptr().cast();
+        msg.msg_controllen = space as _;
+        // SAFETY: the control buffer has room for one header and one fd.
+        unsafe {
+            let c = libc::CMSG_FIRSTHDR(&msg);
+            (*c).cmsg_level = libc::SOL_SOCKET;
+            (*c).cmsg_type = libc::SCM_RIGHTS;
+            (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as _;
+            std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<RawFd>(), fd.as_raw_fd());
+        }
+        // SAFETY: valid socket and message.
+        let r = unsafe { libc::sendmsg(self.0.as_raw_fd(), &msg, 0) };
+        if r < 0 {
+            return Err(Error::sys("pass descriptor", "sendmsg(SCM_RIGHTS)", sys::errno()));
+        }
+        Ok(())
+    }
+
+    /// Receive a descriptor sent with [`Channel::send_fd`]; `None` if the peer is gone.
+    pub fn recv_fd(&self) -> Option<OwnedFd> {
+        let mut byte = [0u8; 1];
+        let mut iov = libc::iovec {
+            iov_base: byte.as_mut_ptr().cast(),
+            iov_len: 1,
+        };
+        // SAFETY: pure size computation.
+        let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
+        let mut cbuf = vec![0u8; space];
+        // SAFETY: plain data; pointers outlive the call.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = cbuf.as_mut_ptr().cast();
+        msg.msg_controllen = space as _;
+        loop {
+            // SAFETY: valid socket and message buffers.
+            let r = unsafe { libc::recvmsg(self.0.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
+            if r < 0 && sys::errno() == libc::EINTR {
+                continue;
+            }
+            if r <= 0 {
+                return None;
+            }
+            break;
+        }
+        // SAFETY: the kernel filled the control buffer; we check the header before use.
+        unsafe {
+            let c = libc::CMSG_FIRSTHDR(&msg);
+            if c.is_null() || (*c).cmsg_level != libc::SOL_SOCKET || (*c).cmsg_type != libc::SCM_RIGHTS {
+                return None;
+            }
+            let fd = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<RawFd>());
+            Some(OwnedFd::from_raw_fd(fd))
+        }
+    }
+}

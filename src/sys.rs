@@ -1,0 +1,531 @@
+//! The one thin syscall layer. Every wrapper returns a [`SysError`] that names the
+//! call and its arguments, so the launcher can say which step failed on what.
+
+use std::ffi::{CStr, CString, OsStr};
+use std::fmt;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+
+use crate::error::Error;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SysError {
+    pub call: String,
+    pub errno: i32,
+}
+
+impl SysError {
+    /// Attach the launch step this call was part of.
+    pub fn at(self, step: impl Into<String>) -> Error {
+        Error::sys(step, self.call, self.errno)
+    }
+}
+
+impl fmt::Display for SysError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.call, crate::error::strerror(self.errno))
+    }
+}
+
+pub type SysResult<T> = Result<T, SysError>;
+
+pub fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+fn check<F: FnOnce() -> String>(ret: libc::c_long, call: F) -> SysResult<libc::c_long> {
+    if ret < 0 {
+        Err(SysError {
+            call: call(),
+            errno: errno(),
+        })
+    } else {
+        Ok(ret)
+    }
+}
+
+fn fd_from(ret: libc::c_long) -> OwnedFd {
+    // SAFETY: the kernel just returned this descriptor to us and nobody else owns it.
+    unsafe { OwnedFd::from_raw_fd(ret as RawFd) }
+}
+
+/// A path or name as a C string; paths with NUL bytes are rejected when the plan is built.
+pub fn cstr(s: &OsStr) -> CString {
+    CString::new(s.as_bytes()).unwrap_or_else(|_| CString::new("<path with NUL>").unwrap())
+}
+
+fn show(p: &CStr) -> String {
+    format!("{:?}", p.to_string_lossy())
+}
+
+// ---- processes -------------------------------------------------------------
+
+/// fork(2) by raw clone(2) with `extra` flags (e.g. `CLONE_PARENT`): fork semantics,
+/// no new stack. The caller is single-threaded (sbx never starts a thread).
+pub fn clone_fork(extra: libc::c_int) -> SysResult<libc::pid_t> {
+    let flags = (extra | libc::SIGCHLD) as libc::c_ulong;
+    // SAFETY: raw clone without CLONE_VM/new stack behaves as fork(); the process is
+    // single-threaded, so no lock can be held by another thread at this point.
+    let ret = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) };
+    check(ret, || format!("clone(flags={flags:#x})")).map(|p| p as libc::pid_t)
+}
+
+pub fn unshare(flags: libc::c_int) -> SysResult<()> {
+    // SAFETY: plain syscall.
+    let ret = unsafe { libc::unshare(flags) } as libc::c_long;
+    check(ret, || format!("unshare({})", ns_flag_names(flags))).map(drop)
+}
+
+pub fn ns_flag_names(flags: libc::c_int) -> String {
+    let names = [
+        (libc::CLONE_NEWUSER, "CLONE_NEWUSER"),
+        (libc::CLONE_NEWNS, "CLONE_NEWNS"),
+        (libc::CLONE_NEWPID, "CLONE_NEWPID"),
+        (libc::CLONE_NEWIPC, "CLONE_NEWIPC"),
+        (libc::CLONE_NEWUTS, "CLONE_NEWUTS"),
+        (libc::CLONE_NEWNET, "CLONE_NEWNET"),
+        (libc::CLONE_NEWCGROUP, "CLONE_NEWCGROUP"),
+        (libc::CLONE_NEWTIME, "CLONE_NEWTIME"),
+    ];
+    let v: Vec<&str> = names
+        .iter()
+        .filter(|(f, _)| flags & f != 0)
+        .map(|(_, n)| *n)
+        .collect();
+    v.join("|")
+}
+
+pub fn setns(fd: BorrowedFd, nstype: libc::c_int) -> SysResult<()> {
+    // SAFETY: valid fd.
+    let ret = unsafe { libc::setns(fd.as_raw_fd(), nstype) } as libc::c_long;
+    check(ret, || format!("setns({})", ns_flag_names(nstype))).map(drop)
+}
+
+pub fn prctl(op: libc::c_int, arg: libc::c_ulong, name: &str) -> SysResult<libc::c_int> {
+    // SAFETY: prctl with integer arguments only.
+    let ret = unsafe { libc::prctl(op, arg, 0 as libc::c_ulong, 0 as libc::c_ulong, 0 as libc::c_ulong) };
+    check(ret as libc::c_long, || format!("prctl({name}, {arg})")).map(|r| r as libc::c_int)
+}
+
+pub fn pidfd_open(pid: libc::pid_t) -> SysResult<OwnedFd> {
+    // SAFETY: plain syscall.
+    let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    check(ret, || format!("pidfd_open({pid})")).map(fd_from)
+}
+
+/// True if `fd` (a pidfd) is readable now, i.e. that process has exited.
+pub fn pidfd_exited(fd: BorrowedFd) -> bool {
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, zero timeout.
+    let n = unsafe { libc::poll(&mut p, 1, 0) };
+    n != 0
+}
+
+pub fn kill(pid: libc::pid_t, sig: libc::c_int) {
+    // SAFETY: plain syscall; ESRCH (already gone) is fine for every caller.
+    unsafe { libc::kill(pid, sig) };
+}
+
+pub fn waitpid(pid: libc::pid_t, flags: libc::c_int) -> SysResult<Option<(libc::pid_t, libc::c_int)>> {
+    let mut status = 0;
+    loop {
+        // SAFETY: valid out pointer.
+        let ret = unsafe { libc::waitpid(pid, &mut status, flags) };
+        if ret < 0 && errno() == libc::EINTR {
+            continue;
+        }
+        let ret = check(ret as libc::c_long, || format!("waitpid({pid})"))?;
+        return Ok(if ret == 0 { None } else { Some((ret as libc::pid_t, status)) });
+    }
+}
+
+/// Turn a wait status into the shell's convention: the exit code, or 128+N for signal N.
+pub fn exit_code(status: libc::c_int) -> i32 {
+    if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else if libc::WIFSIGNALED(status) {
+        128 + libc::WTERMSIG(status)
+    } else {
+        crate::error::EXIT_SETUP
+    }
+}
+
+pub fn sigset(signals: &[libc::c_int]) -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data, initialised by sigemptyset.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in signals {
+            libc::sigaddset(&mut set, *s);
+        }
+        set
+    }
+}
+
+pub fn sigmask(how: libc::c_int, set: &libc::sigset_t) {
+    // SAFETY: valid set pointer; the old mask is not needed.
+    unsafe { libc::sigprocmask(how, set, std::ptr::null_mut()) };
+}
+
+/// Wait for one of the (blocked) signals in `set`; returns (signo, si_code).
+pub fn sigwait(set: &libc::sigset_t) -> (libc::c_int, libc::c_int) {
+    loop {
+        // SAFETY: siginfo_t is plain data filled by the kernel.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: valid pointers.
+        let sig = unsafe { libc::sigwaitinfo(set, &mut info) };
+        if sig > 0 {
+            return (sig, info.si_code);
+        }
+    }
+}
+
+pub fn reset_signal(sig: libc::c_int) {
+    // SAFETY: restoring the default disposition.
+    unsafe { libc::signal(sig, libc::SIG_DFL) };
+}
+
+pub fn close_range_from(first: u32) {
+    // SAFETY: closes descriptors this process owns; nothing refers to them afterwards.
+    unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 0) };
+}
+
+pub fn write_all(fd: RawFd, mut buf: &[u8]) -> SysResult<()> {
+    while !buf.is_empty() {
+        // SAFETY: valid buffer.
+        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+        if n < 0 && errno() == libc::EINTR {
+            continue;
+        }
+        let n = check(n as libc::c_long, || format!("write(fd {fd})"))?;
+        buf = &buf[n as usize..];
+    }
+    Ok(())
+}
+
+// ---- files and paths ---------------------------------------------------------
+
+pub fn open(path: &CStr, flags: libc::c_int) -> SysResult<OwnedFd> {
+    // SAFETY: valid C string.
+    let ret = unsafe { libc::open(path.as_ptr(), flags | libc::O_CLOEXEC) };
+    check(ret as libc::c_long, || format!("open({})", show(path))).map(fd_from)
+}
+
+pub fn openat(dirfd: BorrowedFd, path: &CStr, flags: libc::c_int) -> SysResult<OwnedFd> {
+    // SAFETY: valid fd and C string.
+    let ret = unsafe { libc::openat(dirfd.as_raw_fd(), path.as_ptr(), flags | libc::O_CLOEXEC) };
+    check(ret as libc::c_long, || format!("openat({})", show(path))).map(fd_from)
+}
+
+/// openat2(2) below `dirfd` with `RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS`: the path is
+/// resolved as if `dirfd` were `/`, so neither `..` nor an absolute symlink can leave it
+/// (the CVE-2026-87766 class: setup following a symlink out of the new root).
+pub fn open_in_root(dirfd: BorrowedFd, rel: &CStr, flags: libc::c_int) -> SysResult<OwnedFd> {
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (flags | libc::O_CLOEXEC) as u64;
+    how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
+    // SAFETY: valid pointers; size matches the struct.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dirfd.as_raw_fd(),
+            rel.as_ptr(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    };
+    check(ret, || format!("openat2(root, {}, RESOLVE_IN_ROOT)", show(rel))).map(fd_from)
+}
+
+pub fn mkdirat(dirfd: BorrowedFd, name: &CStr, mode: u32) -> SysResult<()> {
+    // SAFETY: valid fd and C string.
+    let ret = unsafe { libc::mkdirat(dirfd.as_raw_fd(), name.as_ptr(), mode) };
+    check(ret as libc::c_long, || format!("mkdirat({}, {mode:o})", show(name))).map(drop)
+}
+
+/// Create an empty regular file `name` in `dirfd`; never follows a symlink there.
+pub fn create_file_at(dirfd: BorrowedFd, name: &CStr, mode: u32) -> SysResult<()> {
+    // SAFETY: valid fd and C string.
+    let ret = unsafe {
+        libc::openat(
+            dirfd.as_raw_fd(),
+            name.as_ptr(),
+            libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            mode,
+        )
+    };
+    check(ret as libc::c_long, || format!("openat({}, O_CREAT|O_EXCL)", show(name))).map(|fd| {
+        drop(fd_from(fd));
+    })
+}
+
+pub fn symlinkat(target: &CStr, dirfd: BorrowedFd, name: &CStr) -> SysResult<()> {
+    // SAFETY: valid fd and C strings.
+    let ret = unsafe { libc::symlinkat(target.as_ptr(), dirfd.as_raw_fd(), name.as_ptr()) };
+    check(ret as libc::c_long, || {
+        format!("symlinkat({}, {})", show(target), show(name))
+    })
+    .map(drop)
+}
+
+pub fn readlinkat(dirfd: BorrowedFd, name: &CStr) -> Option<Vec<u8>> {
+    let mut buf = vec![0u8; libc::PATH_MAX as usize];
+    // SAFETY: valid buffer of the given size.
+    let n = unsafe { libc::readlinkat(dirfd.as_raw_fd(), name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    if n < 0 {
+        return None;
+    }
+    buf.truncate(n as usize);
+    Some(buf)
+}
+
+pub fn fstat(fd: BorrowedFd) -> SysResult<libc::stat> {
+    // SAFETY: stat is plain data filled by the kernel.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: valid fd and out pointer.
+    let ret = unsafe { libc::fstat(fd.as_raw_fd(), &mut st) };
+    check(ret as libc::c_long, || "fstat".to_string()).map(|_| st)
+}
+
+pub fn fchdir(fd: BorrowedFd) -> SysResult<()> {
+    // SAFETY: valid fd.
+    let ret = unsafe { libc::fchdir(fd.as_raw_fd()) };
+    check(ret as libc::c_long, || "fchdir(new root)".to_string()).map(drop)
+}
+
+pub fn chdir(path: &CStr) -> SysResult<()> {
+    // SAFETY: valid C string.
+    let ret = unsafe { libc::chdir(path.as_ptr()) };
+    check(ret as libc::c_long, || format!("chdir({})", show(path))).map(drop)
+}
+
+// ---- mounts --------------------------------------------------------------------
+
+/// open_tree(2) with `OPEN_TREE_CLONE|AT_RECURSIVE` on an fd: a detached, recursive
+/// copy of the mount tree at `fd`. Recursive because a non-recursive bind could reveal
+/// what the host mounted over (and the kernel refuses it for locked mounts).
+pub fn clone_tree(fd: BorrowedFd, what: &str) -> SysResult<OwnedFd> {
+    let flags = libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC | libc::AT_EMPTY_PATH as u32 | libc::AT_RECURSIVE as u32;
+    // SAFETY: valid fd and empty C string.
+    let ret = unsafe { libc::syscall(libc::SYS_open_tree, fd.as_raw_fd(), c"".as_ptr(), flags) };
+    check(ret, || format!("open_tree({what:?}, OPEN_TREE_CLONE|AT_RECURSIVE)")).map(fd_from)
+}
+
+/// Attach the detached mount `from` onto the inode `to` (both fds).
+pub fn move_mount_fd(from: BorrowedFd, to: BorrowedFd, what: &str) -> SysResult<()> {
+    let flags = libc::MOVE_MOUNT_F_EMPTY_PATH | libc::MOVE_MOUNT_T_EMPTY_PATH;
+    // SAFETY: valid fds and empty C strings.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            from.as_raw_fd(),
+            c"".as_ptr(),
+            to.as_raw_fd(),
+            c"".as_ptr(),
+            flags,
+        )
+    };
+    check(ret, || format!("move_mount(-> {what:?})")).map(drop)
+}
+
+/// Attach the detached mount `from` at an absolute path of the current mount tree.
+pub fn move_mount_path(from: BorrowedFd, to: &CStr) -> SysResult<()> {
+    // SAFETY: valid fd and C strings.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            from.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            libc::MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    check(ret, || format!("move_mount(-> {})", show(to))).map(drop)
+}
+
+/// mount_setattr(2) on the mount at `fd`; `recursive` covers every submount in one call,
+/// which is what makes read-only binds read-only all the way down without a mountinfo walk.
+pub fn mount_setattr(fd: BorrowedFd, recursive: bool, set: u64, propagation: u64, what: &str) -> SysResult<()> {
+    let mut attr: libc::mount_attr = unsafe { std::mem::zeroed() };
+    attr.attr_set = set;
+    attr.propagation = propagation;
+    let mut flags = libc::AT_EMPTY_PATH as u32;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as u32;
+    }
+    // SAFETY: valid fd, empty path, struct of the advertised size.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            flags,
+            &attr as *const libc::mount_attr,
+            std::mem::size_of::<libc::mount_attr>(),
+        )
+    };
+    check(ret, || {
+        format!(
+            "mount_setattr({what:?}, {}{})",
+            attr_names(set),
+            if recursive { ", AT_RECURSIVE" } else { "" }
+        )
+    })
+    .map(drop)
+}
+
+pub fn attr_names(set: u64) -> String {
+    let names = [
+        (libc::MOUNT_ATTR_RDONLY, "ro"),
+        (libc::MOUNT_ATTR_NOSUID, "nosuid"),
+        (libc::MOUNT_ATTR_NODEV, "nodev"),
+        (libc::MOUNT_ATTR_NOEXEC, "noexec"),
+    ];
+    let v: Vec<&str> = names.iter().filter(|(f, _)| set & f != 0).map(|(_, n)| *n).collect();
+    if v.is_empty() {
+        "-".into()
+    } else {
+        v.join(",")
+    }
+}
+
+/// A new filesystem instance (fsopen/fsconfig/fsmount), returned detached.
+pub fn new_fs(fstype: &CStr, options: &[(&CStr, Option<&CStr>)], attrs: u64) -> SysResult<OwnedFd> {
+    // SAFETY: valid C string.
+    let fs = unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), libc::FSOPEN_CLOEXEC) };
+    let fs = check(fs, || format!("fsopen({})", show(fstype))).map(fd_from)?;
+    for (key, value) in options {
+        // SAFETY: valid fd and C strings.
+        let ret = unsafe {
+            match value {
+                Some(v) => libc::syscall(
+                    libc::SYS_fsconfig,
+                    fs.as_raw_fd(),
+                    libc::FSCONFIG_SET_STRING,
+                    key.as_ptr(),
+                    v.as_ptr(),
+                    0,
+                ),
+                None => libc::syscall(
+                    libc::SYS_fsconfig,
+                    fs.as_raw_fd(),
+                    libc::FSCONFIG_SET_FLAG,
+                    key.as_ptr(),
+                    std::ptr::null::<libc::c_char>(),
+                    0,
+                ),
+            }
+        };
+        check(ret, || {
+            format!(
+                "fsconfig({}, {}={})",
+                show(fstype),
+                key.to_string_lossy(),
+                value.map(|v| v.to_string_lossy().into_owned()).unwrap_or_default()
+            )
+        })?;
+    }
+    // SAFETY: valid fd.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            libc::FSCONFIG_CMD_CREATE,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<libc::c_char>(),
+            0,
+        )
+    };
+    check(ret, || format!("fsconfig({}, FSCONFIG_CMD_CREATE)", show(fstype)))?;
+    // SAFETY: valid fd.
+    let ret = unsafe { libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), libc::FSMOUNT_CLOEXEC, attrs) };
+    check(ret, || format!("fsmount({}, {})", show(fstype), attr_names(attrs))).map(fd_from)
+}
+
+pub fn pivot_root_here() -> SysResult<()> {
+    // SAFETY: valid C strings.
+    let ret = unsafe { libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) };
+    check(ret, || "pivot_root(\".\", \".\")".to_string()).map(drop)
+}
+
+pub fn umount_detach(path: &CStr) -> SysResult<()> {
+    // SAFETY: valid C string.
+    let ret = unsafe { libc::umount2(path.as_ptr(), libc::MNT_DETACH) };
+    check(ret as libc::c_long, || format!("umount2({}, MNT_DETACH)", show(path))).map(drop)
+}
+
+pub fn sethostname(name: &[u8]) -> SysResult<()> {
+    // SAFETY: valid buffer and length.
+    let ret = unsafe { libc::sethostname(name.as_ptr().cast(), name.len()) };
+    check(ret as libc::c_long, || {
+        format!("sethostname({:?})", String::from_utf8_lossy(name))
+    })
+    .map(drop)
+}
+
+// ---- capabilities -----------------------------------------------------------------
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: libc::c_int,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+/// capset(2) for this thread: (effective, permitted, inheritable) as 64-bit masks.
+pub fn capset(effective: u64, permitted: u64, inheritable: u64) -> SysResult<()> {
+    let mut hdr = CapHeader {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let data = [
+        CapData {
+            effective: effective as u32,
+            permitted: permitted as u32,
+            inheritable: inheritable as u32,
+        },
+        CapData {
+            effective: (effective >> 32) as u32,
+            permitted: (permitted >> 32) as u32,
+            inheritable: (inheritable >> 32) as u32,
+        },
+    ];
+    // SAFETY: header and two data structs as capset(2) v3 requires.
+    let ret = unsafe { libc::syscall(libc::SYS_capset, &mut hdr as *mut CapHeader, data.as_ptr()) };
+    check(ret, || {
+        format!("capset(eff={effective:#x}, prm={permitted:#x}, inh={inheritable:#x})")
+    })
+    .map(drop)
+}
+
+/// The permitted set of this thread.
+pub fn cap_permitted() -> u64 {
+    let mut hdr = CapHeader {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let mut data = [CapData::default(); 2];
+    // SAFETY: header and two data structs as capget(2) v3 requires.
+    unsafe { libc::syscall(libc::SYS_capget, &mut hdr as *mut CapHeader, data.as_mut_ptr()) };
+    (data[0].permitted as u64) | ((data[1].permitted as u64) << 32)
+}
+
+/// Borrow a raw fd that the caller knows is open for the duration of the borrow.
+pub fn borrow(fd: &OwnedFd) -> BorrowedFd<'_> {
+    use std::os::fd::AsFd;
+    fd.as_fd()
+}

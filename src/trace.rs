@@ -1,0 +1,34 @@
+//! `-v`: each setup step on stderr, stamped with the microseconds since sbx started
+//! and the process it ran in, so a slow or failing step can be found.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+static ON: AtomicBool = AtomicBool::new(false);
+static START_NS: AtomicU64 = AtomicU64::new(0);
+
+fn now_ns() -> u64 {
+    // SAFETY: timespec is plain data filled by the kernel.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: valid out pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+pub fn enable() {
+    START_NS.store(now_ns(), Ordering::Relaxed);
+    ON.store(true, Ordering::Relaxed);
+}
+
+pub fn on() -> bool {
+    ON.load(Ordering::Relaxed)
+}
+
+/// Print one step; `role` is the process (launcher, child, init, command).
+pub fn step(role: &str, what: impl FnOnce() -> String) {
+    if on() {
+        let us = (now_ns() - START_NS.load(Ordering::Relaxed)) / 1000;
+        // One write(2) per line: the launcher, child and PID 1 trace at the same time.
+        let line = format!("sbx: [{us:>6}µs {role}] {}\n", what());
+        let _ = crate::sys::write_all(2, line.as_bytes());
+    }
+}

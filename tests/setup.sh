@@ -1,0 +1,35 @@
+#!/bin/sh
+# Prepare a machine for sbx's test suite (run as root; idempotent).
+# - the packages the tests use: uidmap (newuidmap/newgidmap), python3 (probes inside
+#   the sandbox), bash, util-linux (unshare, script), procps;
+# - two unprivileged test users: sbx-sub with subordinate ids, sbx-nosub without.
+set -eu
+if [ "$(id -u)" != 0 ]; then
+  echo "tests/setup.sh: run as root (it installs packages and creates test users)" >&2
+  exit 1
+fi
+need=""
+for pkg in uidmap python3 bash util-linux procps passwd; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need="$need $pkg"
+done
+if [ -n "$need" ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need
+fi
+# newuidmap must be setuid root (or carry file capabilities) for the subordinate path.
+ls -l /usr/bin/newuidmap /usr/bin/newgidmap
+
+mkuser() {
+  id "$1" >/dev/null 2>&1 || useradd --create-home --shell /bin/bash --user-group "$1"
+}
+mkuser sbx-sub
+mkuser sbx-nosub
+# Subordinate ranges for sbx-sub only; sbx-nosub must have none.
+for f in /etc/subuid /etc/subgid; do
+  touch "$f"
+  sed -i '/^sbx-nosub:/d' "$f"
+  grep -q '^sbx-sub:' "$f" || echo "sbx-sub:200000:65536" >> "$f"
+done
+echo "test users ready:"
+id sbx-sub; grep '^sbx-sub:' /etc/subuid /etc/subgid
+id sbx-nosub
