@@ -87,7 +87,11 @@ pub fn drop_all_but(keep: u64) -> Result<()> {
         if keep & (1 << cap) != 0 {
             continue;
         }
-        match sys::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, "PR_CAPBSET_DROP") {
+        match sys::prctl(
+            libc::PR_CAPBSET_DROP,
+            cap as libc::c_ulong,
+            "PR_CAPBSET_DROP",
+        ) {
             Ok(_) => {}
             // EINVAL: past the kernel's last capability.
             Err(e) if e.errno == libc::EINVAL => break,
@@ -105,7 +109,11 @@ pub fn drop_all_but(keep: u64) -> Result<()> {
         )
     };
     if r < 0 {
-        return Err(Error::sys(step, "prctl(PR_CAP_AMBIENT_CLEAR_ALL)", sys::errno()));
+        return Err(Error::sys(
+            step,
+            "prctl(PR_CAP_AMBIENT_CLEAR_ALL)",
+            sys::errno(),
+        ));
     }
     sys::capset(keep, keep, keep).map_err(|e| e.at(step))?;
     for cap in 0..64u32 {
@@ -121,7 +129,11 @@ pub fn drop_all_but(keep: u64) -> Result<()> {
                 )
             };
             if r < 0 {
-                return Err(Error::sys(step, format!("prctl(PR_CAP_AMBIENT_RAISE, {})", name(cap)), sys::errno()));
+                return Err(Error::sys(
+                    step,
+                    format!("prctl(PR_CAP_AMBIENT_RAISE, {})", name(cap)),
+                    sys::errno(),
+                ));
             }
         }
     }

@@ -171,7 +171,8 @@ where
         ("dir", MountArg::Dir),
         ("symlink", MountArg::Symlink),
     ] {
-        if let (Some(idx), Some(vals)) = (matches.indices_of(id), matches.get_many::<OsString>(id)) {
+        if let (Some(idx), Some(vals)) = (matches.indices_of(id), matches.get_many::<OsString>(id))
+        {
             for (i, v) in idx.zip(vals) {
                 order.push((i, kind, v.clone()));
             }
@@ -181,10 +182,16 @@ where
     cli.mount_order = order.into_iter().map(|(_, k, v)| (k, v)).collect();
 
     let mut env: Vec<(usize, EnvArg)> = Vec::new();
-    if let (Some(idx), Some(vals)) = (matches.indices_of("setenv"), matches.get_many::<OsString>("setenv")) {
+    if let (Some(idx), Some(vals)) = (
+        matches.indices_of("setenv"),
+        matches.get_many::<OsString>("setenv"),
+    ) {
         env.extend(idx.zip(vals).map(|(i, v)| (i, EnvArg::Set(v.clone()))));
     }
-    if let (Some(idx), Some(vals)) = (matches.indices_of("unsetenv"), matches.get_many::<OsString>("unsetenv")) {
+    if let (Some(idx), Some(vals)) = (
+        matches.indices_of("unsetenv"),
+        matches.get_many::<OsString>("unsetenv"),
+    ) {
         env.extend(idx.zip(vals).map(|(i, v)| (i, EnvArg::Unset(v.clone()))));
     }
     env.sort_by_key(|(i, _)| *i);
@@ -213,10 +220,25 @@ mod tests {
     #[test]
     fn mount_options_keep_their_order() {
         let cli = parse([
-            "sbx", "--tmpfs", "/a", "--ro-bind", "/b", "--dir", "/c", "--ro-bind", "/d", "--symlink", "x:/e", "true",
+            "sbx",
+            "--tmpfs",
+            "/a",
+            "--ro-bind",
+            "/b",
+            "--dir",
+            "/c",
+            "--ro-bind",
+            "/d",
+            "--symlink",
+            "x:/e",
+            "true",
         ])
         .unwrap();
-        let kinds: Vec<_> = cli.mount_order.iter().map(|(k, v)| (*k, v.to_str().unwrap())).collect();
+        let kinds: Vec<_> = cli
+            .mount_order
+            .iter()
+            .map(|(k, v)| (*k, v.to_str().unwrap()))
+            .collect();
         assert_eq!(
             kinds,
             [
@@ -231,7 +253,17 @@ mod tests {
 
     #[test]
     fn env_options_keep_their_order() {
-        let cli = parse(["sbx", "--unsetenv", "A", "--setenv", "A=1", "--unsetenv", "B", "true"]).unwrap();
+        let cli = parse([
+            "sbx",
+            "--unsetenv",
+            "A",
+            "--setenv",
+            "A=1",
+            "--unsetenv",
+            "B",
+            "true",
+        ])
+        .unwrap();
         assert_eq!(
             cli.env_order,
             [

@@ -89,7 +89,11 @@ pub fn exec_command(prep: &Prepared, pwd: &[u8], umask: libc::mode_t) -> ! {
     }
     // Seccomp last, so the filter does not need to allow anything sbx itself does.
     if let Err(errno) = seccomp::install(&prep.filter) {
-        fail(Error::sys("seccomp", "prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER)", errno));
+        fail(Error::sys(
+            "seccomp",
+            "prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER)",
+            errno,
+        ));
     }
 
     let mut argv: Vec<*const libc::c_char> = prep.argv.iter().map(|a| a.as_ptr()).collect();

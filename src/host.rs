@@ -110,7 +110,12 @@ fn passwd_entry(uid: u32) -> Option<(String, PathBuf)> {
     let text = std::fs::read("/etc/passwd").ok()?;
     for line in text.split(|b| *b == b'\n') {
         let f: Vec<&[u8]> = line.split(|b| *b == b':').collect();
-        if f.len() >= 6 && std::str::from_utf8(f[2]).ok().and_then(|s| s.parse::<u32>().ok()) == Some(uid) {
+        if f.len() >= 6
+            && std::str::from_utf8(f[2])
+                .ok()
+                .and_then(|s| s.parse::<u32>().ok())
+                == Some(uid)
+        {
             let name = String::from_utf8_lossy(f[0]).into_owned();
             return Some((name, PathBuf::from(OsString::from_vec(f[5].to_vec()))));
         }

@@ -1,17 +1,16 @@
 //! The launch (DESIGN.md §1), one process role per function, in order:
 //!
 //! ```text
-//! sbx (launcher, outside)        child                          PID 1 (init)          command
-//! -----------------------------  -----------------------------  --------------------  -------------
-//! clone(CLONE_NEWUSER) --------> PDEATHSIG + pidfd re-check
-//! newuidmap ∥ newgidmap          unshare(mnt|pid|ipc|uts|cgroup),
-//!   (or write a single id)         hostname (overlaps the helpers)
-//!  -----------------------------> MapsWritten
-//!                                clone(CLONE_PARENT) ---------> PDEATHSIG + re-check
-//!  <----------------------------- Pid1(pid)                     take sources,
-//! forward signals, wait          unshare(net), lo up,           build root, pivot_root
-//!                                pass the netns fd -----------> setns(net), cwd, fork -> drop caps, close fds,
-//!                                exit                           reap, forward signals   NNP, seccomp, execve
+//! sbx (launcher, outside)      child                            PID 1 (init)            command
+//! ---------------------------  -------------------------------  ----------------------  -------------
+//! clone(CLONE_NEWUSER) ------> PDEATHSIG + pidfd re-check
+//! newuidmap ∥ newgidmap        unshare(mnt|pid|ipc|uts|cgroup),
+//!   (or write a single id)     hostname, clone(CLONE_PARENT) -> PDEATHSIG + re-check
+//!  <--------------------------- Pid1(pid)                       waits for the maps
+//!  --- MapsWritten (×2) ------> unshare(net), lo up             take sources, build
+//! forward signals, wait        pass the netns fd, exit -------> root, pivot_root,
+//!                                                               setns(net), cwd, fork -> drop caps, close fds,
+//!                                                               reap, forward signals    NNP, seccomp, execve
 //! ```
 //!
 //! PID 1 is a child of the launcher (CLONE_PARENT), so the launcher's wait returns only
@@ -50,7 +49,6 @@ fn sent_by_process(si_code: libc::c_int) -> bool {
     si_code <= 0
 }
 
-
 /// Leave a forked process now, without unwinding or running destructors.
 fn exit_now(code: i32) -> ! {
     // SAFETY: _exit is always safe to call.
@@ -65,7 +63,12 @@ fn fail(e: &Error) -> ! {
 /// Die with the launcher: PDEATHSIG fires if it dies from now on, and the pidfd says
 /// whether it already has (the race bwrap leaves open, bubblewrap#633).
 fn die_with_launcher(launcher: &OwnedFd) {
-    if sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, "PR_SET_PDEATHSIG").is_err()
+    if sys::prctl(
+        libc::PR_SET_PDEATHSIG,
+        libc::SIGKILL as libc::c_ulong,
+        "PR_SET_PDEATHSIG",
+    )
+    .is_err()
         || sys::pidfd_exited(launcher.as_fd())
     {
         exit_now(EXIT_SETUP);
@@ -78,10 +81,10 @@ pub fn run(plan: &Plan) -> Result<i32> {
     // SAFETY: trivial getter.
     let me = sys::pidfd_open(unsafe { libc::getpid() }).map_err(|e| e.at("launch"))?;
     let (ours, theirs) = msg::pair()?;
-    // The network namespace is the one costly namespace (perf-floor.md: ~0.4 ms, more
-    // with the helpers competing for CPU). The child creates it *after* starting PID 1,
-    // while PID 1 builds the root, and passes it over; PID 1 joins it before it starts
-    // the command, so the command never runs outside it.
+    // The network namespace is the one costly namespace (perf-floor.md: ~0.4 ms). The
+    // child creates it once the id maps are written (so it does not take CPU from
+    // newuidmap/newgidmap), while PID 1 builds the root, and passes it over; PID 1
+    // joins it before it starts the command, so the command never runs outside it.
     let net = if plan.namespaces.contains(&Namespace::Net) {
         Some(msg::pair()?)
     } else {
@@ -91,7 +94,9 @@ pub fn run(plan: &Plan) -> Result<i32> {
     // the children inherit the mask and the command clears it before execve.
     let set = handled();
     sys::sigmask(libc::SIG_BLOCK, &set);
-    trace::step("launcher", || "clone the child into a new user namespace".into());
+    trace::step("launcher", || {
+        "clone the child into a new user namespace".into()
+    });
     // The user namespace first and alone, so it owns every namespace created after it
     // (user_namespaces(7)): the sandbox holds capabilities only over its own. Creating
     // it in clone(2) rather than by the child's unshare(2) is the same namespace, but the
@@ -105,7 +110,11 @@ pub fn run(plan: &Plan) -> Result<i32> {
             }
             _ => "",
         };
-        Error::sys("create user namespace", format!("{}{hint}", e.call), e.errno)
+        Error::sys(
+            "create user namespace",
+            format!("{}{hint}", e.call),
+            e.errno,
+        )
     })?;
     if child == 0 {
         drop(ours);
@@ -116,7 +125,13 @@ pub fn run(plan: &Plan) -> Result<i32> {
     supervise(plan, child, &ours, &set)
 }
 
-fn run_child(plan: &Plan, prep: &Prepared, chan: Channel, launcher: OwnedFd, net: Option<(Channel, Channel)>) -> ! {
+fn run_child(
+    plan: &Plan,
+    prep: &Prepared,
+    chan: Channel,
+    launcher: OwnedFd,
+    net: Option<(Channel, Channel)>,
+) -> ! {
     die_with_launcher(&launcher);
     trace::step("child", || "started in the new user namespace".into());
     let rest = plan.namespaces[1..]
@@ -129,7 +144,9 @@ fn run_child(plan: &Plan, prep: &Prepared, chan: Channel, launcher: OwnedFd, net
     if let Err(e) = sys::sethostname(plan.hostname.as_encoded_bytes()) {
         fail(&e.at("--hostname"));
     }
-    trace::step("child", || format!("namespaces created: {}", sys::ns_flag_names(rest)));
+    trace::step("child", || {
+        format!("namespaces created: {}", sys::ns_flag_names(rest))
+    });
     // Our own /proc entry, taken now: PID 1's pivot_root moves every process of this
     // mount namespace, us included, into the new root (pivot_root(2)), whose /proc
     // does not show us.
@@ -151,18 +168,20 @@ fn run_child(plan: &Plan, prep: &Prepared, chan: Channel, launcher: OwnedFd, net
         run_init(plan, prep, launcher, chan, net.map(|(_, rx)| rx));
     }
     chan.send_parent(ToParent::Pid1(pid1));
+    // Stay until the maps are written: the launcher writes them through our /proc
+    // entry, which is gone once we have exited.
+    if chan.recv_child() != Some(ToChild::MapsWritten) {
+        exit_now(EXIT_SETUP);
+    }
     if let (Some((tx, _)), Some(proc_self)) = (net, proc_self) {
         if let Err(e) = make_netns(&tx, &proc_self) {
             fail(&e);
         }
-        trace::step("child", || "network namespace created and passed to PID 1".into());
+        trace::step("child", || {
+            "network namespace created and passed to PID 1".into()
+        });
     }
-    // Stay until the maps are written: the launcher writes them through our /proc
-    // entry, which is gone once we have exited.
-    match chan.recv_child() {
-        Some(ToChild::MapsWritten) => exit_now(0),
-        _ => exit_now(EXIT_SETUP),
-    }
+    exit_now(0)
 }
 
 fn make_netns(tx: &Channel, proc_self: &OwnedFd) -> Result<()> {
@@ -181,7 +200,9 @@ fn supervise(plan: &Plan, child: libc::pid_t, chan: &Channel, set: &libc::sigset
             _ => None,
         }
     };
-    trace::step("launcher", || format!("write id maps ({:?})", plan.ids.mapping));
+    trace::step("launcher", || {
+        format!("write id maps ({:?})", plan.ids.mapping)
+    });
     // Two readers share the child's end of the channel, the child and PID 1: each
     // message is sent once for each.
     if let Err(e) = userns::write_maps(&plan.ids, child) {
@@ -218,7 +239,9 @@ fn supervise(plan: &Plan, child: libc::pid_t, chan: &Channel, set: &libc::sigset
             if child_running && sys::waitpid(child, libc::WNOHANG).ok().flatten().is_some() {
                 child_running = false;
             }
-            if let Some((_, status)) = sys::waitpid(pid1, libc::WNOHANG).map_err(|e| e.at("wait for PID 1"))? {
+            if let Some((_, status)) =
+                sys::waitpid(pid1, libc::WNOHANG).map_err(|e| e.at("wait for PID 1"))?
+            {
                 if child_running {
                     let _ = sys::waitpid(child, 0);
                 }
@@ -230,7 +253,13 @@ fn supervise(plan: &Plan, child: libc::pid_t, chan: &Channel, set: &libc::sigset
     }
 }
 
-fn run_init(plan: &Plan, prep: &Prepared, launcher: OwnedFd, chan: Channel, net: Option<Channel>) -> ! {
+fn run_init(
+    plan: &Plan,
+    prep: &Prepared,
+    launcher: OwnedFd,
+    chan: Channel,
+    net: Option<Channel>,
+) -> ! {
     die_with_launcher(&launcher);
     drop(launcher);
     trace::step("init", || "PID 1 started".into());
@@ -269,20 +298,33 @@ fn setup(plan: &Plan, prep: &Prepared, net: Option<Channel>) -> Result<libc::pid
             break;
         }
         if plan.cwd_required {
-            return Err(Error::new("--cwd", format!("{} does not exist inside the sandbox", dir.display())));
+            return Err(Error::new(
+                "--cwd",
+                format!("{} does not exist inside the sandbox", dir.display()),
+            ));
         }
     }
     let pwd = pwd.unwrap_or_else(|| b"/".to_vec());
     if let Some(rx) = net {
         // EOF: the child failed to make it (and said why): fail closed.
-        let ns = rx.recv_fd().ok_or_else(|| Error::new("network namespace", "not created"))?;
+        let ns = rx
+            .recv_fd()
+            .ok_or_else(|| Error::new("network namespace", "not created"))?;
         sys::setns(ns.as_fd(), libc::CLONE_NEWNET).map_err(|e| e.at("join network namespace"))?;
         trace::step("init", || "joined the network namespace".into());
     }
-    trace::step("init", || format!("cwd {}; start the command", String::from_utf8_lossy(&pwd)));
+    trace::step("init", || {
+        format!("cwd {}; start the command", String::from_utf8_lossy(&pwd))
+    });
     let pid = sys::clone_fork(0).map_err(|e| e.at("start the command"))?;
     if pid == 0 {
-        if sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, "PR_SET_PDEATHSIG").is_err() {
+        if sys::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            "PR_SET_PDEATHSIG",
+        )
+        .is_err()
+        {
             exit_now(EXIT_SETUP);
         }
         exec::exec_command(prep, &pwd, umask);

@@ -20,10 +20,10 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use crate::{caps, trace};
 use crate::error::Result;
 use crate::plan::{Access, Mount, MountOp, Plan};
 use crate::sys::{self, SysError, SysResult};
+use crate::{caps, trace};
 
 const ATTR_RO: u64 = libc::MOUNT_ATTR_RDONLY;
 const ATTR_NOSUID: u64 = libc::MOUNT_ATTR_NOSUID;
@@ -67,7 +67,9 @@ pub fn take_sources(mounts: &[Mount]) -> Result<Sources> {
         mounts
             .iter()
             .map(|m| match &m.op {
-                MountOp::Bind { src, .. } => Some(sys::open(&sys::cstr(src.as_os_str()), libc::O_PATH)),
+                MountOp::Bind { src, .. } => {
+                    Some(sys::open(&sys::cstr(src.as_os_str()), libc::O_PATH))
+                }
                 _ => None,
             })
             .chain(DEV_NODES.iter().filter(|_| needs_dev).map(|n| {
@@ -84,13 +86,18 @@ pub fn take_sources(mounts: &[Mount]) -> Result<Sources> {
             continue;
         };
         if let Some(m) = mounts.get(i) {
-            let MountOp::Bind { src, access, .. } = &m.op else { unreachable!() };
+            let MountOp::Bind { src, access, .. } = &m.op else {
+                unreachable!()
+            };
             let what = src.to_string_lossy();
             let step = || format!("{}: take source", m.origin);
             let path_fd = o.map_err(|e| e.at(step()))?;
             let tree = sys::clone_tree(path_fd.as_fd(), &what).map_err(|e| e.at(step()))?;
-            sys::mount_setattr(tree.as_fd(), true, attrs_for(*access), 0, &what).map_err(|e| e.at(step()))?;
-            trace::step("init", || format!("took {what} ({})", sys::attr_names(attrs_for(*access))));
+            sys::mount_setattr(tree.as_fd(), true, attrs_for(*access), 0, &what)
+                .map_err(|e| e.at(step()))?;
+            trace::step("init", || {
+                format!("took {what} ({})", sys::attr_names(attrs_for(*access)))
+            });
             binds.push(Some(tree));
         } else {
             let name = DEV_NODES[i - mounts.len()];
@@ -98,7 +105,8 @@ pub fn take_sources(mounts: &[Mount]) -> Result<Sources> {
             let path_fd = o.map_err(|e| e.at(step()))?;
             let tree = sys::clone_tree(path_fd.as_fd(), name).map_err(|e| e.at(step()))?;
             // Device nodes must stay usable: nosuid and noexec, never nodev.
-            sys::mount_setattr(tree.as_fd(), true, ATTR_NOSUID | ATTR_NOEXEC, 0, name).map_err(|e| e.at(step()))?;
+            sys::mount_setattr(tree.as_fd(), true, ATTR_NOSUID | ATTR_NOEXEC, 0, name)
+                .map_err(|e| e.at(step()))?;
             dev_nodes.push(tree);
         }
     }
@@ -117,7 +125,8 @@ fn rel(p: &Path) -> CString {
 }
 
 fn name_of(p: &Path) -> CString {
-    CString::new(p.file_name().map(|n| n.as_bytes()).unwrap_or(b".")).expect("plan rejects NUL bytes")
+    CString::new(p.file_name().map(|n| n.as_bytes()).unwrap_or(b"."))
+        .expect("plan rejects NUL bytes")
 }
 
 /// Open directory `p` below `root`, creating it and its parents (mode `mode`) as needed.
@@ -169,7 +178,11 @@ fn size_opt(size: u64) -> CString {
 
 fn tmpfs(size: u64, mode: u32, attrs: u64) -> SysResult<OwnedFd> {
     let mode = CString::new(format!("{mode:o}")).unwrap();
-    sys::new_fs(c"tmpfs", &[(c"size", Some(&size_opt(size))), (c"mode", Some(&mode))], attrs)
+    sys::new_fs(
+        c"tmpfs",
+        &[(c"size", Some(&size_opt(size))), (c"mode", Some(&mode))],
+        attrs,
+    )
 }
 
 /// Mount a fresh filesystem (detached `fs`) at directory `dst` below `root`.
@@ -196,18 +209,35 @@ fn build_dev(root: BorrowedFd, dst: &Path, shm_size: u64, nodes: &[OwnedFd]) -> 
     sys::mkdirat(d, c"pts", 0o755)?;
     let pts = sys::new_fs(
         c"devpts",
-        &[(c"newinstance", None), (c"ptmxmode", Some(c"0666")), (c"mode", Some(c"0620"))],
+        &[
+            (c"newinstance", None),
+            (c"ptmxmode", Some(c"0666")),
+            (c"mode", Some(c"0620")),
+        ],
         ATTR_NOSUID | ATTR_NOEXEC,
     )?;
-    sys::move_mount_fd(pts.as_fd(), sys::open_in_root(d, c"pts", libc::O_PATH)?.as_fd(), "/dev/pts")?;
+    sys::move_mount_fd(
+        pts.as_fd(),
+        sys::open_in_root(d, c"pts", libc::O_PATH)?.as_fd(),
+        "/dev/pts",
+    )?;
     sys::mkdirat(d, c"shm", 0o1777)?;
     let shm = tmpfs(shm_size, 0o1777, ATTR_NOSUID | ATTR_NODEV)?;
-    sys::move_mount_fd(shm.as_fd(), sys::open_in_root(d, c"shm", libc::O_PATH)?.as_fd(), "/dev/shm")?;
+    sys::move_mount_fd(
+        shm.as_fd(),
+        sys::open_in_root(d, c"shm", libc::O_PATH)?.as_fd(),
+        "/dev/shm",
+    )?;
     // Nothing may be added to /dev itself once it is populated.
     sys::mount_setattr(d, false, ATTR_RO, 0, "/dev")
 }
 
-fn apply(root: BorrowedFd, op: &MountOp, src: Option<&OwnedFd>, nodes: &[OwnedFd]) -> SysResult<()> {
+fn apply(
+    root: BorrowedFd,
+    op: &MountOp,
+    src: Option<&OwnedFd>,
+    nodes: &[OwnedFd],
+) -> SysResult<()> {
     match op {
         MountOp::Bind { dst, .. } => {
             let tree = src.expect("source taken for every bind");
@@ -219,11 +249,17 @@ fn apply(root: BorrowedFd, op: &MountOp, src: Option<&OwnedFd>, nodes: &[OwnedFd
             };
             sys::move_mount_fd(tree.as_fd(), target.as_fd(), &dst.to_string_lossy())
         }
-        MountOp::Tmpfs { dst, size, mode } => attach_dir(root, &tmpfs(*size, *mode, ATTR_NOSUID | ATTR_NODEV)?, dst),
+        MountOp::Tmpfs { dst, size, mode } => {
+            attach_dir(root, &tmpfs(*size, *mode, ATTR_NOSUID | ATTR_NODEV)?, dst)
+        }
         MountOp::Dir { dst, mode } => ensure_dir(root, dst, *mode).map(drop),
         MountOp::Symlink { target, link } => symlink(root, &sys::cstr(target.as_os_str()), link),
         // A procfs of the sandbox's own pid namespace (this process is its PID 1).
-        MountOp::Proc { dst } => attach_dir(root, &sys::new_fs(c"proc", &[], ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC)?, dst),
+        MountOp::Proc { dst } => attach_dir(
+            root,
+            &sys::new_fs(c"proc", &[], ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC)?,
+            dst,
+        ),
         MountOp::Dev { dst, shm_size } => build_dev(root, dst, *shm_size, nodes),
     }
 }
@@ -235,8 +271,13 @@ pub fn build_root(plan: &Plan, sources: Sources) -> Result<OwnedFd> {
     sys::move_mount_path(root.as_fd(), STAGING).map_err(|e| e.at(step))?;
     for (i, m) in plan.mounts.iter().enumerate() {
         trace::step("init", || describe(&m.op));
-        apply(root.as_fd(), &m.op, sources.binds[i].as_ref(), &sources.dev_nodes)
-            .map_err(|e: SysError| e.at(describe(&m.op)).within(&m.origin))?;
+        apply(
+            root.as_fd(),
+            &m.op,
+            sources.binds[i].as_ref(),
+            &sources.dev_nodes,
+        )
+        .map_err(|e: SysError| e.at(describe(&m.op)).within(&m.origin))?;
     }
     // Keep host mount events out: nothing propagates into (or out of) the sandbox's
     // tree after this, so a mount the host adds later cannot appear writable inside a
@@ -250,11 +291,20 @@ pub fn build_root(plan: &Plan, sources: Sources) -> Result<OwnedFd> {
 pub fn describe(op: &MountOp) -> String {
     match op {
         MountOp::Bind { src, dst, access } => {
-            format!("bind {} -> {} ({})", src.display(), dst.display(), sys::attr_names(attrs_for(*access)))
+            format!(
+                "bind {} -> {} ({})",
+                src.display(),
+                dst.display(),
+                sys::attr_names(attrs_for(*access))
+            )
         }
-        MountOp::Tmpfs { dst, size, mode } => format!("tmpfs {} (size={size}, mode={mode:o})", dst.display()),
+        MountOp::Tmpfs { dst, size, mode } => {
+            format!("tmpfs {} (size={size}, mode={mode:o})", dst.display())
+        }
         MountOp::Dir { dst, mode } => format!("dir {} (mode={mode:o})", dst.display()),
-        MountOp::Symlink { target, link } => format!("symlink {} -> {}", link.display(), target.display()),
+        MountOp::Symlink { target, link } => {
+            format!("symlink {} -> {}", link.display(), target.display())
+        }
         MountOp::Proc { dst } => format!("proc {}", dst.display()),
         MountOp::Dev { dst, .. } => format!("dev {}", dst.display()),
     }

@@ -32,10 +32,19 @@ pub fn pair() -> Result<(Channel, Channel)> {
         )
     };
     if r < 0 {
-        return Err(Error::sys("launch", "socketpair(AF_UNIX, SOCK_SEQPACKET)", sys::errno()));
+        return Err(Error::sys(
+            "launch",
+            "socketpair(AF_UNIX, SOCK_SEQPACKET)",
+            sys::errno(),
+        ));
     }
     // SAFETY: both descriptors were just created and are owned by nobody else.
-    unsafe { Ok((Channel(OwnedFd::from_raw_fd(fds[0])), Channel(OwnedFd::from_raw_fd(fds[1])))) }
+    unsafe {
+        Ok((
+            Channel(OwnedFd::from_raw_fd(fds[0])),
+            Channel(OwnedFd::from_raw_fd(fds[1])),
+        ))
+    }
 }
 
 impl Channel {
@@ -114,7 +123,11 @@ impl Channel {
         // SAFETY: valid socket and message.
         let r = unsafe { libc::sendmsg(self.0.as_raw_fd(), &msg, 0) };
         if r < 0 {
-            return Err(Error::sys("pass descriptor", "sendmsg(SCM_RIGHTS)", sys::errno()));
+            return Err(Error::sys(
+                "pass descriptor",
+                "sendmsg(SCM_RIGHTS)",
+                sys::errno(),
+            ));
         }
         Ok(())
     }
@@ -149,7 +162,10 @@ impl Channel {
         // SAFETY: the kernel filled the control buffer; we check the header before use.
         unsafe {
             let c = libc::CMSG_FIRSTHDR(&msg);
-            if c.is_null() || (*c).cmsg_level != libc::SOL_SOCKET || (*c).cmsg_type != libc::SCM_RIGHTS {
+            if c.is_null()
+                || (*c).cmsg_level != libc::SOL_SOCKET
+                || (*c).cmsg_type != libc::SCM_RIGHTS
+            {
                 return None;
             }
             let fd = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<RawFd>());

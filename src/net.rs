@@ -10,7 +10,11 @@ pub fn loopback_up() -> Result<()> {
     // SAFETY: plain socket call.
     let s = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
     if s < 0 {
-        return Err(Error::sys(step, "socket(AF_INET, SOCK_DGRAM)", sys::errno()));
+        return Err(Error::sys(
+            step,
+            "socket(AF_INET, SOCK_DGRAM)",
+            sys::errno(),
+        ));
     }
     // SAFETY: ifreq is plain data; the name fits in IFNAMSIZ.
     let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };

@@ -169,7 +169,10 @@ pub fn sandbox_path(p: &OsStr, what: &str) -> Result<PathBuf> {
     }
     let path = Path::new(p);
     if !path.is_absolute() {
-        return Err(Error::new(what, format!("{:?} is not an absolute path", path)));
+        return Err(Error::new(
+            what,
+            format!("{:?} is not an absolute path", path),
+        ));
     }
     let mut out = PathBuf::from("/");
     for c in path.components() {
@@ -207,7 +210,10 @@ fn lexical_abs(p: &OsStr, cwd: Option<&Path>) -> PathBuf {
 /// to carry secrets or socket addresses (tokens, SSH_AUTH_SOCK, DBUS_SESSION_BUS_ADDRESS).
 fn allowed_env(name: &OsStr) -> bool {
     let n = name.as_bytes();
-    matches!(n, b"PATH" | b"HOME" | b"USER" | b"LOGNAME" | b"TERM" | b"LANG" | b"TZ") || n.starts_with(b"LC_")
+    matches!(
+        n,
+        b"PATH" | b"HOME" | b"USER" | b"LOGNAME" | b"TERM" | b"LANG" | b"TZ"
+    ) || n.starts_with(b"LC_")
 }
 
 pub const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin";
@@ -222,7 +228,12 @@ impl Plan {
         // --- ids ---
         let helpers = (fs.is_executable_file(Path::new(host::NEWUIDMAP))
             && fs.is_executable_file(Path::new(host::NEWGIDMAP)))
-        .then(|| (PathBuf::from(host::NEWUIDMAP), PathBuf::from(host::NEWGIDMAP)));
+        .then(|| {
+            (
+                PathBuf::from(host::NEWUIDMAP),
+                PathBuf::from(host::NEWGIDMAP),
+            )
+        });
         let (ids, notice) = plan_ids(
             host.uid,
             host.gid,
@@ -235,7 +246,13 @@ impl Plan {
         notices.extend(notice);
 
         // --- namespaces: user first, alone; then the rest in one unshare ---
-        let mut namespaces = vec![Namespace::User, Namespace::Mount, Namespace::Pid, Namespace::Ipc, Namespace::Uts];
+        let mut namespaces = vec![
+            Namespace::User,
+            Namespace::Mount,
+            Namespace::Pid,
+            Namespace::Ipc,
+            Namespace::Uts,
+        ];
         if cli.net == NetArg::None {
             namespaces.push(Namespace::Net);
         }
@@ -250,7 +267,10 @@ impl Plan {
         // --- process details ---
         let hostname = cli.hostname.clone().unwrap_or_else(|| "sbx".into());
         if hostname.is_empty() || hostname.len() > 64 || hostname.as_bytes().contains(&0) {
-            return Err(Error::new("--hostname", "must be 1 to 64 bytes without NUL"));
+            return Err(Error::new(
+                "--hostname",
+                "must be 1 to 64 bytes without NUL",
+            ));
         }
         let (cwd, cwd_required) = match &cli.cwd {
             Some(c) => (vec![sandbox_path(c, "--cwd")?], true),
@@ -303,7 +323,10 @@ impl Plan {
 /// read-only, private /proc, /dev, /tmp, /run, an empty writable $HOME, nothing else.
 pub fn default_layout(host: &Host, fs: &dyn HostFs) -> Vec<Mount> {
     let origin = || "default layout".to_string();
-    let m = |op| Mount { op, origin: origin() };
+    let m = |op| Mount {
+        op,
+        origin: origin(),
+    };
     let ro = |p: &str| {
         m(MountOp::Bind {
             src: p.into(),
@@ -328,7 +351,9 @@ pub fn default_layout(host: &Host, fs: &dyn HostFs) -> Vec<Mount> {
     if fs.entry(Path::new("/opt")) == Entry::Dir {
         v.push(ro("/opt"));
     }
-    v.push(m(MountOp::Proc { dst: "/proc".into() }));
+    v.push(m(MountOp::Proc {
+        dst: "/proc".into(),
+    }));
     v.push(m(MountOp::Dev {
         dst: "/dev".into(),
         shm_size: SHM_SIZE,
@@ -379,7 +404,11 @@ fn cli_mount(kind: MountArg, value: &OsStr, host: &Host, fs: &dyn HostFs) -> Res
                 MountArg::Bind => Access::ReadWrite,
                 _ => Access::Device,
             };
-            MountOp::Bind { src: real, dst, access }
+            MountOp::Bind {
+                src: real,
+                dst,
+                access,
+            }
         }
         MountArg::Tmpfs => MountOp::Tmpfs {
             dst: sandbox_path(value, what)?,
@@ -433,9 +462,16 @@ fn build_env(cli: &Cli, host: &Host) -> Result<Vec<(OsString, OsString)>> {
         match e {
             EnvArg::Set(kv) => {
                 let b = kv.as_bytes();
-                let eq = b.iter().position(|c| *c == b'=').filter(|i| *i > 0).ok_or_else(|| {
-                    Error::new("--setenv", format!("{:?} is not KEY=VALUE", kv.to_string_lossy()))
-                })?;
+                let eq = b
+                    .iter()
+                    .position(|c| *c == b'=')
+                    .filter(|i| *i > 0)
+                    .ok_or_else(|| {
+                        Error::new(
+                            "--setenv",
+                            format!("{:?} is not KEY=VALUE", kv.to_string_lossy()),
+                        )
+                    })?;
                 set(
                     &mut env,
                     OsStr::from_bytes(&b[..eq]),
@@ -444,7 +480,10 @@ fn build_env(cli: &Cli, host: &Host) -> Result<Vec<(OsString, OsString)>> {
             }
             EnvArg::Unset(k) => {
                 if k.is_empty() || k.as_bytes().contains(&b'=') {
-                    return Err(Error::new("--unsetenv", format!("{:?} is not a variable name", k)));
+                    return Err(Error::new(
+                        "--unsetenv",
+                        format!("{:?} is not a variable name", k),
+                    ));
                 }
                 env.retain(|(n, _)| n != k);
             }
@@ -457,12 +496,21 @@ fn lossy<S: Serializer, T: AsRef<OsStr>>(v: &T, s: S) -> std::result::Result<S::
     s.serialize_str(&v.as_ref().to_string_lossy())
 }
 
-fn lossy_vec<S: Serializer, T: AsRef<OsStr>>(v: &[T], s: S) -> std::result::Result<S::Ok, S::Error> {
+fn lossy_vec<S: Serializer, T: AsRef<OsStr>>(
+    v: &[T],
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
     s.collect_seq(v.iter().map(|x| x.as_ref().to_string_lossy()))
 }
 
-fn lossy_env<S: Serializer>(v: &[(OsString, OsString)], s: S) -> std::result::Result<S::Ok, S::Error> {
-    s.collect_map(v.iter().map(|(k, x)| (k.to_string_lossy(), x.to_string_lossy())))
+fn lossy_env<S: Serializer>(
+    v: &[(OsString, OsString)],
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    s.collect_map(
+        v.iter()
+            .map(|(k, x)| (k.to_string_lossy(), x.to_string_lossy())),
+    )
 }
 
 #[cfg(test)]

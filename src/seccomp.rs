@@ -52,7 +52,12 @@ const OFF_ARG1_LO: u32 = 16 + 8;
 pub type Program = Vec<libc::sock_filter>;
 
 fn stmt(code: u16, k: u32) -> libc::sock_filter {
-    libc::sock_filter { code, jt: 0, jf: 0, k }
+    libc::sock_filter {
+        code,
+        jt: 0,
+        jf: 0,
+        k,
+    }
 }
 
 fn jump(code: u16, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
@@ -83,7 +88,12 @@ pub fn build(plan: &SeccompPlan) -> Program {
     if x32 == 1 {
         p.push(jump(JGE_K, X32_SYSCALL_BIT, rel(4, deny), 0));
     }
-    p.push(jump(JEQ_K, libc::SYS_ioctl as u32, 0, rel(ioctl_jeq, allow)));
+    p.push(jump(
+        JEQ_K,
+        libc::SYS_ioctl as u32,
+        0,
+        rel(ioctl_jeq, allow),
+    ));
     p.push(stmt(LD_ABS_W, OFF_ARG1_LO));
     for (i, (_, req)) in plan.deny_ioctl.iter().enumerate() {
         p.push(jump(JEQ_K, *req, rel(ioctl_jeq + 2 + i, deny), 0));
@@ -137,7 +147,11 @@ pub fn run(prog: &Program, arch: u32, nr: u32, args: [u64; 6]) -> u32 {
                 acc = u32::from_le_bytes(data[k..k + 4].try_into().unwrap());
             }
             JEQ_K | JGE_K => {
-                let taken = if ins.code == JEQ_K { acc == ins.k } else { acc >= ins.k };
+                let taken = if ins.code == JEQ_K {
+                    acc == ins.k
+                } else {
+                    acc >= ins.k
+                };
                 pc += if taken { ins.jt } else { ins.jf } as usize;
             }
             RET_K => return ins.k,
@@ -151,7 +165,12 @@ mod tests {
     use super::*;
 
     fn verdict(arch: u32, nr: u32, req: u64) -> u32 {
-        run(&build(&SeccompPlan::default()), arch, nr, [0, req, 0, 0, 0, 0])
+        run(
+            &build(&SeccompPlan::default()),
+            arch,
+            nr,
+            [0, req, 0, 0, 0, 0],
+        )
     }
 
     const IOCTL: u32 = libc::SYS_ioctl as u32;
@@ -165,15 +184,24 @@ mod tests {
 
     #[test]
     fn high_bits_of_the_request_do_not_matter() {
-        assert_eq!(verdict(AUDIT_ARCH, IOCTL, (1 << 32) | TIOCSTI as u64), EPERM);
-        assert_eq!(verdict(AUDIT_ARCH, IOCTL, 0xFFFF_FFFF_0000_0000 | TIOCLINUX as u64), EPERM);
+        assert_eq!(
+            verdict(AUDIT_ARCH, IOCTL, (1 << 32) | TIOCSTI as u64),
+            EPERM
+        );
+        assert_eq!(
+            verdict(AUDIT_ARCH, IOCTL, 0xFFFF_FFFF_0000_0000 | TIOCLINUX as u64),
+            EPERM
+        );
     }
 
     #[test]
     fn other_ioctls_and_syscalls_are_allowed() {
-        assert_eq!(verdict(AUDIT_ARCH, IOCTL, libc::TIOCGWINSZ as u64), RET_ALLOW);
-        assert_eq!(verdict(AUDIT_ARCH, IOCTL, libc::TIOCSPGRP as u64), RET_ALLOW);
-        assert_eq!(verdict(AUDIT_ARCH, libc::SYS_read as u32, TIOCSTI as u64), RET_ALLOW);
+        assert_eq!(verdict(AUDIT_ARCH, IOCTL, libc::TIOCGWINSZ), RET_ALLOW);
+        assert_eq!(verdict(AUDIT_ARCH, IOCTL, libc::TIOCSPGRP), RET_ALLOW);
+        assert_eq!(
+            verdict(AUDIT_ARCH, libc::SYS_read as u32, TIOCSTI as u64),
+            RET_ALLOW
+        );
     }
 
     #[test]
@@ -184,14 +212,21 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn x32_syscalls_are_refused() {
-        assert_eq!(verdict(AUDIT_ARCH, X32_SYSCALL_BIT | 514, TIOCSTI as u64), EPERM);
-        assert_eq!(verdict(AUDIT_ARCH, X32_SYSCALL_BIT | 0, 0), EPERM);
+        assert_eq!(
+            verdict(AUDIT_ARCH, X32_SYSCALL_BIT | 514, TIOCSTI as u64),
+            EPERM
+        );
+        assert_eq!(verdict(AUDIT_ARCH, X32_SYSCALL_BIT, 0), EPERM);
     }
 
     #[test]
     fn every_jump_lands_inside_the_program() {
         let p = build(&SeccompPlan::default());
-        for (i, ins) in p.iter().enumerate().filter(|(_, ins)| ins.code == JEQ_K || ins.code == JGE_K) {
+        for (i, ins) in p
+            .iter()
+            .enumerate()
+            .filter(|(_, ins)| ins.code == JEQ_K || ins.code == JGE_K)
+        {
             assert!(i + 1 + (ins.jt as usize) < p.len());
             assert!(i + 1 + (ins.jf as usize) < p.len());
         }

@@ -103,7 +103,15 @@ pub fn setns(fd: BorrowedFd, nstype: libc::c_int) -> SysResult<()> {
 
 pub fn prctl(op: libc::c_int, arg: libc::c_ulong, name: &str) -> SysResult<libc::c_int> {
     // SAFETY: prctl with integer arguments only.
-    let ret = unsafe { libc::prctl(op, arg, 0 as libc::c_ulong, 0 as libc::c_ulong, 0 as libc::c_ulong) };
+    let ret = unsafe {
+        libc::prctl(
+            op,
+            arg,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    };
     check(ret as libc::c_long, || format!("prctl({name}, {arg})")).map(|r| r as libc::c_int)
 }
 
@@ -130,7 +138,10 @@ pub fn kill(pid: libc::pid_t, sig: libc::c_int) {
     unsafe { libc::kill(pid, sig) };
 }
 
-pub fn waitpid(pid: libc::pid_t, flags: libc::c_int) -> SysResult<Option<(libc::pid_t, libc::c_int)>> {
+pub fn waitpid(
+    pid: libc::pid_t,
+    flags: libc::c_int,
+) -> SysResult<Option<(libc::pid_t, libc::c_int)>> {
     let mut status = 0;
     loop {
         // SAFETY: valid out pointer.
@@ -139,7 +150,11 @@ pub fn waitpid(pid: libc::pid_t, flags: libc::c_int) -> SysResult<Option<(libc::
             continue;
         }
         let ret = check(ret as libc::c_long, || format!("waitpid({pid})"))?;
-        return Ok(if ret == 0 { None } else { Some((ret as libc::pid_t, status)) });
+        return Ok(if ret == 0 {
+            None
+        } else {
+            Some((ret as libc::pid_t, status))
+        });
     }
 }
 
@@ -238,13 +253,19 @@ pub fn open_in_root(dirfd: BorrowedFd, rel: &CStr, flags: libc::c_int) -> SysRes
             std::mem::size_of::<libc::open_how>(),
         )
     };
-    check(ret, || format!("openat2(root, {}, RESOLVE_IN_ROOT)", show(rel))).map(fd_from)
+    check(ret, || {
+        format!("openat2(root, {}, RESOLVE_IN_ROOT)", show(rel))
+    })
+    .map(fd_from)
 }
 
 pub fn mkdirat(dirfd: BorrowedFd, name: &CStr, mode: u32) -> SysResult<()> {
     // SAFETY: valid fd and C string.
     let ret = unsafe { libc::mkdirat(dirfd.as_raw_fd(), name.as_ptr(), mode) };
-    check(ret as libc::c_long, || format!("mkdirat({}, {mode:o})", show(name))).map(drop)
+    check(ret as libc::c_long, || {
+        format!("mkdirat({}, {mode:o})", show(name))
+    })
+    .map(drop)
 }
 
 /// Create an empty regular file `name` in `dirfd`; never follows a symlink there.
@@ -258,7 +279,10 @@ pub fn create_file_at(dirfd: BorrowedFd, name: &CStr, mode: u32) -> SysResult<()
             mode,
         )
     };
-    check(ret as libc::c_long, || format!("openat({}, O_CREAT|O_EXCL)", show(name))).map(|fd| {
+    check(ret as libc::c_long, || {
+        format!("openat({}, O_CREAT|O_EXCL)", show(name))
+    })
+    .map(|fd| {
         drop(fd_from(fd));
     })
 }
@@ -275,7 +299,14 @@ pub fn symlinkat(target: &CStr, dirfd: BorrowedFd, name: &CStr) -> SysResult<()>
 pub fn readlinkat(dirfd: BorrowedFd, name: &CStr) -> Option<Vec<u8>> {
     let mut buf = vec![0u8; libc::PATH_MAX as usize];
     // SAFETY: valid buffer of the given size.
-    let n = unsafe { libc::readlinkat(dirfd.as_raw_fd(), name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    let n = unsafe {
+        libc::readlinkat(
+            dirfd.as_raw_fd(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
     if n < 0 {
         return None;
     }
@@ -309,10 +340,16 @@ pub fn chdir(path: &CStr) -> SysResult<()> {
 /// copy of the mount tree at `fd`. Recursive because a non-recursive bind could reveal
 /// what the host mounted over (and the kernel refuses it for locked mounts).
 pub fn clone_tree(fd: BorrowedFd, what: &str) -> SysResult<OwnedFd> {
-    let flags = libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC | libc::AT_EMPTY_PATH as u32 | libc::AT_RECURSIVE as u32;
+    let flags = libc::OPEN_TREE_CLONE
+        | libc::OPEN_TREE_CLOEXEC
+        | libc::AT_EMPTY_PATH as u32
+        | libc::AT_RECURSIVE as u32;
     // SAFETY: valid fd and empty C string.
     let ret = unsafe { libc::syscall(libc::SYS_open_tree, fd.as_raw_fd(), c"".as_ptr(), flags) };
-    check(ret, || format!("open_tree({what:?}, OPEN_TREE_CLONE|AT_RECURSIVE)")).map(fd_from)
+    check(ret, || {
+        format!("open_tree({what:?}, OPEN_TREE_CLONE|AT_RECURSIVE)")
+    })
+    .map(fd_from)
 }
 
 /// Attach the detached mount `from` onto the inode `to` (both fds).
@@ -350,7 +387,13 @@ pub fn move_mount_path(from: BorrowedFd, to: &CStr) -> SysResult<()> {
 
 /// mount_setattr(2) on the mount at `fd`; `recursive` covers every submount in one call,
 /// which is what makes read-only binds read-only all the way down without a mountinfo walk.
-pub fn mount_setattr(fd: BorrowedFd, recursive: bool, set: u64, propagation: u64, what: &str) -> SysResult<()> {
+pub fn mount_setattr(
+    fd: BorrowedFd,
+    recursive: bool,
+    set: u64,
+    propagation: u64,
+    what: &str,
+) -> SysResult<()> {
     let mut attr: libc::mount_attr = unsafe { std::mem::zeroed() };
     attr.attr_set = set;
     attr.propagation = propagation;
@@ -386,7 +429,11 @@ pub fn attr_names(set: u64) -> String {
         (libc::MOUNT_ATTR_NODEV, "nodev"),
         (libc::MOUNT_ATTR_NOEXEC, "noexec"),
     ];
-    let v: Vec<&str> = names.iter().filter(|(f, _)| set & f != 0).map(|(_, n)| *n).collect();
+    let v: Vec<&str> = names
+        .iter()
+        .filter(|(f, _)| set & f != 0)
+        .map(|(_, n)| *n)
+        .collect();
     if v.is_empty() {
         "-".into()
     } else {
@@ -426,7 +473,9 @@ pub fn new_fs(fstype: &CStr, options: &[(&CStr, Option<&CStr>)], attrs: u64) -> 
                 "fsconfig({}, {}={})",
                 show(fstype),
                 key.to_string_lossy(),
-                value.map(|v| v.to_string_lossy().into_owned()).unwrap_or_default()
+                value
+                    .map(|v| v.to_string_lossy().into_owned())
+                    .unwrap_or_default()
             )
         })?;
     }
@@ -441,10 +490,22 @@ pub fn new_fs(fstype: &CStr, options: &[(&CStr, Option<&CStr>)], attrs: u64) -> 
             0,
         )
     };
-    check(ret, || format!("fsconfig({}, FSCONFIG_CMD_CREATE)", show(fstype)))?;
+    check(ret, || {
+        format!("fsconfig({}, FSCONFIG_CMD_CREATE)", show(fstype))
+    })?;
     // SAFETY: valid fd.
-    let ret = unsafe { libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), libc::FSMOUNT_CLOEXEC, attrs) };
-    check(ret, || format!("fsmount({}, {})", show(fstype), attr_names(attrs))).map(fd_from)
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_fsmount,
+            fs.as_raw_fd(),
+            libc::FSMOUNT_CLOEXEC,
+            attrs,
+        )
+    };
+    check(ret, || {
+        format!("fsmount({}, {})", show(fstype), attr_names(attrs))
+    })
+    .map(fd_from)
 }
 
 pub fn pivot_root_here() -> SysResult<()> {
@@ -456,7 +517,10 @@ pub fn pivot_root_here() -> SysResult<()> {
 pub fn umount_detach(path: &CStr) -> SysResult<()> {
     // SAFETY: valid C string.
     let ret = unsafe { libc::umount2(path.as_ptr(), libc::MNT_DETACH) };
-    check(ret as libc::c_long, || format!("umount2({}, MNT_DETACH)", show(path))).map(drop)
+    check(ret as libc::c_long, || {
+        format!("umount2({}, MNT_DETACH)", show(path))
+    })
+    .map(drop)
 }
 
 pub fn sethostname(name: &[u8]) -> SysResult<()> {
@@ -520,7 +584,13 @@ pub fn cap_permitted() -> u64 {
     };
     let mut data = [CapData::default(); 2];
     // SAFETY: header and two data structs as capget(2) v3 requires.
-    unsafe { libc::syscall(libc::SYS_capget, &mut hdr as *mut CapHeader, data.as_mut_ptr()) };
+    unsafe {
+        libc::syscall(
+            libc::SYS_capget,
+            &mut hdr as *mut CapHeader,
+            data.as_mut_ptr(),
+        )
+    };
     (data[0].permitted as u64) | ((data[1].permitted as u64) << 32)
 }
 

@@ -54,7 +54,10 @@ pub struct MapLine {
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Mapping {
     Single,
-    Subordinate { newuidmap: PathBuf, newgidmap: PathBuf },
+    Subordinate {
+        newuidmap: PathBuf,
+        newgidmap: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -112,35 +115,39 @@ pub fn plan_ids(
             crate::host::NEWGIDMAP
         )));
     };
-    let ranges = |inside: u32, outside: u32, subs: &[SubidRange], what: &str| -> Result<Vec<MapLine>> {
-        let mut lines = vec![own(inside, outside)];
-        for r in subs {
-            if (r.start..r.start + r.count).contains(&inside) {
-                return Err(Error::new(
-                    format!("--{what}"),
-                    format!(
+    let ranges =
+        |inside: u32, outside: u32, subs: &[SubidRange], what: &str| -> Result<Vec<MapLine>> {
+            let mut lines = vec![own(inside, outside)];
+            for r in subs {
+                if (r.start..r.start + r.count).contains(&inside) {
+                    return Err(Error::new(
+                        format!("--{what}"),
+                        format!(
                         "{what} {inside} inside lies in the subordinate range {}:{} that is mapped \
                          to itself; choose an id outside it",
                         r.start, r.count
                     ),
-                ));
+                    ));
+                }
+                lines.push(MapLine {
+                    inside: r.start,
+                    outside: r.start,
+                    count: r.count,
+                });
             }
-            lines.push(MapLine {
-                inside: r.start,
-                outside: r.start,
-                count: r.count,
-            });
-        }
-        lines.truncate(MAX_MAP_LINES);
-        Ok(lines)
-    };
+            lines.truncate(MAX_MAP_LINES);
+            Ok(lines)
+        };
     Ok((
         IdPlan {
             uid: inside_uid,
             gid: inside_gid,
             uid_map: ranges(inside_uid, host_uid, subuid, "uid")?,
             gid_map: ranges(inside_gid, host_gid, subgid, "gid")?,
-            mapping: Mapping::Subordinate { newuidmap, newgidmap },
+            mapping: Mapping::Subordinate {
+                newuidmap,
+                newgidmap,
+            },
         },
         None,
     ))
@@ -156,7 +163,13 @@ fn map_text(lines: &[MapLine]) -> String {
 fn helper_args(lines: &[MapLine]) -> Vec<String> {
     lines
         .iter()
-        .flat_map(|l| [l.inside.to_string(), l.outside.to_string(), l.count.to_string()])
+        .flat_map(|l| {
+            [
+                l.inside.to_string(),
+                l.outside.to_string(),
+                l.count.to_string(),
+            ]
+        })
         .collect()
 }
 
@@ -181,7 +194,10 @@ pub fn write_maps(ids: &IdPlan, pid: libc::pid_t) -> Result<()> {
             write("uid_map", &map_text(&ids.uid_map))?;
             write("gid_map", &map_text(&ids.gid_map))
         }
-        Mapping::Subordinate { newuidmap, newgidmap } => {
+        Mapping::Subordinate {
+            newuidmap,
+            newgidmap,
+        } => {
             // Started together, reaped together: the two helpers overlap each other and the
             // child's unshare of the remaining namespaces.
             let uid = spawn_helper(newuidmap, pid, &ids.uid_map);
@@ -228,7 +244,11 @@ fn finish_helper(h: Helper) -> Result<()> {
             "{} failed ({}): {}",
             h.argv,
             out.status,
-            if stderr.trim().is_empty() { "no message" } else { stderr.trim() }
+            if stderr.trim().is_empty() {
+                "no message"
+            } else {
+                stderr.trim()
+            }
         ),
     ))
 }
@@ -237,7 +257,8 @@ fn finish_helper(h: Helper) -> Result<()> {
 mod tests {
     use super::*;
 
-    const SUBUID: &str = "# comment\nalice:100000:65536\n1001:300000:10\nbob:200000:65536\nbroken:1\nalice:x:1\n";
+    const SUBUID: &str =
+        "# comment\nalice:100000:65536\n1001:300000:10\nbob:200000:65536\nbroken:1\nalice:x:1\n";
 
     #[test]
     fn subid_by_name_and_by_uid() {
@@ -245,16 +266,28 @@ mod tests {
         assert_eq!(
             r,
             [
-                SubidRange { start: 100000, count: 65536 },
-                SubidRange { start: 300000, count: 10 }
+                SubidRange {
+                    start: 100000,
+                    count: 65536
+                },
+                SubidRange {
+                    start: 300000,
+                    count: 10
+                }
             ]
         );
         assert!(parse_subid(SUBUID, "carol", 1002).is_empty());
-        assert!(parse_subid("x:4294967295:2\n", "x", 1).is_empty(), "overflowing range");
+        assert!(
+            parse_subid("x:4294967295:2\n", "x", 1).is_empty(),
+            "overflowing range"
+        );
     }
 
     fn sub() -> Vec<SubidRange> {
-        vec![SubidRange { start: 100000, count: 65536 }]
+        vec![SubidRange {
+            start: 100000,
+            count: 65536,
+        }]
     }
 
     fn helpers() -> Option<(PathBuf, PathBuf)> {

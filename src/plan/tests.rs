@@ -1,0 +1,397 @@
+//! The plan is a pure function of the command line and the host facts: tested here
+//! without privileges against a fake host.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::io;
+use std::os::unix::ffi::OsStringExt;
+use std::path::{Path, PathBuf};
+
+use super::*;
+use crate::cli;
+use crate::userns::{Mapping, SubidRange};
+
+#[derive(Default)]
+struct FakeFs {
+    entries: BTreeMap<PathBuf, Entry>,
+    /// canonicalize results: path -> real path (absent: ENOENT).
+    real: BTreeMap<PathBuf, PathBuf>,
+    helpers: bool,
+}
+
+impl HostFs for FakeFs {
+    fn canonicalize(&self, p: &Path) -> io::Result<PathBuf> {
+        self.real
+            .get(p)
+            .cloned()
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))
+    }
+    fn entry(&self, p: &Path) -> Entry {
+        self.entries.get(p).cloned().unwrap_or(Entry::Missing)
+    }
+    fn is_executable_file(&self, p: &Path) -> bool {
+        self.helpers && p.starts_with("/usr/bin")
+    }
+}
+
+fn merged_usr() -> FakeFs {
+    let mut fs = FakeFs {
+        helpers: true,
+        ..Default::default()
+    };
+    for (l, t) in [
+        ("/bin", "usr/bin"),
+        ("/sbin", "usr/sbin"),
+        ("/lib", "usr/lib"),
+        ("/lib64", "usr/lib64"),
+    ] {
+        fs.entries.insert(l.into(), Entry::Symlink(t.into()));
+    }
+    fs.entries.insert("/opt".into(), Entry::Dir);
+    for (p, r) in [
+        ("/srv/proj", "/srv/proj"),
+        ("/home/alice/link", "/srv/proj"),
+        ("/srv/a:b", "/srv/a:b"),
+    ] {
+        fs.real.insert(p.into(), r.into());
+    }
+    fs
+}
+
+fn host(subids: bool) -> Host {
+    let sub = vec![SubidRange {
+        start: 100000,
+        count: 65536,
+    }];
+    Host {
+        uid: 1000,
+        gid: 1000,
+        user: "alice".into(),
+        home: "/home/alice".into(),
+        cwd: Some("/srv/proj".into()),
+        env: [
+            ("PATH", "/usr/bin:/bin"),
+            ("HOME", "/home/alice"),
+            ("USER", "alice"),
+            ("TERM", "xterm"),
+            ("LC_ALL", "C"),
+            ("SSH_AUTH_SOCK", "/run/user/1000/ssh"),
+            ("GITHUB_TOKEN", "ghp_secret"),
+            ("DBUS_SESSION_BUS_ADDRESS", "unix:path=/run/user/1000/bus"),
+        ]
+        .iter()
+        .map(|(k, v)| (OsString::from(k), OsString::from(v)))
+        .collect(),
+        subuid: if subids { sub.clone() } else { vec![] },
+        subgid: if subids { sub } else { vec![] },
+    }
+}
+
+fn plan(args: &[&str], host: &Host, fs: &FakeFs) -> Result<Plan> {
+    let mut argv = vec!["sbx"];
+    argv.extend(args);
+    Plan::build(&cli::parse(argv).unwrap(), host, fs)
+}
+
+/// The whole default plan, golden: any change to what a sandbox gets shows up here.
+#[test]
+fn default_plan_golden() {
+    let p = plan(&["--", "sh", "-c", "id"], &host(true), &merged_usr()).unwrap();
+    let want = serde_json::json!({
+        "command": ["sh", "-c", "id"],
+        "ids": {
+            "uid": 1000, "gid": 1000,
+            "mapping": {"kind": "subordinate", "newuidmap": "/usr/bin/newuidmap", "newgidmap": "/usr/bin/newgidmap"},
+            "uid_map": [{"inside": 1000, "outside": 1000, "count": 1}, {"inside": 100000, "outside": 100000, "count": 65536}],
+            "gid_map": [{"inside": 1000, "outside": 1000, "count": 1}, {"inside": 100000, "outside": 100000, "count": 65536}]
+        },
+        "namespaces": ["user", "mount", "pid", "ipc", "uts", "net", "cgroup"],
+        "net": "none",
+        "root_size": 1048576,
+        "mounts": [
+            {"op": "bind", "src": "/usr", "dst": "/usr", "access": "read-only", "origin": "default layout"},
+            {"op": "symlink", "target": "usr/bin", "link": "/bin", "origin": "default layout"},
+            {"op": "symlink", "target": "usr/sbin", "link": "/sbin", "origin": "default layout"},
+            {"op": "symlink", "target": "usr/lib", "link": "/lib", "origin": "default layout"},
+            {"op": "symlink", "target": "usr/lib64", "link": "/lib64", "origin": "default layout"},
+            {"op": "bind", "src": "/etc", "dst": "/etc", "access": "read-only", "origin": "default layout"},
+            {"op": "bind", "src": "/opt", "dst": "/opt", "access": "read-only", "origin": "default layout"},
+            {"op": "proc", "dst": "/proc", "origin": "default layout"},
+            {"op": "dev", "dst": "/dev", "shm_size": 268435456, "origin": "default layout"},
+            {"op": "tmpfs", "dst": "/tmp", "size": 1073741824, "mode": 0o1777, "origin": "default layout"},
+            {"op": "tmpfs", "dst": "/run", "size": 67108864, "mode": 0o755, "origin": "default layout"},
+            {"op": "tmpfs", "dst": "/home/alice", "size": 1073741824, "mode": 0o700, "origin": "default layout"}
+        ],
+        "hostname": "sbx",
+        "cwd": ["/srv/proj", "/home/alice", "/"],
+        "cwd_required": false,
+        "env": {"PATH": "/usr/bin:/bin", "HOME": "/home/alice", "USER": "alice", "TERM": "xterm", "LC_ALL": "C"},
+        "caps": [],
+        "seccomp": {"deny_ioctl": [["TIOCSTI", 0x5412], ["TIOCLINUX", 0x541C]]},
+        "notices": []
+    });
+    let got: serde_json::Value = serde_json::from_str(&p.to_json()).unwrap();
+    assert_eq!(got, want, "\n{}", p.to_json());
+}
+
+#[test]
+fn no_subids_means_a_single_announced_map() {
+    let p = plan(&["true"], &host(false), &merged_usr()).unwrap();
+    assert_eq!(p.ids.mapping, Mapping::Single);
+    assert_eq!(p.notices.len(), 1);
+    let mut fs = merged_usr();
+    fs.helpers = false;
+    let p = plan(&["true"], &host(true), &fs).unwrap();
+    assert_eq!(p.ids.mapping, Mapping::Single, "no helpers: single id");
+    assert!(p.notices[0].contains("uidmap"), "{:?}", p.notices);
+}
+
+#[test]
+fn cli_mounts_follow_the_default_layout_in_order() {
+    let p = plan(
+        &[
+            "--tmpfs",
+            "/scratch",
+            "--ro-bind",
+            "/srv/proj:/src",
+            "--bind",
+            "/home/alice/link",
+            "--dir",
+            "/a/b",
+            "true",
+        ],
+        &host(true),
+        &merged_usr(),
+    )
+    .unwrap();
+    let tail: Vec<&Mount> = p.mounts.iter().rev().take(4).rev().collect();
+    assert_eq!(
+        tail[0].op,
+        MountOp::Tmpfs {
+            dst: "/scratch".into(),
+            size: TMPFS_SIZE,
+            mode: 0o755
+        }
+    );
+    assert_eq!(
+        tail[1].op,
+        MountOp::Bind {
+            src: "/srv/proj".into(),
+            dst: "/src".into(),
+            access: Access::ReadOnly
+        }
+    );
+    // Without DST, the path as given (not the resolved one) is the destination.
+    assert_eq!(
+        tail[2].op,
+        MountOp::Bind {
+            src: "/srv/proj".into(),
+            dst: "/home/alice/link".into(),
+            access: Access::ReadWrite
+        }
+    );
+    assert_eq!(tail[2].origin, "--bind /home/alice/link");
+    assert_eq!(
+        tail[3].op,
+        MountOp::Dir {
+            dst: "/a/b".into(),
+            mode: 0o755
+        }
+    );
+}
+
+#[test]
+fn relative_sources_resolve_against_the_cwd_for_their_destination() {
+    let mut fs = merged_usr();
+    fs.real.insert("sub".into(), "/srv/proj/sub".into());
+    let p = plan(&["--ro-bind", "sub", "true"], &host(true), &fs).unwrap();
+    assert_eq!(
+        p.mounts.last().unwrap().op.dst(),
+        Path::new("/srv/proj/sub")
+    );
+}
+
+#[test]
+fn colon_and_backslash_escapes() {
+    assert_eq!(split_pair("a:b".as_ref()), ("a".into(), Some("b".into())));
+    assert_eq!(split_pair("a\\:b".as_ref()), ("a:b".into(), None));
+    assert_eq!(
+        split_pair("a\\:b:/c\\:d".as_ref()),
+        ("a:b".into(), Some("/c:d".into()))
+    );
+    assert_eq!(
+        split_pair("a\\\\:b".as_ref()),
+        ("a\\".into(), Some("b".into()))
+    );
+    assert_eq!(
+        split_pair("a\\x".as_ref()),
+        ("a\\x".into(), None),
+        "other escapes stay literal"
+    );
+    assert_eq!(
+        split_pair("a:b:c".as_ref()),
+        ("a".into(), Some("b:c".into()))
+    );
+    let raw = OsString::from_vec(vec![b'/', 0xff, b':', b'/', b'x']);
+    assert_eq!(
+        split_pair(&raw).0,
+        OsString::from_vec(vec![b'/', 0xff]),
+        "non-UTF-8 bytes pass"
+    );
+    let p = plan(
+        &["--ro-bind", "/srv/a\\:b:/in", "true"],
+        &host(true),
+        &merged_usr(),
+    )
+    .unwrap();
+    assert_eq!(
+        p.mounts.last().unwrap().op,
+        MountOp::Bind {
+            src: "/srv/a:b".into(),
+            dst: "/in".into(),
+            access: Access::ReadOnly
+        }
+    );
+}
+
+#[test]
+fn bad_destinations_and_sources_are_refused_with_their_option() {
+    let h = host(true);
+    let fs = merged_usr();
+    for (args, needle) in [
+        (vec!["--ro-bind", "/missing:/x"], "/missing"),
+        (vec!["--ro-bind", "/srv/proj:rel"], "not an absolute path"),
+        (vec!["--tmpfs", "/a/../../etc"], ".."),
+        (vec!["--dir", "relative"], "not an absolute path"),
+        (vec!["--symlink", "no-link-part"], "TARGET:LINK"),
+        (vec!["--tmpfs", "/"], "sandbox root"),
+        (vec!["--bind", ":/x"], "empty source"),
+        (
+            vec![
+                "--hostname",
+                "a-very-long-hostname-that-goes-on-and-on-and-on-beyond-sixty-four-bytes",
+            ],
+            "--hostname",
+        ),
+        (vec!["--cap-add", "BOGUS"], "BOGUS"),
+        (vec!["--setenv", "=x"], "--setenv"),
+        (vec!["--unsetenv", "A=B"], "--unsetenv"),
+        (vec!["--cwd", "rel"], "--cwd"),
+    ] {
+        let mut a = args.clone();
+        a.push("true");
+        let e = plan(&a, &h, &fs).unwrap_err();
+        assert!(e.to_string().contains(needle), "{args:?}: {e}");
+        assert_eq!(e.code, crate::error::EXIT_SETUP);
+    }
+}
+
+#[test]
+fn destinations_are_normalised() {
+    let p = plan(
+        &["--dir", "//a/./b//c/", "true"],
+        &host(true),
+        &merged_usr(),
+    )
+    .unwrap();
+    assert_eq!(p.mounts.last().unwrap().op.dst(), Path::new("/a/b/c"));
+}
+
+#[test]
+fn environment_is_an_allow_list_with_cli_changes_in_order() {
+    let p = plan(
+        &[
+            "--keep-env",
+            "GITHUB_TOKEN",
+            "--setenv",
+            "A=1",
+            "--unsetenv",
+            "A",
+            "--setenv",
+            "B=x=y",
+            "--unsetenv",
+            "TERM",
+            "true",
+        ],
+        &host(true),
+        &merged_usr(),
+    )
+    .unwrap();
+    let keys: Vec<String> = p
+        .env
+        .iter()
+        .map(|(k, _)| k.to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        keys,
+        ["PATH", "HOME", "USER", "LC_ALL", "GITHUB_TOKEN", "B"]
+    );
+    assert_eq!(p.env.last().unwrap().1, "x=y");
+    let p = plan(&["true"], &host(true), &merged_usr()).unwrap();
+    assert!(!p.env.iter().any(|(k, _)| k == "SSH_AUTH_SOCK"
+        || k == "DBUS_SESSION_BUS_ADDRESS"
+        || k == "GITHUB_TOKEN"));
+}
+
+#[test]
+fn missing_home_user_and_path_are_filled_in() {
+    let mut h = host(true);
+    h.env.clear();
+    let p = plan(&["true"], &h, &merged_usr()).unwrap();
+    let get = |k: &str| {
+        p.env
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.to_string_lossy().into_owned())
+    };
+    assert_eq!(get("HOME").as_deref(), Some("/home/alice"));
+    assert_eq!(get("USER").as_deref(), Some("alice"));
+    assert_eq!(get("PATH").as_deref(), Some(DEFAULT_PATH));
+}
+
+#[test]
+fn net_host_drops_the_network_namespace() {
+    let p = plan(&["--net", "host", "true"], &host(true), &merged_usr()).unwrap();
+    assert!(!p.namespaces.contains(&Namespace::Net));
+    assert_eq!(p.namespaces[0], Namespace::User);
+}
+
+#[test]
+fn cwd_option_is_required_and_exclusive() {
+    let p = plan(&["--cwd", "/etc", "true"], &host(true), &merged_usr()).unwrap();
+    assert_eq!(p.cwd, [PathBuf::from("/etc")]);
+    assert!(p.cwd_required);
+}
+
+#[test]
+fn cap_add_is_announced_once_per_capability() {
+    let p = plan(
+        &["--cap-add", "NET_RAW", "--cap-add", "cap_net_raw", "true"],
+        &host(true),
+        &merged_usr(),
+    )
+    .unwrap();
+    assert_eq!(p.caps, [13]);
+    assert_eq!(
+        p.notices
+            .iter()
+            .filter(|n| n.contains("CAP_NET_RAW"))
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn non_merged_usr_binds_the_real_directories() {
+    let mut fs = merged_usr();
+    fs.entries.insert("/bin".into(), Entry::Dir);
+    fs.entries.remove(Path::new("/opt"));
+    let p = plan(&["true"], &host(true), &fs).unwrap();
+    assert!(p.mounts.iter().any(|m| m.op
+        == MountOp::Bind {
+            src: "/bin".into(),
+            dst: "/bin".into(),
+            access: Access::ReadOnly
+        }));
+    assert!(!p.mounts.iter().any(|m| m.op.dst() == Path::new("/opt")));
+}

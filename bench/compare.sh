@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Launch-time benchmark: sbx against bubblewrap with equal isolation, side by side in
+# one hyperfine run, as an unprivileged user. Prints each pair's ratio.
+#
+#   bench/compare.sh            # as root: runs as sbx-nosub (single id) and sbx-sub (newuidmap)
+#   bench/compare.sh --quick    # fewer runs
+#
+# Isolation compared (both tools): user, mount, pid, ipc, uts, net, cgroup namespaces;
+# /usr read-only with the merged-/usr links, /etc (and /opt) read-only, proc, dev,
+# tmpfs /tmp, /run and $HOME; die with the parent; /bin/true. sbx adds its seccomp
+# filter and capability drop on top. Needs: hyperfine, bubblewrap, python3, cargo.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:/root/.cargo/bin:$PATH"
+
+runs=300
+warmup=30
+bind_runs=10
+[ "${1:-}" = "--quick" ] && { runs=60; warmup=10; bind_runs=3; }
+
+for tool in hyperfine bwrap python3; do
+  command -v "$tool" >/dev/null || { echo "bench: $tool is missing (apt-get install hyperfine bubblewrap python3)" >&2; exit 1; }
+done
+
+# sbx as installed per the README: a static build (no dynamic loader at each launch).
+host=$(rustc -vV | sed -n 's/^host: //p')
+RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --quiet --target "$host"
+work=$(mktemp -d /tmp/sbx-bench.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+chmod 755 "$work"
+cp "target/$host/release/sbx" "$work/sbx"
+chmod 755 "$work/sbx"
+
+cat > "$work/run.sh" <<'INNER'
+#!/usr/bin/env bash
+# Runs as the benchmark user. $1 = dir holding sbx, $2 = runs, $3 = warmup, $4 = runs with 1000 binds.
+set -euo pipefail
+bin=$1 runs=$2 warmup=$3 bind_runs=$4
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+opt=()
+[ -d /opt ] && opt=(--ro-bind /opt /opt)
+bwrap=(bwrap --unshare-all --die-with-parent --ro-bind /usr /usr
+  --symlink usr/lib /lib --symlink usr/lib64 /lib64 --symlink usr/bin /bin --symlink usr/sbin /sbin
+  --ro-bind /etc /etc "${opt[@]}" --proc /proc --dev /dev --tmpfs /tmp --tmpfs /run --tmpfs "$HOME")
+ratio() {
+  python3 - "$1" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))["results"]
+base = r[-1]["median"]
+for x in r:
+    print(f"  {x['median']*1000:9.2f} ms median  ({x['median']/base:5.3f}x bwrap)  {x['command'][:60]}")
+PY
+}
+echo "== default isolation, /bin/true ($(id -un))"
+hyperfine -N --warmup "$warmup" --runs "$runs" --export-json "$work/a.json" \
+  "$bin/sbx -q -- /bin/true" "${bwrap[*]} /bin/true" >/dev/null
+ratio "$work/a.json"
+
+echo "== 1000 extra read-only binds ($(id -un))"
+sbx_binds=() bwrap_binds=()
+for i in $(seq 1000); do
+  sbx_binds+=(--ro-bind "/usr/share/doc:/b/$i")
+  bwrap_binds+=(--ro-bind /usr/share/doc "/b/$i")
+done
+hyperfine -N --warmup 1 --runs "$bind_runs" --export-json "$work/b.json" \
+  "$bin/sbx -q ${sbx_binds[*]} -- /bin/true" "${bwrap[*]} ${bwrap_binds[*]} /bin/true" >/dev/null
+ratio "$work/b.json"
+INNER
+chmod 755 "$work/run.sh"
+
+if [ "$(id -u)" = 0 ]; then
+  for u in sbx-nosub sbx-sub; do
+    id "$u" >/dev/null 2>&1 || { echo "bench: run tests/setup.sh first (creates $u)" >&2; exit 1; }
+    echo "### as $u ($(grep -q "^$u:" /etc/subuid && echo 'newuidmap path' || echo 'single-id map'))"
+    (cd /tmp && setpriv --reuid="$u" --regid="$u" --init-groups \
+      env -i HOME="/home/$u" USER="$u" PATH=/usr/bin:/bin "$work/run.sh" "$work" "$runs" "$warmup" "$bind_runs")
+  done
+else
+  "$work/run.sh" "$work" "$runs" "$warmup" "$bind_runs"
+fi

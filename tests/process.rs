@@ -1,0 +1,401 @@
+//! The command's process, PID 1 and the sandbox's lifetime.
+
+mod common;
+
+use std::os::unix::process::CommandExt;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::*;
+
+#[test]
+fn command_has_no_capabilities_and_no_new_privs() {
+    for u in users() {
+        let st = sh(u, &[], "cat /proc/self/status");
+        for k in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+            assert_eq!(
+                status_field(&st, k),
+                "0000000000000000",
+                "as {}: {k}",
+                u.name
+            );
+        }
+        assert_eq!(status_field(&st, "NoNewPrivs"), "1");
+        assert_eq!(
+            status_field(&st, "Seccomp"),
+            "2",
+            "a seccomp filter is installed"
+        );
+    }
+}
+
+#[test]
+fn cap_add_keeps_one_named_capability_and_says_so() {
+    for u in users() {
+        let o = run(
+            u,
+            &["--cap-add", "NET_RAW", "--", "cat", "/proc/self/status"],
+        );
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        let st = stdout(&o);
+        for k in ["CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+            assert_eq!(
+                status_field(&st, k),
+                "0000000000002000",
+                "as {}: {k}",
+                u.name
+            );
+        }
+        assert!(
+            stderr(&o).contains("CAP_NET_RAW"),
+            "announced: {}",
+            stderr(&o)
+        );
+    }
+}
+
+#[test]
+fn only_stdio_reaches_the_command() {
+    for u in users() {
+        let mut c = sbx_cmd(u, ["--", "sh", "-c", "ls /proc/$$/fd"]);
+        c.stdout(Stdio::piped()).stderr(Stdio::piped());
+        // Leave fd 7 open (no CLOEXEC) in sbx, as a careless caller would.
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            c.pre_exec(|| {
+                let fd = libc::open(c"/etc/hostname".as_ptr(), libc::O_RDONLY);
+                if fd >= 0 && fd != 7 {
+                    libc::dup2(fd, 7);
+                }
+                Ok(())
+            });
+        }
+        let o = wait_output(c.spawn().unwrap(), "fd test");
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        assert_eq!(stdout(&o), "0\n1\n2\n", "as {}", u.name);
+    }
+}
+
+#[test]
+fn hostname_cwd_and_environment() {
+    for u in users() {
+        assert_eq!(sh(u, &[], "hostname"), "sbx\n");
+        assert_eq!(
+            sh(u, &["--hostname", "box"], "cat /proc/sys/kernel/hostname"),
+            "box\n"
+        );
+        // sbx_cmd starts in /, which exists inside.
+        assert_eq!(sh(u, &[], "pwd; echo $PWD"), "/\n/\n");
+        assert_eq!(sh(u, &["--cwd", "/etc"], "pwd"), "/etc\n");
+
+        // The invoking cwd when it exists inside, else $HOME.
+        let mut c = sbx_cmd(u, ["pwd"]);
+        c.current_dir("/usr/bin");
+        let o = wait_output(
+            c.stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+            "cwd",
+        );
+        assert_eq!(stdout(&o), "/usr/bin\n");
+        let fx = Fixture::new(u, "cwd");
+        let mut c = sbx_cmd(u, ["pwd"]);
+        c.current_dir(&fx.path);
+        let o = wait_output(
+            c.stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+            "cwd",
+        );
+        assert_eq!(
+            stdout(&o),
+            format!("{}\n", u.home.display()),
+            "as {}",
+            u.name
+        );
+
+        // The environment is an allow-list.
+        let mut c = sbx_cmd(
+            u,
+            [
+                "--keep-env",
+                "KEEP_ME",
+                "--setenv",
+                "ADDED=1",
+                "--unsetenv",
+                "LANG",
+                "--",
+                "env",
+            ],
+        );
+        c.env("SECRET_TOKEN", "s3cret")
+            .env("SSH_AUTH_SOCK", "/run/user/1/ssh")
+            .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/x")
+            .env("KEEP_ME", "kept")
+            .env("TERM", "xterm")
+            .env("LC_ALL", "C");
+        let o = wait_output(
+            c.stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+            "env",
+        );
+        let env = stdout(&o);
+        let keys: std::collections::BTreeSet<&str> =
+            env.lines().map(|l| l.split('=').next().unwrap()).collect();
+        let want: std::collections::BTreeSet<&str> = [
+            "PATH", "HOME", "USER", "LOGNAME", "TERM", "LC_ALL", "KEEP_ME", "ADDED", "PWD",
+        ]
+        .into();
+        assert_eq!(keys, want, "as {}: {env}", u.name);
+        assert!(env.contains("KEEP_ME=kept\n") && env.contains("ADDED=1\n"));
+    }
+}
+
+#[test]
+fn pid1_reaps_orphans() {
+    for u in users() {
+        // The orphan is re-parented to PID 1; once it exits it must vanish from /proc
+        // (reaped), not linger as a zombie.
+        let out = sh(
+            u,
+            &[],
+            "sh -c 'sleep 0.05 & echo $! > /tmp/orphan'; pid=$(cat /tmp/orphan); \
+             read t0 _ < /proc/uptime; t0=${t0%.*}; \
+             while [ -e /proc/$pid ]; do read t _ < /proc/uptime; [ ${t%.*} -gt $((t0 + 10)) ] && break; done; \
+             if [ -e /proc/$pid ]; then echo lingering; else echo reaped; fi; echo $$",
+        );
+        assert_eq!(
+            out, "reaped\n2\n",
+            "as {}: the command is PID 2 under a reaper",
+            u.name
+        );
+    }
+}
+
+#[test]
+fn a_daemon_left_behind_dies_with_the_sandbox() {
+    for u in users() {
+        let marker = format!("1000.{}", unique());
+        let o = run(
+            u,
+            &[
+                "--",
+                "sh",
+                "-c",
+                &format!("setsid sleep {marker} >/dev/null 2>&1 & echo started"),
+            ],
+        );
+        assert_eq!(stdout(&o), "started\n");
+        // sbx returns only once PID 1 is gone, and the kernel kills the pid namespace
+        // before that: nothing may remain, with no grace period.
+        assert_eq!(
+            processes_with(&marker),
+            Vec::<i32>::new(),
+            "as {}: daemon survived",
+            u.name
+        );
+    }
+}
+
+fn children_of(pid: i32) -> Vec<i32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn signals_are_forwarded_to_the_command() {
+    let sigs = [
+        ("TERM", libc::SIGTERM),
+        ("INT", libc::SIGINT),
+        ("HUP", libc::SIGHUP),
+        ("QUIT", libc::SIGQUIT),
+        ("USR1", libc::SIGUSR1),
+        ("USR2", libc::SIGUSR2),
+        ("WINCH", libc::SIGWINCH),
+    ];
+    for u in users() {
+        for (to_pid1, (name, sig)) in sigs.iter().enumerate().map(|(i, s)| (i % 2 == 1, s)) {
+            let script =
+                format!("trap 'echo got-{name}; exit 3' {name}; sleep 1000 & echo ready; wait");
+            let child = sbx_cmd(u, ["-q", "--", "sh", "-c", &script])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let fd = std::os::fd::AsRawFd::as_raw_fd(child.stdout.as_ref().unwrap());
+            let got = read_until(fd, "ready", Duration::from_secs(20));
+            assert!(got.contains("ready"), "as {}: {got}", u.name);
+            let sbx = child.id() as i32;
+            // Odd rounds signal PID 1 directly (the launcher's child), even ones sbx itself.
+            let target = if to_pid1 { children_of(sbx)[0] } else { sbx };
+            // SAFETY: signalling a process this test started.
+            unsafe { libc::kill(target, *sig) };
+            let o = wait_output(child, "signal forwarding");
+            assert_eq!(
+                code(&o),
+                3,
+                "as {}: SIG{name} to {}: {}",
+                u.name,
+                if to_pid1 { "PID 1" } else { "sbx" },
+                stderr(&o)
+            );
+            assert_eq!(stdout(&o), format!("got-{name}\n"));
+        }
+    }
+}
+
+#[test]
+fn killing_sbx_kills_the_whole_sandbox() {
+    for u in users() {
+        let marker = format!("1000.{}", unique());
+        let mut child = sbx_cmd(
+            u,
+            [
+                "-q",
+                "--",
+                "sh",
+                "-c",
+                &format!("sleep {marker} & sleep {marker} & echo ready; wait"),
+            ],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+        let fd = std::os::fd::AsRawFd::as_raw_fd(child.stdout.as_ref().unwrap());
+        assert!(read_until(fd, "ready", Duration::from_secs(20)).contains("ready"));
+        assert!(processes_with(&marker).len() >= 3, "sandbox running");
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let left = wait_gone(&marker, Duration::from_secs(1));
+        assert!(
+            left.is_empty(),
+            "as {}: left running after SIGKILL of sbx: {left:?}",
+            u.name
+        );
+    }
+}
+
+/// SIGKILL at every moment of start-up, including before PID 1 exists: the
+/// PDEATHSIG + pidfd check leaves no window in which a sandbox process survives.
+#[test]
+fn killing_sbx_during_setup_leaves_nothing() {
+    for u in users() {
+        for i in 0..40u64 {
+            let marker = format!("1000.{}", unique());
+            let mut child = sbx_cmd(u, ["-q", "--", "sleep", &marker])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            // Spread the kills over the ~3 ms of setup: a fault-injection delay, not a wait.
+            std::thread::sleep(Duration::from_micros(i * 100));
+            child.kill().unwrap();
+            child.wait().unwrap();
+            let left = wait_gone(&marker, Duration::from_secs(1));
+            assert!(
+                left.is_empty(),
+                "as {}: kill after {}µs left {left:?}",
+                u.name,
+                i * 100
+            );
+        }
+    }
+}
+
+#[test]
+fn loopback_only_network_by_default() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let probe = format!(
+        "import socket\ns=socket.socket(); s.settimeout(5)\ntry:\n    s.connect(('127.0.0.1', {port})); print('host-reachable')\nexcept OSError as e:\n    print('host-unreachable')\n\
+         srv=socket.socket(); srv.bind(('127.0.0.1', 0)); srv.listen(1)\nc=socket.create_connection(srv.getsockname(), 5); print('loopback-works')\n\
+         print(sorted(l.split(':')[0].strip() for l in open('/proc/net/dev').readlines()[2:]))"
+    );
+    for u in users() {
+        let out = sh(u, &[], &format!("python3 -c \"{probe}\""));
+        assert_eq!(
+            out, "host-unreachable\nloopback-works\n['lo']\n",
+            "as {}",
+            u.name
+        );
+        let out = sh(u, &["--net", "host"], &format!("python3 -c \"{probe}\""));
+        assert!(
+            out.starts_with("host-reachable\nloopback-works\n"),
+            "as {}: {out}",
+            u.name
+        );
+    }
+    drop(listener);
+}
+
+const TIOCSTI_PROBE: &str = r#"
+import fcntl, termios, errno
+for name, req in [('TIOCSTI', termios.TIOCSTI), ('TIOCSTI-high', termios.TIOCSTI | (1 << 32)), ('TIOCLINUX', 0x541C)]:
+    try:
+        fcntl.ioctl(0, req, b'x')
+        print(name, 'allowed')
+    except OSError as e:
+        print(name, errno.errorcode[e.errno])
+"#;
+
+/// Terminal injection is refused even on the controlling terminal, including with
+/// the high bits of the request set (CVE-2019-10063).
+#[test]
+fn terminal_injection_is_refused() {
+    for u in users() {
+        let mut pty = Pty::new(u);
+        let child = pty.spawn(sbx_cmd(u, ["-q", "--", "python3", "-c", TIOCSTI_PROBE]));
+        let out = pty.read_until("TIOCLINUX", Duration::from_secs(20));
+        let out = out + &pty.drain(Duration::from_secs(20));
+        let status = wait_status(child, "TIOCSTI probe");
+        assert!(status.success(), "as {}: {status:?}: {out}", u.name);
+        assert!(out.contains("TIOCSTI EPERM"), "as {}: {out}", u.name);
+        assert!(out.contains("TIOCSTI-high EPERM"), "as {}: {out}", u.name);
+        assert!(out.contains("TIOCLINUX EPERM"), "as {}: {out}", u.name);
+    }
+}
+
+/// An interactive shell keeps its controlling terminal: job control works.
+#[test]
+fn interactive_shell_has_job_control() {
+    for u in users() {
+        let mut pty = Pty::new(u);
+        let mut c = sbx_cmd(u, ["-q", "--", "bash", "--norc", "--noprofile", "-i"]);
+        c.env("TERM", "dumb");
+        let child = pty.spawn(c);
+        let mut seen = pty.read_until("$ ", Duration::from_secs(20));
+        // The job prints a marker once it is in the foreground, then waits.
+        pty.write("sh -c 'echo RE\"\"ADY; exec sleep 1000'\n");
+        seen += &pty.read_until("READY\r\n", Duration::from_secs(20));
+        pty.write("\x1a"); // ^Z
+        seen += &pty.read_until("Stopped", Duration::from_secs(20));
+        pty.write("kill -9 %1\n");
+        seen += &pty.read_until("$ ", Duration::from_secs(5));
+        // A second `exit` leaves even if bash still lists the job as stopped.
+        pty.write("exit 0\n");
+        pty.write("exit 0\n");
+        seen += &pty.drain(Duration::from_secs(20));
+        eprintln!("as {}, the terminal showed:\n{seen}", u.name);
+        let status = wait_status(child, "interactive bash");
+        assert!(!seen.contains("no job control"), "as {}: {seen}", u.name);
+        assert!(
+            !seen.contains("cannot set terminal process group"),
+            "as {}: {seen}",
+            u.name
+        );
+        assert!(
+            seen.contains("Stopped"),
+            "as {}: ^Z did not stop the job: {seen}",
+            u.name
+        );
+        assert!(status.success(), "as {}: {status:?}: {seen}", u.name);
+    }
+}
