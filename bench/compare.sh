@@ -28,8 +28,8 @@ RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --quiet --target
 work=$(mktemp -d /tmp/sbx-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 chmod 755 "$work"
-cp "target/$host/release/sbx" "$work/sbx"
-chmod 755 "$work/sbx"
+cp "target/$host/release/sbx" bench/interleave.py "$work/"
+chmod 755 "$work/sbx" "$work/interleave.py"
 
 cat > "$work/run.sh" <<'INNER'
 #!/usr/bin/env bash
@@ -56,6 +56,8 @@ echo "== default isolation, /bin/true ($(id -un))"
 hyperfine -N --warmup "$warmup" --runs "$runs" --export-json "$work/a.json" \
   "$bin/sbx -q -- /bin/true" "${bwrap[*]} /bin/true" >/dev/null
 ratio "$work/a.json"
+echo "   interleaved, $runs rounds (robust to a busy machine):"
+python3 "$bin/interleave.py" "$runs" "$bin/sbx -q -- /bin/true" "${bwrap[*]} /bin/true"
 
 echo "== 1000 extra read-only binds ($(id -un))"
 sbx_binds=() bwrap_binds=()

@@ -263,15 +263,21 @@ fn run_init(
     die_with_launcher(&launcher);
     drop(launcher);
     trace::step("init", || "PID 1 started".into());
-    // Nothing can be created in the new root until the ids are mapped: the kernel
-    // refuses inodes owned by an unmapped id (EOVERFLOW).
+    // Every mount is made detached while the id maps are still being written...
+    let detached = match mount::prepare(plan) {
+        Ok(d) => d,
+        Err(e) => fail(&e),
+    };
+    trace::step("init", || "mounts prepared".into());
+    // ...but nothing can be created in the new root until the ids are mapped: the
+    // kernel refuses inodes owned by an unmapped id (EOVERFLOW).
     if chan.recv_child() != Some(ToChild::MapsWritten) {
         // The launcher reported why.
         exit_now(EXIT_SETUP);
     }
     drop(chan);
     trace::step("init", || "id maps are written".into());
-    let command = match setup(plan, prep, net) {
+    let command = match setup(plan, prep, net, detached) {
         Ok(pid) => pid,
         Err(e) => fail(&e),
     };
@@ -279,14 +285,17 @@ fn run_init(
 }
 
 /// Build the root, choose the cwd and start the command; returns its pid.
-fn setup(plan: &Plan, prep: &Prepared, net: Option<Channel>) -> Result<libc::pid_t> {
+fn setup(
+    plan: &Plan,
+    prep: &Prepared,
+    net: Option<Channel>,
+    detached: mount::Detached,
+) -> Result<libc::pid_t> {
     // Mount points get exactly the modes the plan gives; the user's umask is restored
     // for the command.
     // SAFETY: umask cannot fail.
     let umask = unsafe { libc::umask(0) };
-    let sources = mount::take_sources(&plan.mounts)?;
-    trace::step("init", || "bind sources taken".into());
-    let root = mount::build_root(plan, sources)?;
+    let root = mount::build_root(plan, detached)?;
     trace::step("init", || "root built".into());
     mount::pivot(&root)?;
     trace::step("init", || "pivot_root done, old root detached".into());

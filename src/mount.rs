@@ -1,12 +1,13 @@
 //! Building the new root (DESIGN.md §1.5), run by PID 1 inside the new user, mount
 //! and pid namespaces.
 //!
-//! 1. [`take_sources`]: every bind source is opened first, with the effective
-//!    capabilities cleared (so only the user's own rights resolve the path), and cloned
-//!    into a detached mount tree (`open_tree(OPEN_TREE_CLONE|AT_RECURSIVE)`) whose
-//!    attributes are set in one `mount_setattr(AT_RECURSIVE)`: ro/nosuid/nodev reach
-//!    every submount without a mountinfo walk (bwrap's O(N²), bubblewrap#384). Sources
-//!    are taken before the new root covers anything, so paths under the host's /tmp work.
+//! 1. [`prepare`]: every mount is made detached first. Each bind source is opened
+//!    with the effective capabilities cleared (so only the user's own rights resolve
+//!    the path) and cloned into a detached tree (`open_tree(OPEN_TREE_CLONE|AT_RECURSIVE)`)
+//!    whose attributes are set in one `mount_setattr(AT_RECURSIVE)`: ro/nosuid/nodev
+//!    reach every submount without a mountinfo walk (bwrap's O(N²), bubblewrap#384).
+//!    Sources are taken before the new root covers anything, so paths under the host's
+//!    /tmp work.
 //! 2. [`build_root`]: a size-limited tmpfs becomes the root; each op is applied in
 //!    order. Every path inside it is resolved from the root's fd with
 //!    `openat2(RESOLVE_IN_ROOT)`, and mounts are attached to the resolved fd with
@@ -21,7 +22,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use crate::error::Result;
-use crate::plan::{Access, Mount, MountOp, Plan};
+use crate::plan::{Access, MountOp, Plan};
 use crate::sys::{self, SysError, SysResult};
 use crate::{caps, trace};
 
@@ -44,10 +45,25 @@ const DEV_LINKS: [(&CStr, &CStr); 5] = [
 /// only, and covered by the pivot afterwards.
 const STAGING: &CStr = c"/tmp";
 
-/// Detached mount trees, one per bind op (by index), plus the /dev nodes.
-pub struct Sources {
-    binds: Vec<Option<OwnedFd>>,
-    dev_nodes: Vec<OwnedFd>,
+/// What an op mounts, made detached before the id maps exist (see [`prepare`]).
+enum Made {
+    Nothing,
+    /// A clone of a bind source, attributes set.
+    Tree(OwnedFd),
+    /// A new filesystem instance (tmpfs, proc).
+    Fs(OwnedFd),
+    Dev {
+        dev: OwnedFd,
+        pts: OwnedFd,
+        shm: OwnedFd,
+        nodes: Vec<OwnedFd>,
+    },
+}
+
+/// Every mount of the plan, detached: the root tmpfs and one [`Made`] per op.
+pub struct Detached {
+    root: OwnedFd,
+    ops: Vec<Made>,
 }
 
 fn attrs_for(access: Access) -> u64 {
@@ -58,59 +74,94 @@ fn attrs_for(access: Access) -> u64 {
     }
 }
 
-pub fn take_sources(mounts: &[Mount]) -> Result<Sources> {
-    let needs_dev = mounts.iter().any(|m| matches!(m.op, MountOp::Dev { .. }));
+fn dev_paths() -> impl Iterator<Item = CString> {
+    DEV_NODES
+        .iter()
+        .map(|n| CString::new(format!("/dev/{n}")).unwrap())
+}
+
+/// Create every mount of the plan, detached, while newuidmap/newgidmap still run:
+/// none of this needs the ids mapped (only creating inodes does), so it comes off the
+/// launch's critical path. Bind sources are taken here, before the new root covers
+/// anything, so paths under the host's /tmp work.
+pub fn prepare(plan: &Plan) -> Result<Detached> {
+    let mounts = &plan.mounts;
     // Path lookups with the user's rights only: O_PATH opens need search permission on
     // every directory on the way, and CAP_DAC_* would otherwise bypass that for ids
     // mapped into the namespace.
-    let opened: Vec<Option<SysResult<OwnedFd>>> = caps::with_effective_cleared(|| {
+    let opened: Vec<Vec<SysResult<OwnedFd>>> = caps::with_effective_cleared(|| {
         mounts
             .iter()
             .map(|m| match &m.op {
                 MountOp::Bind { src, .. } => {
-                    Some(sys::open(&sys::cstr(src.as_os_str()), libc::O_PATH))
+                    vec![sys::open(&sys::cstr(src.as_os_str()), libc::O_PATH)]
                 }
-                _ => None,
+                MountOp::Dev { .. } => dev_paths().map(|p| sys::open(&p, libc::O_PATH)).collect(),
+                _ => Vec::new(),
             })
-            .chain(DEV_NODES.iter().filter(|_| needs_dev).map(|n| {
-                let p = CString::new(format!("/dev/{n}")).unwrap();
-                Some(sys::open(&p, libc::O_PATH))
-            }))
             .collect()
     })?;
-    let mut binds = Vec::with_capacity(mounts.len());
-    let mut dev_nodes = Vec::new();
-    for (i, o) in opened.into_iter().enumerate() {
-        let Some(o) = o else {
-            binds.push(None);
-            continue;
-        };
-        if let Some(m) = mounts.get(i) {
-            let MountOp::Bind { src, access, .. } = &m.op else {
-                unreachable!()
-            };
+    let mut ops = Vec::with_capacity(mounts.len());
+    for (m, fds) in mounts.iter().zip(opened) {
+        let made = prepare_op(&m.op, fds).map_err(|e| {
+            e.at(format!("prepare {}", describe(&m.op)))
+                .within(&m.origin)
+        })?;
+        ops.push(made);
+    }
+    let root =
+        tmpfs(plan.root_size, 0o755, ATTR_NOSUID | ATTR_NODEV).map_err(|e| e.at("new root"))?;
+    Ok(Detached { root, ops })
+}
+
+fn prepare_op(op: &MountOp, fds: Vec<SysResult<OwnedFd>>) -> SysResult<Made> {
+    Ok(match op {
+        MountOp::Bind { src, access, .. } => {
             let what = src.to_string_lossy();
-            let step = || format!("{}: take source", m.origin);
-            let path_fd = o.map_err(|e| e.at(step()))?;
-            let tree = sys::clone_tree(path_fd.as_fd(), &what).map_err(|e| e.at(step()))?;
-            sys::mount_setattr(tree.as_fd(), true, attrs_for(*access), 0, &what)
-                .map_err(|e| e.at(step()))?;
+            let path = fds.into_iter().next().expect("one source per bind")?;
+            let tree = sys::clone_tree(path.as_fd(), &what)?;
+            sys::mount_setattr(tree.as_fd(), true, attrs_for(*access), 0, &what)?;
             trace::step("init", || {
                 format!("took {what} ({})", sys::attr_names(attrs_for(*access)))
             });
-            binds.push(Some(tree));
-        } else {
-            let name = DEV_NODES[i - mounts.len()];
-            let step = || format!("/dev/{name}: take source");
-            let path_fd = o.map_err(|e| e.at(step()))?;
-            let tree = sys::clone_tree(path_fd.as_fd(), name).map_err(|e| e.at(step()))?;
-            // Device nodes must stay usable: nosuid and noexec, never nodev.
-            sys::mount_setattr(tree.as_fd(), true, ATTR_NOSUID | ATTR_NOEXEC, 0, name)
-                .map_err(|e| e.at(step()))?;
-            dev_nodes.push(tree);
+            Made::Tree(tree)
         }
-    }
-    Ok(Sources { binds, dev_nodes })
+        MountOp::Tmpfs { size, mode, .. } => {
+            Made::Fs(tmpfs(*size, *mode, ATTR_NOSUID | ATTR_NODEV)?)
+        }
+        // A procfs of the sandbox's own pid namespace (this process is its PID 1).
+        MountOp::Proc { .. } => Made::Fs(sys::new_fs(
+            c"proc",
+            &[],
+            ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC,
+        )?),
+        MountOp::Dev { shm_size, .. } => {
+            let mut nodes = Vec::with_capacity(DEV_NODES.len());
+            for (name, fd) in DEV_NODES.iter().zip(fds) {
+                let tree = sys::clone_tree(fd?.as_fd(), name)?;
+                // Device nodes must stay usable: nosuid and noexec, never nodev.
+                sys::mount_setattr(tree.as_fd(), true, ATTR_NOSUID | ATTR_NOEXEC, 0, name)?;
+                nodes.push(tree);
+            }
+            Made::Dev {
+                dev: tmpfs(1024 * 1024, 0o755, ATTR_NOSUID | ATTR_NOEXEC)?,
+                // A new devpts instance: the sandbox's ptys are its own, and it cannot
+                // reach the host's (ptmxmode lets the unprivileged user open ptmx).
+                pts: sys::new_fs(
+                    c"devpts",
+                    &[
+                        (c"newinstance", None),
+                        (c"ptmxmode", Some(c"0666")),
+                        (c"mode", Some(c"0620")),
+                    ],
+                    ATTR_NOSUID | ATTR_NOEXEC,
+                )?,
+                shm: tmpfs(*shm_size, 0o1777, ATTR_NOSUID | ATTR_NODEV)?,
+                nodes,
+            }
+        }
+        MountOp::Dir { .. } | MountOp::Symlink { .. } => Made::Nothing,
+    })
 }
 
 /// Relative form of an absolute sandbox path, for `openat2` below the root fd.
@@ -191,11 +242,19 @@ fn attach_dir(root: BorrowedFd, fs: &OwnedFd, dst: &Path) -> SysResult<()> {
     sys::move_mount_fd(fs.as_fd(), target.as_fd(), &dst.to_string_lossy())
 }
 
-fn build_dev(root: BorrowedFd, dst: &Path, shm_size: u64, nodes: &[OwnedFd]) -> SysResult<()> {
-    let dev = tmpfs(1024 * 1024, 0o755, ATTR_NOSUID | ATTR_NOEXEC)?;
+fn build_dev(root: BorrowedFd, dst: &Path, made: Made) -> SysResult<()> {
+    let Made::Dev {
+        dev,
+        pts,
+        shm,
+        nodes,
+    } = made
+    else {
+        unreachable!("dev op prepared as Dev")
+    };
     attach_dir(root, &dev, dst)?;
     let d = dev.as_fd();
-    for (name, node) in DEV_NODES.iter().zip(nodes) {
+    for (name, node) in DEV_NODES.iter().zip(&nodes) {
         let cname = CString::new(*name).unwrap();
         sys::create_file_at(d, &cname, 0o444)?;
         let target = sys::open_in_root(d, &cname, libc::O_PATH)?;
@@ -204,25 +263,13 @@ fn build_dev(root: BorrowedFd, dst: &Path, shm_size: u64, nodes: &[OwnedFd]) -> 
     for (target, name) in DEV_LINKS {
         sys::symlinkat(target, d, name)?;
     }
-    // A new devpts instance: the sandbox's ptys are its own, and it cannot reach the
-    // host's through /dev/pts (ptmxmode lets the unprivileged user open ptmx).
     sys::mkdirat(d, c"pts", 0o755)?;
-    let pts = sys::new_fs(
-        c"devpts",
-        &[
-            (c"newinstance", None),
-            (c"ptmxmode", Some(c"0666")),
-            (c"mode", Some(c"0620")),
-        ],
-        ATTR_NOSUID | ATTR_NOEXEC,
-    )?;
     sys::move_mount_fd(
         pts.as_fd(),
         sys::open_in_root(d, c"pts", libc::O_PATH)?.as_fd(),
         "/dev/pts",
     )?;
     sys::mkdirat(d, c"shm", 0o1777)?;
-    let shm = tmpfs(shm_size, 0o1777, ATTR_NOSUID | ATTR_NODEV)?;
     sys::move_mount_fd(
         shm.as_fd(),
         sys::open_in_root(d, c"shm", libc::O_PATH)?.as_fd(),
@@ -232,15 +279,9 @@ fn build_dev(root: BorrowedFd, dst: &Path, shm_size: u64, nodes: &[OwnedFd]) -> 
     sys::mount_setattr(d, false, ATTR_RO, 0, "/dev")
 }
 
-fn apply(
-    root: BorrowedFd,
-    op: &MountOp,
-    src: Option<&OwnedFd>,
-    nodes: &[OwnedFd],
-) -> SysResult<()> {
-    match op {
-        MountOp::Bind { dst, .. } => {
-            let tree = src.expect("source taken for every bind");
+fn apply(root: BorrowedFd, op: &MountOp, made: Made) -> SysResult<()> {
+    match (op, made) {
+        (MountOp::Bind { dst, .. }, Made::Tree(tree)) => {
             let is_dir = sys::fstat(tree.as_fd())?.st_mode & libc::S_IFMT == libc::S_IFDIR;
             let target = if is_dir {
                 ensure_dir(root, dst, 0o755)?
@@ -249,35 +290,28 @@ fn apply(
             };
             sys::move_mount_fd(tree.as_fd(), target.as_fd(), &dst.to_string_lossy())
         }
-        MountOp::Tmpfs { dst, size, mode } => {
-            attach_dir(root, &tmpfs(*size, *mode, ATTR_NOSUID | ATTR_NODEV)?, dst)
+        (MountOp::Tmpfs { dst, .. } | MountOp::Proc { dst }, Made::Fs(fs)) => {
+            attach_dir(root, &fs, dst)
         }
-        MountOp::Dir { dst, mode } => ensure_dir(root, dst, *mode).map(drop),
-        MountOp::Symlink { target, link } => symlink(root, &sys::cstr(target.as_os_str()), link),
-        // A procfs of the sandbox's own pid namespace (this process is its PID 1).
-        MountOp::Proc { dst } => attach_dir(
-            root,
-            &sys::new_fs(c"proc", &[], ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC)?,
-            dst,
-        ),
-        MountOp::Dev { dst, shm_size } => build_dev(root, dst, *shm_size, nodes),
+        (MountOp::Dir { dst, mode }, _) => ensure_dir(root, dst, *mode).map(drop),
+        (MountOp::Symlink { target, link }, _) => {
+            symlink(root, &sys::cstr(target.as_os_str()), link)
+        }
+        (MountOp::Dev { dst, .. }, made) => build_dev(root, dst, made),
+        _ => unreachable!("every op is prepared as its own kind"),
     }
 }
 
-/// Build the new root and return its directory fd (still attached at [`STAGING`]).
-pub fn build_root(plan: &Plan, sources: Sources) -> Result<OwnedFd> {
+/// Attach the root at [`STAGING`], apply every op in order inside it, and return its
+/// directory fd. Needs the id maps written.
+pub fn build_root(plan: &Plan, detached: Detached) -> Result<OwnedFd> {
     let step = "new root";
-    let root = tmpfs(plan.root_size, 0o755, ATTR_NOSUID | ATTR_NODEV).map_err(|e| e.at(step))?;
+    let Detached { root, ops } = detached;
     sys::move_mount_path(root.as_fd(), STAGING).map_err(|e| e.at(step))?;
-    for (i, m) in plan.mounts.iter().enumerate() {
+    for (m, made) in plan.mounts.iter().zip(ops) {
         trace::step("init", || describe(&m.op));
-        apply(
-            root.as_fd(),
-            &m.op,
-            sources.binds[i].as_ref(),
-            &sources.dev_nodes,
-        )
-        .map_err(|e: SysError| e.at(describe(&m.op)).within(&m.origin))?;
+        apply(root.as_fd(), &m.op, made)
+            .map_err(|e: SysError| e.at(describe(&m.op)).within(&m.origin))?;
     }
     // Keep host mount events out: nothing propagates into (or out of) the sandbox's
     // tree after this, so a mount the host adds later cannot appear writable inside a
