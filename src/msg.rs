@@ -95,33 +95,39 @@ impl Channel {
     }
 }
 
+/// Run `f` on a one-byte message with room for one descriptor in its control data.
+fn with_fd_msg<R>(f: impl FnOnce(&mut libc::msghdr) -> R) -> R {
+    let mut byte = [0u8; 1];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    // SAFETY: CMSG_SPACE is a pure size computation.
+    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
+    let mut cbuf = vec![0u8; space];
+    // SAFETY: msghdr is plain data; the buffers it points to outlive `f`.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.as_mut_ptr().cast();
+    msg.msg_controllen = space as _;
+    f(&mut msg)
+}
+
 impl Channel {
     /// Pass a descriptor (SCM_RIGHTS).
     pub fn send_fd(&self, fd: BorrowedFd) -> Result<()> {
-        let mut byte = [0u8; 1];
-        let mut iov = libc::iovec {
-            iov_base: byte.as_mut_ptr().cast(),
-            iov_len: 1,
-        };
-        // SAFETY: CMSG_SPACE is a pure size computation.
-        let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
-        let mut cbuf = vec![0u8; space];
-        // SAFETY: msghdr is plain data; the pointers set below outlive the sendmsg call.
-        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = cbuf.as_mut_ptr().cast();
-        msg.msg_controllen = space as _;
-        // SAFETY: the control buffer has room for one header and one fd.
-        unsafe {
-            let c = libc::CMSG_FIRSTHDR(&msg);
-            (*c).cmsg_level = libc::SOL_SOCKET;
-            (*c).cmsg_type = libc::SCM_RIGHTS;
-            (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as _;
-            std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<RawFd>(), fd.as_raw_fd());
-        }
-        // SAFETY: valid socket and message.
-        let r = unsafe { libc::sendmsg(self.0.as_raw_fd(), &msg, 0) };
+        let r = with_fd_msg(|msg| {
+            // SAFETY: the control buffer has room for one header and one fd.
+            unsafe {
+                let c = libc::CMSG_FIRSTHDR(msg);
+                (*c).cmsg_level = libc::SOL_SOCKET;
+                (*c).cmsg_type = libc::SCM_RIGHTS;
+                (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as _;
+                std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<RawFd>(), fd.as_raw_fd());
+                libc::sendmsg(self.0.as_raw_fd(), msg, 0)
+            }
+        });
         if r < 0 {
             return Err(Error::sys(
                 "pass descriptor",
@@ -134,42 +140,30 @@ impl Channel {
 
     /// Receive a descriptor sent with [`Channel::send_fd`]; `None` if the peer is gone.
     pub fn recv_fd(&self) -> Option<OwnedFd> {
-        let mut byte = [0u8; 1];
-        let mut iov = libc::iovec {
-            iov_base: byte.as_mut_ptr().cast(),
-            iov_len: 1,
-        };
-        // SAFETY: pure size computation.
-        let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
-        let mut cbuf = vec![0u8; space];
-        // SAFETY: plain data; pointers outlive the call.
-        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = cbuf.as_mut_ptr().cast();
-        msg.msg_controllen = space as _;
-        loop {
-            // SAFETY: valid socket and message buffers.
-            let r = unsafe { libc::recvmsg(self.0.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
-            if r < 0 && sys::errno() == libc::EINTR {
-                continue;
+        with_fd_msg(|msg| {
+            loop {
+                // SAFETY: valid socket and message buffers.
+                let r = unsafe { libc::recvmsg(self.0.as_raw_fd(), msg, libc::MSG_CMSG_CLOEXEC) };
+                if r < 0 && sys::errno() == libc::EINTR {
+                    continue;
+                }
+                if r <= 0 {
+                    return None;
+                }
+                break;
             }
-            if r <= 0 {
-                return None;
+            // SAFETY: the kernel filled the control buffer; the header is checked first.
+            unsafe {
+                let c = libc::CMSG_FIRSTHDR(msg);
+                if c.is_null()
+                    || (*c).cmsg_level != libc::SOL_SOCKET
+                    || (*c).cmsg_type != libc::SCM_RIGHTS
+                {
+                    return None;
+                }
+                let fd = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<RawFd>());
+                Some(OwnedFd::from_raw_fd(fd))
             }
-            break;
-        }
-        // SAFETY: the kernel filled the control buffer; we check the header before use.
-        unsafe {
-            let c = libc::CMSG_FIRSTHDR(&msg);
-            if c.is_null()
-                || (*c).cmsg_level != libc::SOL_SOCKET
-                || (*c).cmsg_type != libc::SCM_RIGHTS
-            {
-                return None;
-            }
-            let fd = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<RawFd>());
-            Some(OwnedFd::from_raw_fd(fd))
-        }
+        })
     }
 }

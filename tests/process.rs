@@ -54,23 +54,32 @@ fn cap_add_keeps_one_named_capability_and_says_so() {
     }
 }
 
+/// Leave fd 7 open (no CLOEXEC) in the spawned process, as a careless caller would.
+fn leak_fd_7(c: &mut std::process::Command) {
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        c.pre_exec(|| {
+            let fd = libc::open(c"/etc/hostname".as_ptr(), libc::O_RDONLY);
+            if fd >= 0 && fd != 7 {
+                libc::dup2(fd, 7);
+            }
+            Ok(())
+        });
+    }
+}
+
 #[test]
 fn only_stdio_reaches_the_command() {
     for u in users() {
+        // Control: without sbx the leaked descriptor is there.
+        let mut c = std::process::Command::new("sh");
+        c.args(["-c", "ls /proc/$$/fd"]);
+        leak_fd_7(&mut c);
+        assert!(stdout(&output(c)).lines().any(|l| l == "7"));
+
         let mut c = sbx_cmd(u, ["--", "sh", "-c", "ls /proc/$$/fd"]);
-        c.stdout(Stdio::piped()).stderr(Stdio::piped());
-        // Leave fd 7 open (no CLOEXEC) in sbx, as a careless caller would.
-        // SAFETY: only async-signal-safe calls between fork and exec.
-        unsafe {
-            c.pre_exec(|| {
-                let fd = libc::open(c"/etc/hostname".as_ptr(), libc::O_RDONLY);
-                if fd >= 0 && fd != 7 {
-                    libc::dup2(fd, 7);
-                }
-                Ok(())
-            });
-        }
-        let o = wait_output(c.spawn().unwrap(), "fd test");
+        leak_fd_7(&mut c);
+        let o = output(c);
         assert_eq!(code(&o), 0, "{}", stderr(&o));
         assert_eq!(stdout(&o), "0\n1\n2\n", "as {}", u.name);
     }
@@ -91,24 +100,12 @@ fn hostname_cwd_and_environment() {
         // The invoking cwd when it exists inside, else $HOME.
         let mut c = sbx_cmd(u, ["pwd"]);
         c.current_dir("/usr/bin");
-        let o = wait_output(
-            c.stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap(),
-            "cwd",
-        );
+        let o = output(c);
         assert_eq!(stdout(&o), "/usr/bin\n");
         let fx = Fixture::new(u, "cwd");
         let mut c = sbx_cmd(u, ["pwd"]);
         c.current_dir(&fx.path);
-        let o = wait_output(
-            c.stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap(),
-            "cwd",
-        );
+        let o = output(c);
         assert_eq!(
             stdout(&o),
             format!("{}\n", u.home.display()),
@@ -136,13 +133,7 @@ fn hostname_cwd_and_environment() {
             .env("KEEP_ME", "kept")
             .env("TERM", "xterm")
             .env("LC_ALL", "C");
-        let o = wait_output(
-            c.stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap(),
-            "env",
-        );
+        let o = output(c);
         let env = stdout(&o);
         let keys: std::collections::BTreeSet<&str> =
             env.lines().map(|l| l.split('=').next().unwrap()).collect();

@@ -219,14 +219,19 @@ pub fn poll_readable(fd: i32, timeout: Duration) -> bool {
     unsafe { libc::poll(&mut p, 1, timeout.as_millis() as i32) > 0 }
 }
 
-/// Run sbx as `u` and return its output.
-pub fn run<S: AsRef<OsStr>>(u: &User, args: &[S]) -> Output {
-    let child = sbx_cmd(u, args)
+/// Run a prepared command line, capturing its output.
+pub fn output(mut c: Command) -> Output {
+    let child = c
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_output(child, &format!("sbx as {}", u.name))
+    wait_output(child, &format!("{c:?}"))
+}
+
+/// Run sbx as `u` and return its output.
+pub fn run<S: AsRef<OsStr>>(u: &User, args: &[S]) -> Output {
+    output(sbx_cmd(u, args))
 }
 
 pub fn stdout(o: &Output) -> String {
