@@ -394,7 +394,14 @@ fn cli_mount(kind: MountArg, value: &OsStr, host: &Host, fs: &dyn HostFs) -> Res
             // path; the launcher opens it again with the user's rights only.
             let real = fs
                 .canonicalize(Path::new(&src))
-                .map_err(|e| Error::new(what, format!("source {:?}: {e}", Path::new(&src))))?;
+                .map_err(|e| match e.raw_os_error() {
+                    Some(errno) => Error::sys(
+                        what,
+                        format!("source: realpath({:?})", Path::new(&src)),
+                        errno,
+                    ),
+                    None => Error::new(what, format!("source {:?}: {e}", Path::new(&src))),
+                })?;
             let dst = match dst {
                 Some(d) => sandbox_path(&d, what)?,
                 None => lexical_abs(&src, host.cwd.as_deref()),
