@@ -22,6 +22,26 @@ use clap::{ArgAction, CommandFactory, FromArgMatches, Parser, ValueEnum};
                   126 if COMMAND cannot be executed, 127 if it was not found."
 )]
 pub struct Cli {
+    /// The security profile: a NAME (looked up in $XDG_CONFIG_HOME/sbx/profiles, /etc/sbx/profiles, then the built-ins) or a PATH; default: default
+    #[arg(short = 'p', long = "profile", value_name = "NAME|PATH")]
+    pub profile: Option<String>,
+
+    /// List the available profiles, where each comes from and what it is for
+    #[arg(long = "profiles")]
+    pub profiles: bool,
+
+    /// Print a profile fully resolved (includes merged, variables substituted)
+    #[arg(long = "print-profile", value_name = "NAME|PATH")]
+    pub print_profile: Option<String>,
+
+    /// Check a profile file and report every error found
+    #[arg(long = "check-profile", value_name = "PATH")]
+    pub check_profile: Option<String>,
+
+    /// Machine-readable output (JSON) where it applies
+    #[arg(long = "json")]
+    pub json: bool,
+
     /// Bind SRC read-only (recursively, nosuid, nodev) at DST (default: SRC)
     #[arg(long = "ro-bind", value_name = "SRC[:DST]", action = ArgAction::Append)]
     pub ro_bind: Vec<OsString>,
@@ -46,9 +66,9 @@ pub struct Cli {
     #[arg(long = "symlink", value_name = "TARGET:LINK", action = ArgAction::Append)]
     pub symlink: Vec<OsString>,
 
-    /// Network: none (own namespace, loopback only) or host (share the host's)
-    #[arg(long = "net", value_name = "MODE", value_enum, default_value_t = NetArg::None)]
-    pub net: NetArg,
+    /// Network: none (own namespace, loopback only) or host (share the host's); default: the profile's, else none
+    #[arg(long = "net", value_name = "MODE", value_enum)]
+    pub net: Option<NetArg>,
 
     /// User id inside the sandbox (default: your own)
     #[arg(long = "uid", value_name = "UID")]
@@ -99,7 +119,7 @@ pub struct Cli {
         value_name = "COMMAND",
         trailing_var_arg = true,
         allow_hyphen_values = true,
-        required = true,
+        required_unless_present_any = ["profiles", "print_profile", "check_profile"],
         num_args = 1..
     )]
     pub command: Vec<OsString>,

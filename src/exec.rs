@@ -17,7 +17,23 @@ pub struct Prepared {
     /// Candidate paths for argv[0]: itself if it has a `/`, else each PATH entry joined.
     pub candidates: Vec<CString>,
     pub caps: u64,
+    /// (resource, name, value) for setrlimit.
+    pub rlimits: Vec<(libc::__rlimit_resource_t, String, u64)>,
     pub filter: Program,
+}
+
+fn rlimit_resource(name: &str) -> libc::__rlimit_resource_t {
+    match name {
+        "nofile" => libc::RLIMIT_NOFILE,
+        "nproc" => libc::RLIMIT_NPROC,
+        "fsize" => libc::RLIMIT_FSIZE,
+        "as" => libc::RLIMIT_AS,
+        "core" => libc::RLIMIT_CORE,
+        "cpu" => libc::RLIMIT_CPU,
+        "stack" => libc::RLIMIT_STACK,
+        "memlock" => libc::RLIMIT_MEMLOCK,
+        other => unreachable!("the plan only holds known limits, not {other}"),
+    }
 }
 
 impl Prepared {
@@ -58,6 +74,11 @@ impl Prepared {
             env,
             candidates,
             caps: caps::mask(&plan.caps),
+            rlimits: plan
+                .rlimits
+                .iter()
+                .map(|(k, v)| (rlimit_resource(k), k.clone(), *v))
+                .collect(),
             filter: seccomp::build(&plan.seccomp),
         }
     }
@@ -84,6 +105,16 @@ pub fn exec_command(prep: &Prepared, pwd: &[u8], umask: libc::mode_t) -> ! {
     }
     // Nothing sbx or its caller had open reaches the command: 0, 1, 2 only.
     sys::close_range_from(3);
+    for (res, name, v) in &prep.rlimits {
+        let lim = libc::rlimit {
+            rlim_cur: *v,
+            rlim_max: *v,
+        };
+        // SAFETY: valid rlimit struct.
+        if unsafe { libc::setrlimit(*res, &lim) } < 0 {
+            fail(Error::sys("rlimits", format!("setrlimit({name}, {v})"), sys::errno()));
+        }
+    }
     if let Err(e) = sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, "PR_SET_NO_NEW_PRIVS") {
         fail(e.at("no_new_privs"));
     }

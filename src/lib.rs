@@ -15,6 +15,8 @@ pub mod mount;
 pub mod msg;
 pub mod net;
 pub mod plan;
+pub mod profile;
+pub mod tools;
 pub mod seccomp;
 pub mod sys;
 pub mod trace;
@@ -41,6 +43,9 @@ pub fn main() -> i32 {
         trace::enable();
     }
     let host = host::Host::gather();
+    if let Some(code) = tools::run(&cli, &host) {
+        return code;
+    }
     let plan = match plan::Plan::build(&cli, &host, &host::RealFs) {
         Ok(p) => p,
         Err(e) => {

@@ -160,8 +160,54 @@ fn prepare_op(op: &MountOp, fds: Vec<SysResult<OwnedFd>>) -> SysResult<Made> {
                 nodes,
             }
         }
-        MountOp::Dir { .. } | MountOp::Symlink { .. } => Made::Nothing,
+        MountOp::Mqueue { .. } => Made::Fs(sys::new_fs(c"mqueue", &[], ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC)?),
+        MountOp::Dir { .. } | MountOp::Symlink { .. } | MountOp::File { .. } | MountOp::Mask { .. } => Made::Nothing,
     })
+}
+
+/// The empty directory and empty file that masks are cloned from. They live on a
+/// small read-only tmpfs attached at [`STAGING`] *under* the new root, so they are
+/// reachable through their fds while the root is built and gone with the old root.
+struct MaskSource {
+    dir: OwnedFd,
+    file: OwnedFd,
+}
+
+impl MaskSource {
+    fn new() -> SysResult<MaskSource> {
+        let fs = tmpfs(64 * 1024, 0o755, ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC)?;
+        sys::move_mount_path(fs.as_fd(), STAGING)?;
+        sys::mkdirat(fs.as_fd(), c"dir", 0o555)?;
+        sys::create_file_at(fs.as_fd(), c"file", 0o444)?;
+        let dir = sys::openat(fs.as_fd(), c"dir", libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW)?;
+        let file = sys::openat(fs.as_fd(), c"file", libc::O_PATH | libc::O_NOFOLLOW)?;
+        sys::mount_setattr(fs.as_fd(), false, ATTR_RO, 0, "mask source")?;
+        Ok(MaskSource { dir, file })
+    }
+
+    /// Cover what is at `dst`, if anything: an empty read-only directory over a
+    /// directory, an empty read-only file over anything else.
+    fn cover(&self, root: BorrowedFd, dst: &Path) -> SysResult<()> {
+        let target = match sys::open_in_root(root, &rel(dst), libc::O_PATH) {
+            Err(e) if e.errno == libc::ENOENT => {
+                trace::step("init", || format!("mask {}: nothing there", dst.display()));
+                return Ok(());
+            }
+            other => other?,
+        };
+        let is_dir = sys::fstat(target.as_fd())?.st_mode & libc::S_IFMT == libc::S_IFDIR;
+        let what = dst.to_string_lossy();
+        let tree = sys::clone_tree(if is_dir { self.dir.as_fd() } else { self.file.as_fd() }, &what)?;
+        sys::mount_setattr(tree.as_fd(), true, ATTR_RO | ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC, 0, &what)?;
+        sys::move_mount_fd(tree.as_fd(), target.as_fd(), &what)
+    }
+}
+
+/// Create `dst` below `root` holding `content`; never replaces an existing file.
+fn write_file(root: BorrowedFd, dst: &Path, content: &str, mode: u32) -> SysResult<()> {
+    let parent = ensure_dir(root, dst.parent().unwrap_or(Path::new("/")), 0o755)?;
+    let fd = sys::create_file_with(parent.as_fd(), &name_of(dst), mode)?;
+    sys::write_all(std::os::fd::AsRawFd::as_raw_fd(&fd), content.as_bytes())
 }
 
 /// Relative form of an absolute sandbox path, for `openat2` below the root fd.
@@ -279,8 +325,9 @@ fn build_dev(root: BorrowedFd, dst: &Path, made: Made) -> SysResult<()> {
     sys::mount_setattr(d, false, ATTR_RO, 0, "/dev")
 }
 
-fn apply(root: BorrowedFd, op: &MountOp, made: Made) -> SysResult<()> {
+fn apply(root: BorrowedFd, op: &MountOp, made: Made, masks: Option<&MaskSource>) -> SysResult<()> {
     match (op, made) {
+        (MountOp::Mask { dst }, _) => masks.expect("mask source made for masks").cover(root, dst),
         (MountOp::Bind { dst, .. }, Made::Tree(tree)) => {
             let is_dir = sys::fstat(tree.as_fd())?.st_mode & libc::S_IFMT == libc::S_IFDIR;
             let target = if is_dir {
@@ -290,9 +337,10 @@ fn apply(root: BorrowedFd, op: &MountOp, made: Made) -> SysResult<()> {
             };
             sys::move_mount_fd(tree.as_fd(), target.as_fd(), &dst.to_string_lossy())
         }
-        (MountOp::Tmpfs { dst, .. } | MountOp::Proc { dst }, Made::Fs(fs)) => {
+        (MountOp::Tmpfs { dst, .. } | MountOp::Proc { dst } | MountOp::Mqueue { dst }, Made::Fs(fs)) => {
             attach_dir(root, &fs, dst)
         }
+        (MountOp::File { dst, content, mode }, _) => write_file(root, dst, content, *mode),
         (MountOp::Dir { dst, mode }, _) => ensure_dir(root, dst, *mode).map(drop),
         (MountOp::Symlink { target, link }, _) => {
             symlink(root, &sys::cstr(target.as_os_str()), link)
@@ -307,10 +355,14 @@ fn apply(root: BorrowedFd, op: &MountOp, made: Made) -> SysResult<()> {
 pub fn build_root(plan: &Plan, detached: Detached) -> Result<OwnedFd> {
     let step = "new root";
     let Detached { root, ops } = detached;
+    let masks = match plan.mounts.iter().any(|m| matches!(m.op, MountOp::Mask { .. })) {
+        true => Some(MaskSource::new().map_err(|e| e.at("mask source"))?),
+        false => None,
+    };
     sys::move_mount_path(root.as_fd(), STAGING).map_err(|e| e.at(step))?;
     for (m, made) in plan.mounts.iter().zip(ops) {
         trace::step("init", || describe(&m.op));
-        apply(root.as_fd(), &m.op, made)
+        apply(root.as_fd(), &m.op, made, masks.as_ref())
             .map_err(|e: SysError| e.at(describe(&m.op)).within(&m.origin))?;
     }
     // Keep host mount events out: nothing propagates into (or out of) the sandbox's
@@ -341,6 +393,9 @@ pub fn describe(op: &MountOp) -> String {
         }
         MountOp::Proc { dst } => format!("proc {}", dst.display()),
         MountOp::Dev { dst, .. } => format!("dev {}", dst.display()),
+        MountOp::File { dst, mode, .. } => format!("file {} (mode={mode:o})", dst.display()),
+        MountOp::Mqueue { dst } => format!("mqueue {}", dst.display()),
+        MountOp::Mask { dst } => format!("mask {}", dst.display()),
     }
 }
 

@@ -11,10 +11,18 @@ use serde::{Serialize, Serializer};
 
 use crate::cli::{Cli, EnvArg, MountArg, NetArg};
 use crate::error::{Error, Result};
-use crate::host::{Entry, Host, HostFs};
+use crate::host::{Host, HostFs};
 use crate::seccomp::SeccompPlan;
+use crate::profile::schema::{IdMode, NetMode, Size};
+use crate::profile::vars::{expand, Vars};
+use crate::profile::{self, EnvOp, Locations, Resolved};
 use crate::userns::{plan_ids, IdPlan};
 use crate::{caps, host};
+
+mod compile;
+pub mod trust;
+
+pub use compile::{compile as compile_profile, Compiled};
 
 const MIB: u64 = 1024 * 1024;
 /// Size of the root tmpfs: it only holds mount-point directories and symlinks.
@@ -75,11 +83,13 @@ pub enum MountOp {
         #[serde(serialize_with = "lossy")]
         dst: PathBuf,
         size: u64,
+        #[serde(serialize_with = "octal")]
         mode: u32,
     },
     Dir {
         #[serde(serialize_with = "lossy")]
         dst: PathBuf,
+        #[serde(serialize_with = "octal")]
         mode: u32,
     },
     Symlink {
@@ -97,6 +107,23 @@ pub enum MountOp {
         dst: PathBuf,
         shm_size: u64,
     },
+    File {
+        #[serde(serialize_with = "lossy")]
+        dst: PathBuf,
+        content: String,
+        #[serde(serialize_with = "octal")]
+        mode: u32,
+    },
+    Mqueue {
+        #[serde(serialize_with = "lossy")]
+        dst: PathBuf,
+    },
+    /// Hide what is at `dst` (if anything): an empty read-only tmpfs over a directory,
+    /// an empty read-only file over a file.
+    Mask {
+        #[serde(serialize_with = "lossy")]
+        dst: PathBuf,
+    },
 }
 
 impl MountOp {
@@ -106,7 +133,10 @@ impl MountOp {
             | MountOp::Tmpfs { dst, .. }
             | MountOp::Dir { dst, .. }
             | MountOp::Proc { dst }
-            | MountOp::Dev { dst, .. } => dst,
+            | MountOp::Dev { dst, .. }
+            | MountOp::File { dst, .. }
+            | MountOp::Mqueue { dst }
+            | MountOp::Mask { dst } => dst,
             MountOp::Symlink { link, .. } => link,
         }
     }
@@ -122,6 +152,9 @@ pub struct Mount {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Plan {
+    /// The profile and every file it was assembled from, in merge order.
+    pub profile: String,
+    pub profile_files: Vec<String>,
     #[serde(serialize_with = "lossy_vec")]
     pub command: Vec<OsString>,
     pub ids: IdPlan,
@@ -140,6 +173,8 @@ pub struct Plan {
     pub env: Vec<(OsString, OsString)>,
     /// Capabilities the command keeps (`--cap-add`), by number.
     pub caps: Vec<u32>,
+    /// Resource limits for the command: (name, value), soft and hard alike.
+    pub rlimits: Vec<(String, u64)>,
     pub seccomp: SeccompPlan,
     /// Lines announced on stderr before the launch (unless `-q`).
     pub notices: Vec<String>,
@@ -187,7 +222,7 @@ pub fn sandbox_path(p: &OsStr, what: &str) -> Result<PathBuf> {
     Ok(out)
 }
 
-fn lexical_abs(p: &OsStr, cwd: Option<&Path>) -> PathBuf {
+pub(crate) fn lexical_abs(p: &OsStr, cwd: Option<&Path>) -> PathBuf {
     let path = Path::new(p);
     let joined = match cwd {
         Some(c) if path.is_relative() => c.join(path),
@@ -219,62 +254,93 @@ fn allowed_env(name: &OsStr) -> bool {
 pub const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin";
 
 impl Plan {
+    /// Build the plan for `cli` with the profile locations of this host.
     pub fn build(cli: &Cli, host: &Host, fs: &dyn HostFs) -> Result<Plan> {
-        let mut notices = Vec::new();
+        let vars = Vars::from_host(host);
+        let locs = Locations::new(Path::new(&vars.0["XDG_CONFIG_HOME"]));
+        Plan::build_with(cli, host, fs, &locs, &vars)
+    }
+
+    pub fn build_with(cli: &Cli, host: &Host, fs: &dyn HostFs, locs: &Locations, vars: &Vars) -> Result<Plan> {
         if cli.command.is_empty() {
             return Err(Error::new("COMMAND", "no command given"));
         }
+        let spec = cli.profile.as_deref().unwrap_or("default");
+        let profile = profile::resolve(spec, locs, host.cwd.as_deref())?;
+        let compiled = compile::compile(&profile, host, fs, vars).map_err(|mut errs| errs.remove(0))?;
+        let mut notices = compiled.notices;
 
         // --- ids ---
         let helpers = (fs.is_executable_file(Path::new(host::NEWUIDMAP))
             && fs.is_executable_file(Path::new(host::NEWGIDMAP)))
-        .then(|| {
-            (
-                PathBuf::from(host::NEWUIDMAP),
-                PathBuf::from(host::NEWGIDMAP),
-            )
-        });
+        .then(|| (PathBuf::from(host::NEWUIDMAP), PathBuf::from(host::NEWGIDMAP)));
+        let mode = profile.ids.unwrap_or(IdMode::Auto);
+        let (subuid, subgid) = match mode {
+            IdMode::Single => (&[][..], &[][..]),
+            _ => (&host.subuid[..], &host.subgid[..]),
+        };
         let (ids, notice) = plan_ids(
             host.uid,
             host.gid,
-            cli.uid.unwrap_or(host.uid),
-            cli.gid.unwrap_or(host.gid),
-            &host.subuid,
-            &host.subgid,
+            cli.uid.or(profile.uid).unwrap_or(host.uid),
+            cli.gid.or(profile.gid).unwrap_or(host.gid),
+            subuid,
+            subgid,
             helpers,
         )?;
-        notices.extend(notice);
+        match (mode, notice) {
+            (IdMode::Subordinate, Some(why)) => {
+                return Err(Error::new(
+                    format!("profile {}: ids = \"subordinate\"", profile.name),
+                    format!(
+                        "the subordinate ids cannot be mapped: {why}; add a range with \
+                         `usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {}`",
+                        host.user
+                    ),
+                ))
+            }
+            // Asked for: nothing to announce.
+            (IdMode::Single, _) => {}
+            (_, notice) => notices.extend(notice),
+        }
 
-        // --- namespaces: user first, alone; then the rest in one unshare ---
-        let mut namespaces = vec![
-            Namespace::User,
-            Namespace::Mount,
-            Namespace::Pid,
-            Namespace::Ipc,
-            Namespace::Uts,
-        ];
-        if cli.net == NetArg::None {
+        // --- namespaces: user first, alone; then the rest ---
+        let net = cli
+            .net
+            .or(profile.net.map(|n| match n {
+                NetMode::None => NetArg::None,
+                NetMode::Host => NetArg::Host,
+            }))
+            .unwrap_or(NetArg::None);
+        let mut namespaces = vec![Namespace::User, Namespace::Mount, Namespace::Pid, Namespace::Ipc, Namespace::Uts];
+        if net == NetArg::None {
             namespaces.push(Namespace::Net);
         }
         namespaces.push(Namespace::Cgroup);
 
-        // --- mounts: the default layout, then the command line's, in order ---
-        let mut mounts = default_layout(host, fs);
+        // --- mounts: the profile's (masks last), then the command line's, in order ---
+        let mut mounts = compiled.mounts;
         for (kind, value) in &cli.mount_order {
             mounts.push(cli_mount(*kind, value, host, fs)?);
         }
+        trust::check(&mounts, locs, &profile.dirs, fs)?;
 
         // --- process details ---
-        let hostname = cli.hostname.clone().unwrap_or_else(|| "sbx".into());
+        let hostname: OsString = cli
+            .hostname
+            .clone()
+            .or_else(|| profile.hostname.clone().map(OsString::from))
+            .unwrap_or_else(|| "sbx".into());
         if hostname.is_empty() || hostname.len() > 64 || hostname.as_bytes().contains(&0) {
-            return Err(Error::new(
-                "--hostname",
-                "must be 1 to 64 bytes without NUL",
-            ));
+            return Err(Error::new("--hostname", "must be 1 to 64 bytes without NUL"));
         }
-        let (cwd, cwd_required) = match &cli.cwd {
-            Some(c) => (vec![sandbox_path(c, "--cwd")?], true),
-            None => {
+        let (cwd, cwd_required) = match (&cli.cwd, &profile.cwd) {
+            (Some(c), _) => (vec![sandbox_path(c, "--cwd")?], true),
+            (None, Some((c, loc))) => {
+                let c = expand(c, vars).map_err(|e| Error::new(loc.to_string(), format!("cwd: {e}")))?;
+                (vec![sandbox_path(c.as_ref(), &format!("{loc}: cwd"))?], true)
+            }
+            (None, None) => {
                 let mut v: Vec<PathBuf> = host.cwd.iter().cloned().collect();
                 v.push(host.home.clone());
                 v.push("/".into());
@@ -282,12 +348,11 @@ impl Plan {
             }
         };
 
-        let env = build_env(cli, host)?;
+        let env = build_env(cli, host, &profile)?;
 
         let mut caps_keep = Vec::new();
         for name in &cli.cap_add {
-            let cap = caps::parse(name)
-                .ok_or_else(|| Error::new("--cap-add", format!("unknown capability {name:?}")))?;
+            let cap = caps::parse(name).ok_or_else(|| Error::new("--cap-add", format!("unknown capability {name:?}")))?;
             if !caps_keep.contains(&cap) {
                 caps_keep.push(cap);
                 notices.push(format!(
@@ -298,10 +363,12 @@ impl Plan {
         }
 
         Ok(Plan {
+            profile: profile.name.clone(),
+            profile_files: profile.files.clone(),
             command: cli.command.clone(),
             ids,
             namespaces,
-            net: cli.net,
+            net,
             root_size: ROOT_SIZE,
             mounts,
             hostname,
@@ -309,6 +376,7 @@ impl Plan {
             cwd_required,
             env,
             caps: caps_keep,
+            rlimits: profile_rlimits(&profile)?,
             seccomp: SeccompPlan::default(),
             notices,
         })
@@ -319,63 +387,29 @@ impl Plan {
     }
 }
 
-/// The layout used when no profile is given (issue 2 §5): system directories
-/// read-only, private /proc, /dev, /tmp, /run, an empty writable $HOME, nothing else.
-pub fn default_layout(host: &Host, fs: &dyn HostFs) -> Vec<Mount> {
-    let origin = || "default layout".to_string();
-    let m = |op| Mount {
-        op,
-        origin: origin(),
-    };
-    let ro = |p: &str| {
-        m(MountOp::Bind {
-            src: p.into(),
-            dst: p.into(),
-            access: Access::ReadOnly,
-        })
-    };
-    let mut v = vec![ro("/usr")];
-    // Merged-/usr systems have /bin -> usr/bin etc.: recreate the links; older layouts
-    // have real directories, which are bound read-only instead.
-    for d in ["/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"] {
-        match fs.entry(Path::new(d)) {
-            Entry::Symlink(target) => v.push(m(MountOp::Symlink {
-                target,
-                link: d.into(),
-            })),
-            Entry::Dir => v.push(ro(d)),
-            _ => {}
+pub fn profile_rlimits(p: &Resolved) -> Result<Vec<(String, u64)>> {
+    let r = &p.rlimits;
+    let size = |s: &Option<Size>| -> Result<Option<u64>> {
+        match s {
+            // 0 is a valid limit for these (no core dumps).
+            Some(Size::Bytes(0)) => Ok(Some(0)),
+            Some(s) => compile::parse_size(s)
+                .map(Some)
+                .map_err(|e| Error::new(format!("profile {}: rlimits", p.name), e)),
+            None => Ok(None),
         }
-    }
-    v.push(ro("/etc"));
-    if fs.entry(Path::new("/opt")) == Entry::Dir {
-        v.push(ro("/opt"));
-    }
-    v.push(m(MountOp::Proc {
-        dst: "/proc".into(),
-    }));
-    v.push(m(MountOp::Dev {
-        dst: "/dev".into(),
-        shm_size: SHM_SIZE,
-    }));
-    v.push(m(MountOp::Tmpfs {
-        dst: "/tmp".into(),
-        size: TMPFS_SIZE,
-        mode: 0o1777,
-    }));
-    v.push(m(MountOp::Tmpfs {
-        dst: "/run".into(),
-        size: RUN_SIZE,
-        mode: 0o755,
-    }));
-    if host.home != Path::new("/") {
-        v.push(m(MountOp::Tmpfs {
-            dst: host.home.clone(),
-            size: TMPFS_SIZE,
-            mode: 0o700,
-        }));
-    }
-    v
+    };
+    let all = [
+        ("nofile", r.nofile),
+        ("nproc", r.nproc),
+        ("fsize", size(&r.fsize)?),
+        ("as", size(&r.address_space)?),
+        ("core", size(&r.core)?),
+        ("cpu", r.cpu),
+        ("stack", size(&r.stack)?),
+        ("memlock", size(&r.memlock)?),
+    ];
+    Ok(all.into_iter().filter_map(|(k, v)| v.map(|v| (k.to_string(), v))).collect())
 }
 
 fn cli_mount(kind: MountArg, value: &OsStr, host: &Host, fs: &dyn HostFs) -> Result<Mount> {
@@ -444,11 +478,13 @@ fn cli_mount(kind: MountArg, value: &OsStr, host: &Host, fs: &dyn HostFs) -> Res
     Ok(Mount { op, origin })
 }
 
-fn build_env(cli: &Cli, host: &Host) -> Result<Vec<(OsString, OsString)>> {
+fn build_env(cli: &Cli, host: &Host, profile: &Resolved) -> Result<Vec<(OsString, OsString)>> {
     let mut env: Vec<(OsString, OsString)> = host
         .env
         .iter()
-        .filter(|(k, _)| allowed_env(k) || cli.keep_env.iter().any(|x| x == k))
+        .filter(|(k, _)| {
+            allowed_env(k) || cli.keep_env.iter().any(|x| x == k) || profile.env_keep.iter().any(|x| x.as_str() == k)
+        })
         .cloned()
         .collect();
     let set = |env: &mut Vec<(OsString, OsString)>, k: &OsStr, v: OsString| {
@@ -464,6 +500,12 @@ fn build_env(cli: &Cli, host: &Host) -> Result<Vec<(OsString, OsString)>> {
     }
     if !env.iter().any(|(k, _)| k == "PATH") {
         set(&mut env, OsStr::new("PATH"), DEFAULT_PATH.into());
+    }
+    for op in &profile.env_ops {
+        match op {
+            EnvOp::Set(k, v) => set(&mut env, OsStr::new(k), v.into()),
+            EnvOp::Unset(k) => env.retain(|(n, _)| n != k.as_str()),
+        }
     }
     for e in &cli.env_order {
         match e {
@@ -497,6 +539,10 @@ fn build_env(cli: &Cli, host: &Host) -> Result<Vec<(OsString, OsString)>> {
         }
     }
     Ok(env)
+}
+
+fn octal<S: Serializer>(m: &u32, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&format!("{m:04o}"))
 }
 
 fn lossy<S: Serializer, T: AsRef<OsStr>>(v: &T, s: S) -> std::result::Result<S::Ok, S::Error> {

@@ -287,6 +287,20 @@ pub fn create_file_at(dirfd: BorrowedFd, name: &CStr, mode: u32) -> SysResult<()
     })
 }
 
+/// Create regular file `name` in `dirfd` and return it open for writing.
+pub fn create_file_with(dirfd: BorrowedFd, name: &CStr, mode: u32) -> SysResult<OwnedFd> {
+    // SAFETY: valid fd and C string.
+    let ret = unsafe {
+        libc::openat(
+            dirfd.as_raw_fd(),
+            name.as_ptr(),
+            libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            mode,
+        )
+    };
+    check(ret as libc::c_long, || format!("openat({}, O_CREAT|O_EXCL)", show(name))).map(fd_from)
+}
+
 pub fn symlinkat(target: &CStr, dirfd: BorrowedFd, name: &CStr) -> SysResult<()> {
     // SAFETY: valid fd and C strings.
     let ret = unsafe { libc::symlinkat(target.as_ptr(), dirfd.as_raw_fd(), name.as_ptr()) };

@@ -1,0 +1,287 @@
+//! A resolved profile's mount entries and masks, turned into the plan's mount ops.
+//! Every entry is checked here, against the host, as the user; all errors are
+//! collected (so `--check-profile` reports them all), each naming file:line:column.
+
+use std::path::{Path, PathBuf};
+
+use super::{lexical_abs, sandbox_path, Access, Mount, MountOp, SHM_SIZE, TMPFS_SIZE};
+use crate::error::Error;
+use crate::host::{Entry, Host, HostFs};
+use crate::profile::schema::{MountEntry, MountKind, Size};
+use crate::profile::vars::{expand, ExpandError, Vars};
+use crate::profile::{Loc, Resolved};
+
+/// Sizes above this are taken for a typo.
+const MAX_SIZE: u64 = 1 << 40;
+
+pub struct Compiled {
+    pub mounts: Vec<Mount>,
+    pub notices: Vec<String>,
+}
+
+pub fn parse_size(s: &Size) -> Result<u64, String> {
+    let n = match s {
+        Size::Bytes(n) => *n,
+        Size::Text(t) => {
+            let t = t.trim();
+            let (num, mult) = match t.char_indices().last() {
+                Some((i, 'K' | 'k')) => (&t[..i], 1u64 << 10),
+                Some((i, 'M' | 'm')) => (&t[..i], 1 << 20),
+                Some((i, 'G' | 'g')) => (&t[..i], 1 << 30),
+                Some((i, 'T' | 't')) => (&t[..i], 1 << 40),
+                _ => (t, 1),
+            };
+            let v: u64 = num.parse().map_err(|_| format!("size {t:?} is not a number with K, M, G or T"))?;
+            v.checked_mul(mult).ok_or_else(|| format!("size {t:?} overflows"))?
+        }
+    };
+    if n == 0 || n > MAX_SIZE {
+        return Err(format!("size {n} is out of range (1 byte to 1 TiB)"));
+    }
+    Ok(n)
+}
+
+pub fn parse_mode(s: &str) -> Result<u32, String> {
+    u32::from_str_radix(s, 8)
+        .ok()
+        .filter(|m| *m <= 0o7777)
+        .ok_or_else(|| format!("mode {s:?} is not an octal mode like \"0755\""))
+}
+
+fn kind_name(k: MountKind) -> &'static str {
+    match k {
+        MountKind::Mirror => "mirror",
+        MountKind::RoBind => "ro-bind",
+        MountKind::Bind => "bind",
+        MountKind::DevBind => "dev-bind",
+        MountKind::Tmpfs => "tmpfs",
+        MountKind::Dir => "dir",
+        MountKind::File => "file",
+        MountKind::Symlink => "symlink",
+        MountKind::Proc => "proc",
+        MountKind::Dev => "dev",
+        MountKind::Mqueue => "mqueue",
+    }
+}
+
+/// Which keys each kind accepts besides `type` and `optional`.
+fn allowed(k: MountKind) -> &'static [&'static str] {
+    match k {
+        MountKind::Mirror => &["src"],
+        MountKind::RoBind | MountKind::Bind | MountKind::DevBind => &["src", "dst", "skip_if_home_or_above"],
+        MountKind::Tmpfs => &["dst", "size", "mode"],
+        MountKind::Dir => &["dst", "mode"],
+        MountKind::File => &["dst", "content", "mode"],
+        MountKind::Symlink => &["target", "dst"],
+        MountKind::Proc | MountKind::Mqueue => &["dst"],
+        MountKind::Dev => &["dst", "size"],
+    }
+}
+
+fn present(e: &MountEntry) -> Vec<&'static str> {
+    let mut v = Vec::new();
+    let mut add = |set: bool, k: &'static str| {
+        if set {
+            v.push(k);
+        }
+    };
+    add(e.src.is_some(), "src");
+    add(e.dst.is_some(), "dst");
+    add(e.size.is_some(), "size");
+    add(e.mode.is_some(), "mode");
+    add(e.content.is_some(), "content");
+    add(e.target.is_some(), "target");
+    add(e.skip_if_home_or_above, "skip_if_home_or_above");
+    v
+}
+
+/// The outcome of expanding one path: a value, or skip (optional entry, unset variable).
+enum Expanded {
+    Value(String),
+    Skip,
+}
+
+fn expand_opt(s: &str, optional: bool, vars: &Vars) -> Result<Expanded, String> {
+    match expand(s, vars) {
+        Ok(v) => Ok(Expanded::Value(v)),
+        Err(ExpandError::Unset(_)) if optional => Ok(Expanded::Skip),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+pub fn compile(r: &Resolved, host: &Host, fs: &dyn HostFs, vars: &Vars) -> Result<Compiled, Vec<Error>> {
+    let mut out = Compiled {
+        mounts: Vec::new(),
+        notices: Vec::new(),
+    };
+    let mut errors = Vec::new();
+    for (entry, loc) in &r.mounts {
+        match entry_op(entry, loc, host, fs, vars, &mut out.notices) {
+            Ok(Some(op)) => out.mounts.push(Mount {
+                origin: format!("{loc} ({})", kind_name(entry.kind)),
+                op,
+            }),
+            Ok(None) => {}
+            Err(msg) => errors.push(Error::new(loc.to_string(), format!("{}: {msg}", kind_name(entry.kind)))),
+        }
+    }
+    // Masks come after every mount of the profile, so they hide paths inside any
+    // granted tree whatever the order of the entries.
+    for (mask, loc) in &r.masks {
+        match expand_opt(mask, true, vars) {
+            Ok(Expanded::Value(p)) => match sandbox_path(p.as_ref(), "mask") {
+                Ok(dst) => out.mounts.push(Mount {
+                    op: MountOp::Mask { dst },
+                    origin: format!("{loc} (mask)"),
+                }),
+                Err(e) => errors.push(Error::new(loc.to_string(), e.detail)),
+            },
+            Ok(Expanded::Skip) => {}
+            Err(msg) => errors.push(Error::new(loc.to_string(), format!("mask: {msg}"))),
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
+fn entry_op(
+    e: &MountEntry,
+    loc: &Loc,
+    host: &Host,
+    fs: &dyn HostFs,
+    vars: &Vars,
+    notices: &mut Vec<String>,
+) -> Result<Option<MountOp>, String> {
+    let ok = allowed(e.kind);
+    if let Some(k) = present(e).into_iter().find(|k| !ok.contains(k)) {
+        return Err(format!("`{k}` does not apply here (this type takes: {})", ok.join(", ")));
+    }
+    let need = |v: &Option<String>, key: &str| v.clone().ok_or_else(|| format!("`{key}` is required"));
+    // A destination inside the sandbox, after substitution.
+    let dst_of = |v: &str| -> Result<Option<PathBuf>, String> {
+        match expand_opt(v, e.optional, vars)? {
+            Expanded::Value(p) => sandbox_path(p.as_ref(), "dst").map(Some).map_err(|e| e.detail),
+            Expanded::Skip => Ok(None),
+        }
+    };
+    let default_dst = |d: &str| -> Result<Option<PathBuf>, String> { dst_of(e.dst.as_deref().unwrap_or(d)) };
+    let mode = |default: u32| e.mode.as_deref().map(parse_mode).unwrap_or(Ok(default));
+    let size = |default: u64| e.size.as_ref().map(parse_size).unwrap_or(Ok(default));
+    Ok(match e.kind {
+        MountKind::Mirror => {
+            let src = match expand_opt(&need(&e.src, "src")?, e.optional, vars)? {
+                Expanded::Value(s) => PathBuf::from(s),
+                Expanded::Skip => return Ok(None),
+            };
+            let dst = sandbox_path(src.as_os_str(), "src").map_err(|e| e.detail)?;
+            match fs.entry(&src) {
+                Entry::Symlink(target) => Some(MountOp::Symlink { target, link: dst }),
+                Entry::Dir => Some(MountOp::Bind {
+                    src,
+                    dst,
+                    access: Access::ReadOnly,
+                }),
+                _ => None,
+            }
+        }
+        MountKind::RoBind | MountKind::Bind | MountKind::DevBind => {
+            let src = match expand_opt(&need(&e.src, "src")?, e.optional, vars)? {
+                Expanded::Value(s) => s,
+                Expanded::Skip => return Ok(None),
+            };
+            let real = match fs.canonicalize(Path::new(&src)) {
+                Ok(r) => r,
+                Err(err) if e.optional && err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(err) => {
+                    return Err(match err.raw_os_error() {
+                        Some(n) => format!("source: realpath({src:?}): {}", crate::error::strerror(n)),
+                        None => format!("source {src:?}: {err}"),
+                    })
+                }
+            };
+            if e.skip_if_home_or_above && host.home.starts_with(&real) {
+                notices.push(format!(
+                    "not binding {}: it is $HOME or a directory above it ({loc})",
+                    real.display()
+                ));
+                return Ok(None);
+            }
+            let dst = match &e.dst {
+                Some(d) => match dst_of(d)? {
+                    Some(d) => d,
+                    None => return Ok(None),
+                },
+                None => lexical_abs(src.as_ref(), host.cwd.as_deref()),
+            };
+            let access = match e.kind {
+                MountKind::RoBind => Access::ReadOnly,
+                MountKind::Bind => Access::ReadWrite,
+                _ => Access::Device,
+            };
+            Some(MountOp::Bind { src: real, dst, access })
+        }
+        MountKind::Tmpfs => default_dst_required(e, &default_dst)?.map(|dst| MountOp::Tmpfs {
+            dst,
+            size: 0,
+            mode: 0,
+        }),
+        MountKind::Dir => default_dst_required(e, &default_dst)?.map(|dst| MountOp::Dir { dst, mode: 0 }),
+        MountKind::File => default_dst_required(e, &default_dst)?.map(|dst| MountOp::File {
+            dst,
+            content: e.content.clone().unwrap_or_default(),
+            mode: 0,
+        }),
+        MountKind::Symlink => {
+            let target = need(&e.target, "target")?;
+            let target = match expand_opt(&target, e.optional, vars)? {
+                Expanded::Value(t) => PathBuf::from(t),
+                Expanded::Skip => return Ok(None),
+            };
+            default_dst_required(e, &default_dst)?.map(|link| MountOp::Symlink { target, link })
+        }
+        MountKind::Proc => default_dst("/proc")?.map(|dst| MountOp::Proc { dst }),
+        MountKind::Dev => default_dst("/dev")?.map(|dst| MountOp::Dev { dst, shm_size: 0 }),
+        MountKind::Mqueue => default_dst("/dev/mqueue")?.map(|dst| MountOp::Mqueue { dst }),
+    }
+    .map(|op| with_numbers(op, &mode, &size))
+    .transpose()?)
+}
+
+fn default_dst_required(
+    e: &MountEntry,
+    default_dst: &dyn Fn(&str) -> Result<Option<PathBuf>, String>,
+) -> Result<Option<PathBuf>, String> {
+    match &e.dst {
+        Some(d) => default_dst(d),
+        None => Err("`dst` is required".into()),
+    }
+}
+
+/// Fill in the sizes and modes, with each kind's default.
+fn with_numbers(
+    op: MountOp,
+    mode: &dyn Fn(u32) -> Result<u32, String>,
+    size: &dyn Fn(u64) -> Result<u64, String>,
+) -> Result<MountOp, String> {
+    Ok(match op {
+        MountOp::Tmpfs { dst, .. } => MountOp::Tmpfs {
+            dst,
+            size: size(TMPFS_SIZE)?,
+            mode: mode(0o755)?,
+        },
+        MountOp::Dir { dst, .. } => MountOp::Dir { dst, mode: mode(0o755)? },
+        MountOp::File { dst, content, .. } => MountOp::File {
+            dst,
+            content,
+            mode: mode(0o644)?,
+        },
+        MountOp::Dev { dst, .. } => MountOp::Dev {
+            dst,
+            shm_size: size(SHM_SIZE)?,
+        },
+        other => other,
+    })
+}

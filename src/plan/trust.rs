@@ -1,0 +1,55 @@
+//! The sandbox may never write to the directories profiles are loaded from: a
+//! sandbox that could edit `~/.config/sbx/profiles/default.toml` would choose the
+//! confinement of every later sandbox (the lesson of firejail's user-writable
+//! `.local` overrides). A writable bind that reaches a profile directory, from above
+//! or below, is refused unless a mask that exists on the host covers it.
+
+use std::path::{Path, PathBuf};
+
+use super::{Access, Mount, MountOp};
+use crate::error::{Error, Result};
+use crate::host::{Entry, HostFs};
+use crate::profile::Locations;
+
+pub fn check(mounts: &[Mount], locs: &Locations, extra: &[PathBuf], fs: &dyn HostFs) -> Result<()> {
+    let mut dirs: Vec<PathBuf> = locs.dirs().iter().map(|p| p.to_path_buf()).collect();
+    dirs.extend(extra.iter().cloned());
+    for (i, m) in mounts.iter().enumerate() {
+        let MountOp::Bind { src, dst, access } = &m.op else { continue };
+        if *access == Access::ReadOnly {
+            continue;
+        }
+        for d in &dirs {
+            // Where the profile directory (or the part of it bound) appears inside.
+            let inside = if let Ok(rest) = d.strip_prefix(src) {
+                dst.join(rest)
+            } else if src.starts_with(d) {
+                dst.clone()
+            } else {
+                continue;
+            };
+            if !masked_later(&mounts[i + 1..], &inside, fs) {
+                return Err(Error::new(
+                    m.origin.clone(),
+                    format!(
+                        "refused: it would give the sandbox write access to the profile directory {} \
+                         (at {} inside); bind it read-only or mask that directory",
+                        d.display(),
+                        inside.display()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A later mask covers `inside`, and it will really be mounted: its host path exists.
+/// (A mask of a missing path is skipped at launch, and the writable bind could then
+/// create the directory.)
+fn masked_later(later: &[Mount], inside: &Path, fs: &dyn HostFs) -> bool {
+    later.iter().any(|m| match &m.op {
+        MountOp::Mask { dst } => inside.starts_with(dst) && fs.entry(dst) != Entry::Missing,
+        _ => false,
+    })
+}

@@ -1,0 +1,141 @@
+//! The profile file format, version 1: what a `.toml` profile may say. Every table
+//! rejects unknown keys and every enumeration is an enum, so a typo is an error, never
+//! a silently ignored line. `man/sbx-profile.5` documents each key; a test checks that
+//! every key here appears there.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileFile {
+    pub version: Spanned<u32>,
+    pub description: Option<String>,
+    #[serde(default)]
+    pub include: Vec<Spanned<String>>,
+    pub hostname: Option<Spanned<String>>,
+    pub cwd: Option<Spanned<String>>,
+    pub net: Option<NetMode>,
+    pub ids: Option<IdMode>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub seccomp: Option<SeccompMode>,
+    #[serde(default)]
+    pub mount: Vec<Spanned<MountEntry>>,
+    #[serde(default)]
+    pub mask: Vec<Spanned<String>>,
+    pub env: Option<EnvTable>,
+    pub rlimits: Option<Rlimits>,
+}
+
+/// The keys of [`ProfileFile`] and its tables, for the documentation test.
+pub const KEYS: &[&str] = &[
+    "version", "description", "include", "hostname", "cwd", "net", "ids", "uid", "gid", "seccomp", "mount", "mask",
+    "env", "rlimits", "type", "src", "dst", "optional", "size", "mode", "content", "target", "skip_if_home_or_above",
+    "keep", "set", "unset", "nofile", "nproc", "fsize", "as", "core", "cpu", "stack", "memlock",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NetMode {
+    None,
+    Host,
+}
+
+/// How ids are mapped: `auto` uses the subordinate ranges when the user has them and
+/// the helpers exist, else a single id; `single` always maps one id; `subordinate`
+/// requires the ranges (an error without them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IdMode {
+    Auto,
+    Single,
+    Subordinate,
+}
+
+/// The seccomp policy. Only the built-in default exists until the hardening work adds
+/// `strict` and a logged `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SeccompMode {
+    Default,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MountKind {
+    /// The host path as it is: a symlink is recreated, a directory bound read-only,
+    /// a missing path skipped (the merged-/usr links).
+    Mirror,
+    RoBind,
+    Bind,
+    DevBind,
+    Tmpfs,
+    Dir,
+    File,
+    Symlink,
+    Proc,
+    Dev,
+    Mqueue,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MountEntry {
+    #[serde(rename = "type")]
+    pub kind: MountKind,
+    pub src: Option<String>,
+    pub dst: Option<String>,
+    /// A missing source (or unset variable) skips this entry instead of failing.
+    #[serde(default)]
+    pub optional: bool,
+    pub size: Option<Size>,
+    /// Octal, as a string: "0755".
+    pub mode: Option<String>,
+    pub content: Option<String>,
+    pub target: Option<String>,
+    /// Skip a bind whose source is $HOME or a directory above it (and say so), so a
+    /// profile binding the current directory never grants the whole home by accident.
+    #[serde(default)]
+    pub skip_if_home_or_above: bool,
+}
+
+/// A size: bytes as an integer, or a string with a K, M or G suffix ("64M").
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum Size {
+    Bytes(u64),
+    Text(String),
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvTable {
+    /// Variables of sbx's environment to pass through, beyond the built-in allow-list.
+    #[serde(default)]
+    pub keep: Vec<String>,
+    #[serde(default)]
+    pub set: BTreeMap<String, String>,
+    #[serde(default)]
+    pub unset: Vec<String>,
+}
+
+/// Resource limits, applied as both soft and hard limit to the command.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rlimits {
+    pub nofile: Option<u64>,
+    pub nproc: Option<u64>,
+    pub fsize: Option<Size>,
+    #[serde(rename = "as")]
+    pub address_space: Option<Size>,
+    pub core: Option<Size>,
+    /// CPU seconds.
+    pub cpu: Option<u64>,
+    pub stack: Option<Size>,
+    pub memlock: Option<Size>,
+}

@@ -1,0 +1,261 @@
+//! The profile tools: `--profiles`, `--print-profile`, `--check-profile`.
+
+use std::path::Path;
+
+use crate::cli::Cli;
+use crate::error::{Error, EXIT_SETUP};
+use crate::host::{Host, RealFs};
+use crate::plan::{compile_profile, Access, MountOp};
+use crate::profile::vars::Vars;
+use crate::profile::{self, Locations, Origin, Resolved, BUILTIN};
+
+/// Run the tool `cli` asks for, if any; returns the exit status.
+pub fn run(cli: &Cli, host: &Host) -> Option<i32> {
+    let vars = Vars::from_host(host);
+    let locs = Locations::new(Path::new(&vars.0["XDG_CONFIG_HOME"]));
+    if cli.profiles {
+        return Some(list(&locs, cli.json));
+    }
+    if let Some(spec) = &cli.print_profile {
+        return Some(print(spec, &locs, &vars, host, cli.json));
+    }
+    if let Some(path) = &cli.check_profile {
+        return Some(check(path, &locs, &vars, host));
+    }
+    None
+}
+
+struct Listed {
+    name: String,
+    origin: Origin,
+    path: String,
+    description: String,
+    shadowed: bool,
+}
+
+fn list(locs: &Locations, json: bool) -> i32 {
+    let mut found: Vec<Listed> = Vec::new();
+    let mut push = |name: String, origin: Origin, path: String, text: &str| {
+        let description = match profile::parse(&profile::Source {
+            name: name.clone(),
+            origin,
+            display: path.clone(),
+            dir: None,
+            text: text.to_string(),
+        }) {
+            Ok(f) => f.description.unwrap_or_default(),
+            Err(e) => format!("(invalid: {e})"),
+        };
+        let shadowed = found.iter().any(|f| f.name == name);
+        found.push(Listed {
+            name,
+            origin,
+            path,
+            description,
+            shadowed,
+        });
+    };
+    for (dir, origin) in [(&locs.user, Origin::User), (&locs.system, Origin::System)] {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        entries.sort();
+        for p in entries.into_iter().filter(|p| p.extension().is_some_and(|e| e == "toml")) {
+            let name = p.file_stem().unwrap_or_default().to_string_lossy().into_owned();
+            let text = std::fs::read_to_string(&p).unwrap_or_default();
+            push(name, origin, p.display().to_string(), &text);
+        }
+    }
+    for (name, text) in BUILTIN {
+        push(name.to_string(), Origin::Builtin, format!("builtin:{name}"), text);
+    }
+    if json {
+        let v: Vec<serde_json::Value> = found
+            .iter()
+            .map(|f| {
+                serde_json::json!({
+                    "name": f.name, "source": f.origin.label(), "path": f.path,
+                    "description": f.description, "shadowed": f.shadowed,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v).unwrap());
+    } else {
+        println!("{:<12} {:<9} DESCRIPTION", "NAME", "SOURCE");
+        for f in &found {
+            let note = if f.shadowed { " (shadowed by the one above)" } else { "" };
+            println!("{:<12} {:<9} {}{note}", f.name, f.origin.label(), f.description);
+            if f.origin != Origin::Builtin {
+                println!("{:<12} {:<9} {}", "", "", f.path);
+            }
+        }
+    }
+    0
+}
+
+fn report(errors: &[Error]) -> i32 {
+    for e in errors {
+        eprintln!("sbx: {e}");
+    }
+    EXIT_SETUP
+}
+
+fn resolve_all(spec: &str, locs: &Locations, vars: &Vars, host: &Host) -> Result<(Resolved, crate::plan::Compiled), Vec<Error>> {
+    let r = profile::resolve(spec, locs, host.cwd.as_deref()).map_err(|e| vec![e])?;
+    let c = compile_profile(&r, host, &RealFs, vars)?;
+    Ok((r, c))
+}
+
+fn check(path: &str, locs: &Locations, vars: &Vars, host: &Host) -> i32 {
+    // A path even without a `/`: this checks a file.
+    let spec = if profile::is_path(path) { path.to_string() } else { format!("./{path}") };
+    match resolve_all(&spec, locs, vars, host) {
+        Ok((r, c)) => {
+            println!(
+                "{path}: OK ({} files, {} mount entries, {} masks)",
+                r.files.len(),
+                c.mounts.iter().filter(|m| !matches!(m.op, MountOp::Mask { .. })).count(),
+                c.mounts.iter().filter(|m| matches!(m.op, MountOp::Mask { .. })).count()
+            );
+            0
+        }
+        Err(errs) => {
+            eprintln!("sbx: {path}: {} error(s)", errs.len());
+            report(&errs)
+        }
+    }
+}
+
+/// The resolved profile as a profile file of its own: no includes, variables
+/// substituted, optional entries that do not apply here left out.
+fn print(spec: &str, locs: &Locations, vars: &Vars, host: &Host, json: bool) -> i32 {
+    let (r, c) = match resolve_all(spec, locs, vars, host) {
+        Ok(x) => x,
+        Err(errs) => return report(&errs),
+    };
+    let mut t = toml::Table::new();
+    let s = |v: &str| toml::Value::String(v.to_string());
+    t.insert("version".into(), toml::Value::Integer(1));
+    if let Some(d) = &r.description {
+        t.insert("description".into(), s(d));
+    }
+    for (k, v) in [
+        ("hostname", r.hostname.clone()),
+        ("cwd", r.cwd.as_ref().map(|(c, _)| crate::profile::vars::expand(c, vars).unwrap_or_else(|_| c.clone()))),
+        ("net", r.net.map(|n| enum_str(&n))),
+        ("ids", r.ids.map(|n| enum_str(&n))),
+        ("seccomp", r.seccomp.map(|n| enum_str(&n))),
+    ] {
+        if let Some(v) = v {
+            t.insert(k.into(), s(&v));
+        }
+    }
+    for (k, v) in [("uid", r.uid), ("gid", r.gid)] {
+        if let Some(v) = v {
+            t.insert(k.into(), toml::Value::Integer(v.into()));
+        }
+    }
+    let mut mounts = Vec::new();
+    let mut masks = Vec::new();
+    for m in &c.mounts {
+        let mut e = toml::Table::new();
+        let p = |p: &Path| s(&p.to_string_lossy());
+        let mode = |m: u32| s(&format!("{m:04o}"));
+        match &m.op {
+            MountOp::Bind { src, dst, access } => {
+                let kind = match access {
+                    Access::ReadOnly => "ro-bind",
+                    Access::ReadWrite => "bind",
+                    Access::Device => "dev-bind",
+                };
+                e.insert("type".into(), s(kind));
+                e.insert("src".into(), p(src));
+                e.insert("dst".into(), p(dst));
+            }
+            MountOp::Tmpfs { dst, size, mode: md } => {
+                e.insert("type".into(), s("tmpfs"));
+                e.insert("dst".into(), p(dst));
+                e.insert("size".into(), toml::Value::Integer(*size as i64));
+                e.insert("mode".into(), mode(*md));
+            }
+            MountOp::Dir { dst, mode: md } => {
+                e.insert("type".into(), s("dir"));
+                e.insert("dst".into(), p(dst));
+                e.insert("mode".into(), mode(*md));
+            }
+            MountOp::File { dst, content, mode: md } => {
+                e.insert("type".into(), s("file"));
+                e.insert("dst".into(), p(dst));
+                e.insert("content".into(), s(content));
+                e.insert("mode".into(), mode(*md));
+            }
+            MountOp::Symlink { target, link } => {
+                e.insert("type".into(), s("symlink"));
+                e.insert("target".into(), p(target));
+                e.insert("dst".into(), p(link));
+            }
+            MountOp::Proc { dst } | MountOp::Mqueue { dst } => {
+                let kind = if matches!(m.op, MountOp::Proc { .. }) { "proc" } else { "mqueue" };
+                e.insert("type".into(), s(kind));
+                e.insert("dst".into(), p(dst));
+            }
+            MountOp::Dev { dst, shm_size } => {
+                e.insert("type".into(), s("dev"));
+                e.insert("dst".into(), p(dst));
+                e.insert("size".into(), toml::Value::Integer(*shm_size as i64));
+            }
+            MountOp::Mask { dst } => {
+                masks.push(p(dst));
+                continue;
+            }
+        }
+        mounts.push(toml::Value::Table(e));
+    }
+    if !masks.is_empty() {
+        t.insert("mask".into(), toml::Value::Array(masks));
+    }
+    if !r.env_keep.is_empty() || !r.env_ops.is_empty() {
+        let mut env = toml::Table::new();
+        if !r.env_keep.is_empty() {
+            env.insert("keep".into(), toml::Value::Array(r.env_keep.iter().map(|k| s(k)).collect()));
+        }
+        let mut set = toml::Table::new();
+        let mut unset = Vec::new();
+        for op in &r.env_ops {
+            match op {
+                profile::EnvOp::Set(k, v) => {
+                    set.insert(k.clone(), s(v));
+                }
+                profile::EnvOp::Unset(k) => unset.push(s(k)),
+            }
+        }
+        if !set.is_empty() {
+            env.insert("set".into(), toml::Value::Table(set));
+        }
+        if !unset.is_empty() {
+            env.insert("unset".into(), toml::Value::Array(unset));
+        }
+        t.insert("env".into(), toml::Value::Table(env));
+    }
+    if let Ok(limits) = crate::plan::profile_rlimits(&r) {
+        if !limits.is_empty() {
+            let lt: toml::Table = limits.into_iter().map(|(k, v)| (k, toml::Value::Integer(v as i64))).collect();
+            t.insert("rlimits".into(), toml::Value::Table(lt));
+        }
+    }
+    t.insert("mount".into(), toml::Value::Array(mounts));
+    if json {
+        println!("{}", serde_json::to_string_pretty(&t).unwrap());
+    } else {
+        println!("# profile {} resolved from: {}", r.name, r.files.join(", "));
+        print!("{}", toml::to_string(&t).unwrap_or_default());
+    }
+    0
+}
+
+fn enum_str<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
