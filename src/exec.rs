@@ -112,7 +112,11 @@ pub fn exec_command(prep: &Prepared, pwd: &[u8], umask: libc::mode_t) -> ! {
         };
         // SAFETY: valid rlimit struct.
         if unsafe { libc::setrlimit(*res, &lim) } < 0 {
-            fail(Error::sys("rlimits", format!("setrlimit({name}, {v})"), sys::errno()));
+            fail(Error::sys(
+                "rlimits",
+                format!("setrlimit({name}, {v})"),
+                sys::errno(),
+            ));
         }
     }
     if let Err(e) = sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, "PR_SET_NO_NEW_PRIVS") {

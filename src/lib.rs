@@ -16,9 +16,9 @@ pub mod msg;
 pub mod net;
 pub mod plan;
 pub mod profile;
-pub mod tools;
 pub mod seccomp;
 pub mod sys;
+pub mod tools;
 pub mod trace;
 pub mod userns;
 

@@ -160,8 +160,15 @@ fn prepare_op(op: &MountOp, fds: Vec<SysResult<OwnedFd>>) -> SysResult<Made> {
                 nodes,
             }
         }
-        MountOp::Mqueue { .. } => Made::Fs(sys::new_fs(c"mqueue", &[], ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC)?),
-        MountOp::Dir { .. } | MountOp::Symlink { .. } | MountOp::File { .. } | MountOp::Mask { .. } => Made::Nothing,
+        MountOp::Mqueue { .. } => Made::Fs(sys::new_fs(
+            c"mqueue",
+            &[],
+            ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC,
+        )?),
+        MountOp::Dir { .. }
+        | MountOp::Symlink { .. }
+        | MountOp::File { .. }
+        | MountOp::Mask { .. } => Made::Nothing,
     })
 }
 
@@ -179,7 +186,11 @@ impl MaskSource {
         sys::move_mount_path(fs.as_fd(), STAGING)?;
         sys::mkdirat(fs.as_fd(), c"dir", 0o555)?;
         sys::create_file_at(fs.as_fd(), c"file", 0o444)?;
-        let dir = sys::openat(fs.as_fd(), c"dir", libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW)?;
+        let dir = sys::openat(
+            fs.as_fd(),
+            c"dir",
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+        )?;
         let file = sys::openat(fs.as_fd(), c"file", libc::O_PATH | libc::O_NOFOLLOW)?;
         sys::mount_setattr(fs.as_fd(), false, ATTR_RO, 0, "mask source")?;
         Ok(MaskSource { dir, file })
@@ -197,8 +208,21 @@ impl MaskSource {
         };
         let is_dir = sys::fstat(target.as_fd())?.st_mode & libc::S_IFMT == libc::S_IFDIR;
         let what = dst.to_string_lossy();
-        let tree = sys::clone_tree(if is_dir { self.dir.as_fd() } else { self.file.as_fd() }, &what)?;
-        sys::mount_setattr(tree.as_fd(), true, ATTR_RO | ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC, 0, &what)?;
+        let tree = sys::clone_tree(
+            if is_dir {
+                self.dir.as_fd()
+            } else {
+                self.file.as_fd()
+            },
+            &what,
+        )?;
+        sys::mount_setattr(
+            tree.as_fd(),
+            true,
+            ATTR_RO | ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC,
+            0,
+            &what,
+        )?;
         sys::move_mount_fd(tree.as_fd(), target.as_fd(), &what)
     }
 }
@@ -337,9 +361,10 @@ fn apply(root: BorrowedFd, op: &MountOp, made: Made, masks: Option<&MaskSource>)
             };
             sys::move_mount_fd(tree.as_fd(), target.as_fd(), &dst.to_string_lossy())
         }
-        (MountOp::Tmpfs { dst, .. } | MountOp::Proc { dst } | MountOp::Mqueue { dst }, Made::Fs(fs)) => {
-            attach_dir(root, &fs, dst)
-        }
+        (
+            MountOp::Tmpfs { dst, .. } | MountOp::Proc { dst } | MountOp::Mqueue { dst },
+            Made::Fs(fs),
+        ) => attach_dir(root, &fs, dst),
         (MountOp::File { dst, content, mode }, _) => write_file(root, dst, content, *mode),
         (MountOp::Dir { dst, mode }, _) => ensure_dir(root, dst, *mode).map(drop),
         (MountOp::Symlink { target, link }, _) => {
@@ -355,7 +380,11 @@ fn apply(root: BorrowedFd, op: &MountOp, made: Made, masks: Option<&MaskSource>)
 pub fn build_root(plan: &Plan, detached: Detached) -> Result<OwnedFd> {
     let step = "new root";
     let Detached { root, ops } = detached;
-    let masks = match plan.mounts.iter().any(|m| matches!(m.op, MountOp::Mask { .. })) {
+    let masks = match plan
+        .mounts
+        .iter()
+        .any(|m| matches!(m.op, MountOp::Mask { .. }))
+    {
         true => Some(MaskSource::new().map_err(|e| e.at("mask source"))?),
         false => None,
     };

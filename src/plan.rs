@@ -12,10 +12,10 @@ use serde::{Serialize, Serializer};
 use crate::cli::{Cli, EnvArg, MountArg, NetArg};
 use crate::error::{Error, Result};
 use crate::host::{Host, HostFs};
-use crate::seccomp::SeccompPlan;
 use crate::profile::schema::{IdMode, NetMode, Size};
 use crate::profile::vars::{expand, Vars};
 use crate::profile::{self, EnvOp, Locations, Resolved};
+use crate::seccomp::SeccompPlan;
 use crate::userns::{plan_ids, IdPlan};
 use crate::{caps, host};
 
@@ -261,19 +261,31 @@ impl Plan {
         Plan::build_with(cli, host, fs, &locs, &vars)
     }
 
-    pub fn build_with(cli: &Cli, host: &Host, fs: &dyn HostFs, locs: &Locations, vars: &Vars) -> Result<Plan> {
+    pub fn build_with(
+        cli: &Cli,
+        host: &Host,
+        fs: &dyn HostFs,
+        locs: &Locations,
+        vars: &Vars,
+    ) -> Result<Plan> {
         if cli.command.is_empty() {
             return Err(Error::new("COMMAND", "no command given"));
         }
         let spec = cli.profile.as_deref().unwrap_or("default");
         let profile = profile::resolve(spec, locs, host.cwd.as_deref())?;
-        let compiled = compile::compile(&profile, host, fs, vars).map_err(|mut errs| errs.remove(0))?;
+        let compiled =
+            compile::compile(&profile, host, fs, vars).map_err(|mut errs| errs.remove(0))?;
         let mut notices = compiled.notices;
 
         // --- ids ---
         let helpers = (fs.is_executable_file(Path::new(host::NEWUIDMAP))
             && fs.is_executable_file(Path::new(host::NEWGIDMAP)))
-        .then(|| (PathBuf::from(host::NEWUIDMAP), PathBuf::from(host::NEWGIDMAP)));
+        .then(|| {
+            (
+                PathBuf::from(host::NEWUIDMAP),
+                PathBuf::from(host::NEWGIDMAP),
+            )
+        });
         let mode = profile.ids.unwrap_or(IdMode::Auto);
         let (subuid, subgid) = match mode {
             IdMode::Single => (&[][..], &[][..]),
@@ -312,7 +324,13 @@ impl Plan {
                 NetMode::Host => NetArg::Host,
             }))
             .unwrap_or(NetArg::None);
-        let mut namespaces = vec![Namespace::User, Namespace::Mount, Namespace::Pid, Namespace::Ipc, Namespace::Uts];
+        let mut namespaces = vec![
+            Namespace::User,
+            Namespace::Mount,
+            Namespace::Pid,
+            Namespace::Ipc,
+            Namespace::Uts,
+        ];
         if net == NetArg::None {
             namespaces.push(Namespace::Net);
         }
@@ -332,13 +350,20 @@ impl Plan {
             .or_else(|| profile.hostname.clone().map(OsString::from))
             .unwrap_or_else(|| "sbx".into());
         if hostname.is_empty() || hostname.len() > 64 || hostname.as_bytes().contains(&0) {
-            return Err(Error::new("--hostname", "must be 1 to 64 bytes without NUL"));
+            return Err(Error::new(
+                "--hostname",
+                "must be 1 to 64 bytes without NUL",
+            ));
         }
         let (cwd, cwd_required) = match (&cli.cwd, &profile.cwd) {
             (Some(c), _) => (vec![sandbox_path(c, "--cwd")?], true),
             (None, Some((c, loc))) => {
-                let c = expand(c, vars).map_err(|e| Error::new(loc.to_string(), format!("cwd: {e}")))?;
-                (vec![sandbox_path(c.as_ref(), &format!("{loc}: cwd"))?], true)
+                let c = expand(c, vars)
+                    .map_err(|e| Error::new(loc.to_string(), format!("cwd: {e}")))?;
+                (
+                    vec![sandbox_path(c.as_ref(), &format!("{loc}: cwd"))?],
+                    true,
+                )
             }
             (None, None) => {
                 let mut v: Vec<PathBuf> = host.cwd.iter().cloned().collect();
@@ -352,7 +377,8 @@ impl Plan {
 
         let mut caps_keep = Vec::new();
         for name in &cli.cap_add {
-            let cap = caps::parse(name).ok_or_else(|| Error::new("--cap-add", format!("unknown capability {name:?}")))?;
+            let cap = caps::parse(name)
+                .ok_or_else(|| Error::new("--cap-add", format!("unknown capability {name:?}")))?;
             if !caps_keep.contains(&cap) {
                 caps_keep.push(cap);
                 notices.push(format!(
@@ -409,7 +435,10 @@ pub fn profile_rlimits(p: &Resolved) -> Result<Vec<(String, u64)>> {
         ("stack", size(&r.stack)?),
         ("memlock", size(&r.memlock)?),
     ];
-    Ok(all.into_iter().filter_map(|(k, v)| v.map(|v| (k.to_string(), v))).collect())
+    Ok(all
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k.to_string(), v)))
+        .collect())
 }
 
 fn cli_mount(kind: MountArg, value: &OsStr, host: &Host, fs: &dyn HostFs) -> Result<Mount> {
@@ -483,7 +512,9 @@ fn build_env(cli: &Cli, host: &Host, profile: &Resolved) -> Result<Vec<(OsString
         .env
         .iter()
         .filter(|(k, _)| {
-            allowed_env(k) || cli.keep_env.iter().any(|x| x == k) || profile.env_keep.iter().any(|x| x.as_str() == k)
+            allowed_env(k)
+                || cli.keep_env.iter().any(|x| x == k)
+                || profile.env_keep.iter().any(|x| x.as_str() == k)
         })
         .cloned()
         .collect();

@@ -298,7 +298,10 @@ pub fn create_file_with(dirfd: BorrowedFd, name: &CStr, mode: u32) -> SysResult<
             mode,
         )
     };
-    check(ret as libc::c_long, || format!("openat({}, O_CREAT|O_EXCL)", show(name))).map(fd_from)
+    check(ret as libc::c_long, || {
+        format!("openat({}, O_CREAT|O_EXCL)", show(name))
+    })
+    .map(fd_from)
 }
 
 pub fn symlinkat(target: &CStr, dirfd: BorrowedFd, name: &CStr) -> SysResult<()> {

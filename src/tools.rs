@@ -60,14 +60,26 @@ fn list(locs: &Locations, json: bool) -> i32 {
             .map(|d| d.flatten().map(|e| e.path()).collect())
             .unwrap_or_default();
         entries.sort();
-        for p in entries.into_iter().filter(|p| p.extension().is_some_and(|e| e == "toml")) {
-            let name = p.file_stem().unwrap_or_default().to_string_lossy().into_owned();
+        for p in entries
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        {
+            let name = p
+                .file_stem()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
             let text = std::fs::read_to_string(&p).unwrap_or_default();
             push(name, origin, p.display().to_string(), &text);
         }
     }
     for (name, text) in BUILTIN {
-        push(name.to_string(), Origin::Builtin, format!("builtin:{name}"), text);
+        push(
+            name.to_string(),
+            Origin::Builtin,
+            format!("builtin:{name}"),
+            text,
+        );
     }
     if json {
         let v: Vec<serde_json::Value> = found
@@ -83,8 +95,17 @@ fn list(locs: &Locations, json: bool) -> i32 {
     } else {
         println!("{:<12} {:<9} DESCRIPTION", "NAME", "SOURCE");
         for f in &found {
-            let note = if f.shadowed { " (shadowed by the one above)" } else { "" };
-            println!("{:<12} {:<9} {}{note}", f.name, f.origin.label(), f.description);
+            let note = if f.shadowed {
+                " (shadowed by the one above)"
+            } else {
+                ""
+            };
+            println!(
+                "{:<12} {:<9} {}{note}",
+                f.name,
+                f.origin.label(),
+                f.description
+            );
             if f.origin != Origin::Builtin {
                 println!("{:<12} {:<9} {}", "", "", f.path);
             }
@@ -100,7 +121,12 @@ fn report(errors: &[Error]) -> i32 {
     EXIT_SETUP
 }
 
-fn resolve_all(spec: &str, locs: &Locations, vars: &Vars, host: &Host) -> Result<(Resolved, crate::plan::Compiled), Vec<Error>> {
+fn resolve_all(
+    spec: &str,
+    locs: &Locations,
+    vars: &Vars,
+    host: &Host,
+) -> Result<(Resolved, crate::plan::Compiled), Vec<Error>> {
     let r = profile::resolve(spec, locs, host.cwd.as_deref()).map_err(|e| vec![e])?;
     let c = compile_profile(&r, host, &RealFs, vars)?;
     Ok((r, c))
@@ -108,14 +134,24 @@ fn resolve_all(spec: &str, locs: &Locations, vars: &Vars, host: &Host) -> Result
 
 fn check(path: &str, locs: &Locations, vars: &Vars, host: &Host) -> i32 {
     // A path even without a `/`: this checks a file.
-    let spec = if profile::is_path(path) { path.to_string() } else { format!("./{path}") };
+    let spec = if profile::is_path(path) {
+        path.to_string()
+    } else {
+        format!("./{path}")
+    };
     match resolve_all(&spec, locs, vars, host) {
         Ok((r, c)) => {
             println!(
                 "{path}: OK ({} files, {} mount entries, {} masks)",
                 r.files.len(),
-                c.mounts.iter().filter(|m| !matches!(m.op, MountOp::Mask { .. })).count(),
-                c.mounts.iter().filter(|m| matches!(m.op, MountOp::Mask { .. })).count()
+                c.mounts
+                    .iter()
+                    .filter(|m| !matches!(m.op, MountOp::Mask { .. }))
+                    .count(),
+                c.mounts
+                    .iter()
+                    .filter(|m| matches!(m.op, MountOp::Mask { .. }))
+                    .count()
             );
             0
         }
@@ -141,7 +177,12 @@ fn print(spec: &str, locs: &Locations, vars: &Vars, host: &Host, json: bool) -> 
     }
     for (k, v) in [
         ("hostname", r.hostname.clone()),
-        ("cwd", r.cwd.as_ref().map(|(c, _)| crate::profile::vars::expand(c, vars).unwrap_or_else(|_| c.clone()))),
+        (
+            "cwd",
+            r.cwd
+                .as_ref()
+                .map(|(c, _)| crate::profile::vars::expand(c, vars).unwrap_or_else(|_| c.clone())),
+        ),
         ("net", r.net.map(|n| enum_str(&n))),
         ("ids", r.ids.map(|n| enum_str(&n))),
         ("seccomp", r.seccomp.map(|n| enum_str(&n))),
@@ -172,7 +213,11 @@ fn print(spec: &str, locs: &Locations, vars: &Vars, host: &Host, json: bool) -> 
                 e.insert("src".into(), p(src));
                 e.insert("dst".into(), p(dst));
             }
-            MountOp::Tmpfs { dst, size, mode: md } => {
+            MountOp::Tmpfs {
+                dst,
+                size,
+                mode: md,
+            } => {
                 e.insert("type".into(), s("tmpfs"));
                 e.insert("dst".into(), p(dst));
                 e.insert("size".into(), toml::Value::Integer(*size as i64));
@@ -183,7 +228,11 @@ fn print(spec: &str, locs: &Locations, vars: &Vars, host: &Host, json: bool) -> 
                 e.insert("dst".into(), p(dst));
                 e.insert("mode".into(), mode(*md));
             }
-            MountOp::File { dst, content, mode: md } => {
+            MountOp::File {
+                dst,
+                content,
+                mode: md,
+            } => {
                 e.insert("type".into(), s("file"));
                 e.insert("dst".into(), p(dst));
                 e.insert("content".into(), s(content));
@@ -195,7 +244,11 @@ fn print(spec: &str, locs: &Locations, vars: &Vars, host: &Host, json: bool) -> 
                 e.insert("dst".into(), p(link));
             }
             MountOp::Proc { dst } | MountOp::Mqueue { dst } => {
-                let kind = if matches!(m.op, MountOp::Proc { .. }) { "proc" } else { "mqueue" };
+                let kind = if matches!(m.op, MountOp::Proc { .. }) {
+                    "proc"
+                } else {
+                    "mqueue"
+                };
                 e.insert("type".into(), s(kind));
                 e.insert("dst".into(), p(dst));
             }
@@ -217,7 +270,10 @@ fn print(spec: &str, locs: &Locations, vars: &Vars, host: &Host, json: bool) -> 
     if !r.env_keep.is_empty() || !r.env_ops.is_empty() {
         let mut env = toml::Table::new();
         if !r.env_keep.is_empty() {
-            env.insert("keep".into(), toml::Value::Array(r.env_keep.iter().map(|k| s(k)).collect()));
+            env.insert(
+                "keep".into(),
+                toml::Value::Array(r.env_keep.iter().map(|k| s(k)).collect()),
+            );
         }
         let mut set = toml::Table::new();
         let mut unset = Vec::new();
@@ -239,7 +295,10 @@ fn print(spec: &str, locs: &Locations, vars: &Vars, host: &Host, json: bool) -> 
     }
     if let Ok(limits) = crate::plan::profile_rlimits(&r) {
         if !limits.is_empty() {
-            let lt: toml::Table = limits.into_iter().map(|(k, v)| (k, toml::Value::Integer(v as i64))).collect();
+            let lt: toml::Table = limits
+                .into_iter()
+                .map(|(k, v)| (k, toml::Value::Integer(v as i64)))
+                .collect();
             t.insert("rlimits".into(), toml::Value::Table(lt));
         }
     }

@@ -97,21 +97,36 @@ fn hostname_cwd_and_environment() {
         assert_eq!(sh(u, &[], "pwd; echo $PWD"), "/\n/\n");
         assert_eq!(sh(u, &["--cwd", "/etc"], "pwd"), "/etc\n");
 
-        // The invoking cwd when it exists inside, else $HOME.
-        let mut c = sbx_cmd(u, ["pwd"]);
-        c.current_dir("/usr/bin");
-        let o = output(c);
-        assert_eq!(stdout(&o), "/usr/bin\n");
+        // The invoking cwd when it exists inside, else $HOME, else /: under `minimal`, a
+        // directory of the host's /tmp does not exist inside, nor does $HOME.
         let fx = Fixture::new(u, "cwd");
-        let mut c = sbx_cmd(u, ["pwd"]);
+        let home = u.home.to_str().unwrap();
+        let mut c = sbx_cmd(u, ["--profile", "minimal", "--tmpfs", home, "pwd"]);
         c.current_dir(&fx.path);
-        let o = output(c);
+        assert_eq!(stdout(&output(c)), format!("{home}\n"), "as {}", u.name);
+        let mut c = sbx_cmd(u, ["--profile", "minimal", "pwd"]);
+        c.current_dir(&fx.path);
+        assert_eq!(stdout(&output(c)), "/\n", "as {}", u.name);
+        // The default profile binds the current directory read-only.
+        let mut c = sbx_cmd(
+            u,
+            [
+                "--",
+                "sh",
+                "-c",
+                "pwd; touch x 2>/dev/null || echo read-only",
+            ],
+        );
+        c.current_dir(&fx.path);
         assert_eq!(
-            stdout(&o),
-            format!("{}\n", u.home.display()),
+            stdout(&output(c)),
+            format!("{}\nread-only\n", fx.path.display()),
             "as {}",
             u.name
         );
+        let mut c = sbx_cmd(u, ["--profile", "minimal", "pwd"]);
+        c.current_dir("/usr/bin");
+        assert_eq!(stdout(&output(c)), "/usr/bin\n");
 
         // The environment is an allow-list.
         let mut c = sbx_cmd(
@@ -192,12 +207,19 @@ fn a_daemon_left_behind_dies_with_the_sandbox() {
     }
 }
 
-fn children_of(pid: i32) -> Vec<i32> {
-    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-        .unwrap_or_default()
+/// The sandbox's PID 1: the child of sbx that is pid 1 in its own pid namespace.
+fn pid1_of(sbx: i32) -> i32 {
+    let children =
+        std::fs::read_to_string(format!("/proc/{sbx}/task/{sbx}/children")).unwrap_or_default();
+    children
         .split_whitespace()
         .map(|p| p.parse().unwrap())
-        .collect()
+        .find(|p: &i32| {
+            let st = std::fs::read_to_string(format!("/proc/{p}/status")).unwrap_or_default();
+            st.lines()
+                .any(|l| l.starts_with("NSpid:") && l.split_whitespace().last() == Some("1"))
+        })
+        .expect("sbx has a PID 1 child")
 }
 
 #[test]
@@ -225,7 +247,7 @@ fn signals_are_forwarded_to_the_command() {
             assert!(got.contains("ready"), "as {}: {got}", u.name);
             let sbx = child.id() as i32;
             // Odd rounds signal PID 1 directly (the launcher's child), even ones sbx itself.
-            let target = if to_pid1 { children_of(sbx)[0] } else { sbx };
+            let target = if to_pid1 { pid1_of(sbx) } else { sbx };
             // SAFETY: signalling a process this test started.
             unsafe { libc::kill(target, *sig) };
             let o = wait_output(child, "signal forwarding");

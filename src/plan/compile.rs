@@ -31,8 +31,11 @@ pub fn parse_size(s: &Size) -> Result<u64, String> {
                 Some((i, 'T' | 't')) => (&t[..i], 1 << 40),
                 _ => (t, 1),
             };
-            let v: u64 = num.parse().map_err(|_| format!("size {t:?} is not a number with K, M, G or T"))?;
-            v.checked_mul(mult).ok_or_else(|| format!("size {t:?} overflows"))?
+            let v: u64 = num
+                .parse()
+                .map_err(|_| format!("size {t:?} is not a number with K, M, G or T"))?;
+            v.checked_mul(mult)
+                .ok_or_else(|| format!("size {t:?} overflows"))?
         }
     };
     if n == 0 || n > MAX_SIZE {
@@ -68,7 +71,9 @@ fn kind_name(k: MountKind) -> &'static str {
 fn allowed(k: MountKind) -> &'static [&'static str] {
     match k {
         MountKind::Mirror => &["src"],
-        MountKind::RoBind | MountKind::Bind | MountKind::DevBind => &["src", "dst", "skip_if_home_or_above"],
+        MountKind::RoBind | MountKind::Bind | MountKind::DevBind => {
+            &["src", "dst", "skip_if_home_or_above"]
+        }
         MountKind::Tmpfs => &["dst", "size", "mode"],
         MountKind::Dir => &["dst", "mode"],
         MountKind::File => &["dst", "content", "mode"],
@@ -109,7 +114,12 @@ fn expand_opt(s: &str, optional: bool, vars: &Vars) -> Result<Expanded, String> 
     }
 }
 
-pub fn compile(r: &Resolved, host: &Host, fs: &dyn HostFs, vars: &Vars) -> Result<Compiled, Vec<Error>> {
+pub fn compile(
+    r: &Resolved,
+    host: &Host,
+    fs: &dyn HostFs,
+    vars: &Vars,
+) -> Result<Compiled, Vec<Error>> {
     let mut out = Compiled {
         mounts: Vec::new(),
         notices: Vec::new(),
@@ -122,7 +132,10 @@ pub fn compile(r: &Resolved, host: &Host, fs: &dyn HostFs, vars: &Vars) -> Resul
                 op,
             }),
             Ok(None) => {}
-            Err(msg) => errors.push(Error::new(loc.to_string(), format!("{}: {msg}", kind_name(entry.kind)))),
+            Err(msg) => errors.push(Error::new(
+                loc.to_string(),
+                format!("{}: {msg}", kind_name(entry.kind)),
+            )),
         }
     }
     // Masks come after every mount of the profile, so they hide paths inside any
@@ -157,20 +170,27 @@ fn entry_op(
 ) -> Result<Option<MountOp>, String> {
     let ok = allowed(e.kind);
     if let Some(k) = present(e).into_iter().find(|k| !ok.contains(k)) {
-        return Err(format!("`{k}` does not apply here (this type takes: {})", ok.join(", ")));
+        return Err(format!(
+            "`{k}` does not apply here (this type takes: {})",
+            ok.join(", ")
+        ));
     }
-    let need = |v: &Option<String>, key: &str| v.clone().ok_or_else(|| format!("`{key}` is required"));
+    let need =
+        |v: &Option<String>, key: &str| v.clone().ok_or_else(|| format!("`{key}` is required"));
     // A destination inside the sandbox, after substitution.
     let dst_of = |v: &str| -> Result<Option<PathBuf>, String> {
         match expand_opt(v, e.optional, vars)? {
-            Expanded::Value(p) => sandbox_path(p.as_ref(), "dst").map(Some).map_err(|e| e.detail),
+            Expanded::Value(p) => sandbox_path(p.as_ref(), "dst")
+                .map(Some)
+                .map_err(|e| e.detail),
             Expanded::Skip => Ok(None),
         }
     };
-    let default_dst = |d: &str| -> Result<Option<PathBuf>, String> { dst_of(e.dst.as_deref().unwrap_or(d)) };
+    let default_dst =
+        |d: &str| -> Result<Option<PathBuf>, String> { dst_of(e.dst.as_deref().unwrap_or(d)) };
     let mode = |default: u32| e.mode.as_deref().map(parse_mode).unwrap_or(Ok(default));
     let size = |default: u64| e.size.as_ref().map(parse_size).unwrap_or(Ok(default));
-    Ok(match e.kind {
+    let op = match e.kind {
         MountKind::Mirror => {
             let src = match expand_opt(&need(&e.src, "src")?, e.optional, vars)? {
                 Expanded::Value(s) => PathBuf::from(s),
@@ -194,10 +214,14 @@ fn entry_op(
             };
             let real = match fs.canonicalize(Path::new(&src)) {
                 Ok(r) => r,
-                Err(err) if e.optional && err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(err) if e.optional && err.kind() == std::io::ErrorKind::NotFound => {
+                    return Ok(None)
+                }
                 Err(err) => {
                     return Err(match err.raw_os_error() {
-                        Some(n) => format!("source: realpath({src:?}): {}", crate::error::strerror(n)),
+                        Some(n) => {
+                            format!("source: realpath({src:?}): {}", crate::error::strerror(n))
+                        }
                         None => format!("source {src:?}: {err}"),
                     })
                 }
@@ -221,14 +245,20 @@ fn entry_op(
                 MountKind::Bind => Access::ReadWrite,
                 _ => Access::Device,
             };
-            Some(MountOp::Bind { src: real, dst, access })
+            Some(MountOp::Bind {
+                src: real,
+                dst,
+                access,
+            })
         }
         MountKind::Tmpfs => default_dst_required(e, &default_dst)?.map(|dst| MountOp::Tmpfs {
             dst,
             size: 0,
             mode: 0,
         }),
-        MountKind::Dir => default_dst_required(e, &default_dst)?.map(|dst| MountOp::Dir { dst, mode: 0 }),
+        MountKind::Dir => {
+            default_dst_required(e, &default_dst)?.map(|dst| MountOp::Dir { dst, mode: 0 })
+        }
         MountKind::File => default_dst_required(e, &default_dst)?.map(|dst| MountOp::File {
             dst,
             content: e.content.clone().unwrap_or_default(),
@@ -245,9 +275,8 @@ fn entry_op(
         MountKind::Proc => default_dst("/proc")?.map(|dst| MountOp::Proc { dst }),
         MountKind::Dev => default_dst("/dev")?.map(|dst| MountOp::Dev { dst, shm_size: 0 }),
         MountKind::Mqueue => default_dst("/dev/mqueue")?.map(|dst| MountOp::Mqueue { dst }),
-    }
-    .map(|op| with_numbers(op, &mode, &size))
-    .transpose()?)
+    };
+    op.map(|op| with_numbers(op, &mode, &size)).transpose()
 }
 
 fn default_dst_required(
@@ -272,7 +301,10 @@ fn with_numbers(
             size: size(TMPFS_SIZE)?,
             mode: mode(0o755)?,
         },
-        MountOp::Dir { dst, .. } => MountOp::Dir { dst, mode: mode(0o755)? },
+        MountOp::Dir { dst, .. } => MountOp::Dir {
+            dst,
+            mode: mode(0o755)?,
+        },
         MountOp::File { dst, content, .. } => MountOp::File {
             dst,
             content,

@@ -49,7 +49,15 @@ fn merged_usr() -> FakeFs {
     ] {
         fs.entries.insert(l.into(), Entry::Symlink(t.into()));
     }
-    for d in ["/usr", "/etc", "/opt", "/home/alice", "/home/alice/.ssh", "/home/alice/.cargo/registry", "/srv/proj"] {
+    for d in [
+        "/usr",
+        "/etc",
+        "/opt",
+        "/home/alice",
+        "/home/alice/.ssh",
+        "/home/alice/.cargo/registry",
+        "/srv/proj",
+    ] {
         fs.entries.insert(d.into(), Entry::Dir);
     }
     fs.entries.insert("/home/alice/.netrc".into(), Entry::File);
@@ -103,7 +111,13 @@ fn no_locations() -> Locations {
 fn plan(args: &[&str], host: &Host, fs: &FakeFs) -> Result<Plan> {
     let mut argv = vec!["sbx"];
     argv.extend(args);
-    Plan::build_with(&cli::parse(argv).unwrap(), host, fs, &no_locations(), &Vars::from_host(host))
+    Plan::build_with(
+        &cli::parse(argv).unwrap(),
+        host,
+        fs,
+        &no_locations(),
+        &Vars::from_host(host),
+    )
 }
 
 /// The resolved plan of every shipped profile, golden (`src/plan/golden/NAME.json`):
@@ -117,8 +131,12 @@ fn shipped_profiles_golden() {
         if ["system", "home-masks"].contains(name) {
             continue; // abstractions: covered through the profiles that include them
         }
-        let p = plan(&["--profile", name, "--", "sh", "-c", "id"], &host(true), &merged_usr())
-            .unwrap_or_else(|e| panic!("profile {name}: {e}"));
+        let p = plan(
+            &["--profile", name, "--", "sh", "-c", "id"],
+            &host(true),
+            &merged_usr(),
+        )
+        .unwrap_or_else(|e| panic!("profile {name}: {e}"));
         let got = p.to_json() + "\n";
         let file = dir.join(format!("{name}.json"));
         if bless {
@@ -127,7 +145,12 @@ fn shipped_profiles_golden() {
             continue;
         }
         let want = std::fs::read_to_string(&file).unwrap_or_default();
-        assert_eq!(got, want, "profile {name} differs from {} (SBX_BLESS=1 to accept)", file.display());
+        assert_eq!(
+            got,
+            want,
+            "profile {name} differs from {} (SBX_BLESS=1 to accept)",
+            file.display()
+        );
     }
 }
 

@@ -15,7 +15,9 @@ pub fn check(mounts: &[Mount], locs: &Locations, extra: &[PathBuf], fs: &dyn Hos
     let mut dirs: Vec<PathBuf> = locs.dirs().iter().map(|p| p.to_path_buf()).collect();
     dirs.extend(extra.iter().cloned());
     for (i, m) in mounts.iter().enumerate() {
-        let MountOp::Bind { src, dst, access } = &m.op else { continue };
+        let MountOp::Bind { src, dst, access } = &m.op else {
+            continue;
+        };
         if *access == Access::ReadOnly {
             continue;
         }

@@ -51,7 +51,10 @@ impl fmt::Display for Loc {
 pub fn loc_at(file: &str, text: &str, offset: usize) -> Loc {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
-    let col = before.rfind('\n').map(|i| before.len() - i).unwrap_or(before.len() + 1);
+    let col = before
+        .rfind('\n')
+        .map(|i| before.len() - i)
+        .unwrap_or(before.len() + 1);
     Loc {
         file: file.to_string(),
         line,
@@ -117,7 +120,10 @@ pub fn is_path(spec: &str) -> bool {
 }
 
 fn valid_name(name: &str) -> bool {
-    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
 }
 
 /// Find a profile: a path (contains `/` or ends in `.toml`, relative to `base`),
@@ -131,8 +137,12 @@ pub fn find(spec: &str, locs: &Locations, base: Option<&Path>) -> Result<Source,
             Some(b) if Path::new(spec).is_relative() => b.join(spec),
             _ => PathBuf::from(spec),
         };
-        let text = std::fs::read_to_string(&p).map_err(|e| format!("cannot read profile {}: {e}", p.display()))?;
-        let name = p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let text = std::fs::read_to_string(&p)
+            .map_err(|e| format!("cannot read profile {}: {e}", p.display()))?;
+        let name = p
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
         return Ok(Source {
             name,
             origin: Origin::Path,
@@ -142,7 +152,9 @@ pub fn find(spec: &str, locs: &Locations, base: Option<&Path>) -> Result<Source,
         });
     }
     if !valid_name(spec) {
-        return Err(format!("{spec:?} is not a profile name (letters, digits, `-`, `_`, `.`)"));
+        return Err(format!(
+            "{spec:?} is not a profile name (letters, digits, `-`, `_`, `.`)"
+        ));
     }
     for (dir, origin) in [(&locs.user, Origin::User), (&locs.system, Origin::System)] {
         let p = dir.join(format!("{spec}.toml"));
@@ -165,19 +177,26 @@ pub fn find(spec: &str, locs: &Locations, base: Option<&Path>) -> Result<Source,
             "no profile {spec:?} in {}, {} or the built-ins ({})",
             locs.user.display(),
             locs.system.display(),
-            BUILTIN.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+            BUILTIN
+                .iter()
+                .map(|(n, _)| *n)
+                .collect::<Vec<_>>()
+                .join(", ")
         )
     })
 }
 
 pub fn builtin(name: &str) -> Option<Source> {
-    BUILTIN.iter().find(|(n, _)| *n == name).map(|(n, text)| Source {
-        name: n.to_string(),
-        origin: Origin::Builtin,
-        display: format!("builtin:{n}"),
-        dir: None,
-        text: text.to_string(),
-    })
+    BUILTIN
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(n, text)| Source {
+            name: n.to_string(),
+            origin: Origin::Builtin,
+            display: format!("builtin:{n}"),
+            dir: None,
+            text: text.to_string(),
+        })
 }
 
 /// Parse one file; errors carry `file:line:column`.
@@ -198,7 +217,10 @@ pub fn parse(src: &Source) -> Result<ProfileFile, Error> {
         let l = loc_at(&src.display, &src.text, file.version.span().start);
         return Err(Error::new(
             l.to_string(),
-            format!("version {} is not supported (this sbx reads version {SCHEMA_VERSION})", file.version.get_ref()),
+            format!(
+                "version {} is not supported (this sbx reads version {SCHEMA_VERSION})",
+                file.version.get_ref()
+            ),
         ));
     }
     Ok(file)
@@ -284,13 +306,19 @@ fn visit(
 ) -> Result<(), Error> {
     if stack.contains(&src.display) {
         stack.push(src.display.clone());
-        return Err(Error::new("profile include", format!("include cycle: {}", stack.join(" -> "))));
+        return Err(Error::new(
+            "profile include",
+            format!("include cycle: {}", stack.join(" -> ")),
+        ));
     }
     if stack.len() >= MAX_DEPTH {
         stack.push(src.display.clone());
         return Err(Error::new(
             "profile include",
-            format!("includes nest deeper than {MAX_DEPTH}: {}", stack.join(" -> ")),
+            format!(
+                "includes nest deeper than {MAX_DEPTH}: {}",
+                stack.join(" -> ")
+            ),
         ));
     }
     if !seen.insert(src.display.clone()) {
@@ -343,7 +371,8 @@ fn merge(src: &Source, f: ProfileFile, out: &mut Resolved) {
                 out.env_keep.push(k);
             }
         }
-        out.env_ops.extend(env.set.into_iter().map(|(k, v)| EnvOp::Set(k, v)));
+        out.env_ops
+            .extend(env.set.into_iter().map(|(k, v)| EnvOp::Set(k, v)));
         out.env_ops.extend(env.unset.into_iter().map(EnvOp::Unset));
     }
     if let Some(r) = f.rlimits {

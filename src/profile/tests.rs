@@ -15,7 +15,8 @@ impl Dirs {
     fn new(tag: &str) -> Dirs {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let root = std::env::temp_dir().join(format!("sbx-profile-test-{tag}-{}-{n}", std::process::id()));
+        let root =
+            std::env::temp_dir().join(format!("sbx-profile-test-{tag}-{}-{n}", std::process::id()));
         let locs = Locations {
             user: root.join("user"),
             system: root.join("system"),
@@ -64,8 +65,16 @@ fn errors_name_file_line_and_column() {
         ("unknown", "version = 1\nhostnme = \"x\"\n", ":2:1"),
         ("wrongtype", "version = 1\nuid = \"root\"\n", ":2:"),
         ("badenum", "version = 1\nnet = \"bridge\"\n", ":2:"),
-        ("badkind", "version = 1\n[[mount]]\ntype = \"overlayfs\"\ndst = \"/x\"\n", ":3:"),
-        ("unknownmount", "version = 1\n[[mount]]\ntype = \"tmpfs\"\ndts = \"/x\"\n", ":4:1"),
+        (
+            "badkind",
+            "version = 1\n[[mount]]\ntype = \"overlayfs\"\ndst = \"/x\"\n",
+            ":3:",
+        ),
+        (
+            "unknownmount",
+            "version = 1\n[[mount]]\ntype = \"tmpfs\"\ndts = \"/x\"\n",
+            ":4:1",
+        ),
         ("version", "version = 2\n", ":1:11"),
         ("noversion", "hostname = \"x\"\n", "version"),
     ];
@@ -81,29 +90,66 @@ fn errors_name_file_line_and_column() {
 fn unknown_keys_get_the_nearest_valid_key_suggested() {
     let d = Dirs::new("suggest");
     d.user("a", "version = 1\nhostnme = \"x\"\n");
-    assert!(err(&d, "a").contains("did you mean `hostname`?"), "{}", err(&d, "a"));
-    d.user("b", "version = 1\n[[mount]]\ntype = \"tmpfs\"\ndts = \"/x\"\n");
-    assert!(err(&d, "b").contains("did you mean `dst`?"), "{}", err(&d, "b"));
+    assert!(
+        err(&d, "a").contains("did you mean `hostname`?"),
+        "{}",
+        err(&d, "a")
+    );
+    d.user(
+        "b",
+        "version = 1\n[[mount]]\ntype = \"tmpfs\"\ndts = \"/x\"\n",
+    );
+    assert!(
+        err(&d, "b").contains("did you mean `dst`?"),
+        "{}",
+        err(&d, "b")
+    );
     d.user("c", "version = 1\n[env]\nkeeep = []\n");
-    assert!(err(&d, "c").contains("did you mean `keep`?"), "{}", err(&d, "c"));
+    assert!(
+        err(&d, "c").contains("did you mean `keep`?"),
+        "{}",
+        err(&d, "c")
+    );
     d.user("e", "version = 1\nzzzzzzzz = 1\n");
-    assert!(!err(&d, "e").contains("did you mean"), "no far-fetched guesses");
+    assert!(
+        !err(&d, "e").contains("did you mean"),
+        "no far-fetched guesses"
+    );
 }
 
 #[test]
 fn lookup_order_user_then_system_then_builtin() {
     let d = Dirs::new("lookup");
-    assert_eq!(find("minimal", &d.locs, None).unwrap().origin, Origin::Builtin);
+    assert_eq!(
+        find("minimal", &d.locs, None).unwrap().origin,
+        Origin::Builtin
+    );
     d.system("minimal", "version = 1\ndescription = \"system one\"\n");
-    assert_eq!(find("minimal", &d.locs, None).unwrap().origin, Origin::System);
+    assert_eq!(
+        find("minimal", &d.locs, None).unwrap().origin,
+        Origin::System
+    );
     d.user("minimal", "version = 1\ndescription = \"user one\"\n");
     assert_eq!(find("minimal", &d.locs, None).unwrap().origin, Origin::User);
-    assert_eq!(find("builtin:minimal", &d.locs, None).unwrap().origin, Origin::Builtin);
+    assert_eq!(
+        find("builtin:minimal", &d.locs, None).unwrap().origin,
+        Origin::Builtin
+    );
     let p = d.user("bypath", "version = 1\n");
-    assert_eq!(find(p.to_str().unwrap(), &d.locs, None).unwrap().origin, Origin::Path);
-    assert!(find("nope", &d.locs, None).unwrap_err().contains("no profile \"nope\""));
-    assert!(find("../evil", &d.locs, None).is_err(), "a path that does not exist");
-    assert!(find("a b", &d.locs, None).unwrap_err().contains("not a profile name"));
+    assert_eq!(
+        find(p.to_str().unwrap(), &d.locs, None).unwrap().origin,
+        Origin::Path
+    );
+    assert!(find("nope", &d.locs, None)
+        .unwrap_err()
+        .contains("no profile \"nope\""));
+    assert!(
+        find("../evil", &d.locs, None).is_err(),
+        "a path that does not exist"
+    );
+    assert!(find("a b", &d.locs, None)
+        .unwrap_err()
+        .contains("not a profile name"));
 }
 
 #[test]
@@ -115,10 +161,21 @@ fn a_user_profile_extends_the_builtin_of_the_same_name() {
          [[mount]]\ntype = \"dir\"\ndst = \"/extra\"\n",
     );
     let r = resolve("minimal", &d.locs, None).unwrap();
-    assert_eq!(r.hostname.as_deref(), Some("mine"), "the extension overrides scalars");
+    assert_eq!(
+        r.hostname.as_deref(),
+        Some("mine"),
+        "the extension overrides scalars"
+    );
     assert_eq!(r.description.as_deref(), Some("mine"));
-    assert_eq!(r.mounts.last().unwrap().0.dst.as_deref(), Some("/extra"), "and adds mounts last");
-    assert!(r.mounts.iter().any(|(m, _)| m.kind == MountKind::Proc), "the built-in's mounts are kept");
+    assert_eq!(
+        r.mounts.last().unwrap().0.dst.as_deref(),
+        Some("/extra"),
+        "and adds mounts last"
+    );
+    assert!(
+        r.mounts.iter().any(|(m, _)| m.kind == MountKind::Proc),
+        "the built-in's mounts are kept"
+    );
     assert_eq!(r.files.first().unwrap(), "builtin:system");
 }
 
@@ -132,11 +189,26 @@ fn merge_order_and_scalar_precedence() {
         "version = 1\ninclude = [\"a\", \"b\", \"a\"]\n[[mount]]\ntype = \"dir\"\ndst = \"/top\"\n[env]\nset = { Y = \"top\" }\n",
     );
     let r = resolve("top", &d.locs, None).unwrap();
-    let dsts: Vec<_> = r.mounts.iter().map(|(m, _)| m.dst.clone().unwrap()).collect();
-    assert_eq!(dsts, ["/a", "/b", "/top"], "includes first, in order, each once");
-    assert_eq!(r.masks.iter().map(|(m, _)| m.as_str()).collect::<Vec<_>>(), ["/ma", "/mb"]);
+    let dsts: Vec<_> = r
+        .mounts
+        .iter()
+        .map(|(m, _)| m.dst.clone().unwrap())
+        .collect();
+    assert_eq!(
+        dsts,
+        ["/a", "/b", "/top"],
+        "includes first, in order, each once"
+    );
+    assert_eq!(
+        r.masks.iter().map(|(m, _)| m.as_str()).collect::<Vec<_>>(),
+        ["/ma", "/mb"]
+    );
     assert_eq!(r.hostname.as_deref(), Some("b"), "a later include wins");
-    assert_eq!(r.net, Some(schema::NetMode::Host), "kept when nothing later sets it");
+    assert_eq!(
+        r.net,
+        Some(schema::NetMode::Host),
+        "kept when nothing later sets it"
+    );
     assert_eq!(r.env_keep, ["K1", "K2"]);
     assert_eq!(
         r.env_ops,
@@ -149,7 +221,11 @@ fn merge_order_and_scalar_precedence() {
     );
     assert_eq!(r.rlimits.nofile, Some(20));
     assert_eq!(r.rlimits.cpu, Some(5));
-    assert!(r.mounts[2].1.to_string().contains("top.toml:3:1"), "{}", r.mounts[2].1);
+    assert!(
+        r.mounts[2].1.to_string().contains("top.toml:3:1"),
+        "{}",
+        r.mounts[2].1
+    );
 }
 
 #[test]
@@ -158,13 +234,22 @@ fn include_cycles_and_depth_print_the_chain() {
     d.user("x", "version = 1\ninclude = [\"y\"]\n");
     d.user("y", "version = 1\ninclude = [\"x\"]\n");
     let e = err(&d, "x");
-    assert!(e.contains("include cycle") && e.contains("x.toml -> ") && e.contains("y.toml -> "), "{e}");
+    assert!(
+        e.contains("include cycle") && e.contains("x.toml -> ") && e.contains("y.toml -> "),
+        "{e}"
+    );
     for i in 0..20 {
-        d.user(&format!("d{i}"), &format!("version = 1\ninclude = [\"d{}\"]\n", i + 1));
+        d.user(
+            &format!("d{i}"),
+            &format!("version = 1\ninclude = [\"d{}\"]\n", i + 1),
+        );
     }
     d.user("d20", "version = 1\n");
     let e = err(&d, "d0");
-    assert!(e.contains("deeper than 16") && e.contains("d0.toml -> ") && e.contains("d16.toml"), "{e}");
+    assert!(
+        e.contains("deeper than 16") && e.contains("d0.toml -> ") && e.contains("d16.toml"),
+        "{e}"
+    );
     d.user("ok", "version = 1\ninclude = [\"d10\"]\n");
     assert!(resolve("ok", &d.locs, None).is_ok(), "11 levels are fine");
 }
@@ -172,7 +257,10 @@ fn include_cycles_and_depth_print_the_chain() {
 #[test]
 fn missing_include_names_the_line() {
     let d = Dirs::new("missing");
-    d.user("m", "version = 1\ndescription = \"x\"\ninclude = [\"minimal\", \"nonesuch\"]\n");
+    d.user(
+        "m",
+        "version = 1\ndescription = \"x\"\ninclude = [\"minimal\", \"nonesuch\"]\n",
+    );
     let e = err(&d, "m");
     assert!(e.contains("m.toml:3:") && e.contains("nonesuch"), "{e}");
 }
@@ -181,11 +269,22 @@ fn missing_include_names_the_line() {
 fn includes_by_path_are_relative_to_the_including_file() {
     let d = Dirs::new("relpath");
     std::fs::create_dir_all(d.root.join("lib")).unwrap();
-    std::fs::write(d.root.join("lib/part.toml"), "version = 1\nhostname = \"part\"\n").unwrap();
-    std::fs::write(d.root.join("main.toml"), "version = 1\ninclude = [\"lib/part.toml\"]\n").unwrap();
+    std::fs::write(
+        d.root.join("lib/part.toml"),
+        "version = 1\nhostname = \"part\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.root.join("main.toml"),
+        "version = 1\ninclude = [\"lib/part.toml\"]\n",
+    )
+    .unwrap();
     let r = resolve(d.root.join("main.toml").to_str().unwrap(), &d.locs, None).unwrap();
     assert_eq!(r.hostname.as_deref(), Some("part"));
-    assert!(r.dirs.contains(&d.root.join("lib")), "its directory is protected too");
+    assert!(
+        r.dirs.contains(&d.root.join("lib")),
+        "its directory is protected too"
+    );
 }
 
 #[test]

@@ -46,7 +46,11 @@ impl Vars {
         if let Some(r) = env(host, "XDG_RUNTIME_DIR") {
             m.insert("XDG_RUNTIME_DIR", r.to_string());
         }
-        let xdg = |k: &str, default: &str| env(host, k).map(str::to_string).unwrap_or(format!("{home}/{default}"));
+        let xdg = |k: &str, default: &str| {
+            env(host, k)
+                .map(str::to_string)
+                .unwrap_or(format!("{home}/{default}"))
+        };
         let config = xdg("XDG_CONFIG_HOME", ".config");
         m.insert("XDG_CACHE_HOME", xdg("XDG_CACHE_HOME", ".cache"));
         m.insert("XDG_DATA_HOME", xdg("XDG_DATA_HOME", ".local/share"));
@@ -63,8 +67,14 @@ impl Vars {
 /// `XDG_DOWNLOAD_DIR="$HOME/Downloads"` from user-dirs.dirs (xdg-user-dirs' format:
 /// a quoted path, absolute or starting with `$HOME/`).
 pub fn download_dir(text: &str, home: &str) -> Option<String> {
-    let line = text.lines().find(|l| l.trim_start().starts_with("XDG_DOWNLOAD_DIR="))?;
-    let v = line.trim_start().trim_start_matches("XDG_DOWNLOAD_DIR=").trim().trim_matches('"');
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("XDG_DOWNLOAD_DIR="))?;
+    let v = line
+        .trim_start()
+        .trim_start_matches("XDG_DOWNLOAD_DIR=")
+        .trim()
+        .trim_matches('"');
     if let Some(rest) = v.strip_prefix("$HOME") {
         Some(format!("{home}{rest}"))
     } else {
@@ -84,7 +94,9 @@ pub enum ExpandError {
 impl std::fmt::Display for ExpandError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ExpandError::Unknown(n) => write!(f, "unknown variable ${{{n}}} (known: {})", NAMES.join(", ")),
+            ExpandError::Unknown(n) => {
+                write!(f, "unknown variable ${{{n}}} (known: {})", NAMES.join(", "))
+            }
             ExpandError::Unset(n) => write!(f, "variable ${{{n}}} is not set here"),
             ExpandError::Unterminated => write!(f, "`${{` without a closing `}}`"),
         }
@@ -97,7 +109,9 @@ pub fn expand(s: &str, vars: &Vars) -> Result<String, ExpandError> {
         if !NAMES.contains(&n) {
             return Err(ExpandError::Unknown(n.to_string()));
         }
-        vars.0.get(n).ok_or_else(|| ExpandError::Unset(n.to_string()))
+        vars.0
+            .get(n)
+            .ok_or_else(|| ExpandError::Unset(n.to_string()))
     };
     let mut out = String::new();
     let mut rest = s;
@@ -133,22 +147,49 @@ mod tests {
 
     #[test]
     fn substitutes_only_allowed_variables() {
-        assert_eq!(expand("${HOME}/x/${UID}", &vars()).unwrap(), "/home/a/x/1000");
+        assert_eq!(
+            expand("${HOME}/x/${UID}", &vars()).unwrap(),
+            "/home/a/x/1000"
+        );
         assert_eq!(expand("~/.ssh", &vars()).unwrap(), "/home/a/.ssh");
         assert_eq!(expand("~", &vars()).unwrap(), "/home/a");
-        assert_eq!(expand("/a/~b", &vars()).unwrap(), "/a/~b", "~ only at the start");
-        assert_eq!(expand("/cost$5", &vars()).unwrap(), "/cost$5", "a lone $ is literal");
-        assert_eq!(expand("${PATH}", &vars()), Err(ExpandError::Unknown("PATH".into())));
-        assert_eq!(expand("${XDG_RUNTIME_DIR}/x", &vars()), Err(ExpandError::Unset("XDG_RUNTIME_DIR".into())));
+        assert_eq!(
+            expand("/a/~b", &vars()).unwrap(),
+            "/a/~b",
+            "~ only at the start"
+        );
+        assert_eq!(
+            expand("/cost$5", &vars()).unwrap(),
+            "/cost$5",
+            "a lone $ is literal"
+        );
+        assert_eq!(
+            expand("${PATH}", &vars()),
+            Err(ExpandError::Unknown("PATH".into()))
+        );
+        assert_eq!(
+            expand("${XDG_RUNTIME_DIR}/x", &vars()),
+            Err(ExpandError::Unset("XDG_RUNTIME_DIR".into()))
+        );
         assert_eq!(expand("${HOME", &vars()), Err(ExpandError::Unterminated));
-        assert_eq!(expand("$(id)", &vars()).unwrap(), "$(id)", "nothing is evaluated");
+        assert_eq!(
+            expand("$(id)", &vars()).unwrap(),
+            "$(id)",
+            "nothing is evaluated"
+        );
     }
 
     #[test]
     fn download_dir_from_user_dirs() {
         let t = "# comment\nXDG_DESKTOP_DIR=\"$HOME/Desktop\"\nXDG_DOWNLOAD_DIR=\"$HOME/Téléchargements\"\n";
-        assert_eq!(download_dir(t, "/home/a").unwrap(), "/home/a/Téléchargements");
-        assert_eq!(download_dir("XDG_DOWNLOAD_DIR=\"/data/dl\"", "/h").unwrap(), "/data/dl");
+        assert_eq!(
+            download_dir(t, "/home/a").unwrap(),
+            "/home/a/Téléchargements"
+        );
+        assert_eq!(
+            download_dir("XDG_DOWNLOAD_DIR=\"/data/dl\"", "/h").unwrap(),
+            "/data/dl"
+        );
         assert_eq!(download_dir("XDG_DOWNLOAD_DIR=\"rel\"", "/h"), None);
     }
 }

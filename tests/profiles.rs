@@ -1,0 +1,420 @@
+//! Profiles end to end: the shipped set run real commands as the unprivileged test
+//! users against a home made for the test (HOME points at a fixture), and the
+//! profile tools.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::*;
+
+/// A fake home for `u` with a project directory, planted secrets and a toolchain.
+struct Home {
+    fx: Fixture,
+    home: PathBuf,
+    project: PathBuf,
+}
+
+impl Home {
+    fn new(u: &User, tag: &str) -> Home {
+        let fx = Fixture::new(u, tag);
+        let home = fx.path.join("home");
+        fx.file("home/.ssh/id_ed25519", "PRIVATE KEY", u);
+        fx.file("home/.netrc", "machine x password hunter2", u);
+        fx.file("home/Documents/letter.txt", "dear", u);
+        fx.file("home/notes.txt", "notes", u);
+        fx.file("home/.cargo/registry/index.txt", "cache", u);
+        fx.file("home/.config/sbx/profiles/.keep", "", u);
+        fx.file("work/proj/src.txt", "source", u);
+        let project = fx.path.join("work/proj");
+        Home { fx, home, project }
+    }
+
+    fn cmd(&self, u: &User, args: &[&str]) -> Command {
+        let mut c = sbx_cmd(u, args);
+        c.env("HOME", &self.home).current_dir(&self.project);
+        c
+    }
+
+    fn sh(&self, u: &User, profile: &str, script: &str) -> Output {
+        output(self.cmd(u, &["-q", "--profile", profile, "--", "sh", "-c", script]))
+    }
+}
+
+fn ok(o: &Output, what: &str) -> String {
+    assert_eq!(code(o), 0, "{what}: {}\n{}", stdout(o), stderr(o));
+    stdout(o)
+}
+
+#[test]
+fn minimal_sees_no_home_and_no_network() {
+    for u in users() {
+        let h = Home::new(u, "minimal");
+        let out = ok(
+            &h.sh(u, "minimal", "test -e \"$HOME\" && echo home || echo no-home; ls /; cat /proc/net/dev | tail -n +3 | cut -d: -f1; touch /tmp/x && echo tmp"),
+            "minimal",
+        );
+        assert!(out.starts_with("no-home\n"), "as {}: {out}", u.name);
+        assert!(
+            !out.contains("work"),
+            "nothing of the host beyond the system: {out}"
+        );
+        assert!(out.ends_with("    lo\ntmp\n"), "as {}: {out}", u.name);
+    }
+}
+
+#[test]
+fn default_profile_empty_home_readonly_cwd() {
+    for u in users() {
+        let h = Home::new(u, "default");
+        let out = ok(
+            &h.sh(
+                u,
+                "default",
+                "ls -A \"$HOME\"; echo --; pwd; cat src.txt; echo; touch new 2>/dev/null || echo cwd-ro; touch \"$HOME/h\" && echo home-rw",
+            ),
+            "default",
+        );
+        assert_eq!(
+            out,
+            format!("--\n{}\nsource\ncwd-ro\nhome-rw\n", h.project.display()),
+            "as {}",
+            u.name
+        );
+        // From $HOME itself the current directory is not bound, and sbx says so.
+        let mut c = sbx_cmd(u, ["--", "ls", "-A"]);
+        c.env("HOME", &h.home).current_dir(&h.home);
+        let o = output(c);
+        assert_eq!(stdout(&o), "", "as {}: home stays empty", u.name);
+        assert!(stderr(&o).contains("not binding"), "{}", stderr(&o));
+    }
+}
+
+#[test]
+fn shell_profile_reads_home_masks_secrets_and_writes_cwd() {
+    for u in users() {
+        let h = Home::new(u, "shell");
+        let out = ok(
+            &h.sh(
+                u,
+                "shell",
+                "cat ~/notes.txt; echo; ls -A ~/.ssh | wc -l; wc -c < ~/.netrc; touch ~/x 2>/dev/null || echo home-ro; \
+                 echo out > made.txt && echo cwd-rw; ls ~/.config/sbx | wc -l",
+            ),
+            "shell",
+        );
+        assert_eq!(out, "notes\n0\n0\nhome-ro\ncwd-rw\n0\n", "as {}", u.name);
+        assert_eq!(
+            std::fs::read_to_string(h.project.join("made.txt")).unwrap(),
+            "out\n"
+        );
+        assert!(
+            h.home.join(".ssh/id_ed25519").exists(),
+            "the host's files are untouched"
+        );
+    }
+}
+
+#[test]
+fn dev_profile_writable_project_and_caches_nothing_else_of_home() {
+    for u in users() {
+        let h = Home::new(u, "dev");
+        let out = ok(
+            &h.sh(
+                u,
+                "dev",
+                "echo built > out.bin && echo cwd-rw; cat ~/.cargo/registry/index.txt; echo; echo more > ~/.cargo/registry/new && echo cache-rw; \
+                 test -e ~/notes.txt && echo notes-visible || echo notes-hidden; test -e ~/Documents && echo docs || echo no-docs",
+            ),
+            "dev",
+        );
+        assert_eq!(
+            out, "cwd-rw\ncache\ncache-rw\nnotes-hidden\nno-docs\n",
+            "as {}",
+            u.name
+        );
+        assert!(h.home.join(".cargo/registry/new").exists());
+    }
+}
+
+#[test]
+fn ci_profile_needs_and_maps_subordinate_ids() {
+    for u in users() {
+        let h = Home::new(u, "ci");
+        let o = h.sh(
+            u,
+            "ci",
+            "wc -l < /proc/self/uid_map; echo ok > artifact; test -e ~/notes.txt || echo no-home",
+        );
+        match u.subids {
+            Some(_) => {
+                assert_eq!(ok(&o, "ci"), "2\nno-home\n", "as {}", u.name);
+                assert!(h.project.join("artifact").exists());
+            }
+            None => {
+                assert_eq!(code(&o), 125, "as {}: ci requires subordinate ids", u.name);
+                assert!(stderr(&o).contains("usermod"), "{}", stderr(&o));
+                assert!(!h.project.join("artifact").exists(), "nothing ran");
+            }
+        }
+    }
+}
+
+#[test]
+fn untrusted_profile_is_small_and_limited() {
+    for u in users() {
+        let h = Home::new(u, "untrusted");
+        let out = ok(
+            &h.sh(
+                u,
+                "untrusted",
+                "ulimit -n; ulimit -c; df -k /tmp | tail -1 | awk '{print $2}'; wc -l < /proc/self/uid_map; ls -A ~ | wc -l; \
+                 head -c 70000000 /dev/zero > /tmp/big 2>/dev/null || echo too-big",
+            ),
+            "untrusted",
+        );
+        assert_eq!(out, "256\n0\n65536\n1\n0\ntoo-big\n", "as {}", u.name);
+    }
+}
+
+#[test]
+fn bad_profiles_run_nothing_and_say_where() {
+    for u in users() {
+        let h = Home::new(u, "bad");
+        let bad = h.fx.file(
+            "bad.toml",
+            "version = 1\n\n[[mount]]\ntype = \"ro-bind\"\nsrc = \"/no/such/dir\"\n",
+            u,
+        );
+        let marker = h.fx.path.join("ran");
+        let o = output(h.cmd(
+            u,
+            &[
+                "--profile",
+                bad.to_str().unwrap(),
+                "--",
+                "touch",
+                marker.to_str().unwrap(),
+            ],
+        ));
+        assert_eq!(code(&o), 125);
+        assert!(
+            stderr(&o).contains("bad.toml:3:1") && stderr(&o).contains("/no/such/dir"),
+            "{}",
+            stderr(&o)
+        );
+        assert!(!marker.exists());
+        let o = output(h.cmd(u, &["--profile", "no-such-profile", "true"]));
+        assert_eq!(code(&o), 125);
+        assert!(stderr(&o).contains("no-such-profile"), "{}", stderr(&o));
+    }
+}
+
+#[test]
+fn user_profiles_shadow_and_extend_the_builtins() {
+    let u = &users()[0];
+    let h = Home::new(u, "user-profiles");
+    let dir = h.home.join(".config/sbx/profiles");
+    let p = h.fx.file(
+        "home/.config/sbx/profiles/minimal.toml",
+        "version = 1\ndescription = \"my minimal\"\ninclude = [\"builtin:minimal\"]\nhostname = \"mine\"\n",
+        u,
+    );
+    assert!(p.starts_with(&dir));
+    let o = output(h.cmd(u, &["--profiles", "--json"]));
+    let list: serde_json::Value = serde_json::from_str(&ok(&o, "--profiles")).unwrap();
+    let mins: Vec<&serde_json::Value> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["name"] == "minimal")
+        .collect();
+    assert_eq!(mins.len(), 2);
+    assert_eq!(mins[0]["source"], "user");
+    assert_eq!(mins[1]["shadowed"], true);
+    let o = h.sh(u, "minimal", "hostname");
+    assert_eq!(ok(&o, "user minimal"), "mine\n");
+    let o = output(h.cmd(u, &["--profiles"]));
+    assert!(stdout(&o).contains("my minimal"), "{}", stdout(&o));
+}
+
+#[test]
+fn print_profile_output_is_an_equivalent_profile() {
+    let u = &users()[0];
+    let h = Home::new(u, "print");
+    for name in ["default", "shell", "dev", "untrusted"] {
+        let printed = ok(
+            &output(h.cmd(u, &["--print-profile", name])),
+            "--print-profile",
+        );
+        assert!(
+            !printed.contains("include"),
+            "includes are merged: {printed}"
+        );
+        assert!(!printed.contains("${"), "variables are substituted");
+        let file = h.fx.file(&format!("printed/{name}.toml"), &printed, u);
+        let plan = |spec: &str| -> serde_json::Value {
+            let o = output(h.cmd(u, &["--dry-run", "--profile", spec, "true"]));
+            let mut v: serde_json::Value = serde_json::from_str(&ok(&o, spec)).unwrap();
+            for m in v["mounts"].as_array_mut().unwrap() {
+                m.as_object_mut().unwrap().remove("origin");
+            }
+            v["mounts"].take()
+        };
+        assert_eq!(plan(file.to_str().unwrap()), plan(name), "profile {name}");
+        let json = ok(
+            &output(h.cmd(u, &["--print-profile", name, "--json"])),
+            "json",
+        );
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["version"], 1);
+    }
+}
+
+#[test]
+fn check_profile_reports_every_error() {
+    let u = &users()[0];
+    let h = Home::new(u, "check");
+    let f = h.fx.file(
+        "many.toml",
+        "version = 1\n\
+         [[mount]]\ntype = \"tmpfs\"\ndst = \"/t\"\nsize = \"lots\"\n\
+         [[mount]]\ntype = \"dir\"\ndst = \"relative\"\n\
+         [[mount]]\ntype = \"ro-bind\"\nsrc = \"${NOPE}/x\"\n\
+         [[mount]]\ntype = \"symlink\"\ndst = \"/l\"\n\
+         [[mount]]\ntype = \"dir\"\ndst = \"/a/../b\"\n\
+         [[mount]]\ntype = \"tmpfs\"\ndst = \"/t2\"\nsize = 99999999999999999\n\
+         [[mount]]\ntype = \"proc\"\nsize = \"1M\"\n",
+        u,
+    );
+    let o = output(h.cmd(u, &["--check-profile", f.to_str().unwrap()]));
+    assert_eq!(code(&o), 125);
+    let e = stderr(&o);
+    assert!(e.contains("7 error(s)"), "{e}");
+    for (line, what) in [
+        (2, "size \"lots\""),
+        (6, "not an absolute path"),
+        (9, "unknown variable ${NOPE}"),
+        (12, "`target` is required"),
+        (15, "`..`"),
+        (18, "out of range"),
+        (22, "`size` does not apply"),
+    ] {
+        assert!(
+            e.contains(&format!("many.toml:{line}:1")),
+            "line {line} in {e}"
+        );
+        assert!(e.contains(what), "{what} in {e}");
+    }
+    let good =
+        h.fx.file("good.toml", "version = 1\ninclude = [\"minimal\"]\n", u);
+    let o = output(h.cmd(u, &["--check-profile", good.to_str().unwrap()]));
+    assert!(ok(&o, "good").contains("OK"));
+}
+
+/// No profile and no option can give the sandbox write access to a profile directory.
+#[test]
+fn profile_directories_are_never_writable_inside() {
+    for u in users() {
+        let h = Home::new(u, "trust");
+        let config = h.home.join(".config");
+        let bind = format!("{}", config.display());
+        // A writable bind from above the profile directory, with nothing masking it.
+        let o = output(h.cmd(u, &["--profile", "minimal", "--bind", &bind, "true"]));
+        assert_eq!(code(&o), 125, "as {}: {}", u.name, stderr(&o));
+        assert!(stderr(&o).contains("profile directory"), "{}", stderr(&o));
+        // ...or from below it.
+        let inner = config.join("sbx/profiles");
+        let o = output(h.cmd(
+            u,
+            &[
+                "--profile",
+                "minimal",
+                "--bind",
+                inner.to_str().unwrap(),
+                "true",
+            ],
+        ));
+        assert_eq!(code(&o), 125, "as {}: {}", u.name, stderr(&o));
+        // A profile that tries it from a writable current directory.
+        let mut c = sbx_cmd(u, ["-q", "--profile", "shell", "true"]);
+        c.env("HOME", &h.home).current_dir(&config);
+        let o = output(c);
+        // ~/.config/sbx exists, so home-masks covers it: allowed, and masked.
+        assert_eq!(code(&o), 0, "as {}: {}", u.name, stderr(&o));
+        let mut c = sbx_cmd(
+            u,
+            [
+                "-q",
+                "--profile",
+                "shell",
+                "--",
+                "sh",
+                "-c",
+                "touch sbx/profiles/evil.toml 2>/dev/null || echo refused",
+            ],
+        );
+        c.env("HOME", &h.home).current_dir(&config);
+        assert_eq!(stdout(&output(c)), "refused\n");
+        assert!(!config.join("sbx/profiles/evil.toml").exists());
+        // Read-only binds are fine.
+        let ro = format!("{}", config.display());
+        let o = output(h.cmd(u, &["--profile", "minimal", "--ro-bind", &ro, "true"]));
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+    }
+}
+
+/// Every key the schema accepts is documented in man/sbx-profile.5, and the man
+/// page's example is a valid profile.
+#[test]
+fn profile_man_page_documents_every_key() {
+    let u = &users()[0];
+    let h = Home::new(u, "man");
+    let man =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/man/sbx-profile.5")).unwrap();
+    // serde lists a table's keys when it meets an unknown one: ask each table.
+    let probes = [
+        "version = 1\nzz_unknown = 1\n",
+        "version = 1\n[[mount]]\ntype = \"dir\"\nzz_unknown = 1\n",
+        "version = 1\n[env]\nzz_unknown = 1\n",
+        "version = 1\n[rlimits]\nzz_unknown = 1\n",
+    ];
+    let mut keys = Vec::new();
+    for (i, probe) in probes.iter().enumerate() {
+        let f = h.fx.file(&format!("probe{i}.toml"), probe, u);
+        let e = stderr(&output(h.cmd(u, &["--check-profile", f.to_str().unwrap()])));
+        let expected = e
+            .split("expected one of")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{e}"));
+        keys.extend(expected.split('`').skip(1).step_by(2).map(str::to_string));
+    }
+    assert!(keys.len() > 25, "{keys:?}");
+    let text = man
+        .replace("\\-", "-")
+        .replace("\\fB", "")
+        .replace("\\fR", "")
+        .replace("\\fI", "");
+    for k in &keys {
+        let documented = text.lines().any(|l| {
+            l.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+                .any(|w| w == k)
+        });
+        assert!(documented, "profile key `{k}` is not in man/sbx-profile.5");
+    }
+    // The EXAMPLE section, unescaped, checks clean.
+    let ex = man.split(".SH EXAMPLE").nth(1).unwrap();
+    let ex = ex
+        .split(".EX\n")
+        .nth(1)
+        .unwrap()
+        .split(".EE")
+        .next()
+        .unwrap()
+        .replace("\\e", "\\");
+    let f = h.fx.file("example.toml", &ex, u);
+    let o = output(h.cmd(u, &["--check-profile", f.to_str().unwrap()]));
+    assert_eq!(code(&o), 0, "the man page example: {}", stderr(&o));
+    let _ = Path::new(&f);
+}
