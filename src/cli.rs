@@ -54,6 +54,10 @@ pub struct Cli {
     #[arg(long = "dev-bind", value_name = "SRC[:DST]", action = ArgAction::Append)]
     pub dev_bind: Vec<OsString>,
 
+    /// Overlay SRC at DST (default: SRC): writes go to a 1 GiB tmpfs and are discarded when the sandbox ends
+    #[arg(long = "overlay-tmp", value_name = "SRC[:DST]", action = ArgAction::Append)]
+    pub overlay_tmp: Vec<OsString>,
+
     /// Mount an empty tmpfs (1 GiB, mode 0755) at DST
     #[arg(long = "tmpfs", value_name = "DST", action = ArgAction::Append)]
     pub tmpfs: Vec<OsString>,
@@ -148,6 +152,7 @@ pub enum MountArg {
     RoBind,
     Bind,
     DevBind,
+    OverlayTmp,
     Tmpfs,
     Dir,
     Symlink,
@@ -165,6 +170,7 @@ impl MountArg {
             MountArg::RoBind => "--ro-bind",
             MountArg::Bind => "--bind",
             MountArg::DevBind => "--dev-bind",
+            MountArg::OverlayTmp => "--overlay-tmp",
             MountArg::Tmpfs => "--tmpfs",
             MountArg::Dir => "--dir",
             MountArg::Symlink => "--symlink",
@@ -187,6 +193,7 @@ where
         ("ro_bind", MountArg::RoBind),
         ("bind", MountArg::Bind),
         ("dev_bind", MountArg::DevBind),
+        ("overlay_tmp", MountArg::OverlayTmp),
         ("tmpfs", MountArg::Tmpfs),
         ("dir", MountArg::Dir),
         ("symlink", MountArg::Symlink),

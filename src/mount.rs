@@ -48,6 +48,8 @@ const STAGING: &CStr = c"/tmp";
 /// What an op mounts, made detached before the id maps exist (see [`prepare`]).
 enum Made {
     Nothing,
+    /// The lower directory of a tmp-overlay, opened with the user's rights.
+    Lower(OwnedFd),
     /// A clone of a bind source, attributes set.
     Tree(OwnedFd),
     /// A new filesystem instance (tmpfs, proc).
@@ -93,7 +95,7 @@ pub fn prepare(plan: &Plan) -> Result<Detached> {
         mounts
             .iter()
             .map(|m| match &m.op {
-                MountOp::Bind { src, .. } => {
+                MountOp::Bind { src, .. } | MountOp::TmpOverlay { src, .. } => {
                     vec![sys::open(&sys::cstr(src.as_os_str()), libc::O_PATH)]
                 }
                 MountOp::Dev { .. } => dev_paths().map(|p| sys::open(&p, libc::O_PATH)).collect(),
@@ -165,6 +167,9 @@ fn prepare_op(op: &MountOp, fds: Vec<SysResult<OwnedFd>>) -> SysResult<Made> {
             &[],
             ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC,
         )?),
+        MountOp::TmpOverlay { .. } => {
+            Made::Lower(fds.into_iter().next().expect("one lower directory")?)
+        }
         MountOp::Dir { .. }
         | MountOp::Symlink { .. }
         | MountOp::File { .. }
@@ -225,6 +230,40 @@ impl MaskSource {
         )?;
         sys::move_mount_fd(tree.as_fd(), target.as_fd(), &what)
     }
+}
+
+/// An overlay of `lower` with its upper and work directories on a new tmpfs, attached
+/// at [`STAGING`] under the new root while the overlay is configured by path (overlayfs
+/// takes directories by name); all of it goes with the old root, and with the sandbox.
+fn make_overlay(lower: &OwnedFd, size: u64) -> SysResult<OwnedFd> {
+    let upper = tmpfs(size, 0o755, ATTR_NOSUID | ATTR_NODEV)?;
+    sys::move_mount_path(upper.as_fd(), STAGING)?;
+    sys::mkdirat(upper.as_fd(), c"upper", 0o755)?;
+    sys::mkdirat(upper.as_fd(), c"work", 0o700)?;
+    let fd_path = |fd: &OwnedFd, rest: &str| {
+        CString::new(format!(
+            "/proc/self/fd/{}{rest}",
+            std::os::fd::AsRawFd::as_raw_fd(fd)
+        ))
+        .unwrap()
+    };
+    let (l, u, w) = (
+        fd_path(lower, ""),
+        fd_path(&upper, "/upper"),
+        fd_path(&upper, "/work"),
+    );
+    // userxattr: an overlay inside a user namespace keeps its metadata in user.*
+    // xattrs (it may not write trusted.*).
+    sys::new_fs(
+        c"overlay",
+        &[
+            (c"lowerdir", Some(&l)),
+            (c"upperdir", Some(&u)),
+            (c"workdir", Some(&w)),
+            (c"userxattr", None),
+        ],
+        ATTR_NOSUID | ATTR_NODEV,
+    )
 }
 
 /// Create `dst` below `root` holding `content`; never replaces an existing file.
@@ -345,8 +384,7 @@ fn build_dev(root: BorrowedFd, dst: &Path, made: Made) -> SysResult<()> {
         sys::open_in_root(d, c"shm", libc::O_PATH)?.as_fd(),
         "/dev/shm",
     )?;
-    // Nothing may be added to /dev itself once it is populated.
-    sys::mount_setattr(d, false, ATTR_RO, 0, "/dev")
+    Ok(())
 }
 
 fn apply(root: BorrowedFd, op: &MountOp, made: Made, masks: Option<&MaskSource>) -> SysResult<()> {
@@ -362,7 +400,10 @@ fn apply(root: BorrowedFd, op: &MountOp, made: Made, masks: Option<&MaskSource>)
             sys::move_mount_fd(tree.as_fd(), target.as_fd(), &dst.to_string_lossy())
         }
         (
-            MountOp::Tmpfs { dst, .. } | MountOp::Proc { dst } | MountOp::Mqueue { dst },
+            MountOp::Tmpfs { dst, .. }
+            | MountOp::Proc { dst }
+            | MountOp::Mqueue { dst }
+            | MountOp::TmpOverlay { dst, .. },
             Made::Fs(fs),
         ) => attach_dir(root, &fs, dst),
         (MountOp::File { dst, content, mode }, _) => write_file(root, dst, content, *mode),
@@ -388,11 +429,33 @@ pub fn build_root(plan: &Plan, detached: Detached) -> Result<OwnedFd> {
         true => Some(MaskSource::new().map_err(|e| e.at("mask source"))?),
         false => None,
     };
+    let ops = plan
+        .mounts
+        .iter()
+        .zip(ops)
+        .map(|(m, made)| match (&m.op, made) {
+            (MountOp::TmpOverlay { size, .. }, Made::Lower(lower)) => make_overlay(&lower, *size)
+                .map(Made::Fs)
+                .map_err(|e| e.at(describe(&m.op)).within(&m.origin)),
+            (_, made) => Ok(made),
+        })
+        .collect::<Result<Vec<Made>>>()?;
     sys::move_mount_path(root.as_fd(), STAGING).map_err(|e| e.at(step))?;
     for (m, made) in plan.mounts.iter().zip(ops) {
         trace::step("init", || describe(&m.op));
         apply(root.as_fd(), &m.op, made, masks.as_ref())
             .map_err(|e: SysError| e.at(describe(&m.op)).within(&m.origin))?;
+    }
+    // Nothing may be added to /dev itself once the ops are done (a later op, such as
+    // an mqueue at /dev/mqueue, may still add a mount point).
+    for m in &plan.mounts {
+        if let MountOp::Dev { dst, .. } = &m.op {
+            sys::open_in_root(root.as_fd(), &rel(dst), libc::O_PATH | libc::O_DIRECTORY)
+                .and_then(|fd| {
+                    sys::mount_setattr(fd.as_fd(), false, ATTR_RO, 0, &dst.to_string_lossy())
+                })
+                .map_err(|e| e.at(describe(&m.op)).within(&m.origin))?;
+        }
     }
     // Keep host mount events out: nothing propagates into (or out of) the sandbox's
     // tree after this, so a mount the host adds later cannot appear writable inside a
@@ -424,6 +487,13 @@ pub fn describe(op: &MountOp) -> String {
         MountOp::Dev { dst, .. } => format!("dev {}", dst.display()),
         MountOp::File { dst, mode, .. } => format!("file {} (mode={mode:o})", dst.display()),
         MountOp::Mqueue { dst } => format!("mqueue {}", dst.display()),
+        MountOp::TmpOverlay { src, dst, size } => {
+            format!(
+                "tmp-overlay {} -> {} (size={size})",
+                src.display(),
+                dst.display()
+            )
+        }
         MountOp::Mask { dst } => format!("mask {}", dst.display()),
     }
 }

@@ -118,6 +118,15 @@ pub enum MountOp {
         #[serde(serialize_with = "lossy")]
         dst: PathBuf,
     },
+    /// `src` (read-only underneath) with writes kept on a tmpfs of `size` bytes and
+    /// discarded when the sandbox ends.
+    TmpOverlay {
+        #[serde(serialize_with = "lossy")]
+        src: PathBuf,
+        #[serde(serialize_with = "lossy")]
+        dst: PathBuf,
+        size: u64,
+    },
     /// Hide what is at `dst` (if anything): an empty read-only tmpfs over a directory,
     /// an empty read-only file over a file.
     Mask {
@@ -136,6 +145,7 @@ impl MountOp {
             | MountOp::Dev { dst, .. }
             | MountOp::File { dst, .. }
             | MountOp::Mqueue { dst }
+            | MountOp::TmpOverlay { dst, .. }
             | MountOp::Mask { dst } => dst,
             MountOp::Symlink { link, .. } => link,
         }
@@ -445,7 +455,7 @@ fn cli_mount(kind: MountArg, value: &OsStr, host: &Host, fs: &dyn HostFs) -> Res
     let origin = format!("{} {}", kind.flag(), value.to_string_lossy());
     let what = origin.as_str();
     let op = match kind {
-        MountArg::RoBind | MountArg::Bind | MountArg::DevBind => {
+        MountArg::RoBind | MountArg::Bind | MountArg::DevBind | MountArg::OverlayTmp => {
             let (src, dst) = split_pair(value);
             if src.is_empty() {
                 return Err(Error::new(what, "empty source"));
@@ -472,7 +482,18 @@ fn cli_mount(kind: MountArg, value: &OsStr, host: &Host, fs: &dyn HostFs) -> Res
             let access = match kind {
                 MountArg::RoBind => Access::ReadOnly,
                 MountArg::Bind => Access::ReadWrite,
-                _ => Access::Device,
+                MountArg::DevBind => Access::Device,
+                MountArg::OverlayTmp => {
+                    return Ok(Mount {
+                        op: MountOp::TmpOverlay {
+                            src: real,
+                            dst,
+                            size: TMPFS_SIZE,
+                        },
+                        origin,
+                    })
+                }
+                MountArg::Tmpfs | MountArg::Dir | MountArg::Symlink => unreachable!("not a bind"),
             };
             MountOp::Bind {
                 src: real,

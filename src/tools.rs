@@ -257,6 +257,12 @@ fn print(spec: &str, locs: &Locations, vars: &Vars, host: &Host, json: bool) -> 
                 e.insert("dst".into(), p(dst));
                 e.insert("size".into(), toml::Value::Integer(*shm_size as i64));
             }
+            MountOp::TmpOverlay { src, dst, size } => {
+                e.insert("type".into(), s("tmp-overlay"));
+                e.insert("src".into(), p(src));
+                e.insert("dst".into(), p(dst));
+                e.insert("size".into(), toml::Value::Integer(*size as i64));
+            }
             MountOp::Mask { dst } => {
                 masks.push(p(dst));
                 continue;

@@ -418,3 +418,57 @@ fn profile_man_page_documents_every_key() {
     assert_eq!(code(&o), 0, "the man page example: {}", stderr(&o));
     let _ = Path::new(&f);
 }
+
+/// The other entry types, env and rlimits from a profile of the test's own.
+#[test]
+fn custom_profile_entries_take_effect() {
+    for u in users() {
+        let h = Home::new(u, "custom");
+        h.fx.file("lower/orig.txt", "original", u);
+        let lower = h.fx.path.join("lower");
+        let prof = h.fx.file(
+            "profiles/custom.toml",
+            &format!(
+                "version = 1\ninclude = [\"minimal\"]\nhostname = \"custom\"\n\
+                 [[mount]]\ntype = \"dir\"\ndst = \"/run/made/deep\"\nmode = \"0700\"\n\
+                 [[mount]]\ntype = \"file\"\ndst = \"/run/conf\"\ncontent = \"key = 1\\n\"\nmode = \"0444\"\n\
+                 [[mount]]\ntype = \"symlink\"\ntarget = \"/run/conf\"\ndst = \"/run/link\"\n\
+                 [[mount]]\ntype = \"mqueue\"\n\
+                 [[mount]]\ntype = \"tmp-overlay\"\nsrc = \"{}\"\ndst = \"/data\"\nsize = \"8M\"\n\
+                 [[mount]]\ntype = \"ro-bind\"\nsrc = \"/no/such/thing\"\noptional = true\n\
+                 [env]\nset = {{ GREETING = \"hi\" }}\nunset = [\"LANG\"]\nkeep = [\"KEEP_ME\"]\n\
+                 [rlimits]\nnofile = 100\n",
+                lower.display()
+            ),
+            u,
+        );
+        let mut c = h.cmd(
+            u,
+            &[
+                "-q",
+                "--profile",
+                prof.to_str().unwrap(),
+                "--",
+                "sh",
+                "-c",
+                "hostname; stat -c %a /run/made/deep; cat /run/link; stat -c %a /run/conf; \
+                 grep -c mqueue /proc/self/mountinfo; cat /data/orig.txt; echo; echo changed > /data/orig.txt; echo new > /data/new.txt; \
+                 cat /data/orig.txt /data/new.txt; echo $GREETING ${LANG:-nolang} $KEEP_ME; ulimit -n",
+            ],
+        );
+        c.env("KEEP_ME", "kept").env("LANG", "C.UTF-8");
+        let out = ok(&output(c), "custom profile");
+        assert_eq!(
+            out,
+            format!("custom\n700\nkey = 1\n444\n1\noriginal\nchanged\nnew\nhi nolang kept\n100\n"),
+            "as {}",
+            u.name
+        );
+        // The overlay's writes vanished with the sandbox.
+        assert_eq!(
+            std::fs::read_to_string(lower.join("orig.txt")).unwrap(),
+            "original"
+        );
+        assert!(!lower.join("new.txt").exists());
+    }
+}

@@ -64,6 +64,7 @@ fn kind_name(k: MountKind) -> &'static str {
         MountKind::Proc => "proc",
         MountKind::Dev => "dev",
         MountKind::Mqueue => "mqueue",
+        MountKind::TmpOverlay => "tmp-overlay",
     }
 }
 
@@ -79,6 +80,7 @@ fn allowed(k: MountKind) -> &'static [&'static str] {
         MountKind::File => &["dst", "content", "mode"],
         MountKind::Symlink => &["target", "dst"],
         MountKind::Proc | MountKind::Mqueue => &["dst"],
+        MountKind::TmpOverlay => &["src", "dst", "size"],
         MountKind::Dev => &["dst", "size"],
     }
 }
@@ -207,7 +209,7 @@ fn entry_op(
                 _ => None,
             }
         }
-        MountKind::RoBind | MountKind::Bind | MountKind::DevBind => {
+        MountKind::RoBind | MountKind::Bind | MountKind::DevBind | MountKind::TmpOverlay => {
             let src = match expand_opt(&need(&e.src, "src")?, e.optional, vars)? {
                 Expanded::Value(s) => s,
                 Expanded::Skip => return Ok(None),
@@ -243,7 +245,17 @@ fn entry_op(
             let access = match e.kind {
                 MountKind::RoBind => Access::ReadOnly,
                 MountKind::Bind => Access::ReadWrite,
-                _ => Access::Device,
+                MountKind::DevBind => Access::Device,
+                // The size is checked (and filled in) by `with_numbers` below.
+                MountKind::TmpOverlay => {
+                    let op = MountOp::TmpOverlay {
+                        src: real,
+                        dst,
+                        size: 0,
+                    };
+                    return with_numbers(op, &mode, &size).map(Some);
+                }
+                _ => unreachable!("only the bind kinds and tmp-overlay come here"),
             };
             Some(MountOp::Bind {
                 src: real,
@@ -313,6 +325,11 @@ fn with_numbers(
         MountOp::Dev { dst, .. } => MountOp::Dev {
             dst,
             shm_size: size(SHM_SIZE)?,
+        },
+        MountOp::TmpOverlay { src, dst, .. } => MountOp::TmpOverlay {
+            src,
+            dst,
+            size: size(TMPFS_SIZE)?,
         },
         other => other,
     })

@@ -112,6 +112,8 @@ pub enum MountKind {
     Proc,
     Dev,
     Mqueue,
+    /// An overlay of `src` whose writes go to a tmpfs and vanish with the sandbox.
+    TmpOverlay,
 }
 
 #[derive(Debug, Clone, Deserialize)]
