@@ -55,6 +55,30 @@ impl HostFs for RealFs {
     }
 }
 
+/// A host where every absolute path is an existing directory: for checking a
+/// profile's syntax and rules without touching the real filesystem (fuzzing).
+pub struct ImaginaryFs;
+
+impl HostFs for ImaginaryFs {
+    fn canonicalize(&self, p: &Path) -> io::Result<PathBuf> {
+        if p.is_absolute() {
+            Ok(p.to_path_buf())
+        } else {
+            Err(io::Error::from_raw_os_error(libc::ENOENT))
+        }
+    }
+    fn entry(&self, p: &Path) -> Entry {
+        if p.is_absolute() {
+            Entry::Dir
+        } else {
+            Entry::Missing
+        }
+    }
+    fn is_executable_file(&self, _: &Path) -> bool {
+        false
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Host {
     pub uid: u32,

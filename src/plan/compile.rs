@@ -109,6 +109,9 @@ enum Expanded {
 }
 
 fn expand_opt(s: &str, optional: bool, vars: &Vars) -> Result<Expanded, String> {
+    if s.contains('\0') {
+        return Err(format!("{s:?} contains a NUL byte"));
+    }
     match expand(s, vars) {
         Ok(v) => Ok(Expanded::Value(v)),
         Err(ExpandError::Unset(_)) if optional => Ok(Expanded::Skip),

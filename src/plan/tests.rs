@@ -415,3 +415,41 @@ fn non_merged_usr_binds_the_real_directories() {
         }));
     assert!(!p.mounts.iter().any(|m| m.op.dst() == Path::new("/opt")));
 }
+
+/// Every profile-level error names file:line:column and runs nothing.
+#[test]
+fn profile_entry_errors_are_collected_with_locations() {
+    let text = "version = 1\nmask = [\"relative/path\"]\n\
+        [[mount]]\ntype = \"tmpfs\"\ndst = \"/a\\u0000b\"\n\
+        [[mount]]\ntype = \"ro-bind\"\nsrc = \"/x\\u0000y\"\n\
+        [[mount]]\ntype = \"tmpfs\"\ndst = \"/t\"\nsize = \"2T\"\n\
+        [[mount]]\ntype = \"dir\"\ndst = \"${SHELL}\"\n\
+        [[mount]]\ntype = \"file\"\ndst = \"/f\"\nmode = \"0999\"\n\
+        [[mount]]\ntype = \"bind\"\nsrc = \"/x\"\ntarget = \"/y\"\n";
+    let r = crate::profile::resolve_text(text).unwrap();
+    let h = host(true);
+    let errs = match compile::compile(&r, &h, &crate::host::ImaginaryFs, &Vars::from_host(&h)) {
+        Ok(_) => panic!("must fail"),
+        Err(e) => e,
+    };
+    let msgs: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+    let want = [
+        ("<text>:3:1", "NUL"),
+        ("<text>:6:1", "NUL byte"),
+        ("<text>:9:1", "out of range"),
+        ("<text>:13:1", "unknown variable ${SHELL}"),
+        ("<text>:16:1", "octal mode"),
+        ("<text>:20:1", "`target` does not apply"),
+    ];
+    for (loc, what) in want {
+        assert!(
+            msgs.iter().any(|m| m.starts_with(loc) && m.contains(what)),
+            "{loc} {what}: {msgs:#?}"
+        );
+    }
+    assert!(
+        msgs.iter().any(|m| m.contains("not an absolute path")),
+        "the mask: {msgs:#?}"
+    );
+    assert_eq!(msgs.len(), 7, "{msgs:#?}");
+}

@@ -297,6 +297,28 @@ pub fn resolve(spec: &str, locs: &Locations, cwd: Option<&Path>) -> Result<Resol
     Ok(out)
 }
 
+/// Resolve a profile given as text; its includes are found among the built-ins only.
+/// For the fuzz target and `--check-profile`-like checks of untrusted text.
+pub fn resolve_text(text: &str) -> Result<Resolved, Error> {
+    let src = Source {
+        name: "text".into(),
+        origin: Origin::Path,
+        display: "<text>".into(),
+        dir: None,
+        text: text.to_string(),
+    };
+    let locs = Locations {
+        user: PathBuf::from("/nonexistent/sbx/user"),
+        system: PathBuf::from("/nonexistent/sbx/system"),
+    };
+    let mut out = Resolved {
+        name: src.name.clone(),
+        ..Default::default()
+    };
+    visit(src, &locs, &mut Vec::new(), &mut BTreeSet::new(), &mut out)?;
+    Ok(out)
+}
+
 fn visit(
     src: Source,
     locs: &Locations,
