@@ -7,8 +7,10 @@
 #
 # Isolation compared (both tools): user, mount, pid, ipc, uts, net, cgroup namespaces;
 # /usr read-only with the merged-/usr links, /etc (and /opt) read-only, proc, dev,
-# tmpfs /tmp, /run and $HOME; die with the parent; /bin/true. sbx adds its seccomp
-# filter and capability drop on top. Needs: hyperfine, bubblewrap, python3, cargo.
+# tmpfs /tmp, /run and $HOME; die with the parent; /bin/true: for sbx, the `minimal`
+# profile plus `--tmpfs $HOME`. sbx adds its seccomp filter and capability drop on
+# top. The `default` profile (which also binds the current directory and applies the
+# secret masks) is timed alongside. Needs: hyperfine, bubblewrap, python3, cargo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:/root/.cargo/bin:$PATH"
@@ -54,10 +56,10 @@ PY
 }
 echo "== default isolation, /bin/true ($(id -un))"
 hyperfine -N --warmup "$warmup" --runs "$runs" --export-json "$work/a.json" \
-  "$bin/sbx -q -- /bin/true" "${bwrap[*]} /bin/true" >/dev/null
+  "$bin/sbx -q --profile minimal --tmpfs $HOME -- /bin/true" "$bin/sbx -q -- /bin/true" "${bwrap[*]} /bin/true" >/dev/null
 ratio "$work/a.json"
 echo "   interleaved, $runs rounds (robust to a busy machine):"
-python3 "$bin/interleave.py" "$runs" "$bin/sbx -q -- /bin/true" "${bwrap[*]} /bin/true"
+python3 "$bin/interleave.py" "$runs" "$bin/sbx -q --profile minimal --tmpfs $HOME -- /bin/true" "${bwrap[*]} /bin/true"
 
 echo "== 1000 extra read-only binds ($(id -un))"
 sbx_binds=() bwrap_binds=()
@@ -66,7 +68,7 @@ for i in $(seq 1000); do
   bwrap_binds+=(--ro-bind /usr/share/doc "/b/$i")
 done
 hyperfine -N --warmup 1 --runs "$bind_runs" --export-json "$work/b.json" \
-  "$bin/sbx -q ${sbx_binds[*]} -- /bin/true" "${bwrap[*]} ${bwrap_binds[*]} /bin/true" >/dev/null
+  "$bin/sbx -q --profile minimal --tmpfs $HOME ${sbx_binds[*]} -- /bin/true" "${bwrap[*]} ${bwrap_binds[*]} /bin/true" >/dev/null
 ratio "$work/b.json"
 INNER
 chmod 755 "$work/run.sh"
