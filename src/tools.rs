@@ -186,6 +186,7 @@ fn print(spec: &str, locs: &Locations, vars: &Vars, host: &Host, json: bool) -> 
         ("net", r.net.map(|n| enum_str(&n))),
         ("ids", r.ids.map(|n| enum_str(&n))),
         ("seccomp", r.seccomp.map(|n| enum_str(&n))),
+        ("landlock", r.landlock.map(|n| enum_str(&n))),
     ] {
         if let Some(v) = v {
             t.insert(k.into(), s(&v));

@@ -6,7 +6,7 @@
 //! depth-first in the order listed, then the profile itself. A profile reached twice
 //! is read once. Mount entries and masks are concatenated in that order; `env.keep`
 //! lists are joined; `env.set`/`env.unset` are applied in that order; every scalar
-//! (`hostname`, `cwd`, `net`, `ids`, `uid`, `gid`, `seccomp`, each rlimit) takes the
+//! (`hostname`, `cwd`, `net`, `ids`, `uid`, `gid`, `seccomp`, `landlock`, each rlimit) takes the
 //! last value set, so a profile overrides what it includes.
 
 pub mod schema;
@@ -17,7 +17,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
-use schema::{IdMode, MountEntry, NetMode, ProfileFile, Rlimits, SeccompMode, SCHEMA_VERSION};
+use schema::{
+    IdMode, LandlockMode, MountEntry, NetMode, ProfileFile, Rlimits, SeccompMode, SCHEMA_VERSION,
+};
 
 /// Includes nest at most this deep.
 pub const MAX_DEPTH: usize = 16;
@@ -278,6 +280,7 @@ pub struct Resolved {
     pub uid: Option<u32>,
     pub gid: Option<u32>,
     pub seccomp: Option<SeccompMode>,
+    pub landlock: Option<LandlockMode>,
     pub mounts: Vec<(MountEntry, Loc)>,
     pub masks: Vec<(String, Loc)>,
     pub env_keep: Vec<String>,
@@ -379,6 +382,7 @@ fn merge(src: &Source, f: ProfileFile, out: &mut Resolved) {
     out.uid = f.uid.or(out.uid);
     out.gid = f.gid.or(out.gid);
     out.seccomp = f.seccomp.or(out.seccomp);
+    out.landlock = f.landlock.or(out.landlock);
     for m in f.mount {
         let l = at(m.span().start);
         out.mounts.push((m.into_inner(), l));

@@ -24,6 +24,7 @@ pub struct ProfileFile {
     pub uid: Option<u32>,
     pub gid: Option<u32>,
     pub seccomp: Option<SeccompMode>,
+    pub landlock: Option<LandlockMode>,
     #[serde(default)]
     pub mount: Vec<Spanned<MountEntry>>,
     #[serde(default)]
@@ -94,6 +95,15 @@ pub enum IdMode {
 #[serde(rename_all = "kebab-case")]
 pub enum SeccompMode {
     Default,
+}
+
+/// Landlock. Not applied yet: `off` is the only value until the hardening work
+/// derives the rules from the mounts and makes that the default; a profile cannot ask
+/// for what this sbx does not enforce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LandlockMode {
+    Off,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
