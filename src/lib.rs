@@ -24,17 +24,22 @@ pub mod userns;
 
 use error::EXIT_SETUP;
 
-/// Fuzzing entry: resolve and compile arbitrary profile text against an imaginary
-/// host. Must never panic, whatever the input.
-pub fn fuzz_profile(text: &str) {
-    let host = host::Host {
+/// The host the fuzz entries plan against: no filesystem is consulted.
+fn fuzz_host() -> host::Host {
+    host::Host {
         uid: 1000,
         gid: 1000,
         user: "fuzz".into(),
         home: "/home/fuzz".into(),
         cwd: Some("/work".into()),
         ..Default::default()
-    };
+    }
+}
+
+/// Fuzzing entry: resolve and compile arbitrary profile text against an imaginary
+/// host. Must never panic, whatever the input.
+pub fn fuzz_profile(text: &str) {
+    let host = fuzz_host();
     if let Ok(r) = profile::resolve_text(text) {
         let vars = profile::vars::Vars::from_host(&host);
         let _ = plan::compile_profile(&r, &host, &host::ImaginaryFs, &vars);
@@ -48,20 +53,15 @@ pub fn fuzz_cli(args: &[std::ffi::OsString]) {
     let mut argv = vec![std::ffi::OsString::from("sbx")];
     argv.extend(args.iter().cloned());
     if let Ok(cli) = cli::parse(argv) {
-        let host = host::Host {
-            uid: 1000,
-            gid: 1000,
-            user: "fuzz".into(),
-            home: "/home/fuzz".into(),
-            cwd: Some("/work".into()),
-            ..Default::default()
-        };
+        let host = fuzz_host();
         let vars = profile::vars::Vars::from_host(&host);
-        let locs = profile::Locations {
-            user: "/nonexistent/sbx/user".into(),
-            system: "/nonexistent/sbx/system".into(),
-        };
-        let _ = plan::Plan::build_with(&cli, &host, &host::ImaginaryFs, &locs, &vars);
+        let _ = plan::Plan::build_with(
+            &cli,
+            &host,
+            &host::ImaginaryFs,
+            &profile::Locations::none(),
+            &vars,
+        );
     }
 }
 

@@ -270,21 +270,7 @@ pub fn mkdirat(dirfd: BorrowedFd, name: &CStr, mode: u32) -> SysResult<()> {
 
 /// Create an empty regular file `name` in `dirfd`; never follows a symlink there.
 pub fn create_file_at(dirfd: BorrowedFd, name: &CStr, mode: u32) -> SysResult<()> {
-    // SAFETY: valid fd and C string.
-    let ret = unsafe {
-        libc::openat(
-            dirfd.as_raw_fd(),
-            name.as_ptr(),
-            libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-            mode,
-        )
-    };
-    check(ret as libc::c_long, || {
-        format!("openat({}, O_CREAT|O_EXCL)", show(name))
-    })
-    .map(|fd| {
-        drop(fd_from(fd));
-    })
+    create_file_with(dirfd, name, mode).map(drop)
 }
 
 /// Create regular file `name` in `dirfd` and return it open for writing.

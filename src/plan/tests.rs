@@ -100,14 +100,6 @@ fn host(subids: bool) -> Host {
     }
 }
 
-/// Profile locations that hold nothing: only the built-ins are found.
-fn no_locations() -> Locations {
-    Locations {
-        user: "/nonexistent/sbx-test/user".into(),
-        system: "/nonexistent/sbx-test/system".into(),
-    }
-}
-
 fn plan(args: &[&str], host: &Host, fs: &FakeFs) -> Result<Plan> {
     let mut argv = vec!["sbx"];
     argv.extend(args);
@@ -115,7 +107,7 @@ fn plan(args: &[&str], host: &Host, fs: &FakeFs) -> Result<Plan> {
         &cli::parse(argv).unwrap(),
         host,
         fs,
-        &no_locations(),
+        &Locations::none(),
         &Vars::from_host(host),
     )
 }

@@ -112,6 +112,14 @@ impl Locations {
         }
     }
 
+    /// Locations that hold nothing: only the built-ins are found.
+    pub fn none() -> Locations {
+        Locations {
+            user: PathBuf::from("/nonexistent/sbx/user"),
+            system: PathBuf::from("/nonexistent/sbx/system"),
+        }
+    }
+
     pub fn dirs(&self) -> [&Path; 2] {
         [&self.user, &self.system]
     }
@@ -310,15 +318,17 @@ pub fn resolve_text(text: &str) -> Result<Resolved, Error> {
         dir: None,
         text: text.to_string(),
     };
-    let locs = Locations {
-        user: PathBuf::from("/nonexistent/sbx/user"),
-        system: PathBuf::from("/nonexistent/sbx/system"),
-    };
     let mut out = Resolved {
         name: src.name.clone(),
         ..Default::default()
     };
-    visit(src, &locs, &mut Vec::new(), &mut BTreeSet::new(), &mut out)?;
+    visit(
+        src,
+        &Locations::none(),
+        &mut Vec::new(),
+        &mut BTreeSet::new(),
+        &mut out,
+    )?;
     Ok(out)
 }
 
