@@ -51,6 +51,8 @@ const NAMES: [&str; 41] = [
     "checkpoint_restore",
 ];
 
+pub const CAP_SYS_ADMIN: u32 = 21;
+
 /// `NET_RAW`, `net_raw` and `CAP_NET_RAW` all name capability 13.
 pub fn parse(name: &str) -> Option<u32> {
     let lower = name.to_ascii_lowercase();

@@ -8,7 +8,7 @@ use std::os::unix::ffi::OsStrExt;
 use crate::error::{Error, EXIT_CANNOT_EXEC, EXIT_NOT_FOUND};
 use crate::plan::{Plan, DEFAULT_PATH};
 use crate::seccomp::Program;
-use crate::{caps, seccomp, sys};
+use crate::{caps, landlock, seccomp, sys};
 
 /// Everything exec needs, converted before any fork so the late steps only make syscalls.
 pub struct Prepared {
@@ -100,11 +100,32 @@ pub fn exec_command(prep: &Prepared, pwd: &[u8], umask: libc::mode_t) -> ! {
     pwd_var.extend_from_slice(pwd);
     env.push(CString::new(pwd_var).unwrap_or_default());
 
+    // A session keyring of its own: the caller's (Kerberos tickets, fscrypt keys) is
+    // not readable or changeable from inside (keyrings(7)). Reported, not fatal, where
+    // an outer seccomp policy refuses keyctl.
+    // SAFETY: KEYCTL_JOIN_SESSION_KEYRING with a NULL name: a new anonymous keyring.
+    if unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            1, /* KEYCTL_JOIN_SESSION_KEYRING */
+            0usize,
+        )
+    } < 0
+    {
+        let e = Error::sys(
+            "session keyring",
+            "keyctl(KEYCTL_JOIN_SESSION_KEYRING)",
+            sys::errno(),
+        );
+        eprintln!("sbx: warning: {e}: the command shares the caller's session keyring");
+    }
     if let Err(e) = caps::drop_all_but(prep.caps) {
         fail(e);
     }
     // Nothing sbx or its caller had open reaches the command: 0, 1, 2 only.
-    sys::close_range_from(3);
+    if let Err(e) = sys::close_fds_from(3) {
+        fail(e.at("close inherited descriptors"));
+    }
     for (res, name, v) in &prep.rlimits {
         let lim = libc::rlimit {
             rlim_cur: *v,
@@ -119,8 +140,17 @@ pub fn exec_command(prep: &Prepared, pwd: &[u8], umask: libc::mode_t) -> ! {
             ));
         }
     }
+    // no_new_privs before Landlock: with every capability gone, landlock_restrict_self
+    // and seccomp both require it.
     if let Err(e) = sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, "PR_SET_NO_NEW_PRIVS") {
         fail(e.at("no_new_privs"));
+    }
+    match landlock::apply_scopes() {
+        Ok(landlock::Scoped::Applied) => {}
+        Ok(landlock::Scoped::Unavailable(why)) => {
+            eprintln!("sbx: warning: {why}: the command can signal its caller's process group and reach host abstract sockets");
+        }
+        Err(e) => fail(e.at("landlock scopes")),
     }
     // Seccomp last, so the filter does not need to allow anything sbx itself does.
     if let Err(errno) = seccomp::install(&prep.filter) {

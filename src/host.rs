@@ -85,6 +85,9 @@ pub struct Host {
     pub gid: u32,
     pub user: String,
     pub home: PathBuf,
+    /// `home` with its symlinks resolved (e.g. /home -> /var/home), for comparisons
+    /// with resolved bind sources.
+    pub home_real: PathBuf,
     /// The invoking working directory, if it could be read.
     pub cwd: Option<PathBuf>,
     pub env: Vec<(OsString, OsString)>,
@@ -123,6 +126,7 @@ impl Host {
             subuid: parse_subid(&read("/etc/subuid"), &user, uid),
             subgid: parse_subid(&read("/etc/subgid"), &user, uid),
             user,
+            home_real: std::fs::canonicalize(&home).unwrap_or_else(|_| home.clone()),
             home,
             cwd: std::env::current_dir().ok(),
             env,

@@ -77,6 +77,23 @@ fn die_with_launcher(launcher: &OwnedFd) {
 
 /// Run the plan; returns the exit status for sbx.
 pub fn run(plan: &Plan) -> Result<i32> {
+    // The sandbox dies with sbx's caller too (DESIGN.md §4): PDEATHSIG on the launcher,
+    // then the parent re-checked, since it may have died before the prctl.
+    // SAFETY: trivial getter.
+    let caller = unsafe { libc::getppid() };
+    sys::prctl(
+        libc::PR_SET_PDEATHSIG,
+        libc::SIGKILL as libc::c_ulong,
+        "PR_SET_PDEATHSIG",
+    )
+    .map_err(|e| e.at("launch"))?;
+    // SAFETY: trivial getter.
+    if unsafe { libc::getppid() } != caller {
+        return Err(Error::new(
+            "launch",
+            "the caller exited before the sandbox started",
+        ));
+    }
     let prep = Prepared::new(plan);
     // SAFETY: trivial getter.
     let me = sys::pidfd_open(unsafe { libc::getpid() }).map_err(|e| e.at("launch"))?;
@@ -326,6 +343,9 @@ fn setup(
         format!("cwd {}; start the command", String::from_utf8_lossy(&pwd))
     });
     let pid = sys::clone_fork(0).map_err(|e| e.at("start the command"))?;
+    if pid != 0 {
+        shed_privileges()?;
+    }
     if pid == 0 {
         if sys::prctl(
             libc::PR_SET_PDEATHSIG,
@@ -339,6 +359,19 @@ fn setup(
         exec::exec_command(prep, &pwd, umask);
     }
     Ok(pid)
+}
+
+/// PID 1 keeps nothing the command could use against it once the command runs: no
+/// descriptor but 0, 1, 2 (the caller's, the host's /proc), no capability, and it is
+/// not dumpable, so even a command given CAP_SYS_PTRACE cannot reach its memory or
+/// its /proc/1/fd (ptrace(2), "Ptrace access mode checking").
+fn shed_privileges() -> Result<()> {
+    let step = "PID 1: drop privileges";
+    sys::close_fds_from(3).map_err(|e| e.at(step))?;
+    // It never execs again: emptying the permitted set is enough (no bounding-set walk).
+    sys::capset(0, 0, 0).map_err(|e| e.at(step))?;
+    sys::prctl(libc::PR_SET_DUMPABLE, 0, "PR_SET_DUMPABLE").map_err(|e| e.at(step))?;
+    Ok(())
 }
 
 /// PID 1's loop: reap every child (orphans are re-parented to us), pass the forwarded

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod error;
 pub mod exec;
 pub mod host;
+pub mod landlock;
 pub mod launch;
 pub mod mount;
 pub mod msg;
@@ -31,6 +32,7 @@ fn fuzz_host() -> host::Host {
         gid: 1000,
         user: "fuzz".into(),
         home: "/home/fuzz".into(),
+        home_real: "/home/fuzz".into(),
         cwd: Some("/work".into()),
         ..Default::default()
     }

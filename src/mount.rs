@@ -96,7 +96,10 @@ pub fn prepare(plan: &Plan) -> Result<Detached> {
             .iter()
             .map(|m| match &m.op {
                 MountOp::Bind { src, .. } | MountOp::TmpOverlay { src, .. } => {
-                    vec![sys::open(&sys::cstr(src.as_os_str()), libc::O_PATH)]
+                    vec![sys::open_no_symlinks(
+                        &sys::cstr(src.as_os_str()),
+                        libc::O_PATH,
+                    )]
                 }
                 MountOp::Dev { .. } => dev_paths().map(|p| sys::open(&p, libc::O_PATH)).collect(),
                 _ => Vec::new(),

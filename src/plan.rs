@@ -389,10 +389,18 @@ impl Plan {
         for name in &cli.cap_add {
             let cap = caps::parse(name)
                 .ok_or_else(|| Error::new("--cap-add", format!("unknown capability {name:?}")))?;
+            // Mount flags set inside the sandbox's own user namespace are not locked:
+            // CAP_SYS_ADMIN there could remount read-only binds writable and unmount masks.
+            if cap == caps::CAP_SYS_ADMIN {
+                return Err(Error::new(
+                    "--cap-add",
+                    "CAP_SYS_ADMIN is refused: it would let the command remount read-only binds writable and unmount masks",
+                ));
+            }
             if !caps_keep.contains(&cap) {
                 caps_keep.push(cap);
                 notices.push(format!(
-                    "keeping {} for the command: it acts only inside the sandbox's user namespace",
+                    "keeping {} for the command: it is valid only in the sandbox's user namespace, over what that namespace owns",
                     caps::name(cap)
                 ));
             }

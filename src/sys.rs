@@ -204,9 +204,29 @@ pub fn reset_signal(sig: libc::c_int) {
     unsafe { libc::signal(sig, libc::SIG_DFL) };
 }
 
-pub fn close_range_from(first: u32) {
+/// Close every descriptor from `first` on. close_range(2); where an outer seccomp
+/// policy refuses it, each descriptor listed in /proc/self/fd; if neither works, the
+/// error (never a silent leak).
+pub fn close_fds_from(first: u32) -> SysResult<()> {
     // SAFETY: closes descriptors this process owns; nothing refers to them afterwards.
-    unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 0) };
+    if unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 0) } == 0 {
+        return Ok(());
+    }
+    let errno = errno();
+    let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .map_err(|_| SysError {
+            call: "close_range(3, ~0) and reading /proc/self/fd".into(),
+            errno,
+        })?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .filter(|fd| *fd >= first as i32)
+        .collect();
+    for fd in fds {
+        // SAFETY: as above (the read_dir descriptor is closed already: EBADF is fine).
+        unsafe { libc::close(fd) };
+    }
+    Ok(())
 }
 
 pub fn write_all(fd: RawFd, mut buf: &[u8]) -> SysResult<()> {
@@ -234,6 +254,29 @@ pub fn openat(dirfd: BorrowedFd, path: &CStr, flags: libc::c_int) -> SysResult<O
     // SAFETY: valid fd and C string.
     let ret = unsafe { libc::openat(dirfd.as_raw_fd(), path.as_ptr(), flags | libc::O_CLOEXEC) };
     check(ret as libc::c_long, || format!("openat({})", show(path))).map(fd_from)
+}
+
+/// Open a canonical path (no symlink in it by construction) as O_PATH, refusing to
+/// follow any symlink: a component swapped for a symlink since the plan resolved the
+/// path makes this fail (ELOOP) instead of reaching elsewhere.
+pub fn open_no_symlinks(path: &CStr, flags: libc::c_int) -> SysResult<OwnedFd> {
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (flags | libc::O_CLOEXEC) as u64;
+    how.resolve = libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS;
+    // SAFETY: valid pointers; size matches the struct.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    };
+    check(ret, || {
+        format!("openat2({}, RESOLVE_NO_SYMLINKS)", show(path))
+    })
+    .map(fd_from)
 }
 
 /// openat2(2) below `dirfd` with `RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS`: the path is

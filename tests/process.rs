@@ -412,3 +412,115 @@ fn interactive_shell_has_job_control() {
         assert!(status.success(), "as {}: {status:?}: {seen}", u.name);
     }
 }
+
+/// The command shares its caller's process group (so a shell keeps job control), but
+/// Landlock's signal scope keeps `kill(0)` from reaching anything outside the sandbox.
+#[test]
+fn kill_zero_does_not_reach_the_caller() {
+    for u in users() {
+        let bin = sbx_bin();
+        let mut c = std::process::Command::new("sh");
+        c.args([
+            "-c",
+            &format!(
+                "{} -q -- sh -c 'kill -USR1 0'; echo survived $?",
+                bin.display()
+            ),
+        ]);
+        c.env_clear()
+            .env("HOME", &u.home)
+            .env("PATH", "/usr/bin:/bin")
+            .current_dir("/");
+        if is_root() {
+            c.uid(u.uid).gid(u.gid);
+        }
+        let o = output(c);
+        assert_eq!(
+            stdout(&o),
+            format!("survived {}\n", 128 + libc::SIGUSR1),
+            "as {}: {}",
+            u.name,
+            stderr(&o)
+        );
+    }
+}
+
+#[test]
+fn killing_the_caller_kills_the_sandbox() {
+    for u in users() {
+        let marker = format!("1000.{}", unique());
+        // `; true` keeps sh from exec'ing sbx: sh stays sbx's parent.
+        let script = format!(
+            "{} -q -- sh -c 'echo ready; exec sleep {marker}'; true",
+            sbx_bin().display()
+        );
+        let mut c = std::process::Command::new("sh");
+        c.args(["-c", &script])
+            .env_clear()
+            .env("HOME", &u.home)
+            .env("PATH", "/usr/bin:/bin")
+            .current_dir("/");
+        if is_root() {
+            c.uid(u.uid).gid(u.gid);
+        }
+        let mut child = c
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let fd = std::os::fd::AsRawFd::as_raw_fd(child.stdout.as_ref().unwrap());
+        assert!(read_until(fd, "ready", Duration::from_secs(20)).contains("ready"));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let left = wait_gone(&marker, Duration::from_secs(1));
+        assert!(
+            left.is_empty(),
+            "as {}: left running after SIGKILL of sbx's caller: {left:?}",
+            u.name
+        );
+    }
+}
+
+/// PID 1 holds nothing the command could use: no capability, no descriptor, not
+/// dumpable; and the command has a session keyring of its own.
+#[test]
+fn pid1_and_the_keyring_give_nothing_away() {
+    let probe = "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n\
+                 print(libc.syscall(250, 0, -3, 1))"; // keyctl(KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, create)
+    for u in users() {
+        let out = sh(
+            u,
+            &["--cap-add", "SYS_PTRACE"],
+            "grep -E '^Cap(Prm|Eff)' /proc/1/status; ls /proc/1/fd >/dev/null 2>&1 || echo fd-denied",
+        );
+        assert_eq!(
+            out,
+            "CapPrm:\t0000000000000000\nCapEff:\t0000000000000000\nfd-denied\n",
+            "as {}",
+            u.name
+        );
+        let script = format!(
+            "python3 -c '{probe}'; {} -q --ro-bind /usr -- python3 -c '{probe}'",
+            sbx_bin().display()
+        );
+        let mut c = std::process::Command::new("sh");
+        c.args(["-c", &script])
+            .env_clear()
+            .env("HOME", &u.home)
+            .env("PATH", "/usr/bin:/bin")
+            .current_dir("/");
+        if is_root() {
+            c.uid(u.uid).gid(u.gid);
+        }
+        let o = output(c);
+        let out = stdout(&o);
+        let ids: Vec<&str> = out.lines().collect();
+        assert_eq!(ids.len(), 2, "{}", stderr(&o));
+        assert!(ids.iter().all(|i| i.parse::<i64>().unwrap() > 0), "{ids:?}");
+        assert_ne!(
+            ids[0], ids[1],
+            "as {}: the sandbox shares the caller's session keyring",
+            u.name
+        );
+    }
+}

@@ -472,3 +472,55 @@ fn custom_profile_entries_take_effect() {
         assert!(!lower.join("new.txt").exists());
     }
 }
+
+/// Symlinks in $HOME or in the profile directory's path (stow-managed dotfiles, a
+/// /home -> /var/home link) do not get a profile directory or the whole home bound
+/// writable.
+#[test]
+fn symlinked_config_and_home_do_not_weaken_the_rules() {
+    for u in users() {
+        let h = Home::new(u, "symlinks");
+        // ~/.config -> dotfiles/config, and `dev` run from ~/dotfiles.
+        std::fs::create_dir_all(h.home.join("dotfiles")).unwrap();
+        h.fx.chown(&h.home.join("dotfiles"), u);
+        std::fs::rename(h.home.join(".config"), h.home.join("dotfiles/config")).unwrap();
+        std::os::unix::fs::symlink("dotfiles/config", h.home.join(".config")).unwrap();
+        let mut c = sbx_cmd(
+            u,
+            [
+                "--profile",
+                "dev",
+                "--",
+                "touch",
+                "config/sbx/profiles/default.toml",
+            ],
+        );
+        c.env("HOME", &h.home).current_dir(h.home.join("dotfiles"));
+        let o = output(c);
+        assert_eq!(code(&o), 125, "as {}: {}", u.name, stderr(&o));
+        assert!(stderr(&o).contains("profile directory"), "{}", stderr(&o));
+        assert!(!h
+            .home
+            .join("dotfiles/config/sbx/profiles/default.toml")
+            .exists());
+
+        // HOME reached through a symlink, `dev` run from the real home: not bound.
+        let link = h.fx.path.join("homelink");
+        std::os::unix::fs::symlink(&h.home, &link).unwrap();
+        let mut c = sbx_cmd(
+            u,
+            [
+                "--profile",
+                "dev",
+                "--",
+                "sh",
+                "-c",
+                "test -e notes.txt && echo bound || echo not-bound",
+            ],
+        );
+        c.env("HOME", &link).current_dir(&h.home);
+        let o = output(c);
+        assert_eq!(stdout(&o), "not-bound\n", "as {}: {}", u.name, stderr(&o));
+        assert!(stderr(&o).contains("not binding"), "{}", stderr(&o));
+    }
+}

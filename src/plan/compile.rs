@@ -231,7 +231,9 @@ fn entry_op(
                     })
                 }
             };
-            if e.skip_if_home_or_above && host.home.starts_with(&real) {
+            if e.skip_if_home_or_above
+                && (host.home_real.starts_with(&real) || host.home.starts_with(&real))
+            {
                 notices.push(format!(
                     "not binding {}: it is $HOME or a directory above it ({loc})",
                     real.display()

@@ -81,6 +81,7 @@ fn host(subids: bool) -> Host {
         gid: 1000,
         user: "alice".into(),
         home: "/home/alice".into(),
+        home_real: "/home/alice".into(),
         cwd: Some("/srv/proj".into()),
         env: [
             ("PATH", "/usr/bin:/bin"),
@@ -373,6 +374,17 @@ fn cwd_option_is_required_and_exclusive() {
     let p = plan(&["--cwd", "/etc", "true"], &host(true), &merged_usr()).unwrap();
     assert_eq!(p.cwd, [PathBuf::from("/etc")]);
     assert!(p.cwd_required);
+}
+
+#[test]
+fn cap_add_sys_admin_is_refused() {
+    let e = plan(
+        &["--cap-add", "sys_admin", "true"],
+        &host(true),
+        &merged_usr(),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("CAP_SYS_ADMIN is refused"), "{e}");
 }
 
 #[test]

@@ -14,6 +14,14 @@ use crate::profile::Locations;
 pub fn check(mounts: &[Mount], locs: &Locations, extra: &[PathBuf], fs: &dyn HostFs) -> Result<()> {
     let mut dirs: Vec<PathBuf> = locs.dirs().iter().map(|p| p.to_path_buf()).collect();
     dirs.extend(extra.iter().cloned());
+    // Bind sources are resolved paths: compare with the directories resolved too (a
+    // symlinked ~/.config, as stow-managed dotfiles have), as well as written.
+    let resolved: Vec<PathBuf> = dirs.iter().map(|d| resolve_lenient(fs, d)).collect();
+    for r in resolved {
+        if !dirs.contains(&r) {
+            dirs.push(r);
+        }
+    }
     for (i, m) in mounts.iter().enumerate() {
         let MountOp::Bind { src, dst, access } = &m.op else {
             continue;
@@ -30,7 +38,7 @@ pub fn check(mounts: &[Mount], locs: &Locations, extra: &[PathBuf], fs: &dyn Hos
             } else {
                 continue;
             };
-            if !masked_later(&mounts[i + 1..], &inside, fs) {
+            if !masked_later(&mounts[i + 1..], &inside, src, dst, fs) {
                 return Err(Error::new(
                     m.origin.clone(),
                     format!(
@@ -46,12 +54,37 @@ pub fn check(mounts: &[Mount], locs: &Locations, extra: &[PathBuf], fs: &dyn Hos
     Ok(())
 }
 
-/// A later mask covers `inside`, and it will really be mounted: its host path exists.
-/// (A mask of a missing path is skipped at launch, and the writable bind could then
-/// create the directory.)
-fn masked_later(later: &[Mount], inside: &Path, fs: &dyn HostFs) -> bool {
+/// A later mask covers `inside`, and it will really be mounted: what it covers exists
+/// on the host, looked up through the bind (`src` shown at `dst`) as the launch will
+/// see it. A mask of a missing path is skipped at launch, and the writable bind could
+/// then create the directory.
+fn masked_later(later: &[Mount], inside: &Path, src: &Path, dst: &Path, fs: &dyn HostFs) -> bool {
     later.iter().any(|m| match &m.op {
-        MountOp::Mask { dst } => inside.starts_with(dst) && fs.entry(dst) != Entry::Missing,
+        MountOp::Mask { dst: mask } if inside.starts_with(mask) => {
+            let host = match mask.strip_prefix(dst) {
+                Ok(rest) => src.join(rest),
+                Err(_) => mask.clone(),
+            };
+            fs.entry(&host) != Entry::Missing
+        }
         _ => false,
     })
+}
+
+/// `p` with symlinks resolved as far as it exists, the rest appended as written.
+fn resolve_lenient(fs: &dyn HostFs, p: &Path) -> PathBuf {
+    let mut rest = Vec::new();
+    let mut cur = p.to_path_buf();
+    loop {
+        if let Ok(real) = fs.canonicalize(&cur) {
+            return rest.iter().rev().fold(real, |acc: PathBuf, c| acc.join(c));
+        }
+        match (cur.file_name().map(|n| n.to_os_string()), cur.parent()) {
+            (Some(name), Some(parent)) => {
+                rest.push(name);
+                cur = parent.to_path_buf();
+            }
+            _ => return p.to_path_buf(),
+        }
+    }
 }
