@@ -494,8 +494,7 @@ fn pid1_and_the_keyring_give_nothing_away() {
             "grep -E '^Cap(Prm|Eff)' /proc/1/status; ls /proc/1/fd >/dev/null 2>&1 || echo fd-denied",
         );
         assert_eq!(
-            out,
-            "CapPrm:\t0000000000000000\nCapEff:\t0000000000000000\nfd-denied\n",
+            out, "CapPrm:\t0000000000000000\nCapEff:\t0000000000000000\nfd-denied\n",
             "as {}",
             u.name
         );

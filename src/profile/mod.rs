@@ -365,7 +365,11 @@ fn visit(
         let l = loc_at(&src.display, &src.text, inc.span().start);
         let child = find(inc.get_ref(), locs, src.dir.as_deref())
             .map_err(|e| Error::new(l.to_string(), format!("include {:?}: {e}", inc.get_ref())))?;
-        visit(child, locs, stack, seen, out)?;
+        // A cycle or a chain too deep is reported at the include that closes it.
+        visit(child, locs, stack, seen, out).map_err(|e| match e.step.as_str() {
+            "profile include" => Error::new(l.to_string(), e.detail),
+            _ => e,
+        })?;
     }
     stack.pop();
     merge(&src, file, out);
