@@ -418,22 +418,11 @@ fn interactive_shell_has_job_control() {
 #[test]
 fn kill_zero_does_not_reach_the_caller() {
     for u in users() {
-        let bin = sbx_bin();
-        let mut c = std::process::Command::new("sh");
-        c.args([
-            "-c",
-            &format!(
-                "{} -q -- sh -c 'kill -USR1 0'; echo survived $?",
-                bin.display()
-            ),
-        ]);
-        c.env_clear()
-            .env("HOME", &u.home)
-            .env("PATH", "/usr/bin:/bin")
-            .current_dir("/");
-        if is_root() {
-            c.uid(u.uid).gid(u.gid);
-        }
+        let script = format!(
+            "{} -q -- sh -c 'kill -USR1 0'; echo survived $?",
+            sbx_bin().display()
+        );
+        let c = user_sh(u, &script);
         let o = output(c);
         assert_eq!(
             stdout(&o),
@@ -454,15 +443,7 @@ fn killing_the_caller_kills_the_sandbox() {
             "{} -q -- sh -c 'echo ready; exec sleep {marker}'; true",
             sbx_bin().display()
         );
-        let mut c = std::process::Command::new("sh");
-        c.args(["-c", &script])
-            .env_clear()
-            .env("HOME", &u.home)
-            .env("PATH", "/usr/bin:/bin")
-            .current_dir("/");
-        if is_root() {
-            c.uid(u.uid).gid(u.gid);
-        }
+        let mut c = user_sh(u, &script);
         let mut child = c
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -502,15 +483,7 @@ fn pid1_and_the_keyring_give_nothing_away() {
             "python3 -c '{probe}'; {} -q --ro-bind /usr -- python3 -c '{probe}'",
             sbx_bin().display()
         );
-        let mut c = std::process::Command::new("sh");
-        c.args(["-c", &script])
-            .env_clear()
-            .env("HOME", &u.home)
-            .env("PATH", "/usr/bin:/bin")
-            .current_dir("/");
-        if is_root() {
-            c.uid(u.uid).gid(u.gid);
-        }
+        let c = user_sh(u, &script);
         let o = output(c);
         let out = stdout(&o);
         let ids: Vec<&str> = out.lines().collect();

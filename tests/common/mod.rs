@@ -172,6 +172,20 @@ where
     c
 }
 
+/// `sh -c SCRIPT` run directly as `u` (outside any sandbox), e.g. as sbx's caller.
+pub fn user_sh(u: &User, script: &str) -> Command {
+    let mut c = Command::new("sh");
+    c.args(["-c", script])
+        .env_clear()
+        .env("HOME", &u.home)
+        .env("PATH", "/usr/bin:/bin")
+        .current_dir("/");
+    if is_root() {
+        c.uid(u.uid).gid(u.gid);
+    }
+    c
+}
+
 /// Wait for `child` with a deadline; kills it and panics if it hangs.
 pub fn wait_output(child: Child, what: &str) -> Output {
     let pid = child.id() as i32;
