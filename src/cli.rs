@@ -102,6 +102,10 @@ pub struct Cli {
     #[arg(long = "keep-env", value_name = "KEY", action = ArgAction::Append)]
     pub keep_env: Vec<OsString>,
 
+    /// Kill the whole sandbox after SECS seconds (fractions allowed); sbx then exits 124
+    #[arg(long = "timeout", value_name = "SECS", value_parser = parse_timeout)]
+    pub timeout: Option<f64>,
+
     /// Keep a capability (e.g. NET_RAW); it only acts inside the sandbox's user namespace
     #[arg(long = "cap-add", value_name = "CAP", action = ArgAction::Append)]
     pub cap_add: Vec<String>,
@@ -175,6 +179,15 @@ impl MountArg {
             MountArg::Dir => "--dir",
             MountArg::Symlink => "--symlink",
         }
+    }
+}
+
+fn parse_timeout(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= 31_536_000.0 => Ok(v),
+        _ => Err(format!(
+            "{s:?} is not a number of seconds between 0 and one year"
+        )),
     }
 }
 

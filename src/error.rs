@@ -7,6 +7,8 @@ use std::fmt;
 
 /// Exit status for sbx's own failures.
 pub const EXIT_SETUP: i32 = 125;
+/// `--timeout` ran out and the sandbox was killed (as timeout(1)).
+pub const EXIT_TIMEOUT: i32 = 124;
 /// The command exists but cannot be executed.
 pub const EXIT_CANNOT_EXEC: i32 = 126;
 /// The command was not found.

@@ -250,8 +250,20 @@ fn supervise(plan: &Plan, child: libc::pid_t, chan: &Channel, set: &libc::sigset
     };
     trace::step("launcher", || format!("PID 1 is host pid {pid1}; waiting"));
     let mut child_running = true;
+    let deadline = plan
+        .timeout_ms
+        .map(|ms| std::time::Instant::now() + std::time::Duration::from_millis(ms));
     loop {
-        let (sig, code) = sys::sigwait(set);
+        let Some((sig, code)) = sys::sigwait_until(set, deadline) else {
+            // PID 1's death takes every process of the sandbox with it.
+            eprintln!("sbx: --timeout reached: the sandbox is killed");
+            sys::kill(pid1, libc::SIGKILL);
+            let _ = sys::waitpid(pid1, 0);
+            if child_running {
+                let _ = sys::waitpid(child, 0);
+            }
+            return Ok(crate::error::EXIT_TIMEOUT);
+        };
         if sig == libc::SIGCHLD {
             if child_running && sys::waitpid(child, libc::WNOHANG).ok().flatten().is_some() {
                 child_running = false;

@@ -72,6 +72,15 @@ pub fn main() -> i32 {
     // Rust starts with SIGPIPE ignored, and an ignored disposition survives execve:
     // the command must get the default (`yes | head` must end quietly).
     sys::reset_signal(libc::SIGPIPE);
+    // Started with stdin, stdout or stderr closed, sbx's own descriptors would take
+    // those numbers and reach the command as its stdio: fill them with /dev/null.
+    for fd in 0..3 {
+        // SAFETY: F_GETFD only queries.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+            // SAFETY: open returns the lowest free descriptor: this one.
+            unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
+        }
+    }
     let cli = match cli::parse(std::env::args_os()) {
         Ok(c) => c,
         Err(e) => {

@@ -185,6 +185,8 @@ pub struct Plan {
     pub caps: Vec<u32>,
     /// Resource limits for the command: (name, value), soft and hard alike.
     pub rlimits: Vec<(String, u64)>,
+    /// `--timeout`: the whole sandbox is killed after this many milliseconds.
+    pub timeout_ms: Option<u64>,
     pub seccomp: SeccompPlan,
     /// Lines announced on stderr before the launch (unless `-q`).
     pub notices: Vec<String>,
@@ -421,6 +423,7 @@ impl Plan {
             env,
             caps: caps_keep,
             rlimits: profile_rlimits(&profile)?,
+            timeout_ms: cli.timeout.map(|s| (s * 1000.0).ceil() as u64),
             seccomp: SeccompPlan::default(),
             notices,
         })
@@ -537,6 +540,16 @@ fn cli_mount(kind: MountArg, value: &OsStr, host: &Host, fs: &dyn HostFs) -> Res
 }
 
 fn build_env(cli: &Cli, host: &Host, profile: &Resolved) -> Result<Vec<(OsString, OsString)>> {
+    if let Some(k) = cli
+        .keep_env
+        .iter()
+        .find(|k| k.is_empty() || k.as_bytes().contains(&b'='))
+    {
+        return Err(Error::new(
+            "--keep-env",
+            format!("{:?} is not a variable name", k),
+        ));
+    }
     let mut env: Vec<(OsString, OsString)> = host
         .env
         .iter()
