@@ -109,6 +109,9 @@ pub fn main() -> i32 {
         println!("{}", plan.to_json());
         return 0;
     }
+    for w in &plan.warnings {
+        eprintln!("sbx: warning: {w}");
+    }
     if !cli.quiet {
         for n in &plan.notices {
             eprintln!("sbx: {n}");

@@ -12,7 +12,7 @@ use serde::{Serialize, Serializer};
 use crate::cli::{Cli, EnvArg, MountArg, NetArg};
 use crate::error::{Error, Result};
 use crate::host::{Host, HostFs};
-use crate::profile::schema::{IdMode, NetMode, Size};
+use crate::profile::schema::{IdMode, NetMode, SeccompMode, Size};
 use crate::profile::vars::{expand, Vars};
 use crate::profile::{self, EnvOp, Locations, Resolved};
 use crate::seccomp::SeccompPlan;
@@ -190,6 +190,8 @@ pub struct Plan {
     pub seccomp: SeccompPlan,
     /// Lines announced on stderr before the launch (unless `-q`).
     pub notices: Vec<String>,
+    /// Weakened isolation the profile asked for: announced even with `-q`.
+    pub warnings: Vec<String>,
 }
 
 /// Split `SRC[:DST]` on the first unescaped colon; `\:` is a colon, `\\` a backslash.
@@ -424,7 +426,17 @@ impl Plan {
             caps: caps_keep,
             rlimits: profile_rlimits(&profile)?,
             timeout_ms: cli.timeout.map(|s| (s * 1000.0).ceil() as u64),
-            seccomp: SeccompPlan::default(),
+            seccomp: match profile.seccomp {
+                Some(SeccompMode::Off) => SeccompPlan::off(),
+                _ => SeccompPlan::default_policy(),
+            },
+            warnings: match profile.seccomp {
+                Some(SeccompMode::Off) => vec![format!(
+                    "profile {}: seccomp = \"off\": no syscall is refused (keyrings, bpf, io_uring, mount, namespaces, ptrace, TIOCSTI are all open)",
+                    profile.name
+                )],
+                _ => Vec::new(),
+            },
             notices,
         })
     }

@@ -1,30 +1,142 @@
 //! The seccomp filter, assembled in-process in microseconds (DESIGN.md §7: never compile
-//! with libseccomp at launch). This first policy holds the terminal-injection rule:
-//! `ioctl(TIOCSTI)` and `ioctl(TIOCLINUX)` fail with EPERM, compared on the low 32 bits
-//! of the request because the kernel's tty layer truncates it (CVE-2019-10063, flatpak's
-//! filter was bypassed with the high bits set). Unlike `setsid()` (bwrap's
-//! `--new-session`, CVE-2017-5226), this keeps the controlling terminal, so an
-//! interactive shell keeps job control.
+//! with libseccomp at launch). The policy is a pure function of the plan
+//! ([`SeccompPlan`]), and the assembled program is tested rule by rule with a small
+//! classic-BPF interpreter.
 //!
-//! The x32 ABI (syscall numbers with bit 30 set) gets EPERM and foreign architectures
-//! (the i386 `int 0x80` entry) are killed, so neither can call ioctl around the rule.
+//! The default policy refuses, with EPERM so programs degrade gracefully:
+//! - the kernel surfaces a sandboxed program has no business with (keyrings, bpf,
+//!   userfaultfd, perf, io_uring, kexec, modules, open_by_handle_at — the "shocker"
+//!   escape —, syslog, acct, swap, reboot, clock setting, quotas, vhangup);
+//! - every way to change the mount tree (mount, umount2, pivot_root, chroot and the
+//!   new mount API), to join or make namespaces (setns; unshare and clone with a
+//!   CLONE_NEW* flag), and to inspect other processes (ptrace, process_vm_*);
+//! - `personality` with anything but the harmless values, and `ioctl` TIOCSTI and
+//!   TIOCLINUX, compared on the low 32 bits of the request because the tty layer
+//!   truncates it (CVE-2019-10063; CVE-2017-5226 is the injection itself). Unlike
+//!   `setsid()` (bwrap's `--new-session`), this keeps the controlling terminal, so an
+//!   interactive shell keeps job control.
+//!
+//! `clone3` gets ENOSYS: its flags live in memory a filter cannot read, and libc falls
+//! back to `clone`, whose flags it can. The x32 ABI (numbers with bit 30 set) is
+//! refused and foreign architectures (the i386 `int 0x80` entry) are killed, so
+//! neither can go around the rules. Syscalls the filter allows without looking at
+//! their arguments are served from the kernel's per-syscall action cache.
 
 use serde::Serialize;
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    Default,
+    /// No filter at all: announced on stderr.
+    Off,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SeccompPlan {
+    pub mode: Mode,
+    /// Syscalls refused outright, by name and number (this architecture's).
+    pub deny: Vec<(String, u32)>,
     /// ioctl requests refused, by name and low-32-bit value.
     pub deny_ioctl: Vec<(String, u32)>,
+    /// `unshare`/`clone` with any of these flags are refused.
+    pub deny_namespace_flags: u32,
 }
 
 pub const TIOCSTI: u32 = 0x5412;
 pub const TIOCLINUX: u32 = 0x541C;
 
+macro_rules! syscalls {
+    ($($name:ident),* $(,)?) => {
+        &[$((stringify!($name), libc::$name as u32)),*]
+    };
+}
+
+/// The default deny-list (names as in syscalls(2), less the `SYS_` prefix).
+const DENIED: &[(&str, u32)] = syscalls!(
+    SYS_add_key,
+    SYS_keyctl,
+    SYS_request_key,
+    SYS_bpf,
+    SYS_userfaultfd,
+    SYS_perf_event_open,
+    SYS_io_uring_setup,
+    SYS_io_uring_enter,
+    SYS_io_uring_register,
+    SYS_kexec_load,
+    SYS_kexec_file_load,
+    SYS_init_module,
+    SYS_finit_module,
+    SYS_delete_module,
+    SYS_open_by_handle_at,
+    SYS_syslog,
+    SYS_acct,
+    SYS_swapon,
+    SYS_swapoff,
+    SYS_reboot,
+    SYS_settimeofday,
+    SYS_clock_settime,
+    SYS_clock_adjtime,
+    SYS_adjtimex,
+    SYS_mount,
+    SYS_umount2,
+    SYS_pivot_root,
+    SYS_chroot,
+    SYS_fsopen,
+    SYS_fsconfig,
+    SYS_fsmount,
+    SYS_fspick,
+    SYS_move_mount,
+    SYS_open_tree,
+    SYS_mount_setattr,
+    SYS_setns,
+    SYS_ptrace,
+    SYS_process_vm_readv,
+    SYS_process_vm_writev,
+    SYS_quotactl,
+    SYS_lookup_dcookie,
+    SYS_vhangup,
+);
+
+const NAMESPACE_FLAGS: u32 = (libc::CLONE_NEWNS
+    | libc::CLONE_NEWUSER
+    | libc::CLONE_NEWPID
+    | libc::CLONE_NEWNET
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWUTS
+    | libc::CLONE_NEWCGROUP
+    | libc::CLONE_NEWTIME) as u32;
+
+/// `personality` values that change nothing a sandbox cares about: PER_LINUX, the
+/// UNAME26 and ADDR_NO_RANDOMIZE flags (as Docker's default profile), and the query.
+const HARMLESS_PERSONALITIES: [u32; 5] = [0x0, 0x0008, 0x2_0000, 0x2_0008, 0xFFFF_FFFF];
+
+impl SeccompPlan {
+    pub fn default_policy() -> SeccompPlan {
+        SeccompPlan {
+            mode: Mode::Default,
+            deny: DENIED
+                .iter()
+                .map(|(n, nr)| (n.trim_start_matches("SYS_").to_string(), *nr))
+                .collect(),
+            deny_ioctl: vec![("TIOCSTI".into(), TIOCSTI), ("TIOCLINUX".into(), TIOCLINUX)],
+            deny_namespace_flags: NAMESPACE_FLAGS,
+        }
+    }
+
+    pub fn off() -> SeccompPlan {
+        SeccompPlan {
+            mode: Mode::Off,
+            deny: Vec::new(),
+            deny_ioctl: Vec::new(),
+            deny_namespace_flags: 0,
+        }
+    }
+}
+
 impl Default for SeccompPlan {
     fn default() -> Self {
-        SeccompPlan {
-            deny_ioctl: vec![("TIOCSTI".into(), TIOCSTI), ("TIOCLINUX".into(), TIOCLINUX)],
-        }
+        SeccompPlan::default_policy()
     }
 }
 
@@ -37,75 +149,182 @@ const X32_SYSCALL_BIT: u32 = 0x4000_0000;
 const LD_ABS_W: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
 const JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
 const JGE_K: u16 = 0x35; // BPF_JMP | BPF_JGE | BPF_K
+const JSET_K: u16 = 0x45; // BPF_JMP | BPF_JSET | BPF_K
 const RET_K: u16 = 0x06; // BPF_RET | BPF_K
 
 pub const RET_KILL_PROCESS: u32 = 0x8000_0000;
 pub const RET_ERRNO: u32 = 0x0005_0000;
 pub const RET_ALLOW: u32 = 0x7FFF_0000;
 
-// struct seccomp_data: nr @0, arch @4, instruction_pointer @8, args[6] @16.
+// struct seccomp_data: nr @0, arch @4, instruction_pointer @8, args[6] @16; the low
+// 32 bits of an argument come first on both supported (little-endian) targets.
 const OFF_NR: u32 = 0;
 const OFF_ARCH: u32 = 4;
-/// Low 32 bits of args[1] (both supported targets are little-endian).
-const OFF_ARG1_LO: u32 = 16 + 8;
+const fn arg_lo(i: u32) -> u32 {
+    16 + 8 * i
+}
 
 pub type Program = Vec<libc::sock_filter>;
 
-fn stmt(code: u16, k: u32) -> libc::sock_filter {
-    libc::sock_filter {
-        code,
-        jt: 0,
-        jf: 0,
-        k,
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+enum Label {
+    Next,
+    Allow,
+    Eperm,
+    Enosys,
+    Kill,
+    Ioctl,
+    NsFlags,
+    Personality,
+    PersonalityAllow,
+}
+
+enum Ins {
+    Load(u32),
+    Jump(u16, u32, Label, Label),
+    Ret(u32),
+    Mark(Label),
+}
+
+/// Resolve labels into the relative offsets classic BPF uses (from the next
+/// instruction, at most 255 ahead; the programs here are far shorter).
+fn assemble(code: &[Ins]) -> Program {
+    let mut at = std::collections::HashMap::new();
+    let mut pc = 0;
+    for i in code {
+        match i {
+            Ins::Mark(l) => {
+                at.insert(*l, pc);
+            }
+            _ => pc += 1,
+        }
     }
+    let mut out = Vec::with_capacity(pc);
+    for i in code {
+        let here = out.len();
+        let rel = |l: Label| -> u8 {
+            match l {
+                Label::Next => 0,
+                l => {
+                    let target: usize = at[&l];
+                    assert!(target > here, "classic BPF jumps only forward ({l:?})");
+                    (target - here - 1) as u8
+                }
+            }
+        };
+        match i {
+            Ins::Load(k) => out.push(libc::sock_filter {
+                code: LD_ABS_W,
+                jt: 0,
+                jf: 0,
+                k: *k,
+            }),
+            Ins::Jump(op, k, t, f) => out.push(libc::sock_filter {
+                code: *op,
+                jt: rel(*t),
+                jf: rel(*f),
+                k: *k,
+            }),
+            Ins::Ret(k) => out.push(libc::sock_filter {
+                code: RET_K,
+                jt: 0,
+                jf: 0,
+                k: *k,
+            }),
+            Ins::Mark(_) => {}
+        }
+    }
+    out
 }
 
-fn jump(code: u16, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
-    libc::sock_filter { code, jt, jf, k }
-}
-
-/// Assemble the filter for `plan`. Layout (n = number of denied requests):
-/// ```text
-/// 0  ld arch; 1 jeq NATIVE ? 3 : 2; 2 ret KILL
-/// 3  ld nr;   4 jge X32 ? DENY : 5 (x86_64 only)
-///    jeq ioctl ? next : ALLOW;  ld arg1.lo;  n × jeq REQ ? DENY : next
-///    ALLOW: ret ALLOW;  DENY: ret ERRNO(EPERM)
-/// ```
+/// Assemble the filter for `plan` (empty for `Mode::Off`).
 pub fn build(plan: &SeccompPlan) -> Program {
-    let n = plan.deny_ioctl.len();
-    let x32 = usize::from(cfg!(target_arch = "x86_64"));
-    let ioctl_jeq = 4 + x32;
-    let allow = ioctl_jeq + 2 + n;
-    let deny = allow + 1;
-    // Jump offsets count from the instruction after the jump.
-    let rel = |from: usize, to: usize| (to - from - 1) as u8;
-    let mut p = vec![
-        stmt(LD_ABS_W, OFF_ARCH),
-        jump(JEQ_K, AUDIT_ARCH, 1, 0),
-        stmt(RET_K, RET_KILL_PROCESS),
-        stmt(LD_ABS_W, OFF_NR),
-    ];
-    if x32 == 1 {
-        p.push(jump(JGE_K, X32_SYSCALL_BIT, rel(4, deny), 0));
+    if plan.mode == Mode::Off {
+        return Vec::new();
     }
-    p.push(jump(
+    use Ins::*;
+    let mut c = vec![
+        Load(OFF_ARCH),
+        Jump(JEQ_K, AUDIT_ARCH, Label::Next, Label::Kill),
+        Load(OFF_NR),
+    ];
+    if cfg!(target_arch = "x86_64") {
+        c.push(Jump(JGE_K, X32_SYSCALL_BIT, Label::Eperm, Label::Next));
+    }
+    for (_, nr) in &plan.deny {
+        c.push(Jump(JEQ_K, *nr, Label::Eperm, Label::Next));
+    }
+    c.push(Jump(
+        JEQ_K,
+        libc::SYS_clone3 as u32,
+        Label::Enosys,
+        Label::Next,
+    ));
+    c.push(Jump(
         JEQ_K,
         libc::SYS_ioctl as u32,
-        0,
-        rel(ioctl_jeq, allow),
+        Label::Ioctl,
+        Label::Next,
     ));
-    p.push(stmt(LD_ABS_W, OFF_ARG1_LO));
-    for (i, (_, req)) in plan.deny_ioctl.iter().enumerate() {
-        p.push(jump(JEQ_K, *req, rel(ioctl_jeq + 2 + i, deny), 0));
+    c.push(Jump(
+        JEQ_K,
+        libc::SYS_unshare as u32,
+        Label::NsFlags,
+        Label::Next,
+    ));
+    c.push(Jump(
+        JEQ_K,
+        libc::SYS_clone as u32,
+        Label::NsFlags,
+        Label::Next,
+    ));
+    c.push(Jump(
+        JEQ_K,
+        libc::SYS_personality as u32,
+        Label::Personality,
+        Label::Next,
+    ));
+    c.push(Mark(Label::Allow));
+    c.push(Ret(RET_ALLOW));
+    c.push(Mark(Label::Ioctl));
+    c.push(Load(arg_lo(1)));
+    for (_, req) in &plan.deny_ioctl {
+        c.push(Jump(JEQ_K, *req, Label::Eperm, Label::Next));
     }
-    p.push(stmt(RET_K, RET_ALLOW));
-    p.push(stmt(RET_K, RET_ERRNO | libc::EPERM as u32));
-    debug_assert_eq!(p.len(), deny + 1);
-    p
+    c.push(Ret(RET_ALLOW));
+    c.push(Mark(Label::NsFlags));
+    // unshare(flags) and, on both targets, clone(flags, ...): flags are argument 0.
+    c.push(Load(arg_lo(0)));
+    c.push(Jump(
+        JSET_K,
+        plan.deny_namespace_flags,
+        Label::Eperm,
+        Label::Next,
+    ));
+    c.push(Ret(RET_ALLOW));
+    c.push(Mark(Label::Personality));
+    c.push(Load(arg_lo(0)));
+    for p in HARMLESS_PERSONALITIES {
+        c.push(Jump(JEQ_K, p, Label::PersonalityAllow, Label::Next));
+    }
+    c.push(Ret(RET_ERRNO | libc::EPERM as u32));
+    // Jumps only go forward in classic BPF: this block has its own allow.
+    c.push(Mark(Label::PersonalityAllow));
+    c.push(Ret(RET_ALLOW));
+    c.push(Mark(Label::Eperm));
+    c.push(Ret(RET_ERRNO | libc::EPERM as u32));
+    c.push(Mark(Label::Enosys));
+    c.push(Ret(RET_ERRNO | libc::ENOSYS as u32));
+    c.push(Mark(Label::Kill));
+    c.push(Ret(RET_KILL_PROCESS));
+    assemble(&c)
 }
 
 /// Install `prog` for this thread. Requires no_new_privs (or CAP_SYS_ADMIN).
 pub fn install(prog: &Program) -> Result<(), i32> {
+    if prog.is_empty() {
+        return Ok(());
+    }
     let fprog = libc::sock_fprog {
         len: prog.len() as u16,
         filter: prog.as_ptr() as *mut libc::sock_filter,
@@ -146,11 +365,11 @@ pub fn run(prog: &Program, arch: u32, nr: u32, args: [u64; 6]) -> u32 {
                 let k = ins.k as usize;
                 acc = u32::from_le_bytes(data[k..k + 4].try_into().unwrap());
             }
-            JEQ_K | JGE_K => {
-                let taken = if ins.code == JEQ_K {
-                    acc == ins.k
-                } else {
-                    acc >= ins.k
+            JEQ_K | JGE_K | JSET_K => {
+                let taken = match ins.code {
+                    JEQ_K => acc == ins.k,
+                    JGE_K => acc >= ins.k,
+                    _ => acc & ins.k != 0,
                 };
                 pc += if taken { ins.jt } else { ins.jf } as usize;
             }
@@ -164,59 +383,138 @@ pub fn run(prog: &Program, arch: u32, nr: u32, args: [u64; 6]) -> u32 {
 mod tests {
     use super::*;
 
-    fn verdict(arch: u32, nr: u32, req: u64) -> u32 {
-        run(
-            &build(&SeccompPlan::default()),
-            arch,
-            nr,
-            [0, req, 0, 0, 0, 0],
-        )
-    }
-
-    const IOCTL: u32 = libc::SYS_ioctl as u32;
     const EPERM: u32 = RET_ERRNO | libc::EPERM as u32;
+    const ENOSYS: u32 = RET_ERRNO | libc::ENOSYS as u32;
 
-    #[test]
-    fn tiocsti_and_tioclinux_are_refused() {
-        assert_eq!(verdict(AUDIT_ARCH, IOCTL, TIOCSTI as u64), EPERM);
-        assert_eq!(verdict(AUDIT_ARCH, IOCTL, TIOCLINUX as u64), EPERM);
+    fn verdict(nr: i64, args: [u64; 6]) -> u32 {
+        run(&build(&SeccompPlan::default()), AUDIT_ARCH, nr as u32, args)
+    }
+
+    fn ioctl(req: u64) -> u32 {
+        verdict(libc::SYS_ioctl, [0, req, 0, 0, 0, 0])
     }
 
     #[test]
-    fn high_bits_of_the_request_do_not_matter() {
-        assert_eq!(
-            verdict(AUDIT_ARCH, IOCTL, (1 << 32) | TIOCSTI as u64),
-            EPERM
-        );
-        assert_eq!(
-            verdict(AUDIT_ARCH, IOCTL, 0xFFFF_FFFF_0000_0000 | TIOCLINUX as u64),
-            EPERM
-        );
+    fn every_denied_syscall_gets_eperm() {
+        for (name, nr) in DENIED {
+            assert_eq!(verdict(*nr as i64, [0; 6]), EPERM, "{name}");
+        }
+        assert!(DENIED.len() >= 42);
     }
 
     #[test]
-    fn other_ioctls_and_syscalls_are_allowed() {
-        assert_eq!(verdict(AUDIT_ARCH, IOCTL, libc::TIOCGWINSZ), RET_ALLOW);
-        assert_eq!(verdict(AUDIT_ARCH, IOCTL, libc::TIOCSPGRP), RET_ALLOW);
+    fn ordinary_syscalls_are_allowed() {
+        for nr in [
+            libc::SYS_read,
+            libc::SYS_write,
+            libc::SYS_openat,
+            libc::SYS_execve,
+            libc::SYS_getppid,
+            libc::SYS_wait4,
+            libc::SYS_socket,
+            libc::SYS_mmap,
+        ] {
+            assert_eq!(verdict(nr, [0; 6]), RET_ALLOW, "{nr}");
+        }
+    }
+
+    #[test]
+    fn tiocsti_and_tioclinux_are_refused_on_the_low_32_bits() {
+        assert_eq!(ioctl(TIOCSTI as u64), EPERM);
+        assert_eq!(ioctl(TIOCLINUX as u64), EPERM);
+        assert_eq!(ioctl((1 << 32) | TIOCSTI as u64), EPERM);
+        assert_eq!(ioctl(0xFFFF_FFFF_0000_0000 | TIOCLINUX as u64), EPERM);
+        assert_eq!(ioctl(libc::TIOCGWINSZ), RET_ALLOW);
+        assert_eq!(ioctl(libc::TIOCSPGRP), RET_ALLOW, "job control");
+    }
+
+    #[test]
+    fn namespaces_cannot_be_made_but_threads_and_forks_can() {
         assert_eq!(
-            verdict(AUDIT_ARCH, libc::SYS_read as u32, TIOCSTI as u64),
+            verdict(
+                libc::SYS_unshare,
+                [libc::CLONE_NEWUSER as u64, 0, 0, 0, 0, 0]
+            ),
+            EPERM
+        );
+        assert_eq!(
+            verdict(libc::SYS_unshare, [libc::CLONE_NEWNS as u64, 0, 0, 0, 0, 0]),
+            EPERM
+        );
+        assert_eq!(
+            verdict(libc::SYS_unshare, [libc::CLONE_FILES as u64, 0, 0, 0, 0, 0]),
             RET_ALLOW
+        );
+        let thread = (libc::CLONE_VM
+            | libc::CLONE_FS
+            | libc::CLONE_FILES
+            | libc::CLONE_SIGHAND
+            | libc::CLONE_THREAD) as u64;
+        assert_eq!(verdict(libc::SYS_clone, [thread, 0, 0, 0, 0, 0]), RET_ALLOW);
+        assert_eq!(
+            verdict(libc::SYS_clone, [libc::SIGCHLD as u64, 0, 0, 0, 0, 0]),
+            RET_ALLOW
+        );
+        assert_eq!(
+            verdict(
+                libc::SYS_clone,
+                [(libc::CLONE_NEWPID | libc::SIGCHLD) as u64, 0, 0, 0, 0, 0]
+            ),
+            EPERM
+        );
+        assert_eq!(
+            verdict(libc::SYS_clone3, [0; 6]),
+            ENOSYS,
+            "libc falls back to clone"
+        );
+        assert_eq!(verdict(libc::SYS_setns, [0; 6]), EPERM);
+    }
+
+    #[test]
+    fn only_harmless_personalities() {
+        for p in HARMLESS_PERSONALITIES {
+            assert_eq!(
+                verdict(libc::SYS_personality, [p as u64, 0, 0, 0, 0, 0]),
+                RET_ALLOW,
+                "{p:#x}"
+            );
+        }
+        // READ_IMPLIES_EXEC, and PER_LINUX32.
+        assert_eq!(
+            verdict(libc::SYS_personality, [0x0400000, 0, 0, 0, 0, 0]),
+            EPERM
+        );
+        assert_eq!(
+            verdict(libc::SYS_personality, [0x0008 | 0x0400000, 0, 0, 0, 0, 0]),
+            EPERM
         );
     }
 
     #[test]
     fn foreign_arch_is_killed() {
-        assert_eq!(verdict(0x4000_0003, 54, TIOCSTI as u64), RET_KILL_PROCESS); // i386
+        let p = build(&SeccompPlan::default());
+        assert_eq!(
+            run(&p, 0x4000_0003, 54, [0, TIOCSTI as u64, 0, 0, 0, 0]),
+            RET_KILL_PROCESS
+        ); // i386
     }
 
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn x32_syscalls_are_refused() {
         assert_eq!(
-            verdict(AUDIT_ARCH, X32_SYSCALL_BIT | 514, TIOCSTI as u64),
+            verdict(
+                (X32_SYSCALL_BIT | 514) as i64,
+                [0, TIOCSTI as u64, 0, 0, 0, 0]
+            ),
             EPERM
         );
-        assert_eq!(verdict(AUDIT_ARCH, X32_SYSCALL_BIT, 0), EPERM);
+        assert_eq!(verdict(X32_SYSCALL_BIT as i64, [0; 6]), EPERM);
+    }
+
+    #[test]
+    fn off_means_no_filter() {
+        assert!(build(&SeccompPlan::off()).is_empty());
     }
 
     #[test]
@@ -225,10 +523,11 @@ mod tests {
         for (i, ins) in p
             .iter()
             .enumerate()
-            .filter(|(_, ins)| ins.code == JEQ_K || ins.code == JGE_K)
+            .filter(|(_, ins)| [JEQ_K, JGE_K, JSET_K].contains(&ins.code))
         {
             assert!(i + 1 + (ins.jt as usize) < p.len());
             assert!(i + 1 + (ins.jf as usize) < p.len());
         }
+        assert!(p.len() < 100, "short enough to stay cheap: {}", p.len());
     }
 }

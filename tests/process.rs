@@ -479,20 +479,34 @@ fn pid1_and_the_keyring_give_nothing_away() {
             "as {}",
             u.name
         );
-        let script = format!(
-            "python3 -c '{probe}'; {} -q --ro-bind /usr -- python3 -c '{probe}'",
-            sbx_bin().display()
+        // The keyring calls are refused by the default seccomp policy; with seccomp
+        // off, the sandbox still has a session keyring of its own.
+        let fx = Fixture::new(u, "keyring");
+        let off = fx.file(
+            "off.toml",
+            "version = 1\ninclude = [\"minimal\"]\nseccomp = \"off\"\n",
+            u,
         );
-        let c = user_sh(u, &script);
-        let o = output(c);
+        let script = format!(
+            "python3 -c '{probe}'; {sbx} -q -- python3 -c '{probe}'; {sbx} -q --profile {off} -- python3 -c '{probe}' 2>&1",
+            sbx = sbx_bin().display(),
+            off = off.display()
+        );
+        let o = output(user_sh(u, &script));
         let out = stdout(&o);
-        let ids: Vec<&str> = out.lines().collect();
-        assert_eq!(ids.len(), 2, "{}", stderr(&o));
-        assert!(ids.iter().all(|i| i.parse::<i64>().unwrap() > 0), "{ids:?}");
-        assert_ne!(
-            ids[0], ids[1],
-            "as {}: the sandbox shares the caller's session keyring",
+        let ids: Vec<i64> = out.lines().filter_map(|l| l.parse().ok()).collect();
+        assert_eq!(ids.len(), 3, "{out}{}", stderr(&o));
+        assert!(ids[0] > 0, "outside: {ids:?}");
+        assert_eq!(ids[1], -1, "as {}: keyctl is refused by default", u.name);
+        assert!(
+            ids[2] > 0 && ids[2] != ids[0],
+            "as {}: the sandbox shares the caller's session keyring: {ids:?}",
             u.name
+        );
+        // (sbx's stderr is on stdout for that last run.)
+        assert!(
+            out.contains("warning") && out.contains("seccomp"),
+            "off is announced even with -q: {out}"
         );
     }
 }

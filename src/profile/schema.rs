@@ -89,12 +89,13 @@ pub enum IdMode {
     Subordinate,
 }
 
-/// The seccomp policy. Only the built-in default exists until the hardening work adds
-/// `strict` and a logged `off`.
+/// The seccomp policy: the built-in default deny-list, or none at all (announced on
+/// stderr every time).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SeccompMode {
     Default,
+    Off,
 }
 
 /// Landlock. Not applied yet: `off` is the only value until the hardening work

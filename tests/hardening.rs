@@ -1,0 +1,112 @@
+//! The default seccomp policy, seen from inside the sandbox as the test users: every
+//! refused call gets EPERM, namespaces cannot be made, and ordinary programs still work.
+
+mod common;
+
+use common::*;
+
+/// The deny-list as the plan states it: (name, number).
+fn denied(u: &User) -> Vec<(String, u64)> {
+    let o = run(u, &["--dry-run", "true"]);
+    let plan: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    plan["seccomp"]["deny"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e[0].as_str().unwrap().to_string(), e[1].as_u64().unwrap()))
+        .collect()
+}
+
+/// Call each syscall number with zero arguments and print "name errno" (0 = success).
+fn probe(list: &[(String, u64)]) -> String {
+    let calls: Vec<String> = list
+        .iter()
+        .map(|(n, nr)| format!("('{n}', {nr})"))
+        .collect();
+    format!(
+        "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n\
+         libc.syscall.restype = ctypes.c_long\n\
+         for name, nr in [{}]:\n    \
+             r = libc.syscall(ctypes.c_long(nr), 0, 0, 0, 0, 0)\n    \
+             print(name, ctypes.get_errno() if r < 0 else 0)\n",
+        calls.join(", ")
+    )
+}
+
+#[test]
+fn every_refused_syscall_gets_eperm_and_the_filter_is_what_refuses_it() {
+    for u in users() {
+        let list = denied(u);
+        assert!(list.len() >= 42, "{list:?}");
+        let script = probe(&list);
+        let o = run(u, &["-q", "--", "python3", "-c", &script]);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        for line in stdout(&o).lines() {
+            assert!(
+                line.ends_with(&format!(" {}", libc::EPERM)),
+                "as {}: {line}",
+                u.name
+            );
+        }
+        assert_eq!(stdout(&o).lines().count(), list.len());
+        // Control: without the filter, most of them fail for other reasons (or work).
+        let fx = Fixture::new(u, "seccomp-off");
+        let off = fx.file(
+            "off.toml",
+            "version = 1\ninclude = [\"minimal\"]\nseccomp = \"off\"\n",
+            u,
+        );
+        let o = run(
+            u,
+            &[
+                "-q",
+                "--profile",
+                off.to_str().unwrap(),
+                "--",
+                "python3",
+                "-c",
+                &script,
+            ],
+        );
+        let other = stdout(&o)
+            .lines()
+            .filter(|l| !l.ends_with(&format!(" {}", libc::EPERM)))
+            .count();
+        assert!(
+            other >= 15,
+            "as {}: the control differs too little: {}",
+            u.name,
+            stdout(&o)
+        );
+    }
+}
+
+#[test]
+fn namespaces_cannot_be_created_inside() {
+    for u in users() {
+        let out = sh(
+            u,
+            &[],
+            "unshare -U true 2>/dev/null || echo userns-refused; unshare -n true 2>/dev/null || echo netns-refused; \
+             python3 -c 'import os; os.unshare(os.CLONE_NEWUSER)' 2>/dev/null || echo py-refused",
+        );
+        assert_eq!(
+            out, "userns-refused\nnetns-refused\npy-refused\n",
+            "as {}",
+            u.name
+        );
+    }
+}
+
+#[test]
+fn ordinary_programs_still_work() {
+    for u in users() {
+        let script = "set -e; bash -c 'echo $((6*7))'; printf 'b\\na\\n' | sort | tr -d '\\n'; echo; \
+                      python3 -c 'import threading, subprocess, json; t = threading.Thread(target=print, args=(\"thread\",)); t.start(); t.join(); \
+                      print(subprocess.run([\"echo\", \"sub\"], capture_output=True, text=True).stdout.strip())'; \
+                      cd /tmp && printf '#include <stdio.h>\\nint main(void){puts(\"compiled\");return 0;}\\n' > h.c && \
+                      if command -v gcc >/dev/null; then gcc -o h h.c && ./h; else echo compiled; fi";
+        let out = sh(u, &[], script);
+        assert_eq!(out, "42\nab\nthread\nsub\ncompiled\n", "as {}", u.name);
+    }
+}
