@@ -355,7 +355,11 @@ impl Plan {
         for (kind, value) in &cli.mount_order {
             mounts.push(cli_mount(*kind, value, host, fs)?);
         }
-        trust::check(&mounts, locs, &profile.dirs, fs)?;
+        // ~/.config/sbx/profiles is where a later run without XDG_CONFIG_HOME looks:
+        // protected whatever this run's XDG_CONFIG_HOME says.
+        let mut protected = profile.dirs.clone();
+        protected.push(host.home.join(".config/sbx/profiles"));
+        trust::check(&mounts, locs, &protected, fs)?;
 
         // --- process details ---
         let hostname: OsString = cli
@@ -450,8 +454,9 @@ pub fn profile_rlimits(p: &Resolved) -> Result<Vec<(String, u64)>> {
     let r = &p.rlimits;
     let size = |s: &Option<Size>| -> Result<Option<u64>> {
         match s {
-            // 0 is a valid limit for these (no core dumps).
+            // 0 is a valid limit for these (no core dumps), in either spelling.
             Some(Size::Bytes(0)) => Ok(Some(0)),
+            Some(Size::Text(t)) if t.trim() == "0" => Ok(Some(0)),
             Some(s) => compile::parse_size(s)
                 .map(Some)
                 .map_err(|e| Error::new(format!("profile {}: rlimits", p.name), e)),
@@ -588,7 +593,15 @@ fn build_env(cli: &Cli, host: &Host, profile: &Resolved) -> Result<Vec<(OsString
     }
     for op in &profile.env_ops {
         match op {
-            EnvOp::Set(k, v) => set(&mut env, OsStr::new(k), v.into()),
+            EnvOp::Set(k, v) => {
+                if k.is_empty() || k.contains('=') || k.contains('\0') || v.contains('\0') {
+                    return Err(Error::new(
+                        format!("profile {}: env.set", profile.name),
+                        format!("{k:?} is not a variable name (or its value holds a NUL byte)"),
+                    ));
+                }
+                set(&mut env, OsStr::new(k), v.into())
+            }
             EnvOp::Unset(k) => env.retain(|(n, _)| n != k.as_str()),
         }
     }

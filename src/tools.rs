@@ -69,7 +69,7 @@ fn list(locs: &Locations, json: bool) -> i32 {
                 .unwrap_or_default()
                 .to_string_lossy()
                 .into_owned();
-            let text = std::fs::read_to_string(&p).unwrap_or_default();
+            let text = profile::read_profile(&p).unwrap_or_default();
             push(name, origin, p.display().to_string(), &text);
         }
     }
@@ -139,7 +139,15 @@ fn check(path: &str, locs: &Locations, vars: &Vars, host: &Host) -> i32 {
     } else {
         format!("./{path}")
     };
-    match resolve_all(&spec, locs, vars, host) {
+    // Entry errors first (all of them), then what only the whole plan can tell (the
+    // trust rule, the id mode, the hostname, the limits), as a launch would.
+    let result = resolve_all(&spec, locs, vars, host).and_then(|rc| {
+        let cli = crate::cli::parse(["sbx", "--profile", spec.as_str(), "true"])
+            .map_err(|e| vec![Error::new("--check-profile", e.to_string())])?;
+        crate::plan::Plan::build_with(&cli, host, &RealFs, locs, vars).map_err(|e| vec![e])?;
+        Ok(rc)
+    });
+    match result {
         Ok((r, c)) => {
             println!(
                 "{path}: OK ({} files, {} mount entries, {} masks)",

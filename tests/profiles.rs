@@ -497,8 +497,9 @@ fn symlinked_config_and_home_do_not_weaken_the_rules() {
         );
         c.env("HOME", &h.home).current_dir(h.home.join("dotfiles"));
         let o = output(c);
-        assert_eq!(code(&o), 125, "as {}: {}", u.name, stderr(&o));
-        assert!(stderr(&o).contains("profile directory"), "{}", stderr(&o));
+        // Either refused, or the ~/.config/sbx mask follows the bind to the real
+        // directory (it exists): the profile cannot be written in any case.
+        assert_ne!(code(&o), 0, "as {}: {}", u.name, stderr(&o));
         assert!(!h
             .home
             .join("dotfiles/config/sbx/profiles/default.toml")
@@ -522,5 +523,107 @@ fn symlinked_config_and_home_do_not_weaken_the_rules() {
         let o = output(c);
         assert_eq!(stdout(&o), "not-bound\n", "as {}: {}", u.name, stderr(&o));
         assert!(stderr(&o).contains("not binding"), "{}", stderr(&o));
+    }
+}
+
+/// Dotfile managers put symlinks everywhere: none of them may open a way to the
+/// profiles, or past a mask.
+#[test]
+fn symlinked_profile_dirs_files_and_relocated_config_stay_protected() {
+    for u in users() {
+        // ~/.config/sbx is a symlink into dotfiles; `shell` run from ~/.config.
+        let h = Home::new(u, "stow");
+        std::fs::create_dir_all(h.home.join("dotfiles")).unwrap();
+        h.fx.chown(&h.home.join("dotfiles"), u);
+        std::fs::rename(h.home.join(".config/sbx"), h.home.join("dotfiles/sbx")).unwrap();
+        std::os::unix::fs::symlink("../dotfiles/sbx", h.home.join(".config/sbx")).unwrap();
+        let mut c = sbx_cmd(u, ["--profile", "shell", "--", "rm", "-f", "sbx"]);
+        c.env("HOME", &h.home).current_dir(h.home.join(".config"));
+        let o = output(c);
+        assert_eq!(
+            code(&o),
+            125,
+            "as {}: a mask over a symlink does not protect: {}",
+            u.name,
+            stderr(&o)
+        );
+        assert!(std::fs::symlink_metadata(h.home.join(".config/sbx")).is_ok());
+
+        // A user profile that is a symlink into the directory the sandbox may write.
+        let h = Home::new(u, "stow-file");
+        h.fx.file(
+            "home/dotfiles/sbx/dev.toml",
+            "version = 1\ninclude = [\"builtin:dev\"]\n",
+            u,
+        );
+        std::os::unix::fs::symlink(
+            h.home.join("dotfiles/sbx/dev.toml"),
+            h.home.join(".config/sbx/profiles/dev.toml"),
+        )
+        .unwrap();
+        let mut c = sbx_cmd(
+            u,
+            [
+                "--profile",
+                "dev",
+                "--",
+                "sh",
+                "-c",
+                "echo pwned > sbx/dev.toml",
+            ],
+        );
+        c.env("HOME", &h.home).current_dir(h.home.join("dotfiles"));
+        let o = output(c);
+        assert_eq!(
+            code(&o),
+            125,
+            "as {}: the profile's real directory is writable: {}",
+            u.name,
+            stderr(&o)
+        );
+        assert!(
+            !std::fs::read_to_string(h.home.join("dotfiles/sbx/dev.toml"))
+                .unwrap()
+                .contains("pwned")
+        );
+
+        // XDG_CONFIG_HOME relocated: ~/.config/sbx/profiles is protected all the same.
+        let h = Home::new(u, "xdg");
+        std::fs::remove_dir_all(h.home.join(".config/sbx")).unwrap();
+        let mut c = sbx_cmd(
+            u,
+            ["--profile", "shell", "--", "mkdir", "-p", "sbx/profiles"],
+        );
+        c.env("HOME", &h.home)
+            .env("XDG_CONFIG_HOME", h.home.join(".cfg"))
+            .current_dir(h.home.join(".config"));
+        assert_eq!(code(&output(c)), 125, "as {}", u.name);
+        assert!(!h.home.join(".config/sbx").exists());
+    }
+}
+
+/// With $HOME reached through a symlink, a current directory inside a secret (bound
+/// at its resolved path) is masked too.
+#[test]
+fn masks_follow_the_current_directory_through_a_symlinked_home() {
+    for u in users() {
+        let h = Home::new(u, "home-link");
+        let link = h.fx.path.join("homelink");
+        std::os::unix::fs::symlink(&h.home, &link).unwrap();
+        let mut c = sbx_cmd(
+            u,
+            [
+                "-q",
+                "--profile",
+                "shell",
+                "--",
+                "sh",
+                "-c",
+                "ls -A . | wc -l; cat id_ed25519 2>/dev/null || echo hidden",
+            ],
+        );
+        c.env("HOME", &link).current_dir(h.home.join(".ssh"));
+        let o = output(c);
+        assert_eq!(stdout(&o), "0\nhidden\n", "as {}: {}", u.name, stderr(&o));
     }
 }

@@ -144,18 +144,46 @@ pub fn compile(
         }
     }
     // Masks come after every mount of the profile, so they hide paths inside any
-    // granted tree whatever the order of the entries.
+    // granted tree whatever the order of the entries. A secret also appears wherever
+    // a bind shows it: with $HOME reached through a symlink, the current directory
+    // (resolved by getcwd) may be ~/.ssh at its real path. Each mask is placed there too.
+    let binds: Vec<(PathBuf, PathBuf)> = out
+        .mounts
+        .iter()
+        .filter_map(|m| match &m.op {
+            MountOp::Bind { src, dst, .. } => Some((src.clone(), dst.clone())),
+            _ => None,
+        })
+        .collect();
+    let mut placed = std::collections::BTreeSet::new();
     for (mask, loc) in &r.masks {
-        match expand_opt(mask, true, vars) {
-            Ok(Expanded::Value(p)) => match sandbox_path(p.as_ref(), "mask") {
-                Ok(dst) => out.mounts.push(Mount {
-                    op: MountOp::Mask { dst },
+        let path = match expand_opt(mask, true, vars) {
+            Ok(Expanded::Value(p)) => p,
+            Ok(Expanded::Skip) => continue,
+            Err(msg) => {
+                errors.push(Error::new(loc.to_string(), format!("mask: {msg}")));
+                continue;
+            }
+        };
+        let dst = match sandbox_path(path.as_ref(), "mask") {
+            Ok(d) => d,
+            Err(e) => {
+                errors.push(Error::new(loc.to_string(), e.detail));
+                continue;
+            }
+        };
+        let real = super::trust::resolve_lenient(fs, &dst);
+        let seen_through: Vec<PathBuf> = binds
+            .iter()
+            .filter_map(|(src, bdst)| real.strip_prefix(src).ok().map(|rest| bdst.join(rest)))
+            .collect();
+        for d in std::iter::once(dst).chain(seen_through) {
+            if placed.insert(d.clone()) {
+                out.mounts.push(Mount {
+                    op: MountOp::Mask { dst: d },
                     origin: format!("{loc} (mask)"),
-                }),
-                Err(e) => errors.push(Error::new(loc.to_string(), e.detail)),
-            },
-            Ok(Expanded::Skip) => {}
-            Err(msg) => errors.push(Error::new(loc.to_string(), format!("mask: {msg}"))),
+                });
+            }
         }
     }
     if errors.is_empty() {

@@ -65,14 +65,17 @@ fn masked_later(later: &[Mount], inside: &Path, src: &Path, dst: &Path, fs: &dyn
                 Ok(rest) => src.join(rest),
                 Err(_) => mask.clone(),
             };
-            fs.entry(&host) != Entry::Missing
+            // A real directory or file, reached without a symlink: a mask over a
+            // symlink lands on its target and leaves the link itself writable.
+            matches!(fs.entry(&host), Entry::Dir | Entry::File)
+                && fs.canonicalize(&host).ok().as_deref() == Some(host.as_path())
         }
         _ => false,
     })
 }
 
 /// `p` with symlinks resolved as far as it exists, the rest appended as written.
-fn resolve_lenient(fs: &dyn HostFs, p: &Path) -> PathBuf {
+pub fn resolve_lenient(fs: &dyn HostFs, p: &Path) -> PathBuf {
     let mut rest = Vec::new();
     let mut cur = p.to_path_buf();
     loop {

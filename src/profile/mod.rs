@@ -147,8 +147,7 @@ pub fn find(spec: &str, locs: &Locations, base: Option<&Path>) -> Result<Source,
             Some(b) if Path::new(spec).is_relative() => b.join(spec),
             _ => PathBuf::from(spec),
         };
-        let text = std::fs::read_to_string(&p)
-            .map_err(|e| format!("cannot read profile {}: {e}", p.display()))?;
+        let text = read_profile(&p)?;
         let name = p
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -168,8 +167,9 @@ pub fn find(spec: &str, locs: &Locations, base: Option<&Path>) -> Result<Source,
     }
     for (dir, origin) in [(&locs.user, Origin::User), (&locs.system, Origin::System)] {
         let p = dir.join(format!("{spec}.toml"));
-        match std::fs::read_to_string(&p) {
-            Ok(text) => {
+        match std::fs::metadata(&p).map(|_| read_profile(&p)) {
+            Ok(Err(e)) => return Err(e),
+            Ok(Ok(text)) => {
                 return Ok(Source {
                     name: spec.to_string(),
                     origin,
@@ -194,6 +194,30 @@ pub fn find(spec: &str, locs: &Locations, base: Option<&Path>) -> Result<Source,
                 .join(", ")
         )
     })
+}
+
+/// Profiles are small text files: a device, a FIFO or anything over 1 MiB is refused
+/// (`include = ["/dev/zero"]` must not eat the machine's memory).
+pub const MAX_PROFILE_SIZE: u64 = 1 << 20;
+
+pub fn read_profile(p: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let f =
+        std::fs::File::open(p).map_err(|e| format!("cannot read profile {}: {e}", p.display()))?;
+    let m = f
+        .metadata()
+        .map_err(|e| format!("cannot read profile {}: {e}", p.display()))?;
+    if !m.is_file() {
+        return Err(format!("profile {} is not a regular file", p.display()));
+    }
+    if m.len() > MAX_PROFILE_SIZE {
+        return Err(format!("profile {} is larger than 1 MiB", p.display()));
+    }
+    let mut text = String::new();
+    f.take(MAX_PROFILE_SIZE + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| format!("cannot read profile {}: {e}", p.display()))?;
+    Ok(text)
 }
 
 pub fn builtin(name: &str) -> Option<Source> {
@@ -346,7 +370,7 @@ fn visit(
             format!("include cycle: {}", stack.join(" -> ")),
         ));
     }
-    if stack.len() >= MAX_DEPTH {
+    if stack.len() > MAX_DEPTH {
         stack.push(src.display.clone());
         return Err(Error::new(
             "profile include",
@@ -356,7 +380,14 @@ fn visit(
             ),
         ));
     }
-    if !seen.insert(src.display.clone()) {
+    // Read once, however it is spelled (a.toml, ./a.toml, a symlink to it).
+    let key = match src.origin {
+        Origin::Builtin => src.display.clone(),
+        _ => std::fs::canonicalize(&src.display)
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| src.display.clone()),
+    };
+    if !seen.insert(key) {
         return Ok(());
     }
     let file = parse(&src)?;
@@ -379,12 +410,19 @@ fn visit(
 fn merge(src: &Source, f: ProfileFile, out: &mut Resolved) {
     let at = |offset: usize| loc_at(&src.display, &src.text, offset);
     out.files.push(src.display.clone());
-    if let Some(d) = &src.dir {
+    // Protected: the directory it was found in, and the one it really lives in (a
+    // profile may be a symlink into a dotfiles directory).
+    let real_dir = std::fs::canonicalize(&src.display)
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf));
+    for d in src.dir.iter().chain(real_dir.iter()) {
         if !out.dirs.contains(d) {
             out.dirs.push(d.clone());
         }
     }
-    out.description = f.description.or(out.description.take());
+    // The profile's own description (merged last, the including profile's wins even
+    // when it has none).
+    out.description = f.description;
     if let Some(h) = f.hostname {
         out.hostname = Some(h.into_inner());
     }

@@ -33,44 +33,6 @@ pub struct ProfileFile {
     pub rlimits: Option<Rlimits>,
 }
 
-/// The keys of [`ProfileFile`] and its tables, for the documentation test.
-pub const KEYS: &[&str] = &[
-    "version",
-    "description",
-    "include",
-    "hostname",
-    "cwd",
-    "net",
-    "ids",
-    "uid",
-    "gid",
-    "seccomp",
-    "mount",
-    "mask",
-    "env",
-    "rlimits",
-    "type",
-    "src",
-    "dst",
-    "optional",
-    "size",
-    "mode",
-    "content",
-    "target",
-    "skip_if_home_or_above",
-    "keep",
-    "set",
-    "unset",
-    "nofile",
-    "nproc",
-    "fsize",
-    "as",
-    "core",
-    "cpu",
-    "stack",
-    "memlock",
-];
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum NetMode {

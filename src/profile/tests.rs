@@ -296,3 +296,39 @@ fn distance_and_location_helpers() {
     let l = loc_at("f", "abc", 0);
     assert_eq!((l.line, l.col), (1, 1));
 }
+
+#[test]
+fn only_small_regular_files_are_read_and_descriptions_are_not_inherited() {
+    let d = Dirs::new("hostile");
+    d.user("zero", "version = 1\ninclude = [\"/dev/zero\"]\n");
+    assert!(
+        err(&d, "zero").contains("not a regular file"),
+        "{}",
+        err(&d, "zero")
+    );
+    d.user(
+        "big",
+        &format!("version = 1\ndescription = \"{}\"\n", "x".repeat(2 << 20)),
+    );
+    assert!(
+        err(&d, "big").contains("larger than 1 MiB"),
+        "{}",
+        err(&d, "big")
+    );
+    d.user("plain", "version = 1\ninclude = [\"builtin:dev\"]\n");
+    assert_eq!(resolve("plain", &d.locs, None).unwrap().description, None);
+    // Read once however the include is spelled.
+    std::fs::write(
+        d.root.join("a.toml"),
+        "version = 1\n[[mount]]\ntype = \"dir\"\ndst = \"/a\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.root.join("top.toml"),
+        "version = 1\ninclude = [\"a.toml\", \"./a.toml\", \"../\", \"a.toml\"]\n"
+            .replace("\"../\", ", ""),
+    )
+    .unwrap();
+    let r = resolve(d.root.join("top.toml").to_str().unwrap(), &d.locs, None).unwrap();
+    assert_eq!(r.mounts.len(), 1);
+}
