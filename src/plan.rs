@@ -317,7 +317,7 @@ impl Plan {
         match (mode, notice) {
             (IdMode::Subordinate, Some(why)) => {
                 return Err(Error::new(
-                    format!("profile {}: ids = \"subordinate\"", profile.name),
+                    profile.where_set("ids"),
                     format!(
                         "the subordinate ids cannot be mapped: {why}; add a range with \
                          `usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {}`",
@@ -368,10 +368,11 @@ impl Plan {
             .or_else(|| profile.hostname.clone().map(OsString::from))
             .unwrap_or_else(|| "sbx".into());
         if hostname.is_empty() || hostname.len() > 64 || hostname.as_bytes().contains(&0) {
-            return Err(Error::new(
-                "--hostname",
-                "must be 1 to 64 bytes without NUL",
-            ));
+            let step = match cli.hostname {
+                Some(_) => "--hostname".to_string(),
+                None => profile.where_set("hostname"),
+            };
+            return Err(Error::new(step, "must be 1 to 64 bytes without NUL"));
         }
         let (cwd, cwd_required) = match (&cli.cwd, &profile.cwd) {
             (Some(c), _) => (vec![sandbox_path(c, "--cwd")?], true),
@@ -459,7 +460,7 @@ pub fn profile_rlimits(p: &Resolved) -> Result<Vec<(String, u64)>> {
             Some(Size::Text(t)) if t.trim() == "0" => Ok(Some(0)),
             Some(s) => compile::parse_size(s)
                 .map(Some)
-                .map_err(|e| Error::new(format!("profile {}: rlimits", p.name), e)),
+                .map_err(|e| Error::new(p.where_set("rlimits"), e)),
             None => Ok(None),
         }
     };

@@ -457,3 +457,43 @@ fn profile_entry_errors_are_collected_with_locations() {
     );
     assert_eq!(msgs.len(), 7, "{msgs:#?}");
 }
+
+/// Errors only the whole plan can find still name the profile line.
+#[test]
+fn plan_level_profile_errors_name_the_line() {
+    let dir = std::env::temp_dir().join(format!("sbx-plan-loc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, text: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_string_lossy().into_owned()
+    };
+    let cases = [
+        (
+            write(
+                "h.toml",
+                "version = 1\ninclude = [\"minimal\"]\nhostname = \"\"\n",
+            ),
+            "h.toml:3:12: hostname",
+        ),
+        (
+            write(
+                "r.toml",
+                "version = 1\ninclude = [\"minimal\"]\n[rlimits]\nfsize = \"lots\"\n",
+            ),
+            "r.toml:3:1: rlimits",
+        ),
+        (
+            write(
+                "i.toml",
+                "version = 1\ninclude = [\"minimal\"]\nids = \"subordinate\"\n",
+            ),
+            "i.toml:3:7: ids",
+        ),
+    ];
+    for (path, want) in cases {
+        let e = plan(&["--profile", &path, "true"], &host(false), &merged_usr()).unwrap_err();
+        assert!(e.to_string().contains(want), "{want}: {e}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

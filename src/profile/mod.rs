@@ -318,6 +318,19 @@ pub struct Resolved {
     pub env_keep: Vec<String>,
     pub env_ops: Vec<EnvOp>,
     pub rlimits: Rlimits,
+    /// Where the last value of a scalar key was set (`hostname`, `ids`, `rlimits`), for
+    /// errors found once the whole plan is built.
+    pub key_locs: std::collections::BTreeMap<&'static str, Loc>,
+}
+
+impl Resolved {
+    /// "file:line:col: key" where `key` was set, else "profile NAME: key".
+    pub fn where_set(&self, key: &'static str) -> String {
+        match self.key_locs.get(key) {
+            Some(l) => format!("{l}: {key}"),
+            None => format!("profile {}: {key}", self.name),
+        }
+    }
 }
 
 /// Read profile `spec` and everything it includes.
@@ -424,13 +437,17 @@ fn merge(src: &Source, f: ProfileFile, out: &mut Resolved) {
     // when it has none).
     out.description = f.description;
     if let Some(h) = f.hostname {
+        out.key_locs.insert("hostname", at(h.span().start));
         out.hostname = Some(h.into_inner());
     }
     if let Some(c) = f.cwd {
         out.cwd = Some((c.get_ref().clone(), at(c.span().start)));
     }
     out.net = f.net.or(out.net);
-    out.ids = f.ids.or(out.ids);
+    if let Some(ids) = f.ids {
+        out.key_locs.insert("ids", at(ids.span().start));
+        out.ids = Some(ids.into_inner());
+    }
     out.uid = f.uid.or(out.uid);
     out.gid = f.gid.or(out.gid);
     out.seccomp = f.seccomp.or(out.seccomp);
@@ -454,6 +471,8 @@ fn merge(src: &Source, f: ProfileFile, out: &mut Resolved) {
         out.env_ops.extend(env.unset.into_iter().map(EnvOp::Unset));
     }
     if let Some(r) = f.rlimits {
+        out.key_locs.insert("rlimits", at(r.span().start));
+        let r = r.into_inner();
         let o = &mut out.rlimits;
         o.nofile = r.nofile.or(o.nofile);
         o.nproc = r.nproc.or(o.nproc);

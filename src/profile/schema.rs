@@ -20,7 +20,7 @@ pub struct ProfileFile {
     pub hostname: Option<Spanned<String>>,
     pub cwd: Option<Spanned<String>>,
     pub net: Option<NetMode>,
-    pub ids: Option<IdMode>,
+    pub ids: Option<Spanned<IdMode>>,
     pub uid: Option<u32>,
     pub gid: Option<u32>,
     pub seccomp: Option<SeccompMode>,
@@ -30,7 +30,7 @@ pub struct ProfileFile {
     #[serde(default)]
     pub mask: Vec<Spanned<String>>,
     pub env: Option<EnvTable>,
-    pub rlimits: Option<Rlimits>,
+    pub rlimits: Option<Spanned<Rlimits>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
