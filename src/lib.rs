@@ -19,6 +19,7 @@ pub mod plan;
 pub mod profile;
 pub mod seccomp;
 pub mod sys;
+pub mod syscalls;
 pub mod tools;
 pub mod trace;
 pub mod userns;

@@ -433,7 +433,14 @@ impl Plan {
             timeout_ms: cli.timeout.map(|s| (s * 1000.0).ceil() as u64),
             seccomp: match profile.seccomp {
                 Some(SeccompMode::Off) => SeccompPlan::off(),
-                _ => SeccompPlan::default_policy(),
+                _ => {
+                    let allow: Vec<&str> = profile.seccomp_allow.iter().map(|(n, _)| n.as_str()).collect();
+                    let deny: Vec<&str> = profile.seccomp_deny.iter().map(|(n, _)| n.as_str()).collect();
+                    SeccompPlan::with_lists(&allow, &deny).map_err(|e| {
+                        let loc = profile.seccomp_allow.iter().chain(&profile.seccomp_deny).find(|(n, _)| e.contains(&format!("{n:?}")) || e.contains(n.as_str()));
+                        Error::new(loc.map(|(_, l)| l.to_string()).unwrap_or_else(|| format!("profile {}", profile.name)), e)
+                    })?
+                }
             },
             warnings: match profile.seccomp {
                 Some(SeccompMode::Off) => vec![format!(

@@ -39,8 +39,12 @@ pub struct SeccompPlan {
     pub deny: Vec<(String, u32)>,
     /// ioctl requests refused, by name and low-32-bit value.
     pub deny_ioctl: Vec<(String, u32)>,
-    /// `unshare`/`clone` with any of these flags are refused.
+    /// `unshare`/`clone` with any of these flags are refused (0: namespaces allowed).
     pub deny_namespace_flags: u32,
+    /// `personality` limited to the harmless values.
+    pub restrict_personality: bool,
+    /// `clone3` answered ENOSYS (its flags cannot be inspected).
+    pub clone3_enosys: bool,
 }
 
 pub const TIOCSTI: u32 = 0x5412;
@@ -121,7 +125,44 @@ impl SeccompPlan {
                 .collect(),
             deny_ioctl: vec![("TIOCSTI".into(), TIOCSTI), ("TIOCLINUX".into(), TIOCLINUX)],
             deny_namespace_flags: NAMESPACE_FLAGS,
+            restrict_personality: true,
+            clone3_enosys: true,
         }
+    }
+
+    /// The default policy adjusted by a profile's allow and deny lists. Names are
+    /// checked against this architecture's syscall table. `ioctl` cannot be allowed
+    /// (the terminal-injection rule stays); allowing `unshare` or `clone` allows
+    /// namespace creation through both (one rule covers them) and `clone3` with it.
+    pub fn with_lists(allow: &[&str], deny: &[&str]) -> Result<SeccompPlan, String> {
+        let mut p = SeccompPlan::default_policy();
+        for name in allow {
+            let nr = crate::syscalls::number(name)
+                .ok_or_else(|| format!("unknown syscall {name:?} in seccomp_allow"))?;
+            match *name {
+                "ioctl" => {
+                    return Err(
+                        "seccomp_allow: ioctl cannot be allowed (the TIOCSTI/TIOCLINUX rule stays)"
+                            .into(),
+                    )
+                }
+                "unshare" | "clone" | "clone3" => {
+                    p.deny_namespace_flags = 0;
+                    p.clone3_enosys = false;
+                }
+                "personality" => p.restrict_personality = false,
+                _ => {}
+            }
+            p.deny.retain(|(_, n)| *n != nr);
+        }
+        for name in deny {
+            let nr = crate::syscalls::number(name)
+                .ok_or_else(|| format!("unknown syscall {name:?} in seccomp_deny"))?;
+            if !p.deny.iter().any(|(_, n)| *n == nr) {
+                p.deny.push((name.to_string(), nr));
+            }
+        }
+        Ok(p)
     }
 
     pub fn off() -> SeccompPlan {
@@ -130,6 +171,8 @@ impl SeccompPlan {
             deny: Vec::new(),
             deny_ioctl: Vec::new(),
             deny_namespace_flags: 0,
+            restrict_personality: false,
+            clone3_enosys: false,
         }
     }
 }
@@ -254,36 +297,42 @@ pub fn build(plan: &SeccompPlan) -> Program {
     for (_, nr) in &plan.deny {
         c.push(Jump(JEQ_K, *nr, Label::Eperm, Label::Next));
     }
-    c.push(Jump(
-        JEQ_K,
-        libc::SYS_clone3 as u32,
-        Label::Enosys,
-        Label::Next,
-    ));
+    if plan.clone3_enosys {
+        c.push(Jump(
+            JEQ_K,
+            libc::SYS_clone3 as u32,
+            Label::Enosys,
+            Label::Next,
+        ));
+    }
     c.push(Jump(
         JEQ_K,
         libc::SYS_ioctl as u32,
         Label::Ioctl,
         Label::Next,
     ));
-    c.push(Jump(
-        JEQ_K,
-        libc::SYS_unshare as u32,
-        Label::NsFlags,
-        Label::Next,
-    ));
-    c.push(Jump(
-        JEQ_K,
-        libc::SYS_clone as u32,
-        Label::NsFlags,
-        Label::Next,
-    ));
-    c.push(Jump(
-        JEQ_K,
-        libc::SYS_personality as u32,
-        Label::Personality,
-        Label::Next,
-    ));
+    if plan.deny_namespace_flags != 0 {
+        c.push(Jump(
+            JEQ_K,
+            libc::SYS_unshare as u32,
+            Label::NsFlags,
+            Label::Next,
+        ));
+        c.push(Jump(
+            JEQ_K,
+            libc::SYS_clone as u32,
+            Label::NsFlags,
+            Label::Next,
+        ));
+    }
+    if plan.restrict_personality {
+        c.push(Jump(
+            JEQ_K,
+            libc::SYS_personality as u32,
+            Label::Personality,
+            Label::Next,
+        ));
+    }
     c.push(Mark(Label::Allow));
     c.push(Ret(RET_ALLOW));
     c.push(Mark(Label::Ioctl));
@@ -510,6 +559,42 @@ mod tests {
             EPERM
         );
         assert_eq!(verdict(X32_SYSCALL_BIT as i64, [0; 6]), EPERM);
+    }
+
+    #[test]
+    fn profile_lists_adjust_the_policy() {
+        let p = SeccompPlan::with_lists(&["ptrace", "unshare"], &["getppid"]).unwrap();
+        let prog = build(&p);
+        let v = |nr: i64, a0: u64| run(&prog, AUDIT_ARCH, nr as u32, [a0, 0, 0, 0, 0, 0]);
+        assert_eq!(v(libc::SYS_ptrace, 0), RET_ALLOW);
+        assert_eq!(v(libc::SYS_unshare, libc::CLONE_NEWUSER as u64), RET_ALLOW);
+        assert_eq!(v(libc::SYS_clone3, 0), RET_ALLOW);
+        assert_eq!(v(libc::SYS_getppid, 0), EPERM);
+        assert_eq!(v(libc::SYS_bpf, 0), EPERM, "the rest of the default stays");
+        assert_eq!(
+            run(
+                &prog,
+                AUDIT_ARCH,
+                libc::SYS_ioctl as u32,
+                [0, TIOCSTI as u64, 0, 0, 0, 0]
+            ),
+            EPERM
+        );
+        assert!(SeccompPlan::with_lists(&["ioctl"], &[]).is_err());
+        assert!(SeccompPlan::with_lists(&["no_such_call"], &[])
+            .unwrap_err()
+            .contains("no_such_call"));
+        assert!(SeccompPlan::with_lists(&[], &["nope"]).is_err());
+        let p = SeccompPlan::with_lists(&["personality"], &[]).unwrap();
+        assert_eq!(
+            run(
+                &build(&p),
+                AUDIT_ARCH,
+                libc::SYS_personality as u32,
+                [0x0400000, 0, 0, 0, 0, 0]
+            ),
+            RET_ALLOW
+        );
     }
 
     #[test]

@@ -200,6 +200,17 @@ fn print(spec: &str, locs: &Locations, vars: &Vars, host: &Host, json: bool) -> 
             t.insert(k.into(), s(&v));
         }
     }
+    for (k, list) in [
+        ("seccomp_allow", &r.seccomp_allow),
+        ("seccomp_deny", &r.seccomp_deny),
+    ] {
+        if !list.is_empty() {
+            t.insert(
+                k.into(),
+                toml::Value::Array(list.iter().map(|(n, _)| s(n)).collect()),
+            );
+        }
+    }
     for (k, v) in [("uid", r.uid), ("gid", r.gid)] {
         if let Some(v) = v {
             t.insert(k.into(), toml::Value::Integer(v.into()));

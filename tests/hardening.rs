@@ -88,7 +88,7 @@ fn namespaces_cannot_be_created_inside() {
             u,
             &[],
             "unshare -U true 2>/dev/null || echo userns-refused; unshare -n true 2>/dev/null || echo netns-refused; \
-             python3 -c 'import os; os.unshare(os.CLONE_NEWUSER)' 2>/dev/null || echo py-refused",
+             python3 -c 'import ctypes, sys; sys.exit(ctypes.CDLL(None).unshare(0x10000000) != 0)' || echo py-refused",
         );
         assert_eq!(
             out, "userns-refused\nnetns-refused\npy-refused\n",
@@ -108,5 +108,51 @@ fn ordinary_programs_still_work() {
                       if command -v gcc >/dev/null; then gcc -o h h.c && ./h; else echo compiled; fi";
         let out = sh(u, &[], script);
         assert_eq!(out, "42\nab\nthread\nsub\ncompiled\n", "as {}", u.name);
+    }
+}
+
+#[test]
+fn profiles_adjust_the_policy_by_syscall_name() {
+    for u in users() {
+        let fx = Fixture::new(u, "seccomp-lists");
+        let p = fx.file(
+            "lists.toml",
+            "version = 1\ninclude = [\"minimal\"]\nseccomp_allow = [\"ptrace\", \"unshare\"]\nseccomp_deny = [\"getppid\"]\n",
+            u,
+        );
+        let script = "import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n\
+                      print(libc.ptrace(0, 0, 0, 0), libc.getppid())\n\
+                      print('unshared' if libc.unshare(0x10000000) == 0 else 'refused')";
+        let o = run(
+            u,
+            &[
+                "-q",
+                "--profile",
+                p.to_str().unwrap(),
+                "--",
+                "python3",
+                "-c",
+                script,
+            ],
+        );
+        assert_eq!(
+            stdout(&o),
+            "0 -1\nunshared\n",
+            "as {}: {}",
+            u.name,
+            stderr(&o)
+        );
+        let bad = fx.file(
+            "bad.toml",
+            "version = 1\ninclude = [\"minimal\"]\nseccomp_allow = [\"ptrace\", \"ptrac\"]\n",
+            u,
+        );
+        let o = run(u, &["--profile", bad.to_str().unwrap(), "true"]);
+        assert_eq!(code(&o), 125);
+        assert!(
+            stderr(&o).contains("bad.toml:3:") && stderr(&o).contains("ptrac"),
+            "{}",
+            stderr(&o)
+        );
     }
 }

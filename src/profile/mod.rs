@@ -313,6 +313,9 @@ pub struct Resolved {
     pub gid: Option<u32>,
     pub seccomp: Option<SeccompMode>,
     pub landlock: Option<LandlockMode>,
+    /// seccomp_allow and seccomp_deny, joined in merge order.
+    pub seccomp_allow: Vec<(String, Loc)>,
+    pub seccomp_deny: Vec<(String, Loc)>,
     pub mounts: Vec<(MountEntry, Loc)>,
     pub masks: Vec<(String, Loc)>,
     pub env_keep: Vec<String>,
@@ -452,6 +455,14 @@ fn merge(src: &Source, f: ProfileFile, out: &mut Resolved) {
     out.gid = f.gid.or(out.gid);
     out.seccomp = f.seccomp.or(out.seccomp);
     out.landlock = f.landlock.or(out.landlock);
+    for a in f.seccomp_allow {
+        let l = at(a.span().start);
+        out.seccomp_allow.push((a.into_inner(), l));
+    }
+    for d in f.seccomp_deny {
+        let l = at(d.span().start);
+        out.seccomp_deny.push((d.into_inner(), l));
+    }
     for m in f.mount {
         let l = at(m.span().start);
         out.mounts.push((m.into_inner(), l));

@@ -24,6 +24,13 @@ pub struct ProfileFile {
     pub uid: Option<u32>,
     pub gid: Option<u32>,
     pub seccomp: Option<SeccompMode>,
+    /// Syscalls taken off the default deny-list, by name (e.g. "ptrace" for a
+    /// debugger; "unshare", "clone" and "chroot" for a browser's own sandbox).
+    #[serde(default)]
+    pub seccomp_allow: Vec<Spanned<String>>,
+    /// Syscalls refused in addition, by name.
+    #[serde(default)]
+    pub seccomp_deny: Vec<Spanned<String>>,
     pub landlock: Option<LandlockMode>,
     #[serde(default)]
     pub mount: Vec<Spanned<MountEntry>>,
