@@ -110,6 +110,10 @@ pub struct Cli {
     #[arg(long = "cap-add", value_name = "CAP", action = ArgAction::Append)]
     pub cap_add: Vec<String>,
 
+    /// Make a hardening layer mandatory: landlock (all of it, or exit 125) or seccomp (a profile turning it off is an error)
+    #[arg(long = "require", value_name = "LAYER", value_enum, action = ArgAction::Append)]
+    pub require: Vec<Layer>,
+
     /// Print the resolved plan as JSON and run nothing
     #[arg(long = "dry-run")]
     pub dry_run: bool,
@@ -149,6 +153,12 @@ pub enum NetArg {
     None,
     /// The host's network namespace
     Host,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Layer {
+    Landlock,
+    Seccomp,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

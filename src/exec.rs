@@ -20,6 +20,7 @@ pub struct Prepared {
     /// (resource, name, value) for setrlimit.
     pub rlimits: Vec<(libc::__rlimit_resource_t, String, u64)>,
     pub filter: Program,
+    pub landlock: landlock::Prepared,
 }
 
 fn rlimit_resource(name: &str) -> libc::__rlimit_resource_t {
@@ -80,6 +81,7 @@ impl Prepared {
                 .map(|(k, v)| (rlimit_resource(k), k.clone(), *v))
                 .collect(),
             filter: seccomp::build(&plan.seccomp),
+            landlock: landlock::Prepared::new(&plan.landlock),
         }
     }
 }
@@ -145,12 +147,10 @@ pub fn exec_command(prep: &Prepared, pwd: &[u8], umask: libc::mode_t) -> ! {
     if let Err(e) = sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, "PR_SET_NO_NEW_PRIVS") {
         fail(e.at("no_new_privs"));
     }
-    match landlock::apply_scopes() {
-        Ok(landlock::Scoped::Applied) => {}
-        Ok(landlock::Scoped::Unavailable(why)) => {
-            eprintln!("sbx: warning: {why}: the command can signal its caller's process group and reach host abstract sockets");
-        }
-        Err(e) => fail(e.at("landlock scopes")),
+    // What the kernel cannot enforce was announced (or refused) by the plan; what it
+    // can is applied here or the launch stops.
+    if let Err(e) = landlock::apply(&prep.landlock) {
+        fail(e.at("landlock"));
     }
     // Seccomp last, so the filter does not need to allow anything sbx itself does.
     if let Err(errno) = seccomp::install(&prep.filter) {

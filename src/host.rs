@@ -93,6 +93,8 @@ pub struct Host {
     pub env: Vec<(OsString, OsString)>,
     pub subuid: Vec<SubidRange>,
     pub subgid: Vec<SubidRange>,
+    /// The kernel's Landlock ABI (None: no Landlock).
+    pub landlock_abi: Option<i64>,
 }
 
 /// The setuid helpers from shadow's `uidmap` package, by absolute path only: sbx
@@ -130,6 +132,7 @@ impl Host {
             home,
             cwd: std::env::current_dir().ok(),
             env,
+            landlock_abi: crate::landlock::abi(),
         }
     }
 }

@@ -1,25 +1,310 @@
-//! Landlock scopes (ABI 6+): the command may not signal processes outside its
-//! Landlock domain nor connect to abstract unix sockets created outside it. This is
-//! what keeps `kill(0)` from reaching the caller's process group (the command shares
-//! it, so that an interactive shell keeps job control) and host services listening on
-//! abstract sockets (X11, D-Bus) out of reach even with `--net host`.
-//! Filesystem rules are the hardening work's; this module applies the scopes only.
+//! Landlock (landlock(7)): the last line of the filesystem boundary, and the scopes.
+//!
+//! The mount tree already decides what exists inside; Landlock makes the same decision
+//! a second time on the command's own credentials, so that what reaches the command
+//! *around* the mount tree is confined too: a directory fd passed in over a unix
+//! socket by a host process, `open_by_handle_at`, a magic link. Rules are derived from
+//! the plan's mounts: read-only binds get read/execute, writable binds and tmpfs get
+//! write, device binds and `/dev` get device ioctls. A path outside every rule (any
+//! file reached through a descriptor from another mount namespace) gets nothing.
+//!
+//! Scopes (ABI 6): the command may not signal processes outside its domain nor
+//! connect to abstract unix sockets created outside it. This keeps `kill(0)` from
+//! reaching the caller's process group (the command shares it so that an interactive
+//! shell keeps job control) and host services on abstract sockets (X11, D-Bus) out of
+//! reach even with `--net host`.
+//!
+//! The ABI is pinned at 6: the rights below are those of ABI 6, whatever newer kernel
+//! runs sbx, so a kernel upgrade never changes what a profile means. On an older
+//! kernel the plan keeps what that kernel handles and says what is missing (best
+//! effort, never silent); `landlock = "require"` or `--require landlock` makes any
+//! missing part an error.
+
+use std::path::PathBuf;
+
+use serde::{Serialize, Serializer};
 
 use crate::sys;
 
 const SYS_LANDLOCK_CREATE_RULESET: libc::c_long = 444;
+const SYS_LANDLOCK_ADD_RULE: libc::c_long = 445;
 const SYS_LANDLOCK_RESTRICT_SELF: libc::c_long = 446;
 const LANDLOCK_CREATE_RULESET_VERSION: u32 = 1;
-const SCOPE_ABSTRACT_UNIX_SOCKET: u64 = 1;
-const SCOPE_SIGNAL: u64 = 2;
+const RULE_PATH_BENEATH: u32 = 1;
+const RULE_NET_PORT: u32 = 2;
+
+/// The ABI whose semantics sbx applies (see the module comment).
+pub const PINNED_ABI: i64 = 6;
 /// The first ABI with scopes.
 pub const SCOPES_ABI: i64 = 6;
+/// The first ABI with TCP port rules.
+pub const NET_ABI: i64 = 4;
+
+pub const EXECUTE: u64 = 1 << 0;
+pub const WRITE_FILE: u64 = 1 << 1;
+pub const READ_FILE: u64 = 1 << 2;
+pub const READ_DIR: u64 = 1 << 3;
+pub const REMOVE_DIR: u64 = 1 << 4;
+pub const REMOVE_FILE: u64 = 1 << 5;
+pub const MAKE_CHAR: u64 = 1 << 6;
+pub const MAKE_DIR: u64 = 1 << 7;
+pub const MAKE_REG: u64 = 1 << 8;
+pub const MAKE_SOCK: u64 = 1 << 9;
+pub const MAKE_FIFO: u64 = 1 << 10;
+pub const MAKE_BLOCK: u64 = 1 << 11;
+pub const MAKE_SYM: u64 = 1 << 12;
+pub const REFER: u64 = 1 << 13;
+pub const TRUNCATE: u64 = 1 << 14;
+pub const IOCTL_DEV: u64 = 1 << 15;
+
+const FS_NAMES: [(u64, &str); 16] = [
+    (EXECUTE, "execute"),
+    (WRITE_FILE, "write-file"),
+    (READ_FILE, "read-file"),
+    (READ_DIR, "read-dir"),
+    (REMOVE_DIR, "remove-dir"),
+    (REMOVE_FILE, "remove-file"),
+    (MAKE_CHAR, "make-char"),
+    (MAKE_DIR, "make-dir"),
+    (MAKE_REG, "make-reg"),
+    (MAKE_SOCK, "make-sock"),
+    (MAKE_FIFO, "make-fifo"),
+    (MAKE_BLOCK, "make-block"),
+    (MAKE_SYM, "make-sym"),
+    (REFER, "refer"),
+    (TRUNCATE, "truncate"),
+    (IOCTL_DEV, "ioctl-dev"),
+];
+
+const BIND_TCP: u64 = 1 << 0;
+const CONNECT_TCP: u64 = 1 << 1;
+const SCOPE_ABSTRACT_UNIX_SOCKET: u64 = 1 << 0;
+const SCOPE_SIGNAL: u64 = 1 << 1;
+
+/// Rights that apply to a file that is not a directory (landlock_add_rule refuses
+/// directory rights on one).
+pub const FILE_RIGHTS: u64 = EXECUTE | WRITE_FILE | READ_FILE | TRUNCATE | IOCTL_DEV;
+/// Read-only binds: read and execute.
+pub const READ: u64 = EXECUTE | READ_FILE | READ_DIR;
+/// Writable binds and tmpfs: everything but creating device nodes.
+pub const WRITE: u64 = READ
+    | WRITE_FILE
+    | REMOVE_DIR
+    | REMOVE_FILE
+    | MAKE_DIR
+    | MAKE_REG
+    | MAKE_SOCK
+    | MAKE_FIFO
+    | MAKE_SYM
+    | REFER
+    | TRUNCATE;
+/// Device binds: writable, plus ioctls on the devices.
+pub const DEVICE: u64 = WRITE | IOCTL_DEV;
+
+/// The filesystem rights each ABI handles.
+pub fn fs_rights(abi: i64) -> u64 {
+    let mut r = (1 << 13) - 1;
+    if abi >= 2 {
+        r |= REFER;
+    }
+    if abi >= 3 {
+        r |= TRUNCATE;
+    }
+    if abi >= 5 {
+        r |= IOCTL_DEV;
+    }
+    r
+}
+
+pub fn names(rights: u64) -> Vec<&'static str> {
+    FS_NAMES
+        .iter()
+        .filter(|(b, _)| rights & b != 0)
+        .map(|(_, n)| *n)
+        .collect()
+}
+
+fn rights_names<S: Serializer>(r: &u64, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(names(*r))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Applied as far as the kernel allows; what is missing is announced.
+    Default,
+    /// Any missing part is an error (exit 125).
+    Require,
+    /// Not applied: announced on stderr.
+    Off,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FsRule {
+    #[serde(serialize_with = "crate::plan::lossy")]
+    pub path: PathBuf,
+    #[serde(serialize_with = "rights_names")]
+    pub access: u64,
+    /// The mount op or default the rule comes from.
+    pub origin: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LandlockPlan {
+    pub mode: Mode,
+    /// The kernel's ABI when the plan was made (None: no Landlock).
+    pub kernel_abi: Option<i64>,
+    pub pinned_abi: i64,
+    /// Filesystem rights handled (refused unless a rule grants them).
+    #[serde(serialize_with = "rights_names")]
+    pub handled_fs: u64,
+    pub fs_rules: Vec<FsRule>,
+    /// TCP ports the command may bind / connect to; None: not restricted.
+    pub tcp_bind: Option<Vec<u16>>,
+    pub tcp_connect: Option<Vec<u16>>,
+    /// Signals and abstract unix sockets confined to the sandbox.
+    pub scopes: bool,
+    /// Parts of the policy the kernel cannot enforce (each announced).
+    pub missing: Vec<String>,
+}
+
+impl LandlockPlan {
+    pub fn off(kernel_abi: Option<i64>) -> LandlockPlan {
+        LandlockPlan {
+            mode: Mode::Off,
+            kernel_abi,
+            pinned_abi: PINNED_ABI,
+            handled_fs: 0,
+            fs_rules: Vec::new(),
+            tcp_bind: None,
+            tcp_connect: None,
+            scopes: false,
+            missing: Vec::new(),
+        }
+    }
+
+    /// The policy for `rules` (full rights, before the kernel's limits), reduced to
+    /// what `kernel_abi` enforces; what is lost is listed in `missing`.
+    pub fn new(
+        mode: Mode,
+        kernel_abi: Option<i64>,
+        rules: Vec<FsRule>,
+        tcp_bind: Option<Vec<u16>>,
+        tcp_connect: Option<Vec<u16>>,
+    ) -> LandlockPlan {
+        if mode == Mode::Off {
+            return LandlockPlan::off(kernel_abi);
+        }
+        let abi = kernel_abi.unwrap_or(0).min(PINNED_ABI);
+        let mut missing = Vec::new();
+        let handled_fs = if abi >= 1 { fs_rights(abi) } else { 0 };
+        if abi < 1 {
+            missing.push(match kernel_abi {
+                None => "Landlock (this kernel has none, or it is disabled): no filesystem rules, no scopes".to_string(),
+                Some(v) => format!("Landlock (ABI {v})"),
+            });
+        } else {
+            let lost = fs_rights(PINNED_ABI) & !handled_fs;
+            if lost != 0 {
+                missing.push(format!(
+                    "Landlock ABI {abi} cannot restrict {}",
+                    names(lost).join(", ")
+                ));
+            }
+        }
+        let net_limited = tcp_bind.is_some() || tcp_connect.is_some();
+        if net_limited && (1..NET_ABI).contains(&abi) {
+            missing.push(format!(
+                "Landlock ABI {abi} has no TCP port rules (ABI {NET_ABI}): tcp_bind/tcp_connect not enforced"
+            ));
+        }
+        let scopes = abi >= SCOPES_ABI;
+        if !scopes && abi >= 1 {
+            missing.push(format!(
+                "Landlock ABI {abi} has no scopes (ABI {SCOPES_ABI}): the command can signal its caller's process group and reach host abstract sockets"
+            ));
+        }
+        let fs_rules = rules
+            .into_iter()
+            .map(|mut r| {
+                r.access &= handled_fs;
+                r
+            })
+            .filter(|r| r.access != 0 && handled_fs != 0)
+            .collect();
+        let keep_net = abi >= NET_ABI;
+        LandlockPlan {
+            mode,
+            kernel_abi,
+            pinned_abi: PINNED_ABI,
+            handled_fs,
+            fs_rules,
+            tcp_bind: if keep_net { tcp_bind } else { None },
+            tcp_connect: if keep_net { tcp_connect } else { None },
+            scopes,
+            missing,
+        }
+    }
+
+    /// One line for `-v`: what is enforced.
+    pub fn summary(&self) -> String {
+        if self.mode == Mode::Off {
+            return "landlock: off".into();
+        }
+        if self.handled_fs == 0 && !self.scopes {
+            return "landlock: not enforced (unavailable)".into();
+        }
+        let ports = |name: &str, v: &Option<Vec<u16>>| match v {
+            None => String::new(),
+            Some(p) => format!(
+                ", {name} only to ports [{}]",
+                p.iter()
+                    .map(|x| x.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+        };
+        format!(
+            "landlock: kernel ABI {}, applied as ABI {}: {} filesystem rules{}{}{}",
+            self.kernel_abi.unwrap_or(0),
+            self.kernel_abi.unwrap_or(0).min(PINNED_ABI),
+            self.fs_rules.len(),
+            ports("tcp bind", &self.tcp_bind),
+            ports("tcp connect", &self.tcp_connect),
+            if self.scopes {
+                ", signals and abstract unix sockets scoped"
+            } else {
+                ""
+            }
+        )
+    }
+
+    pub fn is_applied(&self) -> bool {
+        self.mode != Mode::Off
+            && (self.handled_fs != 0
+                || self.scopes
+                || self.tcp_bind.is_some()
+                || self.tcp_connect.is_some())
+    }
+}
 
 #[repr(C)]
 struct RulesetAttr {
     handled_access_fs: u64,
     handled_access_net: u64,
     scoped: u64,
+}
+
+#[repr(C, packed)]
+struct PathBeneathAttr {
+    allowed_access: u64,
+    parent_fd: i32,
+}
+
+#[repr(C)]
+struct NetPortAttr {
+    allowed_access: u64,
+    port: u64,
 }
 
 /// The kernel's Landlock ABI version, or None without Landlock.
@@ -36,54 +321,228 @@ pub fn abi() -> Option<i64> {
     (v > 0).then_some(v)
 }
 
-pub enum Scoped {
-    Applied,
-    /// The kernel cannot scope (no Landlock, or ABI below 6): reported by the caller.
-    Unavailable(String),
+/// Rules converted for the command's process before any fork: paths as C strings.
+pub struct Prepared {
+    pub applied: bool,
+    handled_fs: u64,
+    handled_net: u64,
+    scoped: u64,
+    fs: Vec<(std::ffi::CString, u64)>,
+    net: Vec<(u16, u64)>,
 }
 
-/// Restrict this thread (and what it execs) to its own signal and abstract-socket
-/// scope. Needs no_new_privs set first.
-pub fn apply_scopes() -> Result<Scoped, sys::SysError> {
-    match abi() {
-        Some(v) if v >= SCOPES_ABI => {}
-        Some(v) => {
-            return Ok(Scoped::Unavailable(format!(
-                "Landlock ABI {v} (scopes need {SCOPES_ABI})"
-            )))
+impl Prepared {
+    pub fn new(plan: &LandlockPlan) -> Prepared {
+        let mut handled_net = 0;
+        let mut net = Vec::new();
+        if let Some(p) = &plan.tcp_bind {
+            handled_net |= BIND_TCP;
+            net.extend(p.iter().map(|p| (*p, BIND_TCP)));
         }
-        None => return Ok(Scoped::Unavailable("no Landlock in this kernel".into())),
+        if let Some(p) = &plan.tcp_connect {
+            handled_net |= CONNECT_TCP;
+            net.extend(p.iter().map(|p| (*p, CONNECT_TCP)));
+        }
+        Prepared {
+            applied: plan.is_applied(),
+            handled_fs: plan.handled_fs,
+            handled_net,
+            scoped: if plan.scopes {
+                SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL
+            } else {
+                0
+            },
+            fs: plan
+                .fs_rules
+                .iter()
+                .map(|r| (sys::cstr(r.path.as_os_str()), r.access))
+                .collect(),
+            net,
+        }
+    }
+}
+
+/// Restrict this thread (and what it execs). Runs in the command's process after
+/// pivot_root (the rule paths are the sandbox's) and after no_new_privs.
+pub fn apply(p: &Prepared) -> Result<(), sys::SysError> {
+    if !p.applied {
+        return Ok(());
     }
     let attr = RulesetAttr {
-        handled_access_fs: 0,
-        handled_access_net: 0,
-        scoped: SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL,
+        handled_access_fs: p.handled_fs,
+        handled_access_net: p.handled_net,
+        scoped: p.scoped,
     };
-    // SAFETY: a valid attribute of the size passed.
+    // Older ABIs take a shorter attribute: pass only the fields they know.
+    let size = if p.scoped != 0 {
+        std::mem::size_of::<RulesetAttr>()
+    } else if p.handled_net != 0 {
+        16
+    } else {
+        8
+    };
+    // SAFETY: a valid attribute of at least the size passed.
     let fd = unsafe {
         libc::syscall(
             SYS_LANDLOCK_CREATE_RULESET,
             &attr as *const RulesetAttr,
-            std::mem::size_of::<RulesetAttr>(),
+            size,
             0u32,
         )
     };
     if fd < 0 {
         return Err(sys::SysError {
-            call: "landlock_create_ruleset(scoped=abstract-unix-socket|signal)".into(),
+            call: format!(
+                "landlock_create_ruleset(fs={:#x}, net={:#x}, scoped={:#x})",
+                p.handled_fs, p.handled_net, p.scoped
+            ),
             errno: sys::errno(),
         });
     }
-    // SAFETY: the descriptor was just created by the kernel.
-    let r = unsafe { libc::syscall(SYS_LANDLOCK_RESTRICT_SELF, fd, 0u32) };
-    let errno = sys::errno();
+    let ruleset = fd as libc::c_int;
+    let result = add_rules(ruleset, p).and_then(|()| {
+        // SAFETY: the descriptor was just created by the kernel.
+        if unsafe { libc::syscall(SYS_LANDLOCK_RESTRICT_SELF, ruleset, 0u32) } < 0 {
+            Err(sys::SysError {
+                call: "landlock_restrict_self".into(),
+                errno: sys::errno(),
+            })
+        } else {
+            Ok(())
+        }
+    });
     // SAFETY: closing our own descriptor.
-    unsafe { libc::close(fd as libc::c_int) };
-    if r < 0 {
-        return Err(sys::SysError {
-            call: "landlock_restrict_self".into(),
-            errno,
-        });
+    unsafe { libc::close(ruleset) };
+    result
+}
+
+fn add_rules(ruleset: libc::c_int, p: &Prepared) -> Result<(), sys::SysError> {
+    for (path, access) in &p.fs {
+        // O_PATH: a rule needs no right to read the object, only to name it.
+        // SAFETY: NUL-terminated path.
+        let fd = unsafe { libc::open(path.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
+        if fd < 0 {
+            return Err(sys::SysError {
+                call: format!("open({path:?}, O_PATH) for a Landlock rule"),
+                errno: sys::errno(),
+            });
+        }
+        // SAFETY: stat of our own descriptor into a zeroed struct.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        let is_dir =
+            unsafe { libc::fstat(fd, &mut st) } == 0 && st.st_mode & libc::S_IFMT == libc::S_IFDIR;
+        let attr = PathBeneathAttr {
+            allowed_access: if is_dir {
+                *access
+            } else {
+                access & FILE_RIGHTS
+            },
+            parent_fd: fd,
+        };
+        // SAFETY: a valid packed attribute.
+        let r = unsafe {
+            libc::syscall(
+                SYS_LANDLOCK_ADD_RULE,
+                ruleset,
+                RULE_PATH_BENEATH,
+                &attr as *const PathBeneathAttr,
+                0u32,
+            )
+        };
+        let errno = sys::errno();
+        // SAFETY: closing our own descriptor.
+        unsafe { libc::close(fd) };
+        if r < 0 {
+            return Err(sys::SysError {
+                call: format!(
+                    "landlock_add_rule({path:?}, [{}])",
+                    names(*access).join(",")
+                ),
+                errno,
+            });
+        }
     }
-    Ok(Scoped::Applied)
+    for (port, access) in &p.net {
+        let attr = NetPortAttr {
+            allowed_access: *access,
+            port: u64::from(*port),
+        };
+        // SAFETY: a valid attribute.
+        let r = unsafe {
+            libc::syscall(
+                SYS_LANDLOCK_ADD_RULE,
+                ruleset,
+                RULE_NET_PORT,
+                &attr as *const NetPortAttr,
+                0u32,
+            )
+        };
+        if r < 0 {
+            return Err(sys::SysError {
+                call: format!("landlock_add_rule(tcp port {port})"),
+                errno: sys::errno(),
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(p: &str, a: u64) -> FsRule {
+        FsRule {
+            path: p.into(),
+            access: a,
+            origin: "test".into(),
+        }
+    }
+
+    #[test]
+    fn abi_6_keeps_every_right_and_the_scopes() {
+        let p = LandlockPlan::new(
+            Mode::Default,
+            Some(7),
+            vec![rule("/usr", READ), rule("/dev", DEVICE)],
+            None,
+            Some(vec![443]),
+        );
+        assert_eq!(p.handled_fs, fs_rights(6));
+        assert!(p.scopes && p.missing.is_empty());
+        assert_eq!(p.fs_rules[1].access, DEVICE);
+        assert_eq!(p.tcp_connect, Some(vec![443]));
+    }
+
+    #[test]
+    fn older_abis_lose_rights_and_say_so() {
+        let p = LandlockPlan::new(
+            Mode::Default,
+            Some(3),
+            vec![rule("/dev", DEVICE)],
+            Some(vec![80]),
+            None,
+        );
+        assert_eq!(p.fs_rules[0].access, DEVICE & !IOCTL_DEV);
+        assert!(!p.scopes && p.tcp_bind.is_none());
+        assert_eq!(p.missing.len(), 3, "{:?}", p.missing);
+        let none = LandlockPlan::new(Mode::Default, None, vec![rule("/", READ_DIR)], None, None);
+        assert!(!none.is_applied() && none.fs_rules.is_empty());
+        assert_eq!(none.missing.len(), 1);
+    }
+
+    #[test]
+    fn off_applies_nothing() {
+        let p = LandlockPlan::new(Mode::Off, Some(7), vec![rule("/", READ)], None, None);
+        assert!(!p.is_applied() && p.missing.is_empty() && p.fs_rules.is_empty());
+    }
+
+    #[test]
+    fn the_right_sets_nest() {
+        assert_eq!(READ & !WRITE, 0);
+        assert_eq!(WRITE & !DEVICE, 0);
+        assert_eq!(DEVICE & (MAKE_CHAR | MAKE_BLOCK), 0);
+        assert_eq!(fs_rights(6) & DEVICE, DEVICE);
+        assert_eq!(names(READ), ["execute", "read-file", "read-dir"]);
+    }
 }

@@ -119,6 +119,9 @@ pub fn main() -> i32 {
         }
     }
     trace::step("launcher", || "plan built".into());
+    for line in &plan.enforcement {
+        trace::step("launcher", || format!("enforced: {line}"));
+    }
     match launch::run(&plan) {
         Ok(code) => code,
         Err(e) => {

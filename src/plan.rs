@@ -12,7 +12,8 @@ use serde::{Serialize, Serializer};
 use crate::cli::{Cli, EnvArg, MountArg, NetArg};
 use crate::error::{Error, Result};
 use crate::host::{Host, HostFs};
-use crate::profile::schema::{IdMode, NetMode, SeccompMode, Size};
+use crate::landlock::LandlockPlan;
+use crate::profile::schema::{IdMode, NetMode, Size};
 use crate::profile::vars::{expand, Vars};
 use crate::profile::{self, EnvOp, Locations, Resolved};
 use crate::seccomp::SeccompPlan;
@@ -20,6 +21,7 @@ use crate::userns::{plan_ids, IdPlan};
 use crate::{caps, host};
 
 mod compile;
+pub mod confine;
 pub mod trust;
 
 pub use compile::{compile as compile_profile, Compiled};
@@ -188,6 +190,9 @@ pub struct Plan {
     /// `--timeout`: the whole sandbox is killed after this many milliseconds.
     pub timeout_ms: Option<u64>,
     pub seccomp: SeccompPlan,
+    pub landlock: LandlockPlan,
+    /// What the hardening layers enforce, one line each (`-v` prints them).
+    pub enforcement: Vec<String>,
     /// Lines announced on stderr before the launch (unless `-q`).
     pub notices: Vec<String>,
     /// Weakened isolation the profile asked for: announced even with `-q`.
@@ -415,6 +420,11 @@ impl Plan {
             }
         }
 
+        let seccomp = confine::seccomp_plan(cli, &profile)?;
+        let landlock = confine::landlock_plan(cli, &profile, &mounts, host.landlock_abi)?;
+        let warnings = confine::warnings(&profile, &seccomp, &landlock);
+        let enforcement = vec![seccomp.summary(), landlock.summary()];
+
         Ok(Plan {
             profile: profile.name.clone(),
             profile_files: profile.files.clone(),
@@ -431,24 +441,10 @@ impl Plan {
             caps: caps_keep,
             rlimits: profile_rlimits(&profile)?,
             timeout_ms: cli.timeout.map(|s| (s * 1000.0).ceil() as u64),
-            seccomp: match profile.seccomp {
-                Some(SeccompMode::Off) => SeccompPlan::off(),
-                _ => {
-                    let allow: Vec<&str> = profile.seccomp_allow.iter().map(|(n, _)| n.as_str()).collect();
-                    let deny: Vec<&str> = profile.seccomp_deny.iter().map(|(n, _)| n.as_str()).collect();
-                    SeccompPlan::with_lists(&allow, &deny).map_err(|e| {
-                        let loc = profile.seccomp_allow.iter().chain(&profile.seccomp_deny).find(|(n, _)| e.contains(&format!("{n:?}")) || e.contains(n.as_str()));
-                        Error::new(loc.map(|(_, l)| l.to_string()).unwrap_or_else(|| format!("profile {}", profile.name)), e)
-                    })?
-                }
-            },
-            warnings: match profile.seccomp {
-                Some(SeccompMode::Off) => vec![format!(
-                    "profile {}: seccomp = \"off\": no syscall is refused (keyrings, bpf, io_uring, mount, namespaces, ptrace, TIOCSTI are all open)",
-                    profile.name
-                )],
-                _ => Vec::new(),
-            },
+            seccomp,
+            landlock,
+            enforcement,
+            warnings,
             notices,
         })
     }
@@ -651,7 +647,10 @@ fn octal<S: Serializer>(m: &u32, s: S) -> std::result::Result<S::Ok, S::Error> {
     s.serialize_str(&format!("{m:04o}"))
 }
 
-fn lossy<S: Serializer, T: AsRef<OsStr>>(v: &T, s: S) -> std::result::Result<S::Ok, S::Error> {
+pub(crate) fn lossy<S: Serializer, T: AsRef<OsStr>>(
+    v: &T,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
     s.serialize_str(&v.as_ref().to_string_lossy())
 }
 

@@ -28,6 +28,9 @@ use serde::Serialize;
 #[serde(rename_all = "kebab-case")]
 pub enum Mode {
     Default,
+    /// The default policy, plus rare and legacy syscalls with a history of kernel
+    /// bugs and sockets of families other than unix, inet, inet6 and netlink.
+    Strict,
     /// No filter at all: announced on stderr.
     Off,
 }
@@ -45,6 +48,9 @@ pub struct SeccompPlan {
     pub restrict_personality: bool,
     /// `clone3` answered ENOSYS (its flags cannot be inspected).
     pub clone3_enosys: bool,
+    /// `socket` only for these address families (EAFNOSUPPORT for the rest, as a
+    /// kernel without them answers); empty: any family.
+    pub socket_families: Vec<(String, u32)>,
 }
 
 pub const TIOCSTI: u32 = 0x5412;
@@ -102,6 +108,42 @@ const DENIED: &[(&str, u32)] = syscalls!(
     SYS_vhangup,
 );
 
+/// Added by `strict`: syscalls ordinary programs do not make, several of them the
+/// entry point of past kernel escapes (modify_ldt: CVE-2015-5157 family; kcmp and
+/// pidfd_getfd reach into other processes; name_to_handle_at is the other half of
+/// open_by_handle_at; the NUMA page movers and remap_file_pages are rarely used and
+/// often buggy). Names missing on this architecture are skipped.
+const STRICT_DENIED: &[&str] = &[
+    "modify_ldt",
+    "iopl",
+    "ioperm",
+    "uselib",
+    "ustat",
+    "sysfs",
+    "_sysctl",
+    "nfsservctl",
+    "kcmp",
+    "name_to_handle_at",
+    "pidfd_getfd",
+    "process_madvise",
+    "move_pages",
+    "migrate_pages",
+    "mbind",
+    "fanotify_init",
+    "remap_file_pages",
+    "memfd_secret",
+];
+
+/// `strict`: the socket families programs use (AF_NETLINK for getaddrinfo's
+/// interface query); AF_PACKET, AF_ALG, AF_VSOCK, AF_BLUETOOTH, AF_KEY and the rest
+/// are where many socket-layer CVEs live.
+const STRICT_FAMILIES: [(&str, u32); 4] = [
+    ("AF_UNIX", libc::AF_UNIX as u32),
+    ("AF_INET", libc::AF_INET as u32),
+    ("AF_INET6", libc::AF_INET6 as u32),
+    ("AF_NETLINK", libc::AF_NETLINK as u32),
+];
+
 const NAMESPACE_FLAGS: u32 = (libc::CLONE_NEWNS
     | libc::CLONE_NEWUSER
     | libc::CLONE_NEWPID
@@ -127,6 +169,75 @@ impl SeccompPlan {
             deny_namespace_flags: NAMESPACE_FLAGS,
             restrict_personality: true,
             clone3_enosys: true,
+            socket_families: Vec::new(),
+        }
+    }
+
+    pub fn strict_policy() -> SeccompPlan {
+        let mut p = SeccompPlan::default_policy();
+        p.mode = Mode::Strict;
+        for name in STRICT_DENIED {
+            if let Some(nr) = crate::syscalls::number(name) {
+                p.deny.push((name.to_string(), nr));
+            }
+        }
+        p.socket_families = STRICT_FAMILIES
+            .iter()
+            .map(|(n, f)| (n.to_string(), *f))
+            .collect();
+        p
+    }
+
+    /// One line for `-v`: what is enforced.
+    pub fn summary(&self) -> String {
+        match self.mode {
+            Mode::Off => "seccomp: off".into(),
+            m => format!(
+                "seccomp: {} policy, {} syscalls refused{}{}{}, ioctl {} refused{}{}",
+                if m == Mode::Strict {
+                    "strict"
+                } else {
+                    "default"
+                },
+                self.deny.len(),
+                if self.deny_namespace_flags != 0 {
+                    ", no namespace creation"
+                } else {
+                    ", namespaces allowed"
+                },
+                if self.clone3_enosys {
+                    ", clone3 ENOSYS"
+                } else {
+                    ""
+                },
+                if self.restrict_personality {
+                    ", personality limited"
+                } else {
+                    ""
+                },
+                self.deny_ioctl
+                    .iter()
+                    .map(|(n, _)| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join("/"),
+                if self.socket_families.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        ", sockets only {}",
+                        self.socket_families
+                            .iter()
+                            .map(|(n, _)| n.as_str())
+                            .collect::<Vec<_>>()
+                            .join("/")
+                    )
+                },
+                if cfg!(target_arch = "x86_64") {
+                    ", x32 refused, i386 entry killed"
+                } else {
+                    ", foreign architectures killed"
+                }
+            ),
         }
     }
 
@@ -134,8 +245,12 @@ impl SeccompPlan {
     /// checked against this architecture's syscall table. `ioctl` cannot be allowed
     /// (the terminal-injection rule stays); allowing `unshare` or `clone` allows
     /// namespace creation through both (one rule covers them) and `clone3` with it.
-    pub fn with_lists(allow: &[&str], deny: &[&str]) -> Result<SeccompPlan, String> {
-        let mut p = SeccompPlan::default_policy();
+    pub fn with_lists(strict: bool, allow: &[&str], deny: &[&str]) -> Result<SeccompPlan, String> {
+        let mut p = if strict {
+            SeccompPlan::strict_policy()
+        } else {
+            SeccompPlan::default_policy()
+        };
         for name in allow {
             let nr = crate::syscalls::number(name)
                 .ok_or_else(|| format!("unknown syscall {name:?} in seccomp_allow"))?;
@@ -151,6 +266,7 @@ impl SeccompPlan {
                     p.clone3_enosys = false;
                 }
                 "personality" => p.restrict_personality = false,
+                "socket" => p.socket_families.clear(),
                 _ => {}
             }
             p.deny.retain(|(_, n)| *n != nr);
@@ -173,6 +289,7 @@ impl SeccompPlan {
             deny_namespace_flags: 0,
             restrict_personality: false,
             clone3_enosys: false,
+            socket_families: Vec::new(),
         }
     }
 }
@@ -220,6 +337,8 @@ enum Label {
     NsFlags,
     Personality,
     PersonalityAllow,
+    Socket,
+    SocketAllow,
 }
 
 enum Ins {
@@ -333,6 +452,14 @@ pub fn build(plan: &SeccompPlan) -> Program {
             Label::Next,
         ));
     }
+    if !plan.socket_families.is_empty() {
+        c.push(Jump(
+            JEQ_K,
+            libc::SYS_socket as u32,
+            Label::Socket,
+            Label::Next,
+        ));
+    }
     c.push(Mark(Label::Allow));
     c.push(Ret(RET_ALLOW));
     c.push(Mark(Label::Ioctl));
@@ -360,6 +487,16 @@ pub fn build(plan: &SeccompPlan) -> Program {
     // Jumps only go forward in classic BPF: this block has its own allow.
     c.push(Mark(Label::PersonalityAllow));
     c.push(Ret(RET_ALLOW));
+    if !plan.socket_families.is_empty() {
+        c.push(Mark(Label::Socket));
+        c.push(Load(arg_lo(0)));
+        for (_, f) in &plan.socket_families {
+            c.push(Jump(JEQ_K, *f, Label::SocketAllow, Label::Next));
+        }
+        c.push(Ret(RET_ERRNO | libc::EAFNOSUPPORT as u32));
+        c.push(Mark(Label::SocketAllow));
+        c.push(Ret(RET_ALLOW));
+    }
     c.push(Mark(Label::Eperm));
     c.push(Ret(RET_ERRNO | libc::EPERM as u32));
     c.push(Mark(Label::Enosys));
@@ -563,7 +700,7 @@ mod tests {
 
     #[test]
     fn profile_lists_adjust_the_policy() {
-        let p = SeccompPlan::with_lists(&["ptrace", "unshare"], &["getppid"]).unwrap();
+        let p = SeccompPlan::with_lists(false, &["ptrace", "unshare"], &["getppid"]).unwrap();
         let prog = build(&p);
         let v = |nr: i64, a0: u64| run(&prog, AUDIT_ARCH, nr as u32, [a0, 0, 0, 0, 0, 0]);
         assert_eq!(v(libc::SYS_ptrace, 0), RET_ALLOW);
@@ -580,18 +717,79 @@ mod tests {
             ),
             EPERM
         );
-        assert!(SeccompPlan::with_lists(&["ioctl"], &[]).is_err());
-        assert!(SeccompPlan::with_lists(&["no_such_call"], &[])
+        assert!(SeccompPlan::with_lists(false, &["ioctl"], &[]).is_err());
+        assert!(SeccompPlan::with_lists(false, &["no_such_call"], &[])
             .unwrap_err()
             .contains("no_such_call"));
-        assert!(SeccompPlan::with_lists(&[], &["nope"]).is_err());
-        let p = SeccompPlan::with_lists(&["personality"], &[]).unwrap();
+        assert!(SeccompPlan::with_lists(false, &[], &["nope"]).is_err());
+        let p = SeccompPlan::with_lists(false, &["personality"], &[]).unwrap();
         assert_eq!(
             run(
                 &build(&p),
                 AUDIT_ARCH,
                 libc::SYS_personality as u32,
                 [0x0400000, 0, 0, 0, 0, 0]
+            ),
+            RET_ALLOW
+        );
+    }
+
+    #[test]
+    fn strict_adds_rare_syscalls_and_limits_socket_families() {
+        let p = SeccompPlan::with_lists(true, &[], &[]).unwrap();
+        assert_eq!(p.mode, Mode::Strict);
+        let prog = build(&p);
+        let v = |nr: i64, a0: u64| run(&prog, AUDIT_ARCH, nr as u32, [a0, 0, 0, 0, 0, 0]);
+        for nr in [
+            libc::SYS_kcmp,
+            libc::SYS_pidfd_getfd,
+            libc::SYS_name_to_handle_at,
+        ] {
+            assert_eq!(v(nr, 0), EPERM, "{nr}");
+        }
+        assert_eq!(v(libc::SYS_bpf, 0), EPERM, "the default stays");
+        let eafnosupport = RET_ERRNO | libc::EAFNOSUPPORT as u32;
+        for af in [
+            libc::AF_UNIX,
+            libc::AF_INET,
+            libc::AF_INET6,
+            libc::AF_NETLINK,
+        ] {
+            assert_eq!(v(libc::SYS_socket, af as u64), RET_ALLOW, "{af}");
+        }
+        for af in [libc::AF_PACKET, libc::AF_ALG, libc::AF_VSOCK, libc::AF_KEY] {
+            assert_eq!(v(libc::SYS_socket, af as u64), eafnosupport, "{af}");
+        }
+        // High bits of the family do not slip past the compare.
+        assert_eq!(
+            v(libc::SYS_socket, (1 << 32) | libc::AF_PACKET as u64),
+            eafnosupport
+        );
+        assert_eq!(v(libc::SYS_getpid, 0), RET_ALLOW);
+        // The lists apply on top: allowing `socket` lifts the family rule.
+        let p = SeccompPlan::with_lists(true, &["socket", "kcmp"], &[]).unwrap();
+        let prog = build(&p);
+        assert_eq!(
+            run(
+                &prog,
+                AUDIT_ARCH,
+                libc::SYS_socket as u32,
+                [libc::AF_PACKET as u64, 0, 0, 0, 0, 0]
+            ),
+            RET_ALLOW
+        );
+        assert_eq!(
+            run(&prog, AUDIT_ARCH, libc::SYS_kcmp as u32, [0; 6]),
+            RET_ALLOW
+        );
+        // The default policy leaves sockets alone.
+        let d = build(&SeccompPlan::default());
+        assert_eq!(
+            run(
+                &d,
+                AUDIT_ARCH,
+                libc::SYS_socket as u32,
+                [libc::AF_PACKET as u64, 0, 0, 0, 0, 0]
             ),
             RET_ALLOW
         );

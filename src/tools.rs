@@ -211,6 +211,19 @@ fn print(spec: &str, locs: &Locations, vars: &Vars, host: &Host, json: bool) -> 
             );
         }
     }
+    for (k, ports) in [("tcp_bind", &r.tcp_bind), ("tcp_connect", &r.tcp_connect)] {
+        if let Some(ports) = ports {
+            t.insert(
+                k.into(),
+                toml::Value::Array(
+                    ports
+                        .iter()
+                        .map(|p| toml::Value::Integer(i64::from(*p)))
+                        .collect(),
+                ),
+            );
+        }
+    }
     for (k, v) in [("uid", r.uid), ("gid", r.gid)] {
         if let Some(v) = v {
             t.insert(k.into(), toml::Value::Integer(v.into()));

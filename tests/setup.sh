@@ -1,7 +1,9 @@
 #!/bin/sh
 # Prepare a machine for sbx's test suite (run as root; idempotent).
 # - the packages the tests use: uidmap (newuidmap/newgidmap), python3 (probes inside
-#   the sandbox), bash, util-linux (unshare, script), procps;
+#   the sandbox), bash, util-linux (unshare, script), procps; gcc and libc6-dev (the
+#   static probe program, and gcc run inside the sandbox); cargo (a `cargo build` run
+#   inside the sandbox: the test users cannot reach a rustup toolchain under /root);
 # - two unprivileged test users: sbx-sub with subordinate ids, sbx-nosub without.
 set -eu
 if [ "$(id -u)" != 0 ]; then
@@ -9,7 +11,7 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 need=""
-for pkg in uidmap python3 bash util-linux procps passwd; do
+for pkg in uidmap python3 bash util-linux procps passwd gcc libc6-dev cargo; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need="$need $pkg"
 done
 if [ -n "$need" ]; then

@@ -8,9 +8,9 @@ use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 
 use super::*;
-use crate::cli;
 use crate::host::Entry;
 use crate::userns::{Mapping, SubidRange};
+use crate::{cli, landlock};
 
 #[derive(Default)]
 struct FakeFs {
@@ -98,6 +98,7 @@ fn host(subids: bool) -> Host {
         .collect(),
         subuid: if subids { sub.clone() } else { vec![] },
         subgid: if subids { sub } else { vec![] },
+        landlock_abi: Some(7),
     }
 }
 
@@ -496,4 +497,96 @@ fn plan_level_profile_errors_name_the_line() {
         assert!(e.to_string().contains(want), "{want}: {e}");
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn landlock_rules_follow_the_mounts() {
+    let mut fs = merged_usr();
+    for d in ["/srv/out", "/dev/dri"] {
+        fs.entries.insert(d.into(), Entry::Dir);
+        fs.real.insert(d.into(), d.into());
+    }
+    let p = plan(
+        &[
+            "--ro-bind",
+            "/srv/proj:/src",
+            "--bind",
+            "/srv/out:/out",
+            "--dev-bind",
+            "/dev/dri",
+            "--symlink",
+            "a:/b",
+            "true",
+        ],
+        &host(false),
+        &fs,
+    )
+    .unwrap();
+    let access = |path: &str| {
+        p.landlock
+            .fs_rules
+            .iter()
+            .find(|r| r.path == Path::new(path))
+            .map(|r| r.access)
+    };
+    assert_eq!(access("/"), Some(landlock::READ_DIR));
+    assert_eq!(access("/usr"), Some(landlock::READ));
+    assert_eq!(access("/src"), Some(landlock::READ));
+    assert_eq!(access("/out"), Some(landlock::WRITE));
+    assert_eq!(access("/dev/dri"), Some(landlock::DEVICE));
+    assert_eq!(access("/tmp"), Some(landlock::WRITE));
+    assert_eq!(access("/dev/shm"), Some(landlock::WRITE));
+    assert_eq!(access("/b"), None, "a symlink gets no rule of its own");
+    assert!(p.landlock.scopes && p.landlock.missing.is_empty() && p.warnings.is_empty());
+}
+
+#[test]
+fn a_missing_landlock_is_a_warning_or_with_require_an_error() {
+    let fs = merged_usr();
+    let mut h = host(false);
+    h.landlock_abi = Some(4);
+    let p = plan(&["true"], &h, &fs).unwrap();
+    assert!(!p.landlock.scopes);
+    assert!(
+        p.warnings.iter().any(|w| w.contains("ABI 4 has no scopes")),
+        "{:?}",
+        p.warnings
+    );
+    let e = plan(&["--require", "landlock", "true"], &h, &fs).unwrap_err();
+    assert!(e.to_string().contains("--require landlock"), "{e}");
+    assert_eq!(e.code, 125);
+    h.landlock_abi = None;
+    let p = plan(&["true"], &h, &fs).unwrap();
+    assert!(!p.landlock.is_applied());
+    assert!(
+        p.enforcement[1].contains("not enforced"),
+        "{:?}",
+        p.enforcement
+    );
+}
+
+#[test]
+fn require_refuses_profiles_that_turn_a_layer_off() {
+    let fs = merged_usr();
+    for (key, layer) in [("landlock", "landlock"), ("seccomp", "seccomp")] {
+        let text = format!("version = 1\ninclude = [\"builtin:minimal\"]\n{key} = \"off\"\n");
+        let dir = std::env::temp_dir().join(format!("sbx-unit-{}-{key}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("p.toml");
+        std::fs::write(&file, text).unwrap();
+        let f = file.to_str().unwrap();
+        let p = plan(&["--profile", f, "true"], &host(false), &fs).unwrap();
+        assert!(p
+            .warnings
+            .iter()
+            .any(|w| w.contains(&format!("{key} = \"off\""))));
+        let e = plan(
+            &["--require", layer, "--profile", f, "true"],
+            &host(false),
+            &fs,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("p.toml:3:"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

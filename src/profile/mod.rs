@@ -313,6 +313,9 @@ pub struct Resolved {
     pub gid: Option<u32>,
     pub seccomp: Option<SeccompMode>,
     pub landlock: Option<LandlockMode>,
+    /// tcp_bind and tcp_connect, joined in merge order (None: never set).
+    pub tcp_bind: Option<Vec<u16>>,
+    pub tcp_connect: Option<Vec<u16>>,
     /// seccomp_allow and seccomp_deny, joined in merge order.
     pub seccomp_allow: Vec<(String, Loc)>,
     pub seccomp_deny: Vec<(String, Loc)>,
@@ -453,8 +456,27 @@ fn merge(src: &Source, f: ProfileFile, out: &mut Resolved) {
     }
     out.uid = f.uid.or(out.uid);
     out.gid = f.gid.or(out.gid);
-    out.seccomp = f.seccomp.or(out.seccomp);
-    out.landlock = f.landlock.or(out.landlock);
+    if let Some(s) = f.seccomp {
+        out.key_locs.insert("seccomp", at(s.span().start));
+        out.seccomp = Some(s.into_inner());
+    }
+    if let Some(l) = f.landlock {
+        out.key_locs.insert("landlock", at(l.span().start));
+        out.landlock = Some(l.into_inner());
+    }
+    for (list, ports) in [
+        (&mut out.tcp_bind, f.tcp_bind),
+        (&mut out.tcp_connect, f.tcp_connect),
+    ] {
+        if let Some(ports) = ports {
+            let l = list.get_or_insert_with(Vec::new);
+            for p in ports {
+                if !l.contains(p.get_ref()) {
+                    l.push(p.into_inner());
+                }
+            }
+        }
+    }
     for a in f.seccomp_allow {
         let l = at(a.span().start);
         out.seccomp_allow.push((a.into_inner(), l));

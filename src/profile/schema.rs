@@ -23,7 +23,7 @@ pub struct ProfileFile {
     pub ids: Option<Spanned<IdMode>>,
     pub uid: Option<u32>,
     pub gid: Option<u32>,
-    pub seccomp: Option<SeccompMode>,
+    pub seccomp: Option<Spanned<SeccompMode>>,
     /// Syscalls taken off the default deny-list, by name (e.g. "ptrace" for a
     /// debugger; "unshare", "clone" and "chroot" for a browser's own sandbox).
     #[serde(default)]
@@ -31,7 +31,11 @@ pub struct ProfileFile {
     /// Syscalls refused in addition, by name.
     #[serde(default)]
     pub seccomp_deny: Vec<Spanned<String>>,
-    pub landlock: Option<LandlockMode>,
+    pub landlock: Option<Spanned<LandlockMode>>,
+    /// TCP ports the command may bind (Landlock ABI 4); unset: not restricted.
+    pub tcp_bind: Option<Vec<Spanned<u16>>>,
+    /// TCP ports the command may connect to (Landlock ABI 4); unset: not restricted.
+    pub tcp_connect: Option<Vec<Spanned<u16>>>,
     #[serde(default)]
     pub mount: Vec<Spanned<MountEntry>>,
     #[serde(default)]
@@ -58,21 +62,26 @@ pub enum IdMode {
     Subordinate,
 }
 
-/// The seccomp policy: the built-in default deny-list, or none at all (announced on
-/// stderr every time).
+/// The seccomp policy: the built-in default deny-list, the stricter one (rare and
+/// legacy syscalls, socket families beyond unix/inet/netlink), or none at all
+/// (announced on stderr every time). Seccomp is never best-effort: a filter that
+/// cannot be installed is an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SeccompMode {
     Default,
+    Strict,
     Off,
 }
 
-/// Landlock. Not applied yet: `off` is the only value until the hardening work
-/// derives the rules from the mounts and makes that the default; a profile cannot ask
-/// for what this sbx does not enforce.
+/// Landlock: rules derived from the mounts plus the scopes, as far as the kernel
+/// goes (`default`, what is missing is announced), all of it or exit 125
+/// (`require`), or nothing (`off`, announced).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum LandlockMode {
+    Default,
+    Require,
     Off,
 }
 

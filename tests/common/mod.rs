@@ -150,6 +150,31 @@ pub fn sbx_bin() -> PathBuf {
     dir.join("sbx")
 }
 
+/// The test suite's probe program (tests/probe/probe.c), built statically once beside
+/// the sbx copy so any user can run it inside or outside a sandbox.
+pub fn probe_bin() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let dst = sbx_bin().with_file_name("probe");
+            let src = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/probe/probe.c");
+            let o = Command::new("cc")
+                .args(["-static", "-O1", "-Wall", "-o"])
+                .arg(&dst)
+                .arg(src)
+                .output()
+                .expect("cc (gcc) is needed to build the test probe: tests/setup.sh installs it");
+            assert!(
+                o.status.success(),
+                "building the probe failed: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(0o755)).unwrap();
+            dst
+        })
+        .clone()
+}
+
 /// A command line for sbx run as `u`, with a clean, predictable environment.
 pub fn sbx_cmd<I, S>(u: &User, args: I) -> Command
 where
@@ -172,17 +197,23 @@ where
     c
 }
 
-/// `sh -c SCRIPT` run directly as `u` (outside any sandbox), e.g. as sbx's caller.
-pub fn user_sh(u: &User, script: &str) -> Command {
-    let mut c = Command::new("sh");
-    c.args(["-c", script])
-        .env_clear()
+/// `program` run directly as `u` (outside any sandbox), e.g. as sbx's caller.
+pub fn as_user(u: &User, program: impl AsRef<OsStr>) -> Command {
+    let mut c = Command::new(program);
+    c.env_clear()
         .env("HOME", &u.home)
         .env("PATH", "/usr/bin:/bin")
         .current_dir("/");
     if is_root() {
         c.uid(u.uid).gid(u.gid);
     }
+    c
+}
+
+/// `sh -c SCRIPT` run directly as `u` (outside any sandbox), e.g. as sbx's caller.
+pub fn user_sh(u: &User, script: &str) -> Command {
+    let mut c = as_user(u, "sh");
+    c.args(["-c", script]);
     c
 }
 
