@@ -99,9 +99,9 @@ pub fn run(plan: &Plan) -> Result<i32> {
     let me = sys::pidfd_open(unsafe { libc::getpid() }).map_err(|e| e.at("launch"))?;
     let (ours, theirs) = msg::pair()?;
     // The network namespace is the one costly namespace (perf-floor.md: ~0.4 ms). The
-    // child creates it once the id maps are written (so it does not take CPU from
-    // newuidmap/newgidmap), while PID 1 builds the root, and passes it over; PID 1
-    // joins it before it starts the command, so the command never runs outside it.
+    // child creates it right after starting PID 1, while PID 1 prepares the mounts and
+    // the id helpers run, and passes it over; PID 1 joins it before it starts the
+    // command, so the command never runs outside it.
     let net = if plan.namespaces.contains(&Namespace::Net) {
         Some(msg::pair()?)
     } else {
@@ -151,6 +151,12 @@ fn run_child(
 ) -> ! {
     die_with_launcher(&launcher);
     trace::step("child", || "started in the new user namespace".into());
+    if maps_written_by_child(plan) {
+        if let Err(e) = userns::write_own_single_map(&plan.ids) {
+            fail(&e);
+        }
+        trace::step("child", || "single-id map written".into());
+    }
     let rest = plan.namespaces[1..]
         .iter()
         .filter(|ns| **ns != Namespace::Net)
@@ -185,11 +191,8 @@ fn run_child(
         run_init(plan, prep, launcher, chan, net.map(|(_, rx)| rx));
     }
     chan.send_parent(ToParent::Pid1(pid1));
-    // Stay until the maps are written: the launcher writes them through our /proc
-    // entry, which is gone once we have exited.
-    if chan.recv_child() != Some(ToChild::MapsWritten) {
-        exit_now(EXIT_SETUP);
-    }
+    // The network namespace now, beside PID 1's mount work and the id helpers rather
+    // than after them: it is the one namespace that costs (~0.4 ms, perf-floor.md).
     if let (Some((tx, _)), Some(proc_self)) = (net, proc_self) {
         if let Err(e) = make_netns(&tx, &proc_self) {
             fail(&e);
@@ -197,6 +200,11 @@ fn run_child(
         trace::step("child", || {
             "network namespace created and passed to PID 1".into()
         });
+    }
+    // Stay until the maps are written: the launcher writes them through our /proc
+    // entry, which is gone once we have exited.
+    if !maps_written_by_child(plan) && chan.recv_child() != Some(ToChild::MapsWritten) {
+        exit_now(EXIT_SETUP);
     }
     exit_now(0)
 }
@@ -209,6 +217,13 @@ fn make_netns(tx: &Channel, proc_self: &OwnedFd) -> Result<()> {
     tx.send_fd(ns.as_fd())
 }
 
+/// A single-id map is written by the child itself, first thing (one process fewer to
+/// wake on the way: perf-floor.md's launcher does the same). Subordinate ranges need
+/// the setuid helpers, which the launcher runs from outside.
+fn maps_written_by_child(plan: &Plan) -> bool {
+    plan.ids.mapping == userns::Mapping::Single
+}
+
 fn supervise(plan: &Plan, child: libc::pid_t, chan: &Channel, set: &libc::sigset_t) -> Result<i32> {
     // The child's exit code, if it has exited; a failing child has said why on stderr.
     let child_status = |flags| -> Option<i32> {
@@ -217,28 +232,30 @@ fn supervise(plan: &Plan, child: libc::pid_t, chan: &Channel, set: &libc::sigset
             _ => None,
         }
     };
-    trace::step("launcher", || {
-        format!("write id maps ({:?})", plan.ids.mapping)
-    });
-    // Two readers share the child's end of the channel, the child and PID 1: each
-    // message is sent once for each.
-    if let Err(e) = userns::write_maps(&plan.ids, child) {
-        chan.send_child(ToChild::Abort);
-        chan.send_child(ToChild::Abort);
-        // A child that failed on its own (and said why) explains the maps' failure.
-        match child_status(libc::WNOHANG) {
-            Some(code) if code != 0 => return Ok(code),
-            Some(_) => {}
-            None => {
-                sys::kill(child, libc::SIGKILL);
-                let _ = sys::waitpid(child, 0);
+    if !maps_written_by_child(plan) {
+        trace::step("launcher", || {
+            format!("write id maps ({:?})", plan.ids.mapping)
+        });
+        if let Err(e) = userns::write_maps(&plan.ids, child) {
+            // Two readers share the child's end of the channel, the child and PID 1:
+            // each message is sent once for each.
+            chan.send_child(ToChild::Abort);
+            chan.send_child(ToChild::Abort);
+            // A child that failed on its own (and said why) explains the maps' failure.
+            match child_status(libc::WNOHANG) {
+                Some(code) if code != 0 => return Ok(code),
+                Some(_) => {}
+                None => {
+                    sys::kill(child, libc::SIGKILL);
+                    let _ = sys::waitpid(child, 0);
+                }
             }
+            return Err(e);
         }
-        return Err(e);
+        chan.send_child(ToChild::MapsWritten);
+        chan.send_child(ToChild::MapsWritten);
+        trace::step("launcher", || "id maps written".into());
     }
-    chan.send_child(ToChild::MapsWritten);
-    chan.send_child(ToChild::MapsWritten);
-    trace::step("launcher", || "id maps written".into());
     let pid1 = match chan.recv_parent() {
         Some(ToParent::Pid1(p)) => p,
         _ => {
@@ -300,7 +317,7 @@ fn run_init(
     trace::step("init", || "mounts prepared".into());
     // ...but nothing can be created in the new root until the ids are mapped: the
     // kernel refuses inodes owned by an unmapped id (EOVERFLOW).
-    if chan.recv_child() != Some(ToChild::MapsWritten) {
+    if !maps_written_by_child(plan) && chan.recv_child() != Some(ToChild::MapsWritten) {
         // The launcher reported why.
         exit_now(EXIT_SETUP);
     }

@@ -173,27 +173,37 @@ fn helper_args(lines: &[MapLine]) -> Vec<String> {
         .collect()
 }
 
+/// Write a single-id map for the calling process, from inside its new user
+/// namespace: allowed unprivileged for one line mapping the creator's own id, with
+/// `setgroups` denied first (user_namespaces(7)). The child does it itself, the
+/// moment it exists, so no other process has to be woken for it.
+pub fn write_own_single_map(ids: &IdPlan) -> Result<()> {
+    write_single(ids, "self")
+}
+
+fn write_single(ids: &IdPlan, proc_entry: &str) -> Result<()> {
+    let write = |file: &str, text: &str| -> Result<()> {
+        let path = format!("/proc/{proc_entry}/{file}");
+        OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(text.as_bytes()))
+            .map_err(|e| {
+                Error::new(
+                    "user namespace id map",
+                    format!("write({path:?}, {:?}): {e}", text.trim_end()),
+                )
+            })
+    };
+    write("setgroups", "deny")?;
+    write("uid_map", &map_text(&ids.uid_map))?;
+    write("gid_map", &map_text(&ids.gid_map))
+}
+
 /// Write the maps of process `pid`, which has just unshared its user namespace.
 pub fn write_maps(ids: &IdPlan, pid: libc::pid_t) -> Result<()> {
     match &ids.mapping {
-        Mapping::Single => {
-            let write = |file: &str, text: &str| -> Result<()> {
-                let path = format!("/proc/{pid}/{file}");
-                OpenOptions::new()
-                    .write(true)
-                    .open(&path)
-                    .and_then(|mut f| f.write_all(text.as_bytes()))
-                    .map_err(|e| {
-                        Error::new(
-                            "user namespace id map",
-                            format!("write({path:?}, {:?}): {e}", text.trim_end()),
-                        )
-                    })
-            };
-            write("setgroups", "deny")?;
-            write("uid_map", &map_text(&ids.uid_map))?;
-            write("gid_map", &map_text(&ids.gid_map))
-        }
+        Mapping::Single => write_single(ids, &pid.to_string()),
         Mapping::Subordinate {
             newuidmap,
             newgidmap,
