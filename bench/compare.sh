@@ -94,6 +94,15 @@ for k, v in res.items():
     print(f"  {m:7.1f} ns/call  ({(m / base - 1) * 100:+5.1f}% vs sbx without layers)  {k}")
 PY
 
+if [ -x /usr/bin/pasta ]; then
+  echo "== network modes ($(id -un)): ratio to bwrap (target: user adds <= 5 ms over none)"
+  python3 "$bin/interleave.py" "$(( runs / 3 ))" \
+    "$bin/sbx -q --profile minimal --tmpfs $HOME --net none -- /bin/true" \
+    "$bin/sbx -q --profile minimal --tmpfs $HOME --net host -- /bin/true" \
+    "$bin/sbx -q --profile minimal --tmpfs $HOME --net user -- /bin/true" \
+    "${bwrap[*]} /bin/true"
+fi
+
 echo "== 1000 extra read-only binds ($(id -un))"
 sbx_binds=() bwrap_binds=()
 for i in $(seq 1000); do

@@ -70,9 +70,17 @@ pub struct Cli {
     #[arg(long = "symlink", value_name = "TARGET:LINK", action = ArgAction::Append)]
     pub symlink: Vec<OsString>,
 
-    /// Network: none (own namespace, loopback only) or host (share the host's); default: the profile's, else none
+    /// Network: none (own namespace, loopback only), host (share the host's), user (own namespace with outside access through pasta) or user:host-loopback; default: the profile's, else none
     #[arg(long = "net", value_name = "MODE", value_enum)]
     pub net: Option<NetArg>,
+
+    /// With --net user: forward [ADDR/]HOSTPORT on the host (ADDR default 127.0.0.1) to SANDBOXPORT inside, tcp unless /udp
+    #[arg(long = "publish", value_name = "[ADDR/]HOSTPORT:SANDBOXPORT[/tcp|/udp]", action = ArgAction::Append)]
+    pub publish: Vec<String>,
+
+    /// With --net user: the resolver pasta forwards the sandbox's DNS queries to (default: the host's first nameserver)
+    #[arg(long = "dns", value_name = "ADDR", action = ArgAction::Append)]
+    pub dns: Vec<String>,
 
     /// User id inside the sandbox (default: your own)
     #[arg(long = "uid", value_name = "UID")]
@@ -153,6 +161,12 @@ pub enum NetArg {
     None,
     /// The host's network namespace
     Host,
+    /// Own network namespace connected to the outside by pasta (package passt); the host's loopback services stay out of reach
+    User,
+    /// As user, and the host's loopback is reachable inside at host.sbx.internal
+    #[value(name = "user:host-loopback")]
+    #[serde(rename = "user:host-loopback")]
+    UserHostLoopback,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

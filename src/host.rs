@@ -95,6 +95,8 @@ pub struct Host {
     pub subgid: Vec<SubidRange>,
     /// The kernel's Landlock ABI (None: no Landlock).
     pub landlock_abi: Option<i64>,
+    /// /dev/net/tun is readable and writable by the user (pasta needs it).
+    pub tun_usable: bool,
 }
 
 /// The setuid helpers from shadow's `uidmap` package, by absolute path only: sbx
@@ -133,6 +135,9 @@ impl Host {
             cwd: std::env::current_dir().ok(),
             env,
             landlock_abi: crate::landlock::abi(),
+            // SAFETY: NUL-terminated path.
+            tun_usable: unsafe { libc::access(c"/dev/net/tun".as_ptr(), libc::R_OK | libc::W_OK) }
+                == 0,
         }
     }
 }

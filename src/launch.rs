@@ -23,7 +23,7 @@ use crate::error::{Error, Result, EXIT_SETUP};
 use crate::exec::{self, Prepared};
 use crate::msg::{self, Channel, ToChild, ToParent};
 use crate::plan::{Namespace, Plan};
-use crate::{mount, net, sys, trace, userns};
+use crate::{mount, net, pasta, sys, trace, userns};
 
 /// Signals the launcher and PID 1 pass on to the command.
 pub const FORWARDED: [libc::c_int; 7] = [
@@ -97,7 +97,9 @@ pub fn run(plan: &Plan) -> Result<i32> {
     let prep = Prepared::new(plan);
     // SAFETY: trivial getter.
     let me = sys::pidfd_open(unsafe { libc::getpid() }).map_err(|e| e.at("launch"))?;
+    // One channel to the child, one to PID 1: each message has one reader.
     let (ours, theirs) = msg::pair()?;
+    let (init_ours, init_theirs) = msg::pair()?;
     // The network namespace is the one costly namespace (perf-floor.md: ~0.4 ms). The
     // child creates it right after starting PID 1, while PID 1 prepares the mounts and
     // the id helpers run, and passes it over; PID 1 joins it before it starts the
@@ -135,17 +137,20 @@ pub fn run(plan: &Plan) -> Result<i32> {
     })?;
     if child == 0 {
         drop(ours);
-        run_child(plan, &prep, theirs, me, net);
+        drop(init_ours);
+        run_child(plan, &prep, theirs, init_theirs, me, net);
     }
     drop(theirs);
+    drop(init_theirs);
     drop(net);
-    supervise(plan, child, &ours, &set)
+    supervise(plan, child, &ours, &init_ours, &set)
 }
 
 fn run_child(
     plan: &Plan,
     prep: &Prepared,
     chan: Channel,
+    init_chan: Channel,
     launcher: OwnedFd,
     net: Option<(Channel, Channel)>,
 ) -> ! {
@@ -188,13 +193,16 @@ fn run_child(
         Err(e) => fail(&e.at("start PID 1")),
     };
     if pid1 == 0 {
-        run_init(plan, prep, launcher, chan, net.map(|(_, rx)| rx));
+        drop(chan);
+        run_init(plan, prep, launcher, init_chan, net.map(|(_, rx)| rx));
     }
+    drop(init_chan);
     chan.send_parent(ToParent::Pid1(pid1));
     // The network namespace now, beside PID 1's mount work and the id helpers rather
     // than after them: it is the one namespace that costs (~0.4 ms, perf-floor.md).
     if let (Some((tx, _)), Some(proc_self)) = (net, proc_self) {
-        if let Err(e) = make_netns(&tx, &proc_self) {
+        let pasta = plan.net.pasta.is_some().then_some(&chan);
+        if let Err(e) = make_netns(&tx, pasta, &proc_self) {
             fail(&e);
         }
         trace::step("child", || {
@@ -209,12 +217,21 @@ fn run_child(
     exit_now(0)
 }
 
-fn make_netns(tx: &Channel, proc_self: &OwnedFd) -> Result<()> {
+/// Create the network namespace, bring up `lo` and pass the namespace to PID 1; with
+/// `--net user`, pass it and our user namespace to the launcher too, for pasta.
+fn make_netns(tx: &Channel, launcher: Option<&Channel>, proc_self: &OwnedFd) -> Result<()> {
     let step = "create network namespace";
     sys::unshare(libc::CLONE_NEWNET).map_err(|e| e.at(step))?;
     net::loopback_up()?;
     let ns = sys::openat(proc_self.as_fd(), c"ns/net", libc::O_RDONLY).map_err(|e| e.at(step))?;
-    tx.send_fd(ns.as_fd())
+    tx.send_fd(ns.as_fd())?;
+    if let Some(l) = launcher {
+        let user =
+            sys::openat(proc_self.as_fd(), c"ns/user", libc::O_RDONLY).map_err(|e| e.at(step))?;
+        l.send_fd(ns.as_fd())?;
+        l.send_fd(user.as_fd())?;
+    }
+    Ok(())
 }
 
 /// A single-id map is written by the child itself, first thing (one process fewer to
@@ -224,7 +241,13 @@ fn maps_written_by_child(plan: &Plan) -> bool {
     plan.ids.mapping == userns::Mapping::Single
 }
 
-fn supervise(plan: &Plan, child: libc::pid_t, chan: &Channel, set: &libc::sigset_t) -> Result<i32> {
+fn supervise(
+    plan: &Plan,
+    child: libc::pid_t,
+    chan: &Channel,
+    init: &Channel,
+    set: &libc::sigset_t,
+) -> Result<i32> {
     // The child's exit code, if it has exited; a failing child has said why on stderr.
     let child_status = |flags| -> Option<i32> {
         match sys::waitpid(child, flags) {
@@ -237,10 +260,8 @@ fn supervise(plan: &Plan, child: libc::pid_t, chan: &Channel, set: &libc::sigset
             format!("write id maps ({:?})", plan.ids.mapping)
         });
         if let Err(e) = userns::write_maps(&plan.ids, child) {
-            // Two readers share the child's end of the channel, the child and PID 1:
-            // each message is sent once for each.
             chan.send_child(ToChild::Abort);
-            chan.send_child(ToChild::Abort);
+            init.send_child(ToChild::Abort);
             // A child that failed on its own (and said why) explains the maps' failure.
             match child_status(libc::WNOHANG) {
                 Some(code) if code != 0 => return Ok(code),
@@ -253,7 +274,7 @@ fn supervise(plan: &Plan, child: libc::pid_t, chan: &Channel, set: &libc::sigset
             return Err(e);
         }
         chan.send_child(ToChild::MapsWritten);
-        chan.send_child(ToChild::MapsWritten);
+        init.send_child(ToChild::MapsWritten);
         trace::step("launcher", || "id maps written".into());
     }
     let pid1 = match chan.recv_parent() {
@@ -265,7 +286,54 @@ fn supervise(plan: &Plan, child: libc::pid_t, chan: &Channel, set: &libc::sigset
             })
         }
     };
+    let pasta = match &plan.net.pasta {
+        None => None,
+        Some(p) => match start_pasta(plan, p, chan, init) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                sys::kill(pid1, libc::SIGKILL);
+                let _ = sys::waitpid(pid1, 0);
+                let _ = sys::waitpid(child, 0);
+                return Err(e);
+            }
+        },
+    };
     trace::step("launcher", || format!("PID 1 is host pid {pid1}; waiting"));
+    let code = wait_sandbox(plan, child, pid1, pasta.as_ref(), set);
+    if let Some(p) = &pasta {
+        p.stop();
+    }
+    code
+}
+
+/// `--net user`: start pasta on the namespaces the child passes, then let PID 1 start
+/// the command.
+fn start_pasta(
+    plan: &Plan,
+    p: &crate::plan::network::Pasta,
+    chan: &Channel,
+    init: &Channel,
+) -> Result<pasta::Running> {
+    let step = "--net user (pasta)";
+    let (Some(netns), Some(userns)) = (chan.recv_fd(), chan.recv_fd()) else {
+        return Err(Error::new(step, "the child did not pass the namespaces"));
+    };
+    trace::step("launcher", || format!("start {}", pasta::describe(p)));
+    let running = pasta::start(p, &plan.net.publish, &netns, &userns)?;
+    trace::step("launcher", || "pasta has configured the network".into());
+    init.send_child(ToChild::NetReady);
+    Ok(running)
+}
+
+/// Forward signals and wait for PID 1 (and the child); reports pasta's death.
+fn wait_sandbox(
+    plan: &Plan,
+    child: libc::pid_t,
+    pid1: libc::pid_t,
+    pasta: Option<&pasta::Running>,
+    set: &libc::sigset_t,
+) -> Result<i32> {
+    let mut pasta_running = pasta.is_some();
     let mut child_running = true;
     let deadline = plan
         .timeout_ms
@@ -282,6 +350,19 @@ fn supervise(plan: &Plan, child: libc::pid_t, chan: &Channel, set: &libc::sigset
             return Ok(crate::error::EXIT_TIMEOUT);
         };
         if sig == libc::SIGCHLD {
+            if let (true, Some(p)) = (pasta_running, pasta) {
+                if let Some(status) = p.exited() {
+                    pasta_running = false;
+                    eprintln!(
+                        "sbx: warning: pasta, which carries the sandbox's network, exited (status {}): the sandbox has no outside network now{}",
+                        sys::exit_code(status),
+                        match p.stderr_text() {
+                            t if t.is_empty() => String::new(),
+                            t => format!(": {t}"),
+                        }
+                    );
+                }
+            }
             if child_running && sys::waitpid(child, libc::WNOHANG).ok().flatten().is_some() {
                 child_running = false;
             }
@@ -321,9 +402,8 @@ fn run_init(
         // The launcher reported why.
         exit_now(EXIT_SETUP);
     }
-    drop(chan);
     trace::step("init", || "id maps are written".into());
-    let command = match setup(plan, prep, net, detached) {
+    let command = match setup(plan, prep, &chan, net, detached) {
         Ok(pid) => pid,
         Err(e) => fail(&e),
     };
@@ -334,6 +414,7 @@ fn run_init(
 fn setup(
     plan: &Plan,
     prep: &Prepared,
+    launcher: &Channel,
     net: Option<Channel>,
     detached: mount::Detached,
 ) -> Result<libc::pid_t> {
@@ -367,6 +448,11 @@ fn setup(
             .ok_or_else(|| Error::new("network namespace", "not created"))?;
         sys::setns(ns.as_fd(), libc::CLONE_NEWNET).map_err(|e| e.at("join network namespace"))?;
         trace::step("init", || "joined the network namespace".into());
+    }
+    // --net user: the command never sees a half-configured network.
+    if plan.net.pasta.is_some() && launcher.recv_child() != Some(ToChild::NetReady) {
+        // The launcher reported why.
+        exit_now(EXIT_SETUP);
     }
     trace::step("init", || {
         format!("cwd {}; start the command", String::from_utf8_lossy(&pwd))

@@ -15,6 +15,7 @@ pub mod launch;
 pub mod mount;
 pub mod msg;
 pub mod net;
+pub mod pasta;
 pub mod plan;
 pub mod profile;
 pub mod seccomp;

@@ -269,11 +269,45 @@ fn make_overlay(lower: &OwnedFd, size: u64) -> SysResult<OwnedFd> {
     )
 }
 
-/// Create `dst` below `root` holding `content`; never replaces an existing file.
+/// Create `dst` below `root` holding `content`. An existing file (say /etc/hosts in a
+/// read-only /etc) is not changed: a read-only file of its own is mounted over it.
 fn write_file(root: BorrowedFd, dst: &Path, content: &str, mode: u32) -> SysResult<()> {
+    match sys::open_in_root(root, &rel(dst), libc::O_PATH) {
+        Ok(target) => return cover_with(target, dst, content, mode),
+        Err(e) if e.errno == libc::ENOENT => {}
+        Err(e) => return Err(e),
+    }
     let parent = ensure_dir(root, dst.parent().unwrap_or(Path::new("/")), 0o755)?;
     let fd = sys::create_file_with(parent.as_fd(), &name_of(dst), mode)?;
     sys::write_all(std::os::fd::AsRawFd::as_raw_fd(&fd), content.as_bytes())
+}
+
+/// Mount a read-only file holding `content` over `target`, from a small tmpfs staged at
+/// [`STAGING`] (gone with the old root).
+fn cover_with(target: OwnedFd, dst: &Path, content: &str, mode: u32) -> SysResult<()> {
+    if sys::fstat(target.as_fd())?.st_mode & libc::S_IFMT == libc::S_IFDIR {
+        return Err(SysError {
+            call: format!("file {}: a directory is there", dst.display()),
+            errno: libc::EISDIR,
+        });
+    }
+    let size = (content.len() as u64).div_ceil(4096) * 4096 + 4096;
+    let fs = tmpfs(size, 0o755, ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC)?;
+    sys::move_mount_path(fs.as_fd(), STAGING)?;
+    let f = sys::create_file_with(fs.as_fd(), c"data", mode)?;
+    sys::write_all(std::os::fd::AsRawFd::as_raw_fd(&f), content.as_bytes())?;
+    drop(f);
+    let data = sys::openat(fs.as_fd(), c"data", libc::O_PATH | libc::O_NOFOLLOW)?;
+    let what = dst.to_string_lossy();
+    let tree = sys::clone_tree(data.as_fd(), &what)?;
+    sys::mount_setattr(
+        tree.as_fd(),
+        true,
+        ATTR_RO | ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC,
+        0,
+        &what,
+    )?;
+    sys::move_mount_fd(tree.as_fd(), target.as_fd(), &what)
 }
 
 /// Relative form of an absolute sandbox path, for `openat2` below the root fd.

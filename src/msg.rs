@@ -16,6 +16,8 @@ pub enum ToParent {
 pub enum ToChild {
     MapsWritten,
     Abort,
+    /// `--net user`: pasta has configured the network namespace (to PID 1).
+    NetReady,
 }
 
 pub struct Channel(OwnedFd);
@@ -83,13 +85,19 @@ impl Channel {
     }
 
     pub fn send_child(&self, m: ToChild) {
-        self.send_bytes([if m == ToChild::MapsWritten { 1 } else { 2 }, 0, 0, 0, 0]);
+        let code = match m {
+            ToChild::MapsWritten => 1,
+            ToChild::Abort => 2,
+            ToChild::NetReady => 3,
+        };
+        self.send_bytes([code, 0, 0, 0, 0]);
     }
 
     pub fn recv_child(&self) -> Option<ToChild> {
         match self.recv_bytes()?[0] {
             1 => Some(ToChild::MapsWritten),
             2 => Some(ToChild::Abort),
+            3 => Some(ToChild::NetReady),
             _ => None,
         }
     }

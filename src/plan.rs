@@ -22,6 +22,7 @@ use crate::{caps, host};
 
 mod compile;
 pub mod confine;
+pub mod network;
 pub mod trust;
 
 pub use compile::{compile as compile_profile, Compiled};
@@ -172,7 +173,7 @@ pub struct Plan {
     pub ids: IdPlan,
     /// In creation order; `user` is always first and created alone.
     pub namespaces: Vec<Namespace>,
-    pub net: NetArg,
+    pub net: network::NetPlan,
     pub root_size: u64,
     pub mounts: Vec<Mount>,
     #[serde(serialize_with = "lossy")]
@@ -341,6 +342,8 @@ impl Plan {
             .or(profile.net.map(|n| match n {
                 NetMode::None => NetArg::None,
                 NetMode::Host => NetArg::Host,
+                NetMode::User => NetArg::User,
+                NetMode::UserHostLoopback => NetArg::UserHostLoopback,
             }))
             .unwrap_or(NetArg::None);
         let mut namespaces = vec![
@@ -350,13 +353,27 @@ impl Plan {
             Namespace::Ipc,
             Namespace::Uts,
         ];
-        if net == NetArg::None {
+        if net != NetArg::Host {
             namespaces.push(Namespace::Net);
         }
         namespaces.push(Namespace::Cgroup);
 
         // --- mounts: the profile's (masks last), then the command line's, in order ---
         let mut mounts = compiled.mounts;
+        let hostname_text = cli
+            .hostname
+            .clone()
+            .or_else(|| profile.hostname.clone().map(OsString::from))
+            .unwrap_or_else(|| "sbx".into());
+        let (net, net_files) = network::plan(
+            net,
+            &cli.publish,
+            &cli.dns,
+            &hostname_text.to_string_lossy(),
+            fs.is_executable_file(Path::new(network::PASTA)),
+            host.tun_usable,
+        )?;
+        mounts.extend(net_files);
         for (kind, value) in &cli.mount_order {
             mounts.push(cli_mount(*kind, value, host, fs)?);
         }
@@ -367,11 +384,7 @@ impl Plan {
         trust::check(&mounts, locs, &protected, fs)?;
 
         // --- process details ---
-        let hostname: OsString = cli
-            .hostname
-            .clone()
-            .or_else(|| profile.hostname.clone().map(OsString::from))
-            .unwrap_or_else(|| "sbx".into());
+        let hostname = hostname_text;
         if hostname.is_empty() || hostname.len() > 64 || hostname.as_bytes().contains(&0) {
             let step = match cli.hostname {
                 Some(_) => "--hostname".to_string(),

@@ -4,6 +4,7 @@
 #   the sandbox), bash, util-linux (unshare, script), procps; gcc and libc6-dev (the
 #   static probe program, and gcc run inside the sandbox); cargo (a `cargo build` run
 #   inside the sandbox: the test users cannot reach a rustup toolchain under /root);
+#   passt (pasta, for --net user);
 # - two unprivileged test users: sbx-sub with subordinate ids, sbx-nosub without.
 set -eu
 if [ "$(id -u)" != 0 ]; then
@@ -11,7 +12,7 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 need=""
-for pkg in uidmap python3 bash util-linux procps passwd gcc libc6-dev cargo; do
+for pkg in uidmap python3 bash util-linux procps passwd gcc libc6-dev cargo passt; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need="$need $pkg"
 done
 if [ -n "$need" ]; then
@@ -20,6 +21,12 @@ if [ -n "$need" ]; then
 fi
 # newuidmap must be setuid root (or carry file capabilities) for the subordinate path.
 ls -l /usr/bin/newuidmap /usr/bin/newgidmap
+# pasta opens /dev/net/tun as the user: Debian's udev rules make it 0666, a bare VM
+# image may leave it 0600 (root only).
+if [ -c /dev/net/tun ] && [ "$(stat -c %a /dev/net/tun)" != 666 ]; then
+  echo "making /dev/net/tun 0666 (Debian's default) for pasta"
+  chmod 0666 /dev/net/tun
+fi
 
 mkuser() {
   id "$1" >/dev/null 2>&1 || useradd --create-home --shell /bin/bash --user-group "$1"

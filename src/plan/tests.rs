@@ -99,6 +99,7 @@ fn host(subids: bool) -> Host {
         subuid: if subids { sub.clone() } else { vec![] },
         subgid: if subids { sub } else { vec![] },
         landlock_abi: Some(7),
+        tun_usable: true,
     }
 }
 

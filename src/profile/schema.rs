@@ -49,6 +49,9 @@ pub struct ProfileFile {
 pub enum NetMode {
     None,
     Host,
+    User,
+    #[serde(rename = "user:host-loopback")]
+    UserHostLoopback,
 }
 
 /// How ids are mapped: `auto` uses the subordinate ranges when the user has them and

@@ -1,0 +1,227 @@
+//! `--net user`: pasta, started by the launcher (outside, in the host's network
+//! namespace) and attached to the sandbox's user and network namespaces through
+//! descriptors the child hands over, so it never races a process that may already
+//! have exited. The command starts only once pasta says the namespace is configured
+//! (`--pid` on a pipe: pasta writes it after addresses, routes and the link are up),
+//! and pasta ends with the sandbox: the launcher stops it, and a parent-death signal
+//! covers a launcher killed outright (this pasta never exits on its own).
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::plan::network::{Pasta, Publish};
+use crate::sys;
+
+pub struct Running {
+    pub pid: libc::pid_t,
+    stderr: OwnedFd,
+    reaped: std::cell::Cell<bool>,
+}
+
+const STEP: &str = "--net user (pasta)";
+/// pasta configures the namespace in about 20 ms here; a slow, loaded machine gets
+/// far longer than that before sbx gives up.
+const READY_WITHIN: Duration = Duration::from_secs(20);
+
+fn no_cloexec(fd: libc::c_int) -> std::io::Result<()> {
+    // SAFETY: F_SETFD on a descriptor we own.
+    if unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Start pasta for the namespaces behind `netns` and `userns`; returns once the
+/// namespace is configured, or with pasta's own words on why it is not.
+pub fn start(p: &Pasta, publish: &[Publish], netns: &OwnedFd, userns: &OwnedFd) -> Result<Running> {
+    let mut fds = [0; 2];
+    // SAFETY: a two-element array for pipe2.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(Error::sys(STEP, "pipe2", sys::errno()));
+    }
+    // SAFETY: pipe2 just returned these two descriptors.
+    let (ready_r, ready_w) =
+        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // SAFETY: a name and flags; the result is checked.
+    let memfd = unsafe { libc::memfd_create(c"sbx-pasta-stderr".as_ptr(), libc::MFD_CLOEXEC) };
+    if memfd < 0 {
+        return Err(Error::sys(STEP, "memfd_create", sys::errno()));
+    }
+    // SAFETY: just created.
+    let stderr = unsafe { OwnedFd::from_raw_fd(memfd) };
+    let fd_path = |fd: &OwnedFd| format!("/proc/self/fd/{}", fd.as_raw_fd());
+    let mut cmd = Command::new(&p.program);
+    cmd.args(&p.args)
+        .arg("--pid")
+        .arg(fd_path(&ready_w))
+        .arg("--netns")
+        .arg(fd_path(netns))
+        .arg("--userns")
+        .arg(fd_path(userns))
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(
+            stderr
+                .try_clone()
+                .map_err(|e| Error::new(STEP, e.to_string()))?,
+        ));
+    let keep = [ready_w.as_raw_fd(), netns.as_raw_fd(), userns.as_raw_fd()];
+    // SAFETY: only async-signal-safe calls (sigprocmask, prctl, fcntl) between fork
+    // and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            // The launcher blocks the signals it forwards; pasta must get SIGTERM.
+            let mut none: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut none);
+            libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            for fd in keep {
+                no_cloexec(fd)?;
+            }
+            Ok(())
+        });
+    }
+    let child = cmd
+        .spawn()
+        .map_err(|e| Error::new(STEP, format!("cannot start {}: {e}", p.program.display())))?;
+    drop(ready_w);
+    let pid = child.id() as libc::pid_t;
+    // The Child handle would not reap on drop; the launcher waits with waitpid.
+    std::mem::forget(child);
+    let running = Running {
+        pid,
+        stderr,
+        reaped: std::cell::Cell::new(false),
+    };
+    match read_ready(&ready_r) {
+        Ok(()) => Ok(running),
+        Err(why) => {
+            let status = running.stop();
+            Err(running.explain(&why, status, publish))
+        }
+    }
+}
+
+/// Wait for pasta's pid line on the readiness pipe (EOF: pasta failed).
+fn read_ready(r: &OwnedFd) -> std::result::Result<(), String> {
+    let deadline = std::time::Instant::now() + READY_WITHIN;
+    let mut got = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(format!("not ready after {} s", READY_WITHIN.as_secs()));
+        }
+        let mut pfd = libc::pollfd {
+            fd: r.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        let n = unsafe { libc::poll(&mut pfd, 1, left.as_millis() as libc::c_int) };
+        if n < 0 && sys::errno() != libc::EINTR {
+            return Err(format!("poll: errno {}", sys::errno()));
+        }
+        if n <= 0 {
+            continue;
+        }
+        let mut buf = [0u8; 64];
+        // SAFETY: reading into a local buffer.
+        let k = unsafe { libc::read(r.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        match k {
+            k if k > 0 => {
+                got.extend_from_slice(&buf[..k as usize]);
+                if got.contains(&b'\n') {
+                    return Ok(());
+                }
+            }
+            0 => return Err("it exited before the network was configured".into()),
+            _ if sys::errno() == libc::EINTR => {}
+            _ => return Err(format!("read: errno {}", sys::errno())),
+        }
+    }
+}
+
+impl Running {
+    /// Stop pasta and reap it. SIGKILL: it keeps no state worth a clean exit, and its
+    /// SIGTERM path takes tens of milliseconds.
+    pub fn stop(&self) -> Option<i32> {
+        if self.reaped.replace(true) {
+            return None;
+        }
+        sys::kill(self.pid, libc::SIGKILL);
+        sys::waitpid(self.pid, 0).ok().flatten().map(|(_, s)| s)
+    }
+
+    /// Whether pasta has exited (reaping it); its wait status if so.
+    pub fn exited(&self) -> Option<i32> {
+        if self.reaped.get() {
+            return None;
+        }
+        let s = sys::waitpid(self.pid, libc::WNOHANG)
+            .ok()
+            .flatten()
+            .map(|(_, s)| s);
+        self.reaped.set(s.is_some());
+        s
+    }
+
+    /// What pasta printed, trimmed.
+    pub fn stderr_text(&self) -> String {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            // SAFETY: reading into a local buffer at an explicit offset.
+            let k = unsafe {
+                libc::pread(
+                    self.stderr.as_raw_fd(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    out.len() as libc::off_t,
+                )
+            };
+            if k <= 0 || out.len() > 64 * 1024 {
+                break;
+            }
+            out.extend_from_slice(&buf[..k as usize]);
+        }
+        String::from_utf8_lossy(&out).trim().to_string()
+    }
+
+    fn explain(&self, why: &str, status: Option<i32>, publish: &[Publish]) -> Error {
+        let text = self.stderr_text();
+        let status = status
+            .map(|s| format!(" (exit status {})", sys::exit_code(s)))
+            .unwrap_or_default();
+        // "Failed to bind any port for '-t 127.0.0.1/8080:80', exiting"
+        if let Some(p) = publish
+            .iter()
+            .find(|p| text.contains(&format!("{}'", p.pasta_spec())))
+        {
+            return Error::new(
+                format!("--publish {}", p.origin),
+                format!(
+                    "host port {} on {} cannot be bound (in use?): pasta: {text}",
+                    p.host_port, p.addr
+                ),
+            );
+        }
+        let quoted = if text.is_empty() {
+            String::new()
+        } else {
+            format!(": pasta: {text}")
+        };
+        Error::new(STEP, format!("pasta {why}{status}{quoted}"))
+    }
+}
+
+/// The command line pasta gets, for `-v`.
+pub fn describe(p: &Pasta) -> String {
+    format!("{} {}", p.program.display(), p.args.join(" "))
+}
