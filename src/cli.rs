@@ -38,6 +38,42 @@ pub struct Cli {
     #[arg(long = "check-profile", value_name = "PATH")]
     pub check_profile: Option<String>,
 
+    /// Name this sandbox (letters, digits, . _ -); default: PROFILE-PID
+    #[arg(long = "name", value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// List your running sandboxes: NAME, PID, PROFILE, NET, UPTIME, COMMAND (--json for scripts)
+    #[arg(long = "list")]
+    pub list: bool,
+
+    /// Run CMD (default: your shell) inside the running sandbox NAME, confined as its command is
+    #[arg(long = "enter", value_name = "NAME")]
+    pub enter: Option<String>,
+
+    /// Show how process PID (or sandbox NAME) is isolated: namespaces, id maps, capabilities, no_new_privs, seccomp, Landlock, mounts
+    #[arg(long = "inspect", value_name = "PID|NAME")]
+    pub inspect: Option<String>,
+
+    /// Signal the running sandbox NAME (--signal, default TERM), then KILL after --grace seconds, and wait until it is gone
+    #[arg(long = "kill", value_name = "NAME")]
+    pub kill: Option<String>,
+
+    /// The signal --kill sends first (name or number)
+    #[arg(long = "signal", value_name = "SIG", requires = "kill")]
+    pub signal: Option<String>,
+
+    /// Seconds --kill waits before SIGKILL (default 5)
+    #[arg(long = "grace", value_name = "SECS", requires = "kill", value_parser = parse_timeout)]
+    pub grace: Option<f64>,
+
+    /// Write one JSON object to FD once the sandbox is set up (pid, name, namespaces)
+    #[arg(long = "info-fd", value_name = "FD")]
+    pub info_fd: Option<i32>,
+
+    /// Write one JSON object to FD when the sandbox has ended (exit code or signal)
+    #[arg(long = "status-fd", value_name = "FD")]
+    pub status_fd: Option<i32>,
+
     /// Machine-readable output (JSON) where it applies
     #[arg(long = "json")]
     pub json: bool,
@@ -139,7 +175,7 @@ pub struct Cli {
         value_name = "COMMAND",
         trailing_var_arg = true,
         allow_hyphen_values = true,
-        required_unless_present_any = ["profiles", "print_profile", "check_profile"],
+        required_unless_present_any = ["profiles", "print_profile", "check_profile", "list", "enter", "inspect", "kill"],
         num_args = 1..
     )]
     pub command: Vec<OsString>,

@@ -39,9 +39,27 @@ fn rlimit_resource(name: &str) -> libc::__rlimit_resource_t {
 
 impl Prepared {
     pub fn new(plan: &Plan) -> Prepared {
-        let argv: Vec<CString> = plan.command.iter().map(|a| sys::cstr(a)).collect();
-        let env: Vec<CString> = plan
-            .env
+        Prepared::build(
+            &plan.command,
+            &plan.env,
+            &plan.caps,
+            &plan.rlimits,
+            &plan.seccomp,
+            &plan.landlock,
+        )
+    }
+
+    /// From the parts of a plan (also what `--enter` has from a sandbox's record).
+    pub fn build(
+        command: &[std::ffi::OsString],
+        env: &[(std::ffi::OsString, std::ffi::OsString)],
+        caps: &[u32],
+        rlimits: &[(String, u64)],
+        seccomp: &crate::seccomp::SeccompPlan,
+        landlock: &crate::landlock::LandlockPlan,
+    ) -> Prepared {
+        let argv: Vec<CString> = command.iter().map(|a| sys::cstr(a)).collect();
+        let env_c: Vec<CString> = env
             .iter()
             .map(|(k, v)| {
                 let mut b = k.as_bytes().to_vec();
@@ -50,12 +68,11 @@ impl Prepared {
                 CString::new(b).unwrap_or_default()
             })
             .collect();
-        let prog = plan.command[0].as_bytes();
+        let prog = command[0].as_bytes();
         let candidates = if prog.contains(&b'/') {
             vec![CString::new(prog).unwrap_or_default()]
         } else {
-            let path = plan
-                .env
+            let path = env
                 .iter()
                 .find(|(k, _)| k == "PATH")
                 .map(|(_, v)| v.as_bytes().to_vec())
@@ -72,16 +89,15 @@ impl Prepared {
         };
         Prepared {
             argv,
-            env,
+            env: env_c,
             candidates,
-            caps: caps::mask(&plan.caps),
-            rlimits: plan
-                .rlimits
+            caps: caps::mask(caps),
+            rlimits: rlimits
                 .iter()
                 .map(|(k, v)| (rlimit_resource(k), k.clone(), *v))
                 .collect(),
-            filter: seccomp::build(&plan.seccomp),
-            landlock: landlock::Prepared::new(&plan.landlock),
+            filter: seccomp::build(seccomp),
+            landlock: landlock::Prepared::new(landlock),
         }
     }
 }

@@ -22,7 +22,7 @@
 
 use std::path::PathBuf;
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::sys;
 
@@ -128,7 +128,18 @@ fn rights_names<S: Serializer>(r: &u64, s: S) -> Result<S::Ok, S::Error> {
     s.collect_seq(names(*r))
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+fn rights_from_names<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let v: Vec<String> = Vec::deserialize(d)?;
+    v.iter().try_fold(0, |acc, n| {
+        FS_NAMES
+            .iter()
+            .find(|(_, name)| name == n)
+            .map(|(b, _)| acc | b)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown Landlock right {n:?}")))
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Mode {
     /// Applied as far as the kernel allows; what is missing is announced.
@@ -139,24 +150,30 @@ pub enum Mode {
     Off,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FsRule {
     #[serde(serialize_with = "crate::plan::lossy")]
     pub path: PathBuf,
-    #[serde(serialize_with = "rights_names")]
+    #[serde(
+        serialize_with = "rights_names",
+        deserialize_with = "rights_from_names"
+    )]
     pub access: u64,
     /// The mount op or default the rule comes from.
     pub origin: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LandlockPlan {
     pub mode: Mode,
     /// The kernel's ABI when the plan was made (None: no Landlock).
     pub kernel_abi: Option<i64>,
     pub pinned_abi: i64,
     /// Filesystem rights handled (refused unless a rule grants them).
-    #[serde(serialize_with = "rights_names")]
+    #[serde(
+        serialize_with = "rights_names",
+        deserialize_with = "rights_from_names"
+    )]
     pub handled_fs: u64,
     pub fs_rules: Vec<FsRule>,
     /// TCP ports the command may bind / connect to; None: not restricted.

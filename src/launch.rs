@@ -23,7 +23,7 @@ use crate::error::{Error, Result, EXIT_SETUP};
 use crate::exec::{self, Prepared};
 use crate::msg::{self, Channel, ToChild, ToParent};
 use crate::plan::{Namespace, Plan};
-use crate::{mount, net, pasta, sys, trace, userns};
+use crate::{mount, net, pasta, record, sys, trace, userns};
 
 /// Signals the launcher and PID 1 pass on to the command.
 pub const FORWARDED: [libc::c_int; 7] = [
@@ -36,7 +36,7 @@ pub const FORWARDED: [libc::c_int; 7] = [
     libc::SIGWINCH,
 ];
 
-fn handled() -> libc::sigset_t {
+pub(crate) fn handled() -> libc::sigset_t {
     let mut v = FORWARDED.to_vec();
     v.push(libc::SIGCHLD);
     sys::sigset(&v)
@@ -45,7 +45,7 @@ fn handled() -> libc::sigset_t {
 /// A signal sent by a process (kill, sigqueue, tgkill) rather than by the kernel.
 /// Terminal signals (^C, ^\, resize) are sent by the kernel to the whole foreground
 /// process group, which the command is in already: forwarding them would double them.
-fn sent_by_process(si_code: libc::c_int) -> bool {
+pub(crate) fn sent_by_process(si_code: libc::c_int) -> bool {
     si_code <= 0
 }
 
@@ -93,6 +93,24 @@ pub fn run(plan: &Plan) -> Result<i32> {
             "launch",
             "the caller exited before the sandbox started",
         ));
+    }
+    for (opt, fd) in [("--info-fd", plan.info_fd), ("--status-fd", plan.status_fd)] {
+        // SAFETY: F_GETFD only queries.
+        if fd.is_some_and(|fd| fd < 3 || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0) {
+            return Err(Error::new(
+                opt,
+                format!("{} is not an open descriptor above 2", fd.unwrap_or(-1)),
+            ));
+        }
+    }
+    if let Some(name) = &plan.name {
+        // SAFETY: trivial getter.
+        if record::find(&plan.records, unsafe { libc::getuid() }, name).is_ok() {
+            return Err(Error::new(
+                format!("--name {name}"),
+                "a sandbox of that name is running (see sbx --list)",
+            ));
+        }
     }
     let prep = Prepared::new(plan);
     // SAFETY: trivial getter.
@@ -299,11 +317,137 @@ fn supervise(
         },
     };
     trace::step("launcher", || format!("PID 1 is host pid {pid1}; waiting"));
+    // Recorded once PID 1 has started the command (and so sits in every namespace
+    // it will ever be in); if PID 1 fails first, the wait below reports it.
+    let recorded = match init.recv_parent() {
+        Some(ToParent::Started) => match record_sandbox(plan, pid1) {
+            Ok(path) => path,
+            Err(e) => {
+                sys::kill(pid1, libc::SIGKILL);
+                let _ = sys::waitpid(pid1, 0);
+                let _ = sys::waitpid(child, 0);
+                if let Some(p) = &pasta {
+                    p.stop();
+                }
+                return Err(e);
+            }
+        },
+        // PID 1 failed during setup (and said why): nothing to record.
+        _ => None,
+    };
     let code = wait_sandbox(plan, child, pid1, pasta.as_ref(), set);
     if let Some(p) = &pasta {
         p.stop();
     }
+    if let Some(path) = &recorded {
+        record::remove(path);
+    }
+    if let (Some(fd), Ok(c)) = (plan.status_fd, &code) {
+        let _ = sys::write_all(fd, format!("{{\"exit_code\": {c}}}\n").as_bytes());
+    }
     code
+}
+
+/// Write the sandbox's record (and `--info-fd`'s object); returns the record's path,
+/// or None when the command has already ended (there is nothing left to record).
+fn record_sandbox(plan: &Plan, pid1: libc::pid_t) -> Result<Option<std::path::PathBuf>> {
+    // SAFETY: trivial getters.
+    let (me, uid) = unsafe { (libc::getpid(), libc::getuid()) };
+    let mut anchor = record::first_child(pid1);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(200);
+    while anchor.is_none()
+        && std::time::Instant::now() < deadline
+        && record::start_time(pid1).is_some()
+    {
+        std::thread::yield_now();
+        anchor = record::first_child(pid1);
+    }
+    let Some(anchor) = anchor else {
+        if record::start_time(pid1).is_some() {
+            eprintln!("sbx: warning: the sandbox is not recorded (its command's process was not found under PID 1): --list, --enter and --kill will not see it");
+        }
+        return Ok(None);
+    };
+    let name = plan.name.clone().unwrap_or_else(|| {
+        let stem: String = std::path::Path::new(&plan.profile)
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .take(40)
+            .collect();
+        format!("{}-{me}", stem.trim_start_matches('.'))
+    });
+    let rec = record::Record {
+        version: 1,
+        name,
+        uid,
+        launcher: me,
+        pid1,
+        pid1_start: record::start_time(pid1).unwrap_or(0),
+        anchor,
+        anchor_start: record::start_time(anchor).unwrap_or(0),
+        started: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+        profile: plan.profile.clone(),
+        command: plan
+            .command
+            .iter()
+            .map(|c| c.to_string_lossy().into_owned())
+            .collect(),
+        net: serde_json::to_value(plan.net.mode)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default(),
+        namespaces: {
+            // Read before the command's exec or after it, not during it (when its
+            // /proc/PID/ns is briefly unreadable).
+            let mut ns = record::ns_inodes(&anchor.to_string());
+            for _ in 0..100 {
+                if ns.len() == record::NAMESPACES.len() {
+                    break;
+                }
+                std::thread::yield_now();
+                ns = record::ns_inodes(&anchor.to_string());
+            }
+            ns
+        },
+        env: plan
+            .env
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.to_string_lossy().into_owned(),
+                    v.to_string_lossy().into_owned(),
+                )
+            })
+            .collect(),
+        caps: plan.caps.clone(),
+        rlimits: plan.rlimits.clone(),
+        seccomp: plan.seccomp.clone(),
+        landlock: plan.landlock.clone(),
+    };
+    let path = record::create(&plan.records, &rec)?;
+    trace::step("launcher", || format!("recorded as {}", path.display()));
+    if let Some(fd) = plan.info_fd {
+        let info = serde_json::json!({
+            "name": rec.name, "child-pid": pid1, "launcher-pid": me, "namespaces": rec.namespaces,
+        });
+        let _ = sys::write_all(fd, format!("{info}\n").as_bytes());
+        // SAFETY: closing the caller's descriptor we were given for this one object,
+        // so a reader sees its end.
+        unsafe { libc::close(fd) };
+    }
+    Ok(Some(path))
 }
 
 /// `--net user`: start pasta on the namespaces the child passes, then let PID 1 start
@@ -459,6 +603,7 @@ fn setup(
     });
     let pid = sys::clone_fork(0).map_err(|e| e.at("start the command"))?;
     if pid != 0 {
+        launcher.send_parent(ToParent::Started);
         shed_privileges()?;
     }
     if pid == 0 {

@@ -12,12 +12,14 @@ pub mod exec;
 pub mod host;
 pub mod landlock;
 pub mod launch;
+pub mod manage;
 pub mod mount;
 pub mod msg;
 pub mod net;
 pub mod pasta;
 pub mod plan;
 pub mod profile;
+pub mod record;
 pub mod seccomp;
 pub mod sys;
 pub mod syscalls;
@@ -98,6 +100,9 @@ pub fn main() -> i32 {
     }
     let host = host::Host::gather();
     if let Some(code) = tools::run(&cli, &host) {
+        return code;
+    }
+    if let Some(code) = manage::run(&cli, &host) {
         return code;
     }
     let plan = match plan::Plan::build(&cli, &host, &host::RealFs) {

@@ -10,6 +10,8 @@ use crate::sys;
 pub enum ToParent {
     /// PID 1 of the sandbox was started (pid in the launcher's pid namespace).
     Pid1(libc::pid_t),
+    /// PID 1 has started the command: the sandbox is set up.
+    Started,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +72,7 @@ impl Channel {
     pub fn send_parent(&self, m: ToParent) {
         let (tag, v) = match m {
             ToParent::Pid1(p) => (2u8, p),
+            ToParent::Started => (3u8, 0),
         };
         let v = v.to_le_bytes();
         self.send_bytes([tag, v[0], v[1], v[2], v[3]]);
@@ -80,6 +83,7 @@ impl Channel {
         let v = i32::from_le_bytes([b[1], b[2], b[3], b[4]]);
         match b[0] {
             2 => Some(ToParent::Pid1(v)),
+            3 => Some(ToParent::Started),
             _ => None,
         }
     }

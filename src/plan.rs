@@ -188,6 +188,14 @@ pub struct Plan {
     pub caps: Vec<u32>,
     /// Resource limits for the command: (name, value), soft and hard alike.
     pub rlimits: Vec<(String, u64)>,
+    /// `--name`; None: PROFILE-PID, chosen by the launcher.
+    pub name: Option<String>,
+    /// Where the running sandbox is recorded (`sbx --list`).
+    #[serde(serialize_with = "lossy")]
+    pub records: PathBuf,
+    /// `--info-fd`, `--status-fd`.
+    pub info_fd: Option<i32>,
+    pub status_fd: Option<i32>,
     /// `--timeout`: the whole sandbox is killed after this many milliseconds.
     pub timeout_ms: Option<u64>,
     pub seccomp: SeccompPlan,
@@ -438,7 +446,25 @@ impl Plan {
         let warnings = confine::warnings(&profile, &seccomp, &landlock);
         let enforcement = vec![seccomp.summary(), landlock.summary()];
 
+        if let Some(n) = &cli.name {
+            if !crate::record::valid_name(n) {
+                return Err(Error::new(
+                    "--name",
+                    format!("{n:?}: use 1 to 64 letters, digits, `.`, `_` or `-`, not starting with `.`"),
+                ));
+            }
+        }
+        let runtime = host
+            .env
+            .iter()
+            .find(|(k, _)| k == "XDG_RUNTIME_DIR")
+            .map(|(_, v)| PathBuf::from(v));
+
         Ok(Plan {
+            name: cli.name.clone(),
+            records: crate::record::dir(host.uid, runtime.as_deref()),
+            info_fd: cli.info_fd,
+            status_fd: cli.status_fd,
             profile: profile.name.clone(),
             profile_files: profile.files.clone(),
             command: cli.command.clone(),

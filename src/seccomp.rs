@@ -22,9 +22,9 @@
 //! neither can go around the rules. Syscalls the filter allows without looking at
 //! their arguments are served from the kernel's per-syscall action cache.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Mode {
     Default,
@@ -35,7 +35,7 @@ pub enum Mode {
     Off,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SeccompPlan {
     pub mode: Mode,
     /// Syscalls refused outright, by name and number (this architecture's).

@@ -121,6 +121,21 @@ pub fn pidfd_open(pid: libc::pid_t) -> SysResult<OwnedFd> {
     check(ret, || format!("pidfd_open({pid})")).map(fd_from)
 }
 
+/// Signal the process behind a pidfd (0: only check it is alive).
+pub fn pidfd_send_signal(fd: BorrowedFd, sig: libc::c_int) -> SysResult<()> {
+    // SAFETY: plain syscall; no siginfo.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            fd.as_raw_fd(),
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    check(ret, || format!("pidfd_send_signal({sig})")).map(drop)
+}
+
 /// True if `fd` (a pidfd) is readable now, i.e. that process has exited.
 pub fn pidfd_exited(fd: BorrowedFd) -> bool {
     let mut p = libc::pollfd {

@@ -207,10 +207,14 @@ fn sigkill_at_random_moments_of_setup_leaves_nothing() {
             let left = wait_gone(&marker, Duration::from_secs(1));
             assert!(left.is_empty(), "as {}: try {i} left {left:?}", u.name);
         }
+        // A launcher killed after it recorded its sandbox cannot remove the record: the
+        // next sbx that reads the records removes the stale ones (and their directory).
+        let o = run(u, &["--list", "--json"]);
+        assert_eq!(stdout(&o).trim(), "[]", "as {}: {}", u.name, stderr(&o));
         assert_same(
             &before,
             &host_state(u),
-            &format!("as {}, after 200 killed launches", u.name),
+            &format!("as {}, after 200 killed launches and one --list", u.name),
         );
     }
 }

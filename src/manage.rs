@@ -1,0 +1,389 @@
+//! Running sandboxes: `--list`, `--enter`, `--inspect`, `--kill`. Every action on a
+//! sandbox goes through [`record::find`], which verifies the process before trusting
+//! its record, and then acts through the pidfd it verified.
+
+use std::ffi::OsString;
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
+
+use crate::cli::Cli;
+use crate::error::{Error, Result, EXIT_SETUP};
+use crate::exec::Prepared;
+use crate::host::Host;
+use crate::record::{self, Record};
+use crate::{exec, launch, sys};
+
+fn records_dir(host: &Host) -> std::path::PathBuf {
+    let runtime = host
+        .env
+        .iter()
+        .find(|(k, _)| k == "XDG_RUNTIME_DIR")
+        .map(|(_, v)| std::path::PathBuf::from(v));
+    record::dir(host.uid, runtime.as_deref())
+}
+
+/// Run the management action `cli` asks for, if any; returns the exit status.
+pub fn run(cli: &Cli, host: &Host) -> Option<i32> {
+    let r = if cli.list {
+        list(cli, host)
+    } else if let Some(name) = &cli.enter {
+        enter(cli, host, name)
+    } else if let Some(what) = &cli.inspect {
+        inspect(cli, host, what)
+    } else if let Some(name) = &cli.kill {
+        kill(cli, host, name)
+    } else {
+        return None;
+    };
+    Some(r.unwrap_or_else(|e| {
+        eprintln!("sbx: {e}");
+        e.code
+    }))
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn uptime(started: u64) -> String {
+    let s = now_secs().saturating_sub(started);
+    match s {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m{:02}s", s / 60, s % 60),
+        s => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+fn list(cli: &Cli, host: &Host) -> Result<i32> {
+    let live = record::list(&records_dir(host), host.uid)?;
+    if cli.json {
+        let v: Vec<serde_json::Value> = live
+            .iter()
+            .map(|(r, _)| {
+                serde_json::json!({
+                    "name": r.name, "pid": r.pid1, "launcher": r.launcher, "profile": r.profile,
+                    "net": r.net, "started": r.started, "uptime_s": now_secs().saturating_sub(r.started),
+                    "command": r.command, "namespaces": r.namespaces,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+        return Ok(0);
+    }
+    println!(
+        "{:<24} {:>8} {:<12} {:<20} {:>8}  COMMAND",
+        "NAME", "PID", "PROFILE", "NET", "UPTIME"
+    );
+    for (r, _) in &live {
+        println!(
+            "{:<24} {:>8} {:<12} {:<20} {:>8}  {}",
+            r.name,
+            r.pid1,
+            r.profile,
+            r.net,
+            uptime(r.started),
+            r.command.join(" ")
+        );
+    }
+    Ok(0)
+}
+
+/// The signal names --kill takes.
+pub fn parse_signal(s: &str) -> Option<libc::c_int> {
+    if let Ok(n) = s.parse::<libc::c_int>() {
+        return (1..=64).contains(&n).then_some(n);
+    }
+    let n = s.trim_start_matches("SIG").to_ascii_uppercase();
+    Some(match n.as_str() {
+        "TERM" => libc::SIGTERM,
+        "KILL" => libc::SIGKILL,
+        "INT" => libc::SIGINT,
+        "HUP" => libc::SIGHUP,
+        "QUIT" => libc::SIGQUIT,
+        "USR1" => libc::SIGUSR1,
+        "USR2" => libc::SIGUSR2,
+        _ => return None,
+    })
+}
+
+fn wait_gone(fd: std::os::fd::BorrowedFd, limit: Duration) -> bool {
+    let mut p = libc::pollfd {
+        fd: std::os::fd::AsRawFd::as_raw_fd(&fd),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let end = Instant::now() + limit;
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        // SAFETY: one valid pollfd; a pidfd polls readable once the process exits.
+        let n = unsafe { libc::poll(&mut p, 1, left.as_millis() as libc::c_int) };
+        if n > 0 {
+            return true;
+        }
+        if n == 0 || left.is_zero() {
+            return false;
+        }
+    }
+}
+
+fn kill(cli: &Cli, host: &Host, name: &str) -> Result<i32> {
+    let dir = records_dir(host);
+    let (rec, h) = record::find(&dir, host.uid, name)?;
+    let pidfd = h.pid1;
+    let sig = match &cli.signal {
+        None => libc::SIGTERM,
+        Some(s) => parse_signal(s)
+            .ok_or_else(|| Error::new("--signal", format!("{s:?} is not a signal")))?,
+    };
+    let grace = Duration::from_secs_f64(cli.grace.unwrap_or(5.0));
+    let launcher = sys::pidfd_open(rec.launcher).ok();
+    sys::pidfd_send_signal(pidfd.as_fd(), sig).map_err(|e| e.at(format!("--kill {name}")))?;
+    if !wait_gone(pidfd.as_fd(), grace) {
+        eprintln!(
+            "sbx: {name} still running after {:.1} s: SIGKILL",
+            grace.as_secs_f64()
+        );
+        let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+        if !wait_gone(pidfd.as_fd(), Duration::from_secs(10)) {
+            return Err(Error::new(
+                format!("--kill {name}"),
+                "PID 1 survived SIGKILL",
+            ));
+        }
+    }
+    // The sbx that started it removes the record as it ends: wait for it, briefly.
+    if let Some(l) = &launcher {
+        wait_gone(l.as_fd(), Duration::from_secs(5));
+    }
+    let path = dir.join(format!("{name}.json"));
+    if path.exists() {
+        record::remove(&path);
+    }
+    Ok(0)
+}
+
+fn enter(cli: &Cli, host: &Host, name: &str) -> Result<i32> {
+    let (rec, h) = record::find(&records_dir(host), host.uid, name)?;
+    let pidfd = h.anchor;
+    let step = format!("--enter {name}");
+    // Join only the namespaces that differ from ours (with --net host the network is
+    // the host's, which the sandbox's user namespace has no rights over), the user
+    // namespace first: setns(2) with a pidfd joins them all at once, atomically.
+    let ours = record::ns_inodes("self");
+    let mut flags = 0;
+    for (ns, flag) in [
+        ("user", libc::CLONE_NEWUSER),
+        ("mnt", libc::CLONE_NEWNS),
+        ("pid", libc::CLONE_NEWPID),
+        ("ipc", libc::CLONE_NEWIPC),
+        ("uts", libc::CLONE_NEWUTS),
+        ("net", libc::CLONE_NEWNET),
+        ("cgroup", libc::CLONE_NEWCGROUP),
+    ] {
+        if rec.namespaces.get(ns) != ours.get(ns) {
+            flags |= flag;
+        }
+    }
+    let command: Vec<OsString> = if cli.command.is_empty() {
+        vec![login_shell(host).into()]
+    } else {
+        cli.command.clone()
+    };
+    let prep = prepared(&rec, command);
+    let set = launch::handled();
+    sys::sigmask(libc::SIG_BLOCK, &set);
+    sys::setns(pidfd.as_fd(), flags).map_err(|e| e.at(step.clone()))?;
+    // The pid namespace applies to children: the command is forked into it.
+    let pid = sys::clone_fork(0).map_err(|e| e.at(step.clone()))?;
+    if pid == 0 {
+        if sys::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            "PR_SET_PDEATHSIG",
+        )
+        .is_err()
+        {
+            // SAFETY: leaving the forked process.
+            unsafe { libc::_exit(EXIT_SETUP) };
+        }
+        let home = rec
+            .env
+            .iter()
+            .find(|(k, _)| k == "HOME")
+            .map(|(_, v)| v.clone());
+        let mut pwd = b"/".to_vec();
+        if let Some(h) = home {
+            if sys::chdir(&sys::cstr(h.as_ref())).is_ok() {
+                pwd = h.into_bytes();
+            } else {
+                let _ = sys::chdir(c"/");
+            }
+        }
+        // SAFETY: reading the umask by setting it and back.
+        let umask = unsafe {
+            let m = libc::umask(0o022);
+            libc::umask(m);
+            m
+        };
+        exec::exec_command(&prep, &pwd, umask);
+    }
+    loop {
+        let Some((sig, code)) = sys::sigwait_until(&set, None) else {
+            continue;
+        };
+        if sig == libc::SIGCHLD {
+            if let Some((_, status)) =
+                sys::waitpid(pid, libc::WNOHANG).map_err(|e| e.at(step.clone()))?
+            {
+                return Ok(sys::exit_code(status));
+            }
+        } else if launch::sent_by_process(code) {
+            sys::kill(pid, sig);
+        }
+    }
+}
+
+/// The user's login shell from /etc/passwd, else /bin/sh.
+fn login_shell(host: &Host) -> String {
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .map(|l| l.split(':').collect::<Vec<_>>())
+                .find(|f| f.len() >= 7 && f[2] == host.uid.to_string())
+                .map(|f| f[6].to_string())
+        })
+        .filter(|s| s.starts_with('/'))
+        .unwrap_or_else(|| "/bin/sh".into())
+}
+
+fn prepared(rec: &Record, command: Vec<OsString>) -> Prepared {
+    let env: Vec<(OsString, OsString)> =
+        rec.env.iter().map(|(k, v)| (k.into(), v.into())).collect();
+    Prepared::build(
+        &command,
+        &env,
+        &rec.caps,
+        &rec.rlimits,
+        &rec.seccomp,
+        &rec.landlock,
+    )
+}
+
+fn inspect(cli: &Cli, host: &Host, what: &str) -> Result<i32> {
+    let (pid, rec) = match what.parse::<i32>() {
+        Ok(p) if p > 0 => (p, None),
+        _ => {
+            let (r, _) = record::find(&records_dir(host), host.uid, what)?;
+            (r.anchor, Some(r))
+        }
+    };
+    let step = format!("--inspect {what}");
+    let read = |f: &str| {
+        std::fs::read_to_string(format!("/proc/{pid}/{f}"))
+            .map_err(|e| Error::new(step.clone(), format!("/proc/{pid}/{f}: {e}")))
+    };
+    let status = read("status")?;
+    let field = |k: &str| -> String {
+        status
+            .lines()
+            .find(|l| l.starts_with(&format!("{k}:")))
+            .map(|l| l[k.len() + 1..].trim().to_string())
+            .unwrap_or_default()
+    };
+    let theirs = record::ns_inodes(&pid.to_string());
+    if theirs.is_empty() {
+        return Err(Error::new(
+            step,
+            format!("cannot read /proc/{pid}/ns (not your process?)"),
+        ));
+    }
+    let ours = record::ns_inodes("self");
+    let mounts = read("mountinfo").map(|m| m.lines().count()).unwrap_or(0);
+    let seccomp = match field("Seccomp").as_str() {
+        "0" => "none",
+        "1" => "strict",
+        "2" => "filter",
+        _ => "unknown",
+    };
+    let landlock = match &rec {
+        Some(r) if r.landlock.is_applied() => format!(
+            "applied to the sandbox's command: {}",
+            r.landlock.summary().trim_start_matches("landlock: ")
+        ),
+        Some(_) => "off for the sandbox's command".into(),
+        None => "not visible in /proc (the kernel offers no per-process query)".into(),
+    };
+    let ns: Vec<(String, u64, bool)> = record::NAMESPACES
+        .iter()
+        .filter_map(|n| {
+            theirs
+                .get(*n)
+                .map(|i| (n.to_string(), *i, ours.get(*n) == Some(i)))
+        })
+        .collect();
+    let maps = |f: &str| -> Vec<String> {
+        read(f)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect()
+    };
+    if cli.json {
+        let caps: serde_json::Map<String, serde_json::Value> =
+            ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"]
+                .iter()
+                .map(|k| (k.to_string(), serde_json::Value::from(field(k))))
+                .collect();
+        let namespaces: serde_json::Map<String, serde_json::Value> = ns
+            .iter()
+            .map(|(n, i, shared)| {
+                (
+                    n.clone(),
+                    serde_json::json!({"inode": i, "shared_with_host": shared}),
+                )
+            })
+            .collect();
+        let v = serde_json::json!({
+            "pid": pid,
+            "name": rec.as_ref().map(|r| r.name.clone()),
+            "namespaces": namespaces,
+            "uid_map": maps("uid_map"), "gid_map": maps("gid_map"),
+            "capabilities": caps,
+            "no_new_privs": field("NoNewPrivs") == "1",
+            "seccomp": seccomp,
+            "landlock": landlock,
+            "mounts": mounts,
+        });
+        println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+        return Ok(0);
+    }
+    println!(
+        "pid {pid}{}",
+        rec.map(|r| format!(" (sandbox {})", r.name))
+            .unwrap_or_default()
+    );
+    for (n, i, shared) in &ns {
+        println!(
+            "  ns {n:<7} {i:<12} {}",
+            if *shared {
+                "shared with the host"
+            } else {
+                "own"
+            }
+        );
+    }
+    println!("  uid_map   {}", maps("uid_map").join("; "));
+    println!("  gid_map   {}", maps("gid_map").join("; "));
+    for k in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+        println!("  {k}    {}", field(k));
+    }
+    println!("  NoNewPrivs {}", field("NoNewPrivs"));
+    println!("  seccomp   {seccomp}");
+    println!("  landlock  {landlock}");
+    println!("  mounts    {mounts}");
+    Ok(0)
+}

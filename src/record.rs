@@ -1,0 +1,352 @@
+//! Records of running sandboxes, one JSON file per name under
+//! `$XDG_RUNTIME_DIR/sbx/` (or `/tmp/sbx-UID/` without it), written by the launcher
+//! once the sandbox is set up and removed when it ends; a record left by a killed
+//! sbx is removed by the next sbx that reads it.
+//!
+//! A record is never trusted on its own (firejail CVE-2022-31214: a process that
+//! only *claims* to be a sandbox was joined with root's rights). Before sbx acts on
+//! one it holds a pidfd of the recorded PID 1 and checks that the process has the
+//! recorded start time (no recycled pid), is the user's, is PID 1 of a pid namespace
+//! of its own, and that its child, the sandbox's command (PID 1 itself is not
+//! dumpable, so its namespaces cannot be read or joined), has its recorded start time
+//! and sits in exactly the recorded namespaces.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::landlock::LandlockPlan;
+use crate::seccomp::SeccompPlan;
+use crate::sys;
+
+pub const NAMESPACES: [&str; 7] = ["user", "mnt", "pid", "ipc", "uts", "net", "cgroup"];
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Record {
+    pub version: u32,
+    pub name: String,
+    pub uid: u32,
+    /// The sbx process that started it (host pid).
+    pub launcher: i32,
+    /// The sandbox's PID 1 (host pid) and its start time (clock ticks after boot).
+    pub pid1: i32,
+    pub pid1_start: u64,
+    /// The sandbox's command process (host pid) and start time: PID 1 is not dumpable,
+    /// so its namespaces are read, and joined, through its child.
+    pub anchor: i32,
+    pub anchor_start: u64,
+    /// Unix seconds.
+    pub started: u64,
+    pub profile: String,
+    pub command: Vec<String>,
+    pub net: String,
+    /// Namespace inodes of PID 1, by /proc/PID/ns name.
+    pub namespaces: BTreeMap<String, u64>,
+    /// The command's confinement, applied again to what `--enter` runs.
+    pub env: Vec<(String, String)>,
+    pub caps: Vec<u32>,
+    pub rlimits: Vec<(String, u64)>,
+    pub seccomp: SeccompPlan,
+    pub landlock: LandlockPlan,
+}
+
+/// Where this user's records live. Not created here.
+pub fn dir(uid: u32, runtime: Option<&Path>) -> PathBuf {
+    match runtime {
+        Some(r) if r.is_absolute() => r.join("sbx"),
+        _ => PathBuf::from(format!("/tmp/sbx-{uid}")),
+    }
+}
+
+/// The directory, made if needed, refused unless it is a real directory of the
+/// user's own that nobody else can enter (another user could otherwise plant or read
+/// records).
+fn ensure_dir(d: &Path, uid: u32) -> Result<()> {
+    let step = "sandbox records";
+    match std::fs::DirBuilder::new().mode(0o700).create(d) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(Error::new(step, format!("mkdir {}: {e}", d.display()))),
+    }
+    check_dir(d, uid)
+}
+
+fn check_dir(d: &Path, uid: u32) -> Result<()> {
+    let m = std::fs::symlink_metadata(d)
+        .map_err(|e| Error::new("sandbox records", format!("{}: {e}", d.display())))?;
+    if !m.is_dir() || m.uid() != uid || m.mode() & 0o077 != 0 {
+        return Err(Error::new(
+            "sandbox records",
+            format!(
+                "{} is not a directory of yours with mode 0700: refusing to use it",
+                d.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
+fn path_of(d: &Path, name: &str) -> PathBuf {
+    d.join(format!("{name}.json"))
+}
+
+/// Field 22 of /proc/PID/stat: the start time, which tells a recycled pid apart.
+pub fn start_time(pid: i32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    s.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(19)?
+        .parse()
+        .ok()
+}
+
+pub fn ns_inodes(pid: &str) -> BTreeMap<String, u64> {
+    NAMESPACES
+        .iter()
+        .filter_map(|n| {
+            std::fs::metadata(format!("/proc/{pid}/ns/{n}"))
+                .ok()
+                .map(|m| (n.to_string(), m.ino()))
+        })
+        .collect()
+}
+
+/// Write `rec` as a new record; a live sandbox of that name is an error, a stale
+/// record is replaced.
+pub fn create(d: &Path, rec: &Record) -> Result<PathBuf> {
+    let step = format!("--name {}", rec.name);
+    for _ in 0..8 {
+        ensure_dir(d, rec.uid)?;
+        let path = path_of(d, &rec.name);
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+        {
+            Ok(mut f) => {
+                let text = serde_json::to_string(rec).expect("records serialise");
+                f.write_all(text.as_bytes())
+                    .map_err(|e| Error::new(step.clone(), format!("{}: {e}", path.display())))?;
+                return Ok(path);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                match load(&path).map(|r| verify(&r)) {
+                    Some(Ok(_)) => {
+                        return Err(Error::new(
+                            step,
+                            "a sandbox of that name is running (see sbx --list)",
+                        ))
+                    }
+                    _ => {
+                        let _ = std::fs::remove_file(&path);
+                    }
+                }
+            }
+            // The directory went away between mkdir and open (another sbx removed it
+            // as it ended): make it again.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::new(step, format!("{}: {e}", path.display()))),
+        }
+    }
+    Err(Error::new(step, "could not create the record"))
+}
+
+/// Remove a record and, if it was the last, the directory.
+pub fn remove(path: &Path) {
+    let _ = std::fs::remove_file(path);
+    if let Some(d) = path.parent() {
+        let _ = std::fs::remove_dir(d);
+    }
+}
+
+fn load(path: &Path) -> Option<Record> {
+    let text = std::fs::read_to_string(path).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// pidfds of a verified sandbox's PID 1 and of its command.
+pub struct Handles {
+    pub pid1: OwnedFd,
+    pub anchor: OwnedFd,
+}
+
+/// Every record of live sandboxes; stale or forged ones are removed.
+pub fn list(d: &Path, uid: u32) -> Result<Vec<(Record, Handles)>> {
+    if std::fs::symlink_metadata(d).is_err() {
+        return Ok(Vec::new());
+    }
+    check_dir(d, uid)?;
+    let mut out = Vec::new();
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(d)
+        .map_err(|e| Error::new("sandbox records", format!("{}: {e}", d.display())))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    paths.sort();
+    for p in paths {
+        match load(&p).map(|r| (verify(&r), r)) {
+            Some((Ok(fd), r)) => out.push((r, fd)),
+            // A process that exists and is not the sandbox (a forged record, or a
+            // process caught mid-exec) is not listed, but only records whose sandbox
+            // has certainly ended are removed.
+            Some((Err(_), r)) if !ended(&r) => {}
+            _ => {
+                let _ = std::fs::remove_file(&p);
+            }
+        }
+    }
+    let _ = std::fs::remove_dir(d);
+    Ok(out)
+}
+
+/// The live sandbox called `name`, verified, with a pidfd of its PID 1.
+pub fn find(d: &Path, uid: u32, name: &str) -> Result<(Record, Handles)> {
+    if !valid_name(name) {
+        return Err(Error::new(
+            name,
+            "not a sandbox name (letters, digits, . _ -)",
+        ));
+    }
+    if std::fs::symlink_metadata(d).is_ok() {
+        check_dir(d, uid)?;
+    }
+    let path = path_of(d, name);
+    let rec = load(&path).ok_or_else(|| {
+        Error::new(
+            name,
+            format!("no sandbox of that name ({} has no record)", d.display()),
+        )
+    })?;
+    match verify(&rec) {
+        Ok(fd) => Ok((rec, fd)),
+        Err(e) => Err(Error::new(name, format!("refusing its record: {e}"))),
+    }
+}
+
+/// The recorded PID 1 is gone, or its pid now belongs to another process.
+fn ended(rec: &Record) -> bool {
+    start_time(rec.pid1) != Some(rec.pid1_start)
+}
+
+/// The host pid of PID 1's first child (the command), from /proc.
+pub fn first_child(pid1: i32) -> Option<i32> {
+    std::fs::read_to_string(format!("/proc/{pid1}/task/{pid1}/children"))
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+fn status_field(pid: i32, key: &str) -> Vec<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(key))
+        .map(|l| l.split_whitespace().skip(1).map(String::from).collect())
+        .unwrap_or_default()
+}
+
+/// The checks of the module comment; returns pidfds of PID 1 and the command.
+pub fn verify(rec: &Record) -> std::result::Result<Handles, String> {
+    // SAFETY: trivial getter.
+    let uid = unsafe { libc::getuid() };
+    if rec.uid != uid || rec.version != 1 || !valid_name(&rec.name) {
+        return Err("not a record of yours".into());
+    }
+    let fd = sys::pidfd_open(rec.pid1).map_err(|e| format!("pid {}: {e}", rec.pid1))?;
+    if start_time(rec.pid1) != Some(rec.pid1_start) {
+        return Err(format!("pid {} is another process now", rec.pid1));
+    }
+    let status = std::fs::read_to_string(format!("/proc/{}/status", rec.pid1))
+        .map_err(|e| format!("pid {}: {e}", rec.pid1))?;
+    let field = |k: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(k))
+            .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    if field("Uid:").first().map(|s| s.to_string()) != Some(uid.to_string()) {
+        return Err(format!("pid {} is not yours", rec.pid1));
+    }
+    let nspid = field("NSpid:");
+    if nspid.len() < 2 || nspid.last() != Some(&"1") {
+        return Err(format!("pid {} is not the PID 1 of a sandbox", rec.pid1));
+    }
+    let anchor = sys::pidfd_open(rec.anchor).map_err(|e| format!("pid {}: {e}", rec.anchor))?;
+    if start_time(rec.anchor) != Some(rec.anchor_start)
+        || status_field(rec.anchor, "PPid:")
+            .first()
+            .map(String::as_str)
+            != Some(rec.pid1.to_string().as_str())
+    {
+        return Err(format!("pid {} is not the sandbox's command", rec.anchor));
+    }
+    // /proc/PID/ns is briefly unreadable while the command execs: look again.
+    let mut now = ns_inodes(&rec.anchor.to_string());
+    for _ in 0..100 {
+        if now.len() == rec.namespaces.len() {
+            break;
+        }
+        std::thread::yield_now();
+        now = ns_inodes(&rec.anchor.to_string());
+    }
+    let host = ns_inodes("self");
+    if now.is_empty() || now != rec.namespaces || now.get("user") == host.get("user") {
+        return Err(format!(
+            "pid {} is not in the recorded namespaces",
+            rec.anchor
+        ));
+    }
+    // Still the same processes after the checks (the pidfds pin them).
+    for (f, pid) in [(&fd, rec.pid1), (&anchor, rec.anchor)] {
+        if sys::pidfd_send_signal(std::os::fd::AsFd::as_fd(f), 0).is_err() {
+            return Err(format!("pid {pid} has exited"));
+        }
+    }
+    Ok(Handles { pid1: fd, anchor })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        for ok in ["web", "ci-1", "a.b_c", "x"] {
+            assert!(valid_name(ok), "{ok}");
+        }
+        for bad in ["", ".hidden", "a/b", "..", "a b", &"x".repeat(65)] {
+            assert!(!valid_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_directory_falls_back_to_tmp() {
+        assert_eq!(
+            dir(7, Some(Path::new("/run/user/7"))),
+            Path::new("/run/user/7/sbx")
+        );
+        assert_eq!(dir(7, None), Path::new("/tmp/sbx-7"));
+        assert_eq!(dir(7, Some(Path::new("rel"))), Path::new("/tmp/sbx-7"));
+    }
+}
