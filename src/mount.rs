@@ -215,24 +215,23 @@ impl MaskSource {
             other => other?,
         };
         let is_dir = sys::fstat(target.as_fd())?.st_mode & libc::S_IFMT == libc::S_IFDIR;
-        let what = dst.to_string_lossy();
-        let tree = sys::clone_tree(
-            if is_dir {
-                self.dir.as_fd()
-            } else {
-                self.file.as_fd()
-            },
-            &what,
-        )?;
-        sys::mount_setattr(
-            tree.as_fd(),
-            true,
-            ATTR_RO | ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC,
-            0,
-            &what,
-        )?;
-        sys::move_mount_fd(tree.as_fd(), target.as_fd(), &what)
+        let src = if is_dir { &self.dir } else { &self.file };
+        mount_over(src.as_fd(), target.as_fd(), dst)
     }
+}
+
+/// Bind `src` read-only (nosuid, nodev, noexec) over `target`.
+fn mount_over(src: BorrowedFd, target: BorrowedFd, dst: &Path) -> SysResult<()> {
+    let what = dst.to_string_lossy();
+    let tree = sys::clone_tree(src, &what)?;
+    sys::mount_setattr(
+        tree.as_fd(),
+        true,
+        ATTR_RO | ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC,
+        0,
+        &what,
+    )?;
+    sys::move_mount_fd(tree.as_fd(), target, &what)
 }
 
 /// An overlay of `lower` with its upper and work directories on a new tmpfs, attached
@@ -298,16 +297,7 @@ fn cover_with(target: OwnedFd, dst: &Path, content: &str, mode: u32) -> SysResul
     sys::write_all(std::os::fd::AsRawFd::as_raw_fd(&f), content.as_bytes())?;
     drop(f);
     let data = sys::openat(fs.as_fd(), c"data", libc::O_PATH | libc::O_NOFOLLOW)?;
-    let what = dst.to_string_lossy();
-    let tree = sys::clone_tree(data.as_fd(), &what)?;
-    sys::mount_setattr(
-        tree.as_fd(),
-        true,
-        ATTR_RO | ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC,
-        0,
-        &what,
-    )?;
-    sys::move_mount_fd(tree.as_fd(), target.as_fd(), &what)
+    mount_over(data.as_fd(), target.as_fd(), dst)
 }
 
 /// Relative form of an absolute sandbox path, for `openat2` below the root fd.

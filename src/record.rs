@@ -133,19 +133,27 @@ pub fn create(d: &Path, rec: &Record) -> Result<PathBuf> {
     for _ in 0..8 {
         ensure_dir(d, rec.uid)?;
         let path = path_of(d, &rec.name);
-        match std::fs::OpenOptions::new()
+        // Written whole under a private name, then linked into place: a reader never
+        // sees a partial record, and link(2) fails if the name exists (O_EXCL's rule).
+        let tmp = d.join(format!(".{}.{}", rec.name, std::process::id()));
+        let _ = std::fs::remove_file(&tmp);
+        let written = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW)
-            .open(&path)
-        {
-            Ok(mut f) => {
-                let text = serde_json::to_string(rec).expect("records serialise");
-                f.write_all(text.as_bytes())
-                    .map_err(|e| Error::new(step.clone(), format!("{}: {e}", path.display())))?;
-                return Ok(path);
-            }
+            .open(&tmp)
+            .and_then(|mut f| {
+                f.write_all(
+                    serde_json::to_string(rec)
+                        .expect("records serialise")
+                        .as_bytes(),
+                )
+            });
+        let linked = written.and_then(|()| std::fs::hard_link(&tmp, &path));
+        let _ = std::fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => return Ok(path),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 match load(&path).map(|r| verify(&r)) {
                     Some(Ok(_)) => {
