@@ -54,6 +54,8 @@ enum Made {
     Tree(OwnedFd),
     /// A new filesystem instance (tmpfs, proc).
     Fs(OwnedFd),
+    /// A `file` op's content, ready to be mounted over an existing file.
+    Data(OwnedFd),
     Dev {
         dev: OwnedFd,
         pts: OwnedFd,
@@ -269,10 +271,25 @@ fn make_overlay(lower: &OwnedFd, size: u64) -> SysResult<OwnedFd> {
 }
 
 /// Create `dst` below `root` holding `content`. An existing file (say /etc/hosts in a
-/// read-only /etc) is not changed: a read-only file of its own is mounted over it.
-fn write_file(root: BorrowedFd, dst: &Path, content: &str, mode: u32) -> SysResult<()> {
+/// read-only /etc) is not changed: `data`, a read-only file of its own holding the
+/// same content, is mounted over it.
+fn write_file(
+    root: BorrowedFd,
+    dst: &Path,
+    content: &str,
+    mode: u32,
+    data: OwnedFd,
+) -> SysResult<()> {
     match sys::open_in_root(root, &rel(dst), libc::O_PATH) {
-        Ok(target) => return cover_with(target, dst, content, mode),
+        Ok(target) => {
+            if sys::fstat(target.as_fd())?.st_mode & libc::S_IFMT == libc::S_IFDIR {
+                return Err(SysError {
+                    call: format!("file {}: a directory is there", dst.display()),
+                    errno: libc::EISDIR,
+                });
+            }
+            return mount_over(data.as_fd(), target.as_fd(), dst);
+        }
         Err(e) if e.errno == libc::ENOENT => {}
         Err(e) => return Err(e),
     }
@@ -281,15 +298,12 @@ fn write_file(root: BorrowedFd, dst: &Path, content: &str, mode: u32) -> SysResu
     sys::write_all(std::os::fd::AsRawFd::as_raw_fd(&fd), content.as_bytes())
 }
 
-/// Mount a read-only file holding `content` over `target`, from a small tmpfs staged at
-/// [`STAGING`] (gone with the old root).
-fn cover_with(target: OwnedFd, dst: &Path, content: &str, mode: u32) -> SysResult<()> {
-    if sys::fstat(target.as_fd())?.st_mode & libc::S_IFMT == libc::S_IFDIR {
-        return Err(SysError {
-            call: format!("file {}: a directory is there", dst.display()),
-            errno: libc::EISDIR,
-        });
-    }
+/// A small read-only tmpfs holding one file with `content`, for a `file` op that may
+/// land on an existing file. Staged at [`STAGING`] before the new root is attached
+/// there (so it stays under the root and goes with the old root): a mount stacked
+/// over the new root would make the sandbox look chrooted to the kernel, which then
+/// refuses nested user namespaces (user_namespaces(7), EPERM).
+fn make_data(content: &str, mode: u32) -> SysResult<OwnedFd> {
     let size = (content.len() as u64).div_ceil(4096) * 4096 + 4096;
     let fs = tmpfs(size, 0o755, ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC)?;
     sys::move_mount_path(fs.as_fd(), STAGING)?;
@@ -297,7 +311,8 @@ fn cover_with(target: OwnedFd, dst: &Path, content: &str, mode: u32) -> SysResul
     sys::write_all(std::os::fd::AsRawFd::as_raw_fd(&f), content.as_bytes())?;
     drop(f);
     let data = sys::openat(fs.as_fd(), c"data", libc::O_PATH | libc::O_NOFOLLOW)?;
-    mount_over(data.as_fd(), target.as_fd(), dst)
+    sys::mount_setattr(fs.as_fd(), false, ATTR_RO, 0, "file data")?;
+    Ok(data)
 }
 
 /// Relative form of an absolute sandbox path, for `openat2` below the root fd.
@@ -433,7 +448,9 @@ fn apply(root: BorrowedFd, op: &MountOp, made: Made, masks: Option<&MaskSource>)
             | MountOp::TmpOverlay { dst, .. },
             Made::Fs(fs),
         ) => attach_dir(root, &fs, dst),
-        (MountOp::File { dst, content, mode }, _) => write_file(root, dst, content, *mode),
+        (MountOp::File { dst, content, mode }, Made::Data(data)) => {
+            write_file(root, dst, content, *mode, data)
+        }
         (MountOp::Dir { dst, mode }, _) => ensure_dir(root, dst, *mode).map(drop),
         (MountOp::Symlink { target, link }, _) => {
             symlink(root, &sys::cstr(target.as_os_str()), link)
@@ -463,6 +480,9 @@ pub fn build_root(plan: &Plan, detached: Detached) -> Result<OwnedFd> {
         .map(|(m, made)| match (&m.op, made) {
             (MountOp::TmpOverlay { size, .. }, Made::Lower(lower)) => make_overlay(&lower, *size)
                 .map(Made::Fs)
+                .map_err(|e| e.at(describe(&m.op)).within(&m.origin)),
+            (MountOp::File { content, mode, .. }, _) => make_data(content, *mode)
+                .map(Made::Data)
                 .map_err(|e| e.at(describe(&m.op)).within(&m.origin)),
             (_, made) => Ok(made),
         })

@@ -79,6 +79,9 @@ pub fn start(p: &Pasta, publish: &[Publish], netns: &OwnedFd, userns: &OwnedFd) 
             let mut none: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut none);
             libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+            // A process group of its own: ^C at the terminal, or `timeout` signalling
+            // its group, must not take the network away before the sandbox ends.
+            libc::setpgid(0, 0);
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) < 0 {
                 return Err(std::io::Error::last_os_error());
             }

@@ -192,6 +192,9 @@ fn sigkill_at_random_moments_of_setup_leaves_nothing() {
     let _g = HOST_STATE.lock().unwrap_or_else(|e| e.into_inner());
     let mut rng = Lcg(0x5b5_2026);
     for u in users() {
+        // Records other tests' killed launchers left behind go first, so that the one
+        // --list below compares like with like.
+        run(u, &["--list"]);
         let before = host_state(u);
         for i in 0..200 {
             let marker = format!("1000.{}", unique());

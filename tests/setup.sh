@@ -4,7 +4,8 @@
 #   the sandbox), bash, util-linux (unshare, script), procps; gcc and libc6-dev (the
 #   static probe program, and gcc run inside the sandbox); cargo (a `cargo build` run
 #   inside the sandbox: the test users cannot reach a rustup toolchain under /root);
-#   passt (pasta, for --net user);
+#   passt (pasta, for --net user); firefox-esr, chromium, xvfb and x11-apps (xwd) for
+#   the browser profile's end-to-end tests;
 # - two unprivileged test users: sbx-sub with subordinate ids, sbx-nosub without.
 set -eu
 if [ "$(id -u)" != 0 ]; then
@@ -12,7 +13,8 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 need=""
-for pkg in uidmap python3 bash util-linux procps passwd gcc libc6-dev cargo passt; do
+for pkg in uidmap python3 bash util-linux procps passwd gcc libc6-dev cargo passt \
+  firefox-esr chromium xvfb x11-apps; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need="$need $pkg"
 done
 if [ -n "$need" ]; then

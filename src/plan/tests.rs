@@ -123,7 +123,19 @@ fn shipped_profiles_golden() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/plan/golden");
     let bless = std::env::var_os("SBX_BLESS").is_some();
     for (name, _) in crate::profile::BUILTIN {
-        if ["system", "home-masks"].contains(name) {
+        if [
+            "system",
+            "home-masks",
+            "empty-home",
+            "fonts",
+            "x11",
+            "wayland",
+            "pulseaudio",
+            "pipewire",
+            "dri",
+        ]
+        .contains(name)
+        {
             continue; // abstractions: covered through the profiles that include them
         }
         let p = plan(

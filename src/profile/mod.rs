@@ -34,6 +34,14 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("dev", include_str!("../../profiles/dev.toml")),
     ("ci", include_str!("../../profiles/ci.toml")),
     ("untrusted", include_str!("../../profiles/untrusted.toml")),
+    ("browser", include_str!("../../profiles/browser.toml")),
+    ("empty-home", include_str!("../../profiles/empty-home.toml")),
+    ("fonts", include_str!("../../profiles/fonts.toml")),
+    ("x11", include_str!("../../profiles/x11.toml")),
+    ("wayland", include_str!("../../profiles/wayland.toml")),
+    ("pulseaudio", include_str!("../../profiles/pulseaudio.toml")),
+    ("pipewire", include_str!("../../profiles/pipewire.toml")),
+    ("dri", include_str!("../../profiles/dri.toml")),
 ];
 
 /// A place in a profile file, for messages: `file:line:column`.

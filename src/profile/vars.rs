@@ -17,6 +17,8 @@ pub const NAMES: &[&str] = &[
     "XDG_CACHE_HOME",
     "XDG_DATA_HOME",
     "XDG_DOWNLOAD_DIR",
+    "WAYLAND_DISPLAY",
+    "X11_DISPLAY",
 ];
 
 /// The values for one invocation; a variable absent here is unset (e.g. no
@@ -59,6 +61,29 @@ impl Vars {
             .and_then(|t| download_dir(&t, &home))
             .unwrap_or(format!("{home}/Downloads"));
         m.insert("XDG_DOWNLOAD_DIR", downloads);
+        let raw = |k: &str| {
+            host.env
+                .iter()
+                .find(|(n, _)| n == k)
+                .and_then(|(_, v)| v.to_str())
+        };
+        // A socket name under XDG_RUNTIME_DIR, never a path of its own.
+        if let Some(w) = raw("WAYLAND_DISPLAY").filter(|w| {
+            !w.is_empty()
+                && !w.starts_with('.')
+                && w.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        }) {
+            m.insert("WAYLAND_DISPLAY", w.to_string());
+        }
+        // The number of a local display (":0" or ":0.0"): its socket is /tmp/.X11-unix/XN.
+        if let Some(n) = raw("DISPLAY")
+            .and_then(|d| d.strip_prefix(':'))
+            .map(|d| d.split('.').next().unwrap_or(""))
+            .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        {
+            m.insert("X11_DISPLAY", n.to_string());
+        }
         m.insert("XDG_CONFIG_HOME", config);
         Vars(m)
     }
