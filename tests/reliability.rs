@@ -271,6 +271,25 @@ fn a_fork_bomb_is_contained_and_the_host_stays_responsive() {
         // no room to fork one later) while the bomb spreads, so only the limits and
         // --timeout end it.
         let bomb = format!(": {marker}; sleep 100 & f() {{ f | f & }}; f; wait");
+        // RLIMIT_NPROC counts every process of the user, zombies included: let what
+        // earlier tests ran as this user (browsers, pasta) finish dying and be reaped.
+        let all_of = |uid: u32| {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::read_dir("/proc")
+                .unwrap()
+                .flatten()
+                .filter(|e| {
+                    e.file_name()
+                        .to_str()
+                        .is_some_and(|n| n.parse::<u32>().is_ok())
+                })
+                .filter(|e| std::fs::metadata(e.path()).is_ok_and(|m| m.uid() == uid))
+                .count()
+        };
+        let settle = Instant::now() + Duration::from_secs(20);
+        while all_of(u.uid) > 0 && Instant::now() < settle {
+            std::thread::yield_now();
+        }
         let started = Instant::now();
         let child = sbx_cmd(
             u,
