@@ -97,6 +97,8 @@ pub struct Host {
     pub landlock_abi: Option<i64>,
     /// /dev/net/tun is readable and writable by the user (pasta needs it).
     pub tun_usable: bool,
+    /// sbx's own pid (names per-launch host paths, such as the D-Bus proxy's socket).
+    pub pid: u32,
 }
 
 /// The setuid helpers from shadow's `uidmap` package, by absolute path only: sbx
@@ -135,6 +137,7 @@ impl Host {
             cwd: std::env::current_dir().ok(),
             env,
             landlock_abi: crate::landlock::abi(),
+            pid: std::process::id(),
             // SAFETY: NUL-terminated path.
             tun_usable: unsafe { libc::access(c"/dev/net/tun".as_ptr(), libc::R_OK | libc::W_OK) }
                 == 0,

@@ -113,6 +113,20 @@ pub fn run(plan: &Plan) -> Result<i32> {
         }
     }
     let prep = Prepared::new(plan);
+    // The D-Bus proxy's socket must exist before PID 1 takes the bind sources.
+    // SAFETY: trivial getter.
+    let proxy = match &plan.dbus {
+        Some(d) => Some(crate::dbus_proxy::start(d, unsafe { libc::getuid() })?),
+        None => None,
+    };
+    let code = launch_with(plan, &prep);
+    if let Some(p) = proxy {
+        p.stop();
+    }
+    code
+}
+
+fn launch_with(plan: &Plan, prep: &Prepared) -> Result<i32> {
     // SAFETY: trivial getter.
     let me = sys::pidfd_open(unsafe { libc::getpid() }).map_err(|e| e.at("launch"))?;
     // One channel to the child, one to PID 1: each message has one reader.
@@ -156,7 +170,7 @@ pub fn run(plan: &Plan) -> Result<i32> {
     if child == 0 {
         drop(ours);
         drop(init_ours);
-        run_child(plan, &prep, theirs, init_theirs, me, net);
+        run_child(plan, prep, theirs, init_theirs, me, net);
     }
     drop(theirs);
     drop(init_theirs);
@@ -601,12 +615,28 @@ fn setup(
     trace::step("init", || {
         format!("cwd {}; start the command", String::from_utf8_lossy(&pwd))
     });
+    // The command waits at this gate until PID 1 has shed its capabilities and become
+    // non-dumpable: it must never see, through /proc/1, a PID 1 that still holds them.
+    // Raw descriptors: shed_privileges closes PID 1's end with every other one.
+    let mut gate = [0; 2];
+    // SAFETY: a two-element array for pipe2.
+    if unsafe { libc::pipe2(gate.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(Error::sys("start the command", "pipe2", sys::errno()));
+    }
     let pid = sys::clone_fork(0).map_err(|e| e.at("start the command"))?;
     if pid != 0 {
         launcher.send_parent(ToParent::Started);
         shed_privileges()?;
     }
     if pid == 0 {
+        // SAFETY: our copies of the gate; read blocks until PID 1 has closed its end.
+        unsafe {
+            libc::close(gate[1]);
+            let mut b = [0u8; 1];
+            while libc::read(gate[0], b.as_mut_ptr().cast(), 1) < 0 && sys::errno() == libc::EINTR {
+            }
+            libc::close(gate[0]);
+        }
         if sys::prctl(
             libc::PR_SET_PDEATHSIG,
             libc::SIGKILL as libc::c_ulong,

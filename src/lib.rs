@@ -7,6 +7,7 @@
 
 pub mod caps;
 pub mod cli;
+pub mod dbus_proxy;
 pub mod error;
 pub mod exec;
 pub mod host;

@@ -22,6 +22,7 @@ use crate::{caps, host};
 
 mod compile;
 pub mod confine;
+pub mod dbus;
 pub mod network;
 pub mod trust;
 
@@ -193,6 +194,8 @@ pub struct Plan {
     /// Where the running sandbox is recorded (`sbx --list`).
     #[serde(serialize_with = "lossy")]
     pub records: PathBuf,
+    /// The session bus through xdg-dbus-proxy (`[dbus]` in the profile).
+    pub dbus: Option<dbus::DbusPlan>,
     /// `--info-fd`, `--status-fd`.
     pub info_fd: Option<i32>,
     pub status_fd: Option<i32>,
@@ -382,6 +385,29 @@ impl Plan {
             host.tun_usable,
         )?;
         mounts.extend(net_files);
+        let host_var = |k: &str| {
+            host.env
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.to_string_lossy().into_owned())
+        };
+        let runtime = host_var("XDG_RUNTIME_DIR").filter(|r| r.starts_with('/'));
+        let records = crate::record::dir(host.uid, runtime.as_deref().map(Path::new));
+        let runtime_inside =
+            PathBuf::from(runtime.clone().unwrap_or(format!("/run/user/{}", host.uid)));
+        let (dbus, dbus_notice) = dbus::plan(
+            &profile.dbus,
+            host_var("DBUS_SESSION_BUS_ADDRESS").as_deref(),
+            &records,
+            host.pid,
+            &runtime_inside,
+            fs.is_executable_file(Path::new(dbus::PROXY)),
+        )?;
+        notices.extend(dbus_notice);
+        let dbus = dbus.map(|(plan, mount, address)| {
+            mounts.push(mount);
+            (plan, address)
+        });
         for (kind, value) in &cli.mount_order {
             mounts.push(cli_mount(*kind, value, host, fs)?);
         }
@@ -418,7 +444,11 @@ impl Plan {
             }
         };
 
-        let env = build_env(cli, host, &profile)?;
+        let mut env = build_env(cli, host, &profile)?;
+        if let Some((_, address)) = &dbus {
+            env.retain(|(k, _)| k != "DBUS_SESSION_BUS_ADDRESS");
+            env.push(("DBUS_SESSION_BUS_ADDRESS".into(), address.into()));
+        }
 
         let mut caps_keep = Vec::new();
         for name in &cli.cap_add {
@@ -454,15 +484,10 @@ impl Plan {
                 ));
             }
         }
-        let runtime = host
-            .env
-            .iter()
-            .find(|(k, _)| k == "XDG_RUNTIME_DIR")
-            .map(|(_, v)| PathBuf::from(v));
-
         Ok(Plan {
             name: cli.name.clone(),
-            records: crate::record::dir(host.uid, runtime.as_deref()),
+            records,
+            dbus: dbus.map(|(p, _)| p),
             info_fd: cli.info_fd,
             status_fd: cli.status_fd,
             profile: profile.name.clone(),

@@ -66,7 +66,7 @@ pub fn dir(uid: u32, runtime: Option<&Path>) -> PathBuf {
 /// The directory, made if needed, refused unless it is a real directory of the
 /// user's own that nobody else can enter (another user could otherwise plant or read
 /// records).
-fn ensure_dir(d: &Path, uid: u32) -> Result<()> {
+pub(crate) fn ensure_dir(d: &Path, uid: u32) -> Result<()> {
     let step = "sandbox records";
     match std::fs::DirBuilder::new().mode(0o700).create(d) {
         Ok(()) => {}
@@ -202,10 +202,39 @@ pub fn list(d: &Path, uid: u32) -> Result<Vec<(Record, Handles)>> {
     }
     check_dir(d, uid)?;
     let mut out = Vec::new();
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(d)
+    let all: Vec<PathBuf> = std::fs::read_dir(d)
         .map_err(|e| Error::new("sandbox records", format!("{}: {e}", d.display())))?
         .flatten()
         .map(|e| e.path())
+        .collect();
+    // A record being written is `.NAME.PID`: one whose writer is gone was left by an
+    // sbx killed mid-write.
+    for p in &all {
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if let Some(pid) = name
+            .strip_prefix('.')
+            .and_then(|n| n.rsplit_once('.'))
+            .and_then(|(_, pid)| pid.parse::<u32>().ok())
+        {
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+        // The D-Bus proxy's socket directory of an sbx that is gone.
+        if let Some(pid) = name
+            .strip_prefix("dbus-")
+            .and_then(|p| p.parse::<u32>().ok())
+        {
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = std::fs::remove_dir_all(p);
+            }
+        }
+    }
+    let mut paths: Vec<PathBuf> = all
+        .into_iter()
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .collect();
     paths.sort();
@@ -249,9 +278,17 @@ pub fn find(d: &Path, uid: u32, name: &str) -> Result<(Record, Handles)> {
     }
 }
 
-/// The recorded PID 1 is gone, or its pid now belongs to another process.
+/// The recorded PID 1 is gone (or a zombie nobody has reaped yet), or its pid now
+/// belongs to another process.
 fn ended(rec: &Record) -> bool {
-    start_time(rec.pid1) != Some(rec.pid1_start)
+    let zombie = std::fs::read_to_string(format!("/proc/{}/stat", rec.pid1))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, r)| r.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(true);
+    zombie || start_time(rec.pid1) != Some(rec.pid1_start)
 }
 
 /// The host pid of PID 1's first child (the command), from /proc.

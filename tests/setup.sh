@@ -5,7 +5,8 @@
 #   static probe program, and gcc run inside the sandbox); cargo (a `cargo build` run
 #   inside the sandbox: the test users cannot reach a rustup toolchain under /root);
 #   passt (pasta, for --net user); firefox-esr, chromium, xvfb and x11-apps (xwd) for
-#   the browser profile's end-to-end tests;
+#   the browser profile's end-to-end tests; xdg-dbus-proxy, dbus-daemon and dbus-bin
+#   (dbus-send) for the dbus abstraction's test;
 # - two unprivileged test users: sbx-sub with subordinate ids, sbx-nosub without.
 set -eu
 if [ "$(id -u)" != 0 ]; then
@@ -14,7 +15,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 need=""
 for pkg in uidmap python3 bash util-linux procps passwd gcc libc6-dev cargo passt \
-  firefox-esr chromium xvfb x11-apps; do
+  firefox-esr chromium xvfb x11-apps xdg-dbus-proxy dbus-daemon dbus-bin; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need="$need $pkg"
 done
 if [ -n "$need" ]; then

@@ -100,6 +100,7 @@ fn host(subids: bool) -> Host {
         subgid: if subids { sub } else { vec![] },
         landlock_abi: Some(7),
         tun_usable: true,
+        pid: 4242,
     }
 }
 
@@ -133,6 +134,7 @@ fn shipped_profiles_golden() {
             "pulseaudio",
             "pipewire",
             "dri",
+            "dbus",
         ]
         .contains(name)
         {

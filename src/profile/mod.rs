@@ -42,6 +42,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("pulseaudio", include_str!("../../profiles/pulseaudio.toml")),
     ("pipewire", include_str!("../../profiles/pipewire.toml")),
     ("dri", include_str!("../../profiles/dri.toml")),
+    ("dbus", include_str!("../../profiles/dbus.toml")),
 ];
 
 /// A place in a profile file, for messages: `file:line:column`.
@@ -332,6 +333,8 @@ pub struct Resolved {
     pub env_keep: Vec<String>,
     pub env_ops: Vec<EnvOp>,
     pub rlimits: Rlimits,
+    /// `[dbus]` from any profile merged: (own, talk); None: no session bus.
+    pub dbus: Option<(Vec<String>, Vec<String>)>,
     /// Where the last value of a scalar key was set (`hostname`, `ids`, `rlimits`), for
     /// errors found once the whole plan is built.
     pub key_locs: std::collections::BTreeMap<&'static str, Loc>,
@@ -500,6 +503,16 @@ fn merge(src: &Source, f: ProfileFile, out: &mut Resolved) {
     for m in f.mask {
         let l = at(m.span().start);
         out.masks.push((m.into_inner(), l));
+    }
+    if let Some(d) = f.dbus {
+        let (own, talk) = out.dbus.get_or_insert_with(Default::default);
+        for (list, add) in [(own, d.own), (talk, d.talk)] {
+            for n in add {
+                if !list.contains(&n) {
+                    list.push(n);
+                }
+            }
+        }
     }
     if let Some(env) = f.env {
         for k in env.keep {

@@ -41,6 +41,8 @@ pub struct ProfileFile {
     #[serde(default)]
     pub mask: Vec<Spanned<String>>,
     pub env: Option<EnvTable>,
+    /// The session bus, through xdg-dbus-proxy with this filter.
+    pub dbus: Option<DbusTable>,
     pub rlimits: Option<Spanned<Rlimits>>,
 }
 
@@ -135,6 +137,17 @@ pub struct MountEntry {
 pub enum Size {
     Bytes(u64),
     Text(String),
+}
+
+/// What the sandbox may do on the session bus (xdg-dbus-proxy's policy): bus names
+/// it may own, and names it may talk to (wildcards as `org.freedesktop.portal.*`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DbusTable {
+    #[serde(default)]
+    pub own: Vec<String>,
+    #[serde(default)]
+    pub talk: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

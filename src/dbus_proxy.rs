@@ -1,0 +1,109 @@
+//! The `dbus` abstraction's proxy: xdg-dbus-proxy, started by the launcher before the
+//! sandbox (its socket must exist when PID 1 takes the bind sources) and stopped
+//! after it. The proxy writes a byte to `--fd` once its socket listens and exits when
+//! that pipe's other end closes (flatpak's protocol); a parent-death signal covers a
+//! launcher killed outright.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+
+use crate::error::{Error, Result};
+use crate::plan::dbus::DbusPlan;
+use crate::sys;
+
+const STEP: &str = "dbus (xdg-dbus-proxy)";
+
+pub struct Proxy {
+    pid: libc::pid_t,
+    /// Our end of the readiness pipe: closing it stops the proxy.
+    ready: Option<OwnedFd>,
+    dir: std::path::PathBuf,
+}
+
+pub fn start(p: &DbusPlan, uid: u32) -> Result<Proxy> {
+    if let Some(records) = p.dir.parent() {
+        crate::record::ensure_dir(records, uid)?;
+    }
+    let _ = std::fs::remove_dir_all(&p.dir);
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&p.dir)
+        .map_err(|e| Error::new(STEP, format!("mkdir {}: {e}", p.dir.display())))?;
+    let mut fds = [0; 2];
+    // SAFETY: a two-element array for pipe2.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(Error::sys(STEP, "pipe2", sys::errno()));
+    }
+    // SAFETY: pipe2 just returned these.
+    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let wfd = w.as_raw_fd();
+    let mut cmd = Command::new(&p.program);
+    cmd.arg(format!("--fd={wfd}"))
+        .arg(&p.upstream)
+        .arg(p.dir.join("bus"))
+        .args(&p.filter)
+        .env_clear()
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let mut none: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut none);
+            libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+            libc::setpgid(0, 0);
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) < 0
+                || libc::fcntl(wfd, libc::F_SETFD, 0) < 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd
+        .spawn()
+        .map_err(|e| Error::new(STEP, format!("cannot start {}: {e}", p.program.display())))?;
+    drop(w);
+    let pid = child.id() as libc::pid_t;
+    std::mem::forget(child);
+    let proxy = Proxy {
+        pid,
+        ready: Some(r),
+        dir: p.dir.clone(),
+    };
+    let mut byte = [0u8; 1];
+    let fd = proxy.ready.as_ref().map(|r| r.as_raw_fd()).unwrap_or(-1);
+    let n = loop {
+        // SAFETY: reading one byte into a local buffer.
+        let n = unsafe { libc::read(fd, byte.as_mut_ptr().cast(), 1) };
+        if n < 0 && sys::errno() == libc::EINTR {
+            continue;
+        }
+        break n;
+    };
+    if n != 1 {
+        let status = proxy.stop();
+        return Err(Error::new(
+            STEP,
+            format!(
+                "the proxy exited before its socket was ready (status {}; is {} a bus?)",
+                status.map(sys::exit_code).unwrap_or(-1),
+                p.upstream
+            ),
+        ));
+    }
+    Ok(proxy)
+}
+
+impl Proxy {
+    /// Stop the proxy, reap it and remove its socket directory.
+    pub fn stop(mut self) -> Option<i32> {
+        self.ready = None;
+        sys::kill(self.pid, libc::SIGKILL);
+        let status = sys::waitpid(self.pid, 0).ok().flatten().map(|(_, s)| s);
+        let _ = std::fs::remove_dir_all(&self.dir);
+        status
+    }
+}
