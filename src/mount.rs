@@ -276,7 +276,7 @@ fn make_overlay(lower: &OwnedFd, size: u64) -> SysResult<OwnedFd> {
 fn write_file(
     root: BorrowedFd,
     dst: &Path,
-    content: &str,
+    content: &[u8],
     mode: u32,
     data: OwnedFd,
 ) -> SysResult<()> {
@@ -295,7 +295,7 @@ fn write_file(
     }
     let parent = ensure_dir(root, dst.parent().unwrap_or(Path::new("/")), 0o755)?;
     let fd = sys::create_file_with(parent.as_fd(), &name_of(dst), mode)?;
-    sys::write_all(std::os::fd::AsRawFd::as_raw_fd(&fd), content.as_bytes())
+    sys::write_all(std::os::fd::AsRawFd::as_raw_fd(&fd), content)
 }
 
 /// A small read-only tmpfs holding one file with `content`, for a `file` op that may
@@ -303,12 +303,12 @@ fn write_file(
 /// there (so it stays under the root and goes with the old root): a mount stacked
 /// over the new root would make the sandbox look chrooted to the kernel, which then
 /// refuses nested user namespaces (user_namespaces(7), EPERM).
-fn make_data(content: &str, mode: u32) -> SysResult<OwnedFd> {
+fn make_data(content: &[u8], mode: u32) -> SysResult<OwnedFd> {
     let size = (content.len() as u64).div_ceil(4096) * 4096 + 4096;
     let fs = tmpfs(size, 0o755, ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC)?;
     sys::move_mount_path(fs.as_fd(), STAGING)?;
     let f = sys::create_file_with(fs.as_fd(), c"data", mode)?;
-    sys::write_all(std::os::fd::AsRawFd::as_raw_fd(&f), content.as_bytes())?;
+    sys::write_all(std::os::fd::AsRawFd::as_raw_fd(&f), content)?;
     drop(f);
     let data = sys::openat(fs.as_fd(), c"data", libc::O_PATH | libc::O_NOFOLLOW)?;
     sys::mount_setattr(fs.as_fd(), false, ATTR_RO, 0, "file data")?;

@@ -114,7 +114,8 @@ pub enum MountOp {
     File {
         #[serde(serialize_with = "lossy")]
         dst: PathBuf,
-        content: String,
+        #[serde(serialize_with = "text_or_size")]
+        content: Vec<u8>,
         #[serde(serialize_with = "octal")]
         mode: u32,
     },
@@ -705,6 +706,14 @@ fn build_env(cli: &Cli, host: &Host, profile: &Resolved) -> Result<Vec<(OsString
         }
     }
     Ok(env)
+}
+
+/// File content for --dry-run: text as it is; anything else (an X11 cookie) only by size.
+fn text_or_size<S: Serializer>(v: &[u8], s: S) -> std::result::Result<S::Ok, S::Error> {
+    match std::str::from_utf8(v) {
+        Ok(t) => s.serialize_str(t),
+        Err(_) => s.serialize_str(&format!("<{} bytes, not shown>", v.len())),
+    }
 }
 
 fn octal<S: Serializer>(m: &u32, s: S) -> std::result::Result<S::Ok, S::Error> {

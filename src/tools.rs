@@ -268,7 +268,11 @@ fn print(spec: &str, locs: &Locations, vars: &Vars, host: &Host, json: bool) -> 
             } => {
                 e.insert("type".into(), s("file"));
                 e.insert("dst".into(), p(dst));
-                e.insert("content".into(), s(content));
+                let text = match std::str::from_utf8(content) {
+                    Ok(t) => t.to_string(),
+                    Err(_) => format!("<{} bytes of binary data (an X11 cookie)>", content.len()),
+                };
+                e.insert("content".into(), s(&text));
                 e.insert("mode".into(), mode(*md));
             }
             MountOp::Symlink { target, link } => {

@@ -235,9 +235,10 @@ fn browser_content_processes_get_their_own_user_namespaces() {
 }
 
 /// Xvfb's framebuffer read from the host: the pixel at the centre of the screen.
-fn x_centre(display: &str) -> Option<(u8, u8, u8)> {
+fn x_centre(display: &str, xauthority: &Path) -> Option<(u8, u8, u8)> {
     let o = Command::new("xwd")
         .args(["-root", "-silent", "-display", display])
+        .env("XAUTHORITY", xauthority)
         .output()
         .ok()?;
     if !o.status.success() {
@@ -274,6 +275,7 @@ fn firefox_in_an_x11_window_under_xvfb() {
     if !have("/usr/bin/firefox-esr")
         || !have("/usr/bin/Xvfb")
         || !have("/usr/bin/xwd")
+        || !have("/usr/bin/xauth")
         || !have("/usr/bin/pasta")
     {
         return;
@@ -281,6 +283,20 @@ fn firefox_in_an_x11_window_under_xvfb() {
     for (i, u) in users().iter().enumerate() {
         let n = 90 + i + (std::process::id() as usize % 100) * 2;
         let display = format!(":{n}");
+        // The display requires a cookie; the user's Xauthority also holds a decoy
+        // display's, which must not reach the sandbox.
+        let fx = Fixture::new(u, "xauth");
+        let xauthority = fx.path.join("Xauthority");
+        let cookie = format!("5b5{:029x}", std::process::id() as u128 * 1000 + i as u128);
+        for (d, c) in [
+            (display.as_str(), cookie.as_str()),
+            (":3", "0123456789abcdef0123456789abcdef"),
+        ] {
+            let mut add = as_user(u, "xauth");
+            add.arg("-f").arg(&xauthority).args(["add", d, ".", c]);
+            let o = output(add);
+            assert!(o.status.success(), "xauth add: {}", stderr(&o));
+        }
         let mut xvfb = as_user(u, "Xvfb")
             .args([
                 display.as_str(),
@@ -289,16 +305,42 @@ fn firefox_in_an_x11_window_under_xvfb() {
                 "640x480x24",
                 "-nolisten",
                 "tcp",
+                "-auth",
             ])
+            .arg(&xauthority)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
-        while x_centre(&display).is_none() {
+        while x_centre(&display, &xauthority).is_none() {
             assert!(Instant::now() < deadline, "Xvfb {display} did not start");
             std::thread::yield_now();
         }
+        // Inside: the display's own cookie only, for any hostname (FamilyWild).
+        let mut list = sbx_cmd(
+            u,
+            [
+                "-q",
+                "--profile",
+                "browser",
+                "--",
+                "sh",
+                "-c",
+                "xauth -f \"$XAUTHORITY\" list",
+            ],
+        );
+        list.env("DISPLAY", &display)
+            .env("XAUTHORITY", &xauthority)
+            .current_dir(&u.home);
+        let o = output(list);
+        assert_eq!(
+            stdout(&o),
+            format!("#ffff##:{n}  MIT-MAGIC-COOKIE-1  {cookie}\n"),
+            "as {}: {}",
+            u.name,
+            stderr(&o)
+        );
         let script = format!("{SERVE}; exec firefox-esr --kiosk http://127.0.0.1:8000/");
         let mut c = sbx_cmd(
             u,
@@ -314,7 +356,9 @@ fn firefox_in_an_x11_window_under_xvfb() {
                 &script,
             ],
         );
-        c.env("DISPLAY", &display).current_dir(&u.home);
+        c.env("DISPLAY", &display)
+            .env("XAUTHORITY", &xauthority)
+            .current_dir(&u.home);
         let mut ff = c
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -324,7 +368,7 @@ fn firefox_in_an_x11_window_under_xvfb() {
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut seen = None;
         while Instant::now() < deadline {
-            seen = x_centre(&display);
+            seen = x_centre(&display, &xauthority);
             if is_page(seen) {
                 break;
             }

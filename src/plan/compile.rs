@@ -65,6 +65,7 @@ fn kind_name(k: MountKind) -> &'static str {
         MountKind::Dev => "dev",
         MountKind::Mqueue => "mqueue",
         MountKind::TmpOverlay => "tmp-overlay",
+        MountKind::Xauthority => "xauthority",
     }
 }
 
@@ -82,6 +83,7 @@ fn allowed(k: MountKind) -> &'static [&'static str] {
         MountKind::Proc | MountKind::Mqueue => &["dst"],
         MountKind::TmpOverlay => &["src", "dst", "size"],
         MountKind::Dev => &["dst", "size"],
+        MountKind::Xauthority => &["src", "dst"],
     }
 }
 
@@ -100,6 +102,45 @@ fn present(e: &MountEntry) -> Vec<&'static str> {
     add(e.target.is_some(), "target");
     add(e.skip_if_home_or_above, "skip_if_home_or_above");
     v
+}
+
+/// The entries of an Xauthority file (libXau's format: family, then address, display
+/// number, auth name and auth data, each a big-endian u16 length and bytes) for
+/// display `display`, rewritten to FamilyWild with no address: inside, the hostname
+/// is the sandbox's, which a host-specific entry would not match.
+pub fn xauth_for_display(data: &[u8], display: &str) -> Result<Vec<u8>, String> {
+    const FAMILY_WILD: u16 = 0xFFFF;
+    let mut out = Vec::new();
+    let mut i = 0;
+    let field = |i: &mut usize| -> Result<&[u8], String> {
+        let len = data
+            .get(*i..*i + 2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]) as usize)
+            .ok_or("truncated Xauthority entry")?;
+        let v = data
+            .get(*i + 2..*i + 2 + len)
+            .ok_or("truncated Xauthority entry")?;
+        *i += 2 + len;
+        Ok(v)
+    };
+    while i < data.len() {
+        if data.len() < i + 2 {
+            return Err("truncated Xauthority entry".into());
+        }
+        i += 2; // family
+        let _address = field(&mut i)?;
+        let number = field(&mut i)?;
+        let name = field(&mut i)?;
+        let cookie = field(&mut i)?;
+        if number == display.as_bytes() {
+            out.extend_from_slice(&FAMILY_WILD.to_be_bytes());
+            for f in [&b""[..], number, name, cookie] {
+                out.extend_from_slice(&(f.len() as u16).to_be_bytes());
+                out.extend_from_slice(f);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The outcome of expanding one path: a value, or skip (optional entry, unset variable).
@@ -304,9 +345,42 @@ fn entry_op(
         MountKind::Dir => {
             default_dst_required(e, &default_dst)?.map(|dst| MountOp::Dir { dst, mode: 0 })
         }
+        MountKind::Xauthority => {
+            let src = match expand_opt(&need(&e.src, "src")?, e.optional, vars)? {
+                Expanded::Value(s) => PathBuf::from(s),
+                Expanded::Skip => return Ok(None),
+            };
+            let Some(display) = vars.0.get("X11_DISPLAY") else {
+                return if e.optional {
+                    Ok(None)
+                } else {
+                    Err("no local X11 display here ($DISPLAY is unset or remote)".into())
+                };
+            };
+            // Read as the user, like every source.
+            let data = match std::fs::read(&src) {
+                Ok(d) => d,
+                Err(_) if e.optional => return Ok(None),
+                Err(err) => return Err(format!("src {}: {err}", src.display())),
+            };
+            let filtered = xauth_for_display(&data, display)
+                .map_err(|why| format!("src {}: {why}", src.display()))?;
+            if filtered.is_empty() {
+                notices.push(format!(
+                    "x11: {} holds no cookie for display :{display}: the sandbox gets none",
+                    src.display()
+                ));
+                return Ok(None);
+            }
+            default_dst_required(e, &default_dst)?.map(|dst| MountOp::File {
+                dst,
+                content: filtered,
+                mode: 0o600,
+            })
+        }
         MountKind::File => default_dst_required(e, &default_dst)?.map(|dst| MountOp::File {
             dst,
-            content: e.content.clone().unwrap_or_default(),
+            content: e.content.clone().unwrap_or_default().into_bytes(),
             mode: 0,
         }),
         MountKind::Symlink => {

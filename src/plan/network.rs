@@ -219,7 +219,7 @@ pub fn plan(
     let file = |dst: &str, content: String| Mount {
         op: MountOp::File {
             dst: dst.into(),
-            content,
+            content: content.into_bytes(),
             mode: 0o644,
         },
         origin: "--net user".into(),
@@ -292,6 +292,7 @@ mod tests {
         let MountOp::File { content, .. } = &files[1].op else {
             panic!()
         };
+        let content = String::from_utf8_lossy(content);
         assert!(content.contains("10.0.2.2\thost.sbx.internal") && content.contains("\tbox\n"));
     }
 

@@ -605,3 +605,25 @@ fn require_refuses_profiles_that_turn_a_layer_off() {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
+
+#[test]
+fn xauthority_keeps_one_display_for_any_host() {
+    let entry = |family: u16, addr: &[u8], num: &[u8], cookie: &[u8]| {
+        let mut v = family.to_be_bytes().to_vec();
+        for f in [addr, num, b"MIT-MAGIC-COOKIE-1", cookie] {
+            v.extend_from_slice(&(f.len() as u16).to_be_bytes());
+            v.extend_from_slice(f);
+        }
+        v
+    };
+    let mut file = entry(256, b"myhost", b"0", &[1; 16]);
+    file.extend(entry(256, b"myhost", b"7", &[7; 16]));
+    file.extend(entry(0, b"\x7f\0\0\x01", b"0", &[2; 16]));
+    let out = super::compile::xauth_for_display(&file, "7").unwrap();
+    assert_eq!(out, entry(0xFFFF, b"", b"7", &[7; 16]));
+    assert_eq!(
+        super::compile::xauth_for_display(&file, "3").unwrap(),
+        Vec::<u8>::new()
+    );
+    assert!(super::compile::xauth_for_display(&file[..10], "0").is_err());
+}

@@ -108,6 +108,9 @@ pub enum MountKind {
     Mqueue,
     /// An overlay of `src` whose writes go to a tmpfs and vanish with the sandbox.
     TmpOverlay,
+    /// The entries of the Xauthority file `src` for the display `${X11_DISPLAY}` only,
+    /// written at `dst` for any hostname (the sandbox's differs from the host's).
+    Xauthority,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -19,6 +19,7 @@ pub const NAMES: &[&str] = &[
     "XDG_DOWNLOAD_DIR",
     "WAYLAND_DISPLAY",
     "X11_DISPLAY",
+    "XAUTHORITY",
 ];
 
 /// The values for one invocation; a variable absent here is unset (e.g. no
@@ -67,6 +68,12 @@ impl Vars {
                 .find(|(n, _)| n == k)
                 .and_then(|(_, v)| v.to_str())
         };
+        m.insert(
+            "XAUTHORITY",
+            env(host, "XAUTHORITY")
+                .map(str::to_string)
+                .unwrap_or(format!("{home}/.Xauthority")),
+        );
         // A socket name under XDG_RUNTIME_DIR, never a path of its own.
         if let Some(w) = raw("WAYLAND_DISPLAY").filter(|w| {
             !w.is_empty()
