@@ -6,7 +6,6 @@
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::DirBuilderExt;
-use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
 use crate::error::{Error, Result};
@@ -47,27 +46,9 @@ pub fn start(p: &DbusPlan, uid: u32) -> Result<Proxy> {
         .env_clear()
         .stdin(Stdio::null())
         .stdout(Stdio::null());
-    // SAFETY: only async-signal-safe calls between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            let mut none: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut none);
-            libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
-            libc::setpgid(0, 0);
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) < 0
-                || libc::fcntl(wfd, libc::F_SETFD, 0) < 0
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let child = cmd
-        .spawn()
+    let pid = sys::spawn_helper(&mut cmd, vec![wfd])
         .map_err(|e| Error::new(STEP, format!("cannot start {}: {e}", p.program.display())))?;
     drop(w);
-    let pid = child.id() as libc::pid_t;
-    std::mem::forget(child);
     let proxy = Proxy {
         pid,
         ready: Some(r),

@@ -7,7 +7,6 @@
 //! covers a launcher killed outright (this pasta never exits on its own).
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -25,14 +24,6 @@ const STEP: &str = "--net user (pasta)";
 /// pasta configures the namespace in about 20 ms here; a slow, loaded machine gets
 /// far longer than that before sbx gives up.
 const READY_WITHIN: Duration = Duration::from_secs(20);
-
-fn no_cloexec(fd: libc::c_int) -> std::io::Result<()> {
-    // SAFETY: F_SETFD on a descriptor we own.
-    if unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
-}
 
 /// Start pasta for the namespaces behind `netns` and `userns`; returns once the
 /// namespace is configured, or with pasta's own words on why it is not.
@@ -70,34 +61,10 @@ pub fn start(p: &Pasta, publish: &[Publish], netns: &OwnedFd, userns: &OwnedFd) 
                 .try_clone()
                 .map_err(|e| Error::new(STEP, e.to_string()))?,
         ));
-    let keep = [ready_w.as_raw_fd(), netns.as_raw_fd(), userns.as_raw_fd()];
-    // SAFETY: only async-signal-safe calls (sigprocmask, prctl, fcntl) between fork
-    // and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            // The launcher blocks the signals it forwards; pasta must get SIGTERM.
-            let mut none: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut none);
-            libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
-            // A process group of its own: ^C at the terminal, or `timeout` signalling
-            // its group, must not take the network away before the sandbox ends.
-            libc::setpgid(0, 0);
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            for fd in keep {
-                no_cloexec(fd)?;
-            }
-            Ok(())
-        });
-    }
-    let child = cmd
-        .spawn()
+    let keep = vec![ready_w.as_raw_fd(), netns.as_raw_fd(), userns.as_raw_fd()];
+    let pid = sys::spawn_helper(&mut cmd, keep)
         .map_err(|e| Error::new(STEP, format!("cannot start {}: {e}", p.program.display())))?;
     drop(ready_w);
-    let pid = child.id() as libc::pid_t;
-    // The Child handle would not reap on drop; the launcher waits with waitpid.
-    std::mem::forget(child);
     let running = Running {
         pid,
         stderr,

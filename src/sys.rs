@@ -687,3 +687,39 @@ pub fn borrow(fd: &OwnedFd) -> BorrowedFd<'_> {
     use std::os::fd::AsFd;
     fd.as_fd()
 }
+
+/// Start `cmd` as a helper the launcher supervises (pasta, xdg-dbus-proxy): signals
+/// unblocked (the launcher blocks those it forwards), a process group of its own (a
+/// signal to sbx's group, from ^C or timeout(1), must not take it down before the
+/// sandbox ends), killed if sbx dies, and the `keep` descriptors inherited. Returns
+/// its pid; the caller reaps it with waitpid.
+pub fn spawn_helper(
+    cmd: &mut std::process::Command,
+    keep: Vec<RawFd>,
+) -> std::io::Result<libc::pid_t> {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: only async-signal-safe calls (sigprocmask, setpgid, prctl, fcntl)
+    // between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let mut none: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut none);
+            libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+            libc::setpgid(0, 0);
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            for &fd in &keep {
+                if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    let child = cmd.spawn()?;
+    let pid = child.id() as libc::pid_t;
+    // The Child handle would not reap on drop; the caller waits with waitpid.
+    std::mem::forget(child);
+    Ok(pid)
+}

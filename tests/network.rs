@@ -264,11 +264,20 @@ fn published_ports_reach_a_server_inside_and_nothing_is_left() {
         );
         let pasta = pastas_of(child.id());
         assert_eq!(pasta.len(), 1, "as {}: sbx runs one pasta", u.name);
+        // Debian 12's pasta (2023-03) now and then closes an inbound connection
+        // without passing it on (about once in a dozen runs here): the server inside
+        // is still waiting then, and a second connection reaches it.
         let mut got = String::new();
-        TcpStream::connect(("127.0.0.1", port))
-            .unwrap()
-            .read_to_string(&mut got)
-            .unwrap();
+        for _ in 0..5 {
+            got.clear();
+            TcpStream::connect(("127.0.0.1", port))
+                .unwrap()
+                .read_to_string(&mut got)
+                .unwrap();
+            if !got.is_empty() {
+                break;
+            }
+        }
         assert_eq!(got, "inside-server", "as {}", u.name);
         let status = wait_status(child, "publish");
         assert!(status.success(), "as {}: {status:?}", u.name);
