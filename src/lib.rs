@@ -129,6 +129,9 @@ pub fn main() -> i32 {
     for line in &plan.enforcement {
         trace::step("launcher", || format!("enforced: {line}"));
     }
+    for line in &plan.skipped {
+        trace::step("launcher", || format!("skipped: {line}"));
+    }
     match launch::run(&plan) {
         Ok(code) => code,
         Err(e) => {

@@ -206,6 +206,8 @@ pub struct Plan {
     pub landlock: LandlockPlan,
     /// What the hardening layers enforce, one line each (`-v` prints them).
     pub enforcement: Vec<String>,
+    /// Optional profile entries skipped on this host (`-v` prints them).
+    pub skipped: Vec<String>,
     /// Lines announced on stderr before the launch (unless `-q`).
     pub notices: Vec<String>,
     /// Weakened isolation the profile asked for: announced even with `-q`.
@@ -308,6 +310,7 @@ impl Plan {
         let compiled =
             compile::compile(&profile, host, fs, vars).map_err(|mut errs| errs.remove(0))?;
         let mut notices = compiled.notices;
+        let skipped = compiled.skipped;
 
         // --- ids ---
         let helpers = (fs.is_executable_file(Path::new(host::NEWUIDMAP))
@@ -509,6 +512,7 @@ impl Plan {
             seccomp,
             landlock,
             enforcement,
+            skipped,
             warnings,
             notices,
         })

@@ -387,3 +387,27 @@ fn firefox_in_an_x11_window_under_xvfb() {
         );
     }
 }
+
+/// Abstractions are optional by presence, and `-v` says what was left out.
+#[test]
+fn missing_desktop_pieces_are_skipped_and_listed_under_v() {
+    if !have("/usr/bin/pasta") {
+        return;
+    }
+    for u in users() {
+        let mut c = sbx_cmd(u, ["-v", "--profile", "browser", "--", "true"]);
+        c.current_dir(&u.home);
+        let o = output(c);
+        assert_eq!(code(&o), 0, "as {}: {}", u.name, stderr(&o));
+        let err = stderr(&o);
+        for piece in ["builtin:wayland", "builtin:x11", "builtin:pulseaudio"] {
+            assert!(
+                err.lines()
+                    .any(|l| l.contains("skipped: ") && l.contains(piece)),
+                "as {}: {piece} not listed: {err}",
+                u.name
+            );
+        }
+        assert!(err.contains("dbus: no session bus here"), "{err}");
+    }
+}

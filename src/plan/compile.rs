@@ -17,6 +17,8 @@ const MAX_SIZE: u64 = 1 << 40;
 pub struct Compiled {
     pub mounts: Vec<Mount>,
     pub notices: Vec<String>,
+    /// Optional entries that do not apply on this host (`-v` lists them).
+    pub skipped: Vec<String>,
 }
 
 pub fn parse_size(s: &Size) -> Result<u64, String> {
@@ -169,6 +171,7 @@ pub fn compile(
     let mut out = Compiled {
         mounts: Vec::new(),
         notices: Vec::new(),
+        skipped: Vec::new(),
     };
     let mut errors = Vec::new();
     for (entry, loc) in &r.mounts {
@@ -177,7 +180,16 @@ pub fn compile(
                 origin: format!("{loc} ({})", kind_name(entry.kind)),
                 op,
             }),
-            Ok(None) => {}
+            Ok(None) => out.skipped.push(format!(
+                "{loc} ({}{}): optional, nothing here to grant",
+                kind_name(entry.kind),
+                entry
+                    .src
+                    .as_deref()
+                    .or(entry.dst.as_deref())
+                    .map(|p| format!(" {p}"))
+                    .unwrap_or_default()
+            )),
             Err(msg) => errors.push(Error::new(
                 loc.to_string(),
                 format!("{}: {msg}", kind_name(entry.kind)),
