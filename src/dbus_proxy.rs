@@ -4,7 +4,7 @@
 //! that pipe's other end closes (flatpak's protocol); a parent-death signal covers a
 //! launcher killed outright.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::DirBuilderExt;
 use std::process::{Command, Stdio};
 
@@ -13,6 +13,8 @@ use crate::plan::dbus::DbusPlan;
 use crate::sys;
 
 const STEP: &str = "dbus (xdg-dbus-proxy)";
+/// The proxy listens within milliseconds; a loaded machine gets far longer.
+const READY_WITHIN: std::time::Duration = std::time::Duration::from_secs(20);
 
 pub struct Proxy {
     pid: libc::pid_t,
@@ -54,22 +56,16 @@ pub fn start(p: &DbusPlan, uid: u32) -> Result<Proxy> {
         ready: Some(r),
         dir: p.dir.clone(),
     };
-    let mut byte = [0u8; 1];
-    let fd = proxy.ready.as_ref().map(|r| r.as_raw_fd()).unwrap_or(-1);
-    let n = loop {
-        // SAFETY: reading one byte into a local buffer.
-        let n = unsafe { libc::read(fd, byte.as_mut_ptr().cast(), 1) };
-        if n < 0 && sys::errno() == libc::EINTR {
-            continue;
-        }
-        break n;
-    };
-    if n != 1 {
+    let ready = proxy
+        .ready
+        .as_ref()
+        .map(|r| sys::await_ready(r.as_fd(), READY_WITHIN));
+    if let Some(Err(why)) = ready {
         let status = proxy.stop();
         return Err(Error::new(
             STEP,
             format!(
-                "the proxy exited before its socket was ready (status {}; is {} a bus?)",
+                "xdg-dbus-proxy: {why} (status {}; is {} a bus?)",
                 status.map(sys::exit_code).unwrap_or(-1),
                 p.upstream
             ),

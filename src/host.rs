@@ -107,6 +107,11 @@ pub const NEWUIDMAP: &str = "/usr/bin/newuidmap";
 pub const NEWGIDMAP: &str = "/usr/bin/newgidmap";
 
 impl Host {
+    /// A variable of sbx's environment.
+    pub fn var(&self, k: &str) -> Option<&OsString> {
+        self.env.iter().find(|(n, _)| n == k).map(|(_, v)| v)
+    }
+
     pub fn gather() -> Host {
         // SAFETY: trivial getters.
         let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };

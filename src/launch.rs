@@ -422,19 +422,7 @@ fn record_sandbox(plan: &Plan, pid1: libc::pid_t) -> Result<Option<std::path::Pa
             .ok()
             .and_then(|v| v.as_str().map(String::from))
             .unwrap_or_default(),
-        namespaces: {
-            // Read before the command's exec or after it, not during it (when its
-            // /proc/PID/ns is briefly unreadable).
-            let mut ns = record::ns_inodes(&anchor.to_string());
-            for _ in 0..100 {
-                if ns.len() == record::NAMESPACES.len() {
-                    break;
-                }
-                std::thread::yield_now();
-                ns = record::ns_inodes(&anchor.to_string());
-            }
-            ns
-        },
+        namespaces: record::ns_inodes_settled(anchor),
         env: plan
             .env
             .iter()

@@ -13,15 +13,6 @@ use crate::host::Host;
 use crate::record::{self, Record};
 use crate::{exec, launch, sys};
 
-fn records_dir(host: &Host) -> std::path::PathBuf {
-    let runtime = host
-        .env
-        .iter()
-        .find(|(k, _)| k == "XDG_RUNTIME_DIR")
-        .map(|(_, v)| std::path::PathBuf::from(v));
-    record::dir(host.uid, runtime.as_deref())
-}
-
 /// Run the management action `cli` asks for, if any; returns the exit status.
 pub fn run(cli: &Cli, host: &Host) -> Option<i32> {
     let r = if cli.list {
@@ -58,7 +49,7 @@ fn uptime(started: u64) -> String {
 }
 
 fn list(cli: &Cli, host: &Host) -> Result<i32> {
-    let live = record::list(&records_dir(host), host.uid)?;
+    let live = record::list(&record::dir_for(host), host.uid)?;
     if cli.json {
         let v: Vec<serde_json::Value> = live
             .iter()
@@ -130,7 +121,7 @@ fn wait_gone(fd: std::os::fd::BorrowedFd, limit: Duration) -> bool {
 }
 
 fn kill(cli: &Cli, host: &Host, name: &str) -> Result<i32> {
-    let dir = records_dir(host);
+    let dir = record::dir_for(host);
     let (rec, h) = record::find(&dir, host.uid, name)?;
     let pidfd = h.pid1;
     let sig = match &cli.signal {
@@ -166,7 +157,7 @@ fn kill(cli: &Cli, host: &Host, name: &str) -> Result<i32> {
 }
 
 fn enter(cli: &Cli, host: &Host, name: &str) -> Result<i32> {
-    let (rec, h) = record::find(&records_dir(host), host.uid, name)?;
+    let (rec, h) = record::find(&record::dir_for(host), host.uid, name)?;
     let pidfd = h.anchor;
     let step = format!("--enter {name}");
     // Join only the namespaces that differ from ours (with --net host the network is
@@ -277,7 +268,7 @@ fn inspect(cli: &Cli, host: &Host, what: &str) -> Result<i32> {
     let (pid, rec) = match what.parse::<i32>() {
         Ok(p) if p > 0 => (p, None),
         _ => {
-            let (r, _) = record::find(&records_dir(host), host.uid, what)?;
+            let (r, _) = record::find(&record::dir_for(host), host.uid, what)?;
             (r.anchor, Some(r))
         }
     };

@@ -6,7 +6,7 @@
 //! and pasta ends with the sandbox: the launcher stops it, and a parent-death signal
 //! covers a launcher killed outright (this pasta never exits on its own).
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -70,50 +70,11 @@ pub fn start(p: &Pasta, publish: &[Publish], netns: &OwnedFd, userns: &OwnedFd) 
         stderr,
         reaped: std::cell::Cell::new(false),
     };
-    match read_ready(&ready_r) {
+    match sys::await_ready(ready_r.as_fd(), READY_WITHIN) {
         Ok(()) => Ok(running),
         Err(why) => {
             let status = running.stop();
             Err(running.explain(&why, status, publish))
-        }
-    }
-}
-
-/// Wait for pasta's pid line on the readiness pipe (EOF: pasta failed).
-fn read_ready(r: &OwnedFd) -> std::result::Result<(), String> {
-    let deadline = std::time::Instant::now() + READY_WITHIN;
-    let mut got = Vec::new();
-    loop {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        if left.is_zero() {
-            return Err(format!("not ready after {} s", READY_WITHIN.as_secs()));
-        }
-        let mut pfd = libc::pollfd {
-            fd: r.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd.
-        let n = unsafe { libc::poll(&mut pfd, 1, left.as_millis() as libc::c_int) };
-        if n < 0 && sys::errno() != libc::EINTR {
-            return Err(format!("poll: errno {}", sys::errno()));
-        }
-        if n <= 0 {
-            continue;
-        }
-        let mut buf = [0u8; 64];
-        // SAFETY: reading into a local buffer.
-        let k = unsafe { libc::read(r.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-        match k {
-            k if k > 0 => {
-                got.extend_from_slice(&buf[..k as usize]);
-                if got.contains(&b'\n') {
-                    return Ok(());
-                }
-            }
-            0 => return Err("it exited before the network was configured".into()),
-            _ if sys::errno() == libc::EINTR => {}
-            _ => return Err(format!("read: errno {}", sys::errno())),
         }
     }
 }
@@ -187,7 +148,7 @@ impl Running {
         } else {
             format!(": pasta: {text}")
         };
-        Error::new(STEP, format!("pasta {why}{status}{quoted}"))
+        Error::new(STEP, format!("pasta: {why}{status}{quoted}"))
     }
 }
 

@@ -389,19 +389,17 @@ impl Plan {
             host.tun_usable,
         )?;
         mounts.extend(net_files);
-        let host_var = |k: &str| {
-            host.env
-                .iter()
-                .find(|(n, _)| n == k)
-                .map(|(_, v)| v.to_string_lossy().into_owned())
-        };
-        let runtime = host_var("XDG_RUNTIME_DIR").filter(|r| r.starts_with('/'));
-        let records = crate::record::dir(host.uid, runtime.as_deref().map(Path::new));
-        let runtime_inside =
-            PathBuf::from(runtime.clone().unwrap_or(format!("/run/user/{}", host.uid)));
+        let records = crate::record::dir_for(host);
+        let runtime_inside = host
+            .var("XDG_RUNTIME_DIR")
+            .map(PathBuf::from)
+            .filter(|r| r.is_absolute())
+            .unwrap_or_else(|| PathBuf::from(format!("/run/user/{}", host.uid)));
         let (dbus, dbus_notice) = dbus::plan(
             &profile.dbus,
-            host_var("DBUS_SESSION_BUS_ADDRESS").as_deref(),
+            host.var("DBUS_SESSION_BUS_ADDRESS")
+                .map(|v| v.to_string_lossy())
+                .as_deref(),
             &records,
             host.pid,
             &runtime_inside,

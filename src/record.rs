@@ -55,6 +55,11 @@ pub struct Record {
     pub landlock: LandlockPlan,
 }
 
+/// Where this user's records live, from the invocation's XDG_RUNTIME_DIR.
+pub fn dir_for(host: &crate::host::Host) -> PathBuf {
+    dir(host.uid, host.var("XDG_RUNTIME_DIR").map(Path::new))
+}
+
 /// Where this user's records live. Not created here.
 pub fn dir(uid: u32, runtime: Option<&Path>) -> PathBuf {
     match runtime {
@@ -113,6 +118,20 @@ pub fn start_time(pid: i32) -> Option<u64> {
         .nth(19)?
         .parse()
         .ok()
+}
+
+/// The namespaces of `pid`, read again while its /proc/PID/ns is briefly unreadable
+/// (during an execve).
+pub fn ns_inodes_settled(pid: i32) -> BTreeMap<String, u64> {
+    let mut ns = ns_inodes(&pid.to_string());
+    for _ in 0..100 {
+        if ns.len() == NAMESPACES.len() {
+            break;
+        }
+        std::thread::yield_now();
+        ns = ns_inodes(&pid.to_string());
+    }
+    ns
 }
 
 pub fn ns_inodes(pid: &str) -> BTreeMap<String, u64> {
@@ -346,15 +365,7 @@ pub fn verify(rec: &Record) -> std::result::Result<Handles, String> {
     {
         return Err(format!("pid {} is not the sandbox's command", rec.anchor));
     }
-    // /proc/PID/ns is briefly unreadable while the command execs: look again.
-    let mut now = ns_inodes(&rec.anchor.to_string());
-    for _ in 0..100 {
-        if now.len() == rec.namespaces.len() {
-            break;
-        }
-        std::thread::yield_now();
-        now = ns_inodes(&rec.anchor.to_string());
-    }
+    let now = ns_inodes_settled(rec.anchor);
     let host = ns_inodes("self");
     if now.is_empty() || now != rec.namespaces || now.get("user") == host.get("user") {
         return Err(format!(

@@ -723,3 +723,37 @@ pub fn spawn_helper(
     std::mem::forget(child);
     Ok(pid)
 }
+
+/// Wait up to `limit` for a helper's first byte on its readiness pipe (pasta's pid,
+/// xdg-dbus-proxy's `x`: each is written only once the helper is ready). EOF means it
+/// exited first.
+pub fn await_ready(fd: BorrowedFd, limit: std::time::Duration) -> Result<(), String> {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(format!("not ready after {} s", limit.as_secs()));
+        }
+        let mut pfd = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        let n = unsafe { libc::poll(&mut pfd, 1, left.as_millis() as libc::c_int) };
+        if n < 0 && errno() != libc::EINTR {
+            return Err(format!("poll: errno {}", errno()));
+        }
+        if n <= 0 {
+            continue;
+        }
+        let mut b = [0u8; 64];
+        // SAFETY: reading into a local buffer.
+        match unsafe { libc::read(fd.as_raw_fd(), b.as_mut_ptr().cast(), b.len()) } {
+            k if k > 0 => return Ok(()),
+            0 => return Err("it exited before it was ready".into()),
+            _ if errno() == libc::EINTR => {}
+            _ => return Err(format!("read: errno {}", errno())),
+        }
+    }
+}

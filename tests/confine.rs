@@ -10,7 +10,6 @@ mod common;
 
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixListener};
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
@@ -106,13 +105,11 @@ fn a_directory_fd_passed_in_from_the_host_reaches_nothing() {
                 sock = sock.to_str().unwrap(),
                 secret = secret.to_str().unwrap()
             );
-            let mut srv = as_user(u, "python3")
-                .args(["-c", &server])
-                .stdout(Stdio::piped())
-                .spawn()
-                .unwrap();
-            let fd = std::os::fd::AsRawFd::as_raw_fd(srv.stdout.as_ref().unwrap());
-            assert!(read_until(fd, "ready", Duration::from_secs(20)).contains("ready"));
+            let mut srv = spawn_until(
+                as_user(u, "python3").args(["-c", &server]),
+                "ready",
+                Duration::from_secs(20),
+            );
             let mut args = vec!["-q"];
             args.extend_from_slice(extra);
             let sockdir = format!("{}:/sock", fx.path.join("sock").display());

@@ -24,15 +24,14 @@ fn the_session_bus_only_through_a_filtering_proxy_that_ends_with_the_sandbox() {
     for u in users() {
         let fx = Fixture::new(u, "dbus");
         let bus = fx.path.join("bus");
-        let mut daemon = as_user(u, "dbus-daemon")
-            .args(["--session", "--nofork", "--print-address=1"])
-            .arg(format!("--address=unix:path={}", bus.display()))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let fd = std::os::fd::AsRawFd::as_raw_fd(daemon.stdout.as_ref().unwrap());
-        assert!(read_until(fd, "unix:", Duration::from_secs(20)).contains("unix:"));
+        let mut daemon = spawn_until(
+            as_user(u, "dbus-daemon")
+                .args(["--session", "--nofork", "--print-address=1"])
+                .arg(format!("--address=unix:path={}", bus.display()))
+                .stderr(Stdio::null()),
+            "unix:",
+            Duration::from_secs(20),
+        );
         let pfx = Fixture::new(u, "dbus-profile");
         let profile = pfx.file(
             "bus.toml",

@@ -237,26 +237,25 @@ fn published_ports_reach_a_server_inside_and_nothing_is_left() {
             .port();
         let server = "import socket\ns = socket.socket(); s.bind(('0.0.0.0', 8000)); s.listen()\n\
                       print('ready', flush=True)\nc, _ = s.accept(); c.sendall(b'inside-server'); c.close()";
-        let child = sbx_cmd(
-            u,
-            [
-                "-q",
-                "--net",
-                "user",
-                "--publish",
-                &format!("{port}:8000"),
-                "--",
-                "python3",
-                "-c",
-                server,
-            ],
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-        let fd = std::os::fd::AsRawFd::as_raw_fd(child.stdout.as_ref().unwrap());
-        assert!(read_until(fd, "ready", Duration::from_secs(30)).contains("ready"));
+        let child = spawn_until(
+            sbx_cmd(
+                u,
+                [
+                    "-q",
+                    "--net",
+                    "user",
+                    "--publish",
+                    &format!("{port}:8000"),
+                    "--",
+                    "python3",
+                    "-c",
+                    server,
+                ],
+            )
+            .stderr(Stdio::piped()),
+            "ready",
+            Duration::from_secs(30),
+        );
         assert!(
             host_listening(port),
             "as {}: pasta publishes {port}",
@@ -358,25 +357,24 @@ fn pasta_dying_mid_run_is_reported() {
         return;
     }
     for u in users() {
-        let mut child = sbx_cmd(
-            u,
-            [
-                "-q",
-                "--net",
-                "user",
-                "--",
-                "sh",
-                "-c",
-                "echo ready; read x; echo done",
-            ],
-        )
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-        let fd = std::os::fd::AsRawFd::as_raw_fd(child.stdout.as_ref().unwrap());
-        assert!(read_until(fd, "ready", Duration::from_secs(30)).contains("ready"));
+        let mut child = spawn_until(
+            sbx_cmd(
+                u,
+                [
+                    "-q",
+                    "--net",
+                    "user",
+                    "--",
+                    "sh",
+                    "-c",
+                    "echo ready; read x; echo done",
+                ],
+            )
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped()),
+            "ready",
+            Duration::from_secs(30),
+        );
         let pasta = pastas_of(child.id());
         assert_eq!(pasta.len(), 1);
         // SAFETY: signalling a process this test found by its parent.

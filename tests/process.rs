@@ -268,22 +268,12 @@ fn signals_are_forwarded_to_the_command() {
 fn killing_sbx_kills_the_whole_sandbox() {
     for u in users() {
         let marker = format!("1000.{}", unique());
-        let mut child = sbx_cmd(
-            u,
-            [
-                "-q",
-                "--",
-                "sh",
-                "-c",
-                &format!("sleep {marker} & sleep {marker} & echo ready; wait"),
-            ],
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-        let fd = std::os::fd::AsRawFd::as_raw_fd(child.stdout.as_ref().unwrap());
-        assert!(read_until(fd, "ready", Duration::from_secs(20)).contains("ready"));
+        let script = format!("sleep {marker} & sleep {marker} & echo ready; wait");
+        let mut child = spawn_until(
+            sbx_cmd(u, ["-q", "--", "sh", "-c", &script]).stderr(Stdio::piped()),
+            "ready",
+            Duration::from_secs(20),
+        );
         assert!(processes_with(&marker).len() >= 3, "sandbox running");
         child.kill().unwrap();
         child.wait().unwrap();
@@ -443,14 +433,11 @@ fn killing_the_caller_kills_the_sandbox() {
             "{} -q -- sh -c 'echo ready; exec sleep {marker}'; true",
             sbx_bin().display()
         );
-        let mut c = user_sh(u, &script);
-        let mut child = c
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let fd = std::os::fd::AsRawFd::as_raw_fd(child.stdout.as_ref().unwrap());
-        assert!(read_until(fd, "ready", Duration::from_secs(20)).contains("ready"));
+        let mut child = spawn_until(
+            user_sh(u, &script).stderr(Stdio::null()),
+            "ready",
+            Duration::from_secs(20),
+        );
         child.kill().unwrap();
         child.wait().unwrap();
         let left = wait_gone(&marker, Duration::from_secs(1));

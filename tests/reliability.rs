@@ -36,6 +36,11 @@ fn entries(dir: &str) -> BTreeSet<OsString> {
 /// The user's live processes. Zombies are left out: once sbx is SIGKILLed its killed
 /// children are re-parented to the machine's init, which reaps them when it will.
 fn processes_of(uid: u32) -> BTreeSet<i32> {
+    processes_of_uid(uid, false)
+}
+
+/// The user's processes, zombies included if `zombies`.
+fn processes_of_uid(uid: u32, zombies: bool) -> BTreeSet<i32> {
     use std::os::unix::fs::MetadataExt;
     std::fs::read_dir("/proc")
         .unwrap()
@@ -44,7 +49,7 @@ fn processes_of(uid: u32) -> BTreeSet<i32> {
             let pid: i32 = e.file_name().to_str()?.parse().ok()?;
             let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
             let zombie = stat.rsplit(')').next()?.trim_start().starts_with('Z');
-            (std::fs::metadata(e.path()).ok()?.uid() == uid && !zombie).then_some(pid)
+            (std::fs::metadata(e.path()).ok()?.uid() == uid && (zombies || !zombie)).then_some(pid)
         })
         .collect()
 }
@@ -273,21 +278,8 @@ fn a_fork_bomb_is_contained_and_the_host_stays_responsive() {
         let bomb = format!(": {marker}; sleep 100 & f() {{ f | f & }}; f; wait");
         // RLIMIT_NPROC counts every process of the user, zombies included: let what
         // earlier tests ran as this user (browsers, pasta) finish dying and be reaped.
-        let all_of = |uid: u32| {
-            use std::os::unix::fs::MetadataExt;
-            std::fs::read_dir("/proc")
-                .unwrap()
-                .flatten()
-                .filter(|e| {
-                    e.file_name()
-                        .to_str()
-                        .is_some_and(|n| n.parse::<u32>().is_ok())
-                })
-                .filter(|e| std::fs::metadata(e.path()).is_ok_and(|m| m.uid() == uid))
-                .count()
-        };
         let settle = Instant::now() + Duration::from_secs(20);
-        while all_of(u.uid) > 0 && Instant::now() < settle {
+        while !processes_of_uid(u.uid, true).is_empty() && Instant::now() < settle {
             std::thread::yield_now();
         }
         let started = Instant::now();

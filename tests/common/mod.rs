@@ -394,6 +394,16 @@ pub fn unique() -> String {
     )
 }
 
+/// Spawn `c` with its stdout piped and return once it has printed `needle` (a
+/// readiness handshake, never a sleep); panics after `limit`.
+pub fn spawn_until(c: &mut Command, needle: &str, limit: Duration) -> Child {
+    let child = c.stdout(Stdio::piped()).spawn().unwrap();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(child.stdout.as_ref().unwrap());
+    let got = read_until(fd, needle, limit);
+    assert!(got.contains(needle), "never printed {needle:?}: {got:?}");
+    child
+}
+
 /// Read from `r` until `needle` appears or the deadline passes; returns all read.
 pub fn read_until(fd: i32, needle: &str, limit: Duration) -> String {
     let start = Instant::now();
