@@ -333,9 +333,9 @@ fn supervise(
     trace::step("launcher", || format!("PID 1 is host pid {pid1}; waiting"));
     // Recorded once PID 1 has started the command (and so sits in every namespace
     // it will ever be in); if PID 1 fails first, the wait below reports it.
-    let recorded = match init.recv_parent() {
-        Some(ToParent::Started) => match record_sandbox(plan, pid1) {
-            Ok(path) => path,
+    let mut recorded = match (init.recv_parent(), init.recv_fd()) {
+        (Some(ToParent::Started), Some(command)) => match record_sandbox(plan, pid1, &command) {
+            Ok(path) => path.map(|p| (p, command)),
             Err(e) => {
                 sys::kill(pid1, libc::SIGKILL);
                 let _ = sys::waitpid(pid1, 0);
@@ -349,11 +349,11 @@ fn supervise(
         // PID 1 failed during setup (and said why): nothing to record.
         _ => None,
     };
-    let code = wait_sandbox(plan, child, pid1, pasta.as_ref(), set);
+    let code = wait_sandbox(plan, child, pid1, pasta.as_ref(), set, &mut recorded);
     if let Some(p) = &pasta {
         p.stop();
     }
-    if let Some(path) = &recorded {
+    if let Some((path, _)) = &recorded {
         record::remove(path);
     }
     if let (Some(fd), Ok(c)) = (plan.status_fd, &code) {
@@ -362,24 +362,17 @@ fn supervise(
     code
 }
 
-/// Write the sandbox's record (and `--info-fd`'s object); returns the record's path,
-/// or None when the command has already ended (there is nothing left to record).
-fn record_sandbox(plan: &Plan, pid1: libc::pid_t) -> Result<Option<std::path::PathBuf>> {
+/// Write the sandbox's record (and `--info-fd`'s object); `command` is a pidfd of the
+/// command's process, passed by PID 1. Returns the record's path, or None when the
+/// command has already ended (there is nothing left to record).
+fn record_sandbox(
+    plan: &Plan,
+    pid1: libc::pid_t,
+    command: &OwnedFd,
+) -> Result<Option<std::path::PathBuf>> {
     // SAFETY: trivial getters.
     let (me, uid) = unsafe { (libc::getpid(), libc::getuid()) };
-    let mut anchor = record::first_child(pid1);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(200);
-    while anchor.is_none()
-        && std::time::Instant::now() < deadline
-        && record::start_time(pid1).is_some()
-    {
-        std::thread::yield_now();
-        anchor = record::first_child(pid1);
-    }
-    let Some(anchor) = anchor else {
-        if record::start_time(pid1).is_some() {
-            eprintln!("sbx: warning: the sandbox is not recorded (its command's process was not found under PID 1): --list, --enter and --kill will not see it");
-        }
+    let Some(anchor) = sys::pidfd_pid(command.as_fd()) else {
         return Ok(None);
     };
     let name = plan.name.clone().unwrap_or_else(|| {
@@ -438,6 +431,11 @@ fn record_sandbox(plan: &Plan, pid1: libc::pid_t) -> Result<Option<std::path::Pa
         seccomp: plan.seccomp.clone(),
         landlock: plan.landlock.clone(),
     };
+    // What was read from /proc/ANCHOR is the command's only if it has not exited (and
+    // its pid been reused) since: its pidfd tells.
+    if sys::pidfd_exited(command.as_fd()) {
+        return Ok(None);
+    }
     let path = record::create(&plan.records, &rec)?;
     trace::step("launcher", || format!("recorded as {}", path.display()));
     if let Some(fd) = plan.info_fd {
@@ -471,21 +469,42 @@ fn start_pasta(
     Ok(running)
 }
 
-/// Forward signals and wait for PID 1 (and the child); reports pasta's death.
+/// Forward signals and wait for PID 1 (and the child); reports pasta's death. The
+/// record goes as soon as the command has ended, while the kernel is still tearing
+/// the sandbox down: the sandbox is over then (PID 1 only reaps and exits), and
+/// `--list` must not show it.
 fn wait_sandbox(
     plan: &Plan,
     child: libc::pid_t,
     pid1: libc::pid_t,
     pasta: Option<&pasta::Running>,
     set: &libc::sigset_t,
+    recorded: &mut Option<(std::path::PathBuf, OwnedFd)>,
 ) -> Result<i32> {
     let mut pasta_running = pasta.is_some();
     let mut child_running = true;
     let deadline = plan
         .timeout_ms
         .map(|ms| std::time::Instant::now() + std::time::Duration::from_millis(ms));
+    let signals = sys::signalfd(set).map_err(|e| e.at("wait for the sandbox"))?;
     loop {
-        let Some((sig, code)) = sys::sigwait_until(set, deadline) else {
+        let ready = {
+            let mut fds = vec![signals.as_fd()];
+            fds.extend(recorded.as_ref().map(|(_, command)| command.as_fd()));
+            sys::poll_readable(&fds, deadline)
+        };
+        if ready.get(1) == Some(&true) {
+            if let Some((path, _)) = recorded.take() {
+                record::remove(&path);
+            }
+        }
+        let next = match ready[0] {
+            true => sys::read_signal(signals.as_fd()),
+            false => None,
+        };
+        let timed_out =
+            !ready.contains(&true) && deadline.is_some_and(|d| std::time::Instant::now() >= d);
+        if timed_out {
             // PID 1's death takes every process of the sandbox with it.
             eprintln!("sbx: --timeout reached: the sandbox is killed");
             sys::kill(pid1, libc::SIGKILL);
@@ -494,6 +513,9 @@ fn wait_sandbox(
                 let _ = sys::waitpid(child, 0);
             }
             return Ok(crate::error::EXIT_TIMEOUT);
+        }
+        let Some((sig, code)) = next else {
+            continue;
         };
         if sig == libc::SIGCHLD {
             if let (true, Some(p)) = (pasta_running, pasta) {
@@ -613,7 +635,13 @@ fn setup(
     }
     let pid = sys::clone_fork(0).map_err(|e| e.at("start the command"))?;
     if pid != 0 {
+        // The launcher records the command by a pidfd: it names this very process even
+        // once it has exited (pidfd_open(2)), where a pid read from /proc could be
+        // another's by then.
+        let pidfd = sys::pidfd_open(pid).map_err(|e| e.at("start the command"))?;
         launcher.send_parent(ToParent::Started);
+        launcher.send_fd(pidfd.as_fd())?;
+        drop(pidfd);
         shed_privileges()?;
     }
     if pid == 0 {

@@ -310,16 +310,6 @@ fn ended(rec: &Record) -> bool {
     zombie || start_time(rec.pid1) != Some(rec.pid1_start)
 }
 
-/// The host pid of PID 1's first child (the command), from /proc.
-pub fn first_child(pid1: i32) -> Option<i32> {
-    std::fs::read_to_string(format!("/proc/{pid1}/task/{pid1}/children"))
-        .ok()?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-}
-
 fn status_field(pid: i32, key: &str) -> Vec<String> {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()

@@ -214,6 +214,71 @@ pub fn sigwait(set: &libc::sigset_t) -> (libc::c_int, libc::c_int) {
     }
 }
 
+/// The (blocked) signals in `set` as a descriptor, to wait for them beside others.
+pub fn signalfd(set: &libc::sigset_t) -> SysResult<OwnedFd> {
+    // SAFETY: valid set pointer; -1 asks for a new descriptor.
+    let ret = unsafe { libc::signalfd(-1, set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) };
+    check(ret as libc::c_long, || "signalfd".into()).map(fd_from)
+}
+
+/// One pending signal from a [`signalfd`]: (signo, si_code), or None if none is pending.
+pub fn read_signal(fd: BorrowedFd) -> Option<(libc::c_int, libc::c_int)> {
+    // SAFETY: signalfd_siginfo is plain data filled by the kernel.
+    let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<libc::signalfd_siginfo>();
+    // SAFETY: the buffer is one signalfd_siginfo.
+    let n = unsafe {
+        libc::read(
+            fd.as_raw_fd(),
+            (&mut info as *mut libc::signalfd_siginfo).cast(),
+            size,
+        )
+    };
+    (n as usize == size).then_some((info.ssi_signo as libc::c_int, info.ssi_code))
+}
+
+/// Wait until one of `fds` is readable or `deadline` passes; returns which are
+/// readable (all false at the deadline).
+pub fn poll_readable(fds: &[BorrowedFd], deadline: Option<std::time::Instant>) -> Vec<bool> {
+    let mut p: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|fd| libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    loop {
+        let timeout = match deadline {
+            None => -1,
+            Some(d) => {
+                let left = d.saturating_duration_since(std::time::Instant::now());
+                // Rounded up: poll's unit is the millisecond.
+                left.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int
+            }
+        };
+        // SAFETY: a valid array of pollfds.
+        let n = unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, timeout) };
+        if n < 0 && errno() == libc::EINTR {
+            continue;
+        }
+        return p.iter().map(|x| x.revents != 0).collect();
+    }
+}
+
+/// The pid (in our pid namespace) of the process behind a pidfd, from its fdinfo
+/// (proc(5)); None once that process has exited.
+pub fn pidfd_pid(fd: BorrowedFd) -> Option<libc::pid_t> {
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd())).ok()?;
+    let pid: libc::pid_t = info
+        .lines()
+        .find_map(|l| l.strip_prefix("Pid:"))?
+        .trim()
+        .parse()
+        .ok()?;
+    (pid > 0).then_some(pid)
+}
+
 /// Like [`sigwait`], but gives up at `deadline` (returns None then).
 pub fn sigwait_until(
     set: &libc::sigset_t,
