@@ -106,16 +106,11 @@ fi
 if [ -x /usr/bin/firefox-esr ] && [ -x /usr/bin/pasta ]; then
   echo "== firefox-esr --headless --screenshot under sbx --profile browser vs alone ($(id -un)) (target <= 1.05x)"
   mkdir -p "$work/ff" && cd "$work/ff"
-  # Both start from an empty home (the sandbox's is a fresh tmpfs every time).
-  hyperfine -N --warmup 2 --runs 10 --export-json "$work/f.json" \
-    --prepare "rm -rf $work/ff/home" \
-    "$bin/sbx -q --profile browser -- firefox-esr --headless --screenshot /tmp/s.png about:blank" \
-    "env HOME=$work/ff/home firefox-esr --headless --screenshot $work/ff/s.png about:blank" >/dev/null
-  python3 - "$work/f.json" <<'PY'
-import json, sys
-r = json.load(open(sys.argv[1]))["results"]
-print(f"  sbx {r[0]['median']*1000:.0f} ms, alone {r[1]['median']*1000:.0f} ms: {r[0]['median']/r[1]['median']:.3f}x")
-PY
+  # Both start from an empty home (the sandbox's is a fresh tmpfs every time), both
+  # behind the same sh. Interleaved: a 10-run hyperfine block swings 0.94-1.13x here.
+  python3 "$bin/interleave.py" --vs alone 20 \
+    "sh -c 'rm -rf $work/ff/home; exec $bin/sbx -q --profile browser -- firefox-esr --headless --screenshot /tmp/s.png about:blank'" \
+    "sh -c 'rm -rf $work/ff/home; HOME=$work/ff/home exec firefox-esr --headless --screenshot $work/ff/s.png about:blank'"
   cd - >/dev/null
 fi
 

@@ -310,6 +310,7 @@ const LD_ABS_W: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
 const JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
 const JGE_K: u16 = 0x35; // BPF_JMP | BPF_JGE | BPF_K
 const JSET_K: u16 = 0x45; // BPF_JMP | BPF_JSET | BPF_K
+const JA: u16 = 0x05; // BPF_JMP | BPF_JA
 const RET_K: u16 = 0x06; // BPF_RET | BPF_K
 
 pub const RET_KILL_PROCESS: u32 = 0x8000_0000;
@@ -329,28 +330,23 @@ pub type Program = Vec<libc::sock_filter>;
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 enum Label {
     Next,
-    /// The right half of a node of the syscall-number search tree.
-    Node(u32),
-    Eperm,
-    Enosys,
-    Kill,
-    Ioctl,
-    NsFlags,
-    Personality,
-    PersonalityAllow,
-    Socket,
-    SocketAllow,
+    /// Skip this many instructions.
+    Skip(u8),
+    /// A place in the program, numbered as it is made.
+    At(u32),
 }
 
 enum Ins {
     Load(u32),
     Jump(u16, u32, Label, Label),
+    /// Unconditional, with a 32-bit offset: the one way past 255 instructions.
+    Ja(Label),
     Ret(u32),
     Mark(Label),
 }
 
 /// Resolve labels into the relative offsets classic BPF uses (from the next
-/// instruction, at most 255 ahead; the programs here are far shorter).
+/// instruction; at most 255 ahead for a conditional jump, which `build` keeps local).
 fn assemble(code: &[Ins]) -> Program {
     let mut at = std::collections::HashMap::new();
     let mut pc = 0;
@@ -365,64 +361,150 @@ fn assemble(code: &[Ins]) -> Program {
     let mut out = Vec::with_capacity(pc);
     for i in code {
         let here = out.len();
-        let rel = |l: Label| -> u8 {
+        let rel = |l: Label| -> u32 {
             match l {
                 Label::Next => 0,
+                Label::Skip(n) => n.into(),
                 l => {
                     let target: usize = at[&l];
                     assert!(target > here, "classic BPF jumps only forward ({l:?})");
-                    u8::try_from(target - here - 1)
-                        .expect("classic BPF jumps at most 255 instructions ahead")
+                    (target - here - 1) as u32
                 }
             }
         };
-        match i {
-            Ins::Load(k) => out.push(libc::sock_filter {
+        let short = |l: Label| -> u8 {
+            u8::try_from(rel(l)).expect("conditional BPF jumps reach 255 instructions")
+        };
+        out.push(match i {
+            Ins::Load(k) => libc::sock_filter {
                 code: LD_ABS_W,
                 jt: 0,
                 jf: 0,
                 k: *k,
-            }),
-            Ins::Jump(op, k, t, f) => out.push(libc::sock_filter {
+            },
+            Ins::Jump(op, k, t, f) => libc::sock_filter {
                 code: *op,
-                jt: rel(*t),
-                jf: rel(*f),
+                jt: short(*t),
+                jf: short(*f),
                 k: *k,
-            }),
-            Ins::Ret(k) => out.push(libc::sock_filter {
+            },
+            Ins::Ja(l) => libc::sock_filter {
+                code: JA,
+                jt: 0,
+                jf: 0,
+                k: rel(*l),
+            },
+            Ins::Ret(k) => libc::sock_filter {
                 code: RET_K,
                 jt: 0,
                 jf: 0,
                 k: *k,
-            }),
-            Ins::Mark(_) => {}
-        }
+            },
+            Ins::Mark(_) => continue,
+        });
     }
     out
 }
 
+/// What a syscall gets when it is not simply allowed.
+#[derive(Clone, Copy, Debug)]
+enum Rule {
+    Eperm,
+    Enosys,
+    /// Refused requests (the low 32 bits of argument 1).
+    Ioctl,
+    /// unshare(flags) and clone(flags, ...): no namespace flag in argument 0.
+    NsFlags,
+    Personality,
+    Socket,
+}
+
+/// Label numbers, handed out as the program is written.
+struct Labels(u32);
+
+impl Labels {
+    fn next(&mut self) -> Label {
+        self.0 += 1;
+        Label::At(self.0)
+    }
+}
+
+const EPERM_RET: u32 = RET_ERRNO | libc::EPERM as u32;
+
+/// The verdict of one syscall whose number is in the accumulator. Every jump here is
+/// a few instructions long, whatever the size of the rest of the program.
+fn rule_block(c: &mut Vec<Ins>, plan: &SeccompPlan, rule: Rule, labels: &mut Labels) {
+    use Ins::*;
+    // (values to compare, argument, verdict on a match, verdict otherwise)
+    let (values, arg, on_match, otherwise): (Vec<u32>, u32, u32, u32) = match rule {
+        Rule::Eperm => return c.push(Ret(EPERM_RET)),
+        Rule::Enosys => return c.push(Ret(RET_ERRNO | libc::ENOSYS as u32)),
+        Rule::NsFlags => {
+            c.push(Load(arg_lo(0)));
+            c.push(Jump(
+                JSET_K,
+                plan.deny_namespace_flags,
+                Label::Skip(1),
+                Label::Next,
+            ));
+            c.push(Ret(RET_ALLOW));
+            return c.push(Ret(EPERM_RET));
+        }
+        Rule::Ioctl => (
+            plan.deny_ioctl.iter().map(|(_, r)| *r).collect(),
+            1,
+            EPERM_RET,
+            RET_ALLOW,
+        ),
+        Rule::Personality => (HARMLESS_PERSONALITIES.to_vec(), 0, RET_ALLOW, EPERM_RET),
+        Rule::Socket => (
+            plan.socket_families.iter().map(|(_, f)| *f).collect(),
+            0,
+            RET_ALLOW,
+            RET_ERRNO | libc::EAFNOSUPPORT as u32,
+        ),
+    };
+    let matched = labels.next();
+    c.push(Load(arg_lo(arg)));
+    for v in values {
+        c.push(Jump(JEQ_K, v, matched, Label::Next));
+    }
+    c.push(Ret(otherwise));
+    c.push(Mark(matched));
+    c.push(Ret(on_match));
+}
+
 /// A balanced binary search over `entries` (sorted by syscall number), each leaf a
-/// few equality tests and an allow. The kernel runs a new filter once for every
-/// syscall number when it is installed, to fill its action cache
+/// few equality tests, their verdicts, and an allow. The kernel runs a new filter
+/// once for every syscall number when it is installed, to fill its action cache
 /// (seccomp_cache_prepare in kernel/seccomp.c), so the install costs numbers × the
 /// instructions on the path: a 56-instruction chain took 72 µs here, a tree of the
 /// same rules 30 µs. The path is also what every argument-checked syscall (ioctl,
 /// clone, socket) pays at run time.
-fn search_tree(c: &mut Vec<Ins>, entries: &[(u32, Label)], nodes: &mut u32) {
+fn search_tree(c: &mut Vec<Ins>, plan: &SeccompPlan, entries: &[(u32, Rule)], labels: &mut Labels) {
     if entries.len() <= 3 {
-        for (nr, l) in entries {
-            c.push(Ins::Jump(JEQ_K, *nr, *l, Label::Next));
+        for (nr, rule) in entries {
+            let other = labels.next();
+            c.push(Ins::Jump(JEQ_K, *nr, Label::Next, other));
+            rule_block(c, plan, *rule, labels);
+            c.push(Ins::Mark(other));
         }
         c.push(Ins::Ret(RET_ALLOW));
         return;
     }
     let mid = entries.len() / 2;
-    let right = Label::Node(*nodes);
-    *nodes += 1;
-    c.push(Ins::Jump(JGE_K, entries[mid].0, right, Label::Next));
-    search_tree(c, &entries[..mid], nodes);
+    let right = labels.next();
+    // The right half may lie past a conditional jump's reach: go there by `ja`.
+    c.push(Ins::Jump(
+        JGE_K,
+        entries[mid].0,
+        Label::Next,
+        Label::Skip(1),
+    ));
+    c.push(Ins::Ja(right));
+    search_tree(c, plan, &entries[..mid], labels);
     c.push(Ins::Mark(right));
-    search_tree(c, &entries[mid..], nodes);
+    search_tree(c, plan, &entries[mid..], labels);
 }
 
 /// Assemble the filter for `plan` (empty for `Mode::Off`).
@@ -433,89 +515,45 @@ pub fn build(plan: &SeccompPlan) -> Program {
     use Ins::*;
     let mut c = vec![
         Load(OFF_ARCH),
-        Jump(JEQ_K, AUDIT_ARCH, Label::Next, Label::Kill),
+        // Any other architecture, the i386 entry (`int 0x80`) included, is killed.
+        Jump(JEQ_K, AUDIT_ARCH, Label::Skip(1), Label::Next),
+        Ret(RET_KILL_PROCESS),
         Load(OFF_NR),
     ];
     if cfg!(target_arch = "x86_64") {
-        c.push(Jump(JGE_K, X32_SYSCALL_BIT, Label::Eperm, Label::Next));
+        c.push(Jump(JGE_K, X32_SYSCALL_BIT, Label::Next, Label::Skip(1)));
+        c.push(Ret(EPERM_RET));
     }
     // Every syscall whose verdict is not a plain allow, by number. The deny list comes
     // first, so a profile that denies ioctl or clone outright is not weakened by the
-    // argument rules below.
+    // argument rules.
     let mut special = std::collections::BTreeMap::new();
     for (_, nr) in &plan.deny {
-        special.entry(*nr).or_insert(Label::Eperm);
+        special.entry(*nr).or_insert(Rule::Eperm);
     }
-    let mut add = |on: bool, nr: libc::c_long, l: Label| {
+    let ns = plan.deny_namespace_flags != 0;
+    for (on, nr, rule) in [
+        (plan.clone3_enosys, libc::SYS_clone3, Rule::Enosys),
+        (true, libc::SYS_ioctl, Rule::Ioctl),
+        (ns, libc::SYS_unshare, Rule::NsFlags),
+        (ns, libc::SYS_clone, Rule::NsFlags),
+        (
+            plan.restrict_personality,
+            libc::SYS_personality,
+            Rule::Personality,
+        ),
+        (
+            !plan.socket_families.is_empty(),
+            libc::SYS_socket,
+            Rule::Socket,
+        ),
+    ] {
         if on {
-            special.entry(nr as u32).or_insert(l);
+            special.entry(nr as u32).or_insert(rule);
         }
-    };
-    add(plan.clone3_enosys, libc::SYS_clone3, Label::Enosys);
-    add(true, libc::SYS_ioctl, Label::Ioctl);
-    add(
-        plan.deny_namespace_flags != 0,
-        libc::SYS_unshare,
-        Label::NsFlags,
-    );
-    add(
-        plan.deny_namespace_flags != 0,
-        libc::SYS_clone,
-        Label::NsFlags,
-    );
-    add(
-        plan.restrict_personality,
-        libc::SYS_personality,
-        Label::Personality,
-    );
-    add(
-        !plan.socket_families.is_empty(),
-        libc::SYS_socket,
-        Label::Socket,
-    );
-    let special: Vec<(u32, Label)> = special.into_iter().collect();
-    search_tree(&mut c, &special, &mut 0);
-    c.push(Mark(Label::Ioctl));
-    c.push(Load(arg_lo(1)));
-    for (_, req) in &plan.deny_ioctl {
-        c.push(Jump(JEQ_K, *req, Label::Eperm, Label::Next));
     }
-    c.push(Ret(RET_ALLOW));
-    c.push(Mark(Label::NsFlags));
-    // unshare(flags) and, on both targets, clone(flags, ...): flags are argument 0.
-    c.push(Load(arg_lo(0)));
-    c.push(Jump(
-        JSET_K,
-        plan.deny_namespace_flags,
-        Label::Eperm,
-        Label::Next,
-    ));
-    c.push(Ret(RET_ALLOW));
-    c.push(Mark(Label::Personality));
-    c.push(Load(arg_lo(0)));
-    for p in HARMLESS_PERSONALITIES {
-        c.push(Jump(JEQ_K, p, Label::PersonalityAllow, Label::Next));
-    }
-    c.push(Ret(RET_ERRNO | libc::EPERM as u32));
-    // Jumps only go forward in classic BPF: this block has its own allow.
-    c.push(Mark(Label::PersonalityAllow));
-    c.push(Ret(RET_ALLOW));
-    if !plan.socket_families.is_empty() {
-        c.push(Mark(Label::Socket));
-        c.push(Load(arg_lo(0)));
-        for (_, f) in &plan.socket_families {
-            c.push(Jump(JEQ_K, *f, Label::SocketAllow, Label::Next));
-        }
-        c.push(Ret(RET_ERRNO | libc::EAFNOSUPPORT as u32));
-        c.push(Mark(Label::SocketAllow));
-        c.push(Ret(RET_ALLOW));
-    }
-    c.push(Mark(Label::Eperm));
-    c.push(Ret(RET_ERRNO | libc::EPERM as u32));
-    c.push(Mark(Label::Enosys));
-    c.push(Ret(RET_ERRNO | libc::ENOSYS as u32));
-    c.push(Mark(Label::Kill));
-    c.push(Ret(RET_KILL_PROCESS));
+    let special: Vec<(u32, Rule)> = special.into_iter().collect();
+    search_tree(&mut c, plan, &special, &mut Labels(0));
     assemble(&c)
 }
 
@@ -579,6 +617,7 @@ fn interpret(prog: &Program, arch: u32, nr: u32, args: [u64; 6]) -> (u32, usize)
                 let k = ins.k as usize;
                 acc = u32::from_le_bytes(data[k..k + 4].try_into().unwrap());
             }
+            JA => pc += ins.k as usize,
             JEQ_K | JGE_K | JSET_K => {
                 let taken = match ins.code {
                     JEQ_K => acc == ins.k,
@@ -838,6 +877,30 @@ mod tests {
             assert!(i + 1 + (ins.jt as usize) < p.len());
             assert!(i + 1 + (ins.jf as usize) < p.len());
         }
+        for (i, ins) in p.iter().enumerate().filter(|(_, ins)| ins.code == JA) {
+            assert!(i + 1 + (ins.k as usize) < p.len());
+        }
+    }
+
+    #[test]
+    fn a_long_deny_list_assembles_and_holds() {
+        // Hundreds of denied numbers put the tree's right halves past the 255
+        // instructions a conditional jump reaches: they are reached by `ja`.
+        let mut plan = SeccompPlan::strict_policy();
+        plan.deny.extend(
+            (0..400u32)
+                .filter(|n| n % 3 == 0)
+                .map(|n| (format!("n{n}"), n)),
+        );
+        let p = build(&plan);
+        assert!(p.len() > 300, "{} instructions", p.len());
+        for nr in 0..450u32 {
+            let args = [libc::AF_UNIX as u64, 0, 0, 0, 0, 0];
+            let denied = plan.deny.iter().any(|(_, d)| *d == nr);
+            let got = run(&p, AUDIT_ARCH, nr, args);
+            assert_eq!(got == EPERM, denied, "syscall {nr}: {got:#x}");
+        }
+        assert!((0..450).map(|nr| steps(&p, AUDIT_ARCH, nr, [0; 6])).max() <= Some(32));
     }
 
     #[test]
