@@ -372,7 +372,11 @@ fn record_sandbox(
 ) -> Result<Option<std::path::PathBuf>> {
     // SAFETY: trivial getters.
     let (me, uid) = unsafe { (libc::getpid(), libc::getuid()) };
-    let Some(anchor) = sys::pidfd_pid(command.as_fd()) else {
+    // A command that has already exited (a zombie still shows its pid) has no
+    // namespaces left to read: nothing to record.
+    let Some(anchor) =
+        sys::pidfd_pid(command.as_fd()).filter(|_| !sys::pidfd_exited(command.as_fd()))
+    else {
         return Ok(None);
     };
     let name = plan.name.clone().unwrap_or_else(|| {
