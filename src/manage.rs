@@ -222,9 +222,7 @@ fn enter(cli: &Cli, host: &Host, name: &str) -> Result<i32> {
         exec::exec_command(&prep, &pwd, umask);
     }
     loop {
-        let Some((sig, code)) = sys::sigwait_until(&set, None) else {
-            continue;
-        };
+        let (sig, code) = sys::sigwait(&set);
         if sig == libc::SIGCHLD {
             if let Some((_, status)) =
                 sys::waitpid(pid, libc::WNOHANG).map_err(|e| e.at(step.clone()))?

@@ -279,33 +279,6 @@ pub fn pidfd_pid(fd: BorrowedFd) -> Option<libc::pid_t> {
     (pid > 0).then_some(pid)
 }
 
-/// Like [`sigwait`], but gives up at `deadline` (returns None then).
-pub fn sigwait_until(
-    set: &libc::sigset_t,
-    deadline: Option<std::time::Instant>,
-) -> Option<(libc::c_int, libc::c_int)> {
-    let Some(deadline) = deadline else {
-        return Some(sigwait(set));
-    };
-    loop {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        if left.is_zero() {
-            return None;
-        }
-        let ts = libc::timespec {
-            tv_sec: left.as_secs() as libc::time_t,
-            tv_nsec: left.subsec_nanos() as libc::c_long,
-        };
-        // SAFETY: siginfo_t is plain data filled by the kernel.
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        // SAFETY: valid pointers.
-        let sig = unsafe { libc::sigtimedwait(set, &mut info, &ts) };
-        if sig > 0 {
-            return Some((sig, info.si_code));
-        }
-    }
-}
-
 pub fn reset_signal(sig: libc::c_int) {
     // SAFETY: restoring the default disposition.
     unsafe { libc::signal(sig, libc::SIG_DFL) };
