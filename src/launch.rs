@@ -1,21 +1,23 @@
 //! The launch (DESIGN.md §1), one process role per function, in order:
 //!
 //! ```text
-//! sbx (launcher, outside)      child                            PID 1 (init)            command
-//! ---------------------------  -------------------------------  ----------------------  -------------
-//! clone(CLONE_NEWUSER) ------> PDEATHSIG + pidfd re-check
-//! newuidmap ∥ newgidmap        unshare(mnt|pid|ipc|uts|cgroup),
-//!   (or write a single id)     hostname, clone(CLONE_PARENT) -> PDEATHSIG + re-check
-//!  <--------------------------- Pid1(pid)                       waits for the maps
-//!  --- MapsWritten (×2) ------> unshare(net), lo up             take sources, build
-//! forward signals, wait        pass the netns fd, exit -------> root, pivot_root,
-//!                                                               setns(net), cwd, fork -> drop caps, close fds,
-//!                                                               reap, forward signals    NNP, seccomp, execve
+//! sbx (launcher, outside)          network helper              PID 1 (init)                   command
+//! -------------------------------  --------------------------  -----------------------------  ----------------
+//! fork the helper ---------------> PDEATHSIG, waits
+//! clone(NEWUSER|NEWPID) -------------------------------------> PDEATHSIG + pidfd re-check,
+//!                                  setns(user) <-------------- passes its user namespace;
+//! newuidmap ∥ newgidmap (subids)   unshare(net), lo up         single id: writes its own map
+//!  --- HelpersStarted (subids) --------------------------------> unshare(mnt|ipc|uts|cgroup),
+//!                                                              hostname, take the sources
+//!  --- MapsWritten (subids) -----------------------------------> build root, pivot_root
+//!                                  pass the netns, exit -----> setns(net), cwd, fork -------> drop caps, close fds,
+//!  <--- Started + pidfd ----------------------------------------                              NNP, seccomp, execve
+//! record, forward signals, wait                                reap, forward signals
 //! ```
 //!
-//! PID 1 is a child of the launcher (CLONE_PARENT), so the launcher's wait returns only
-//! once PID 1 has exited, and PID 1's exit makes the kernel kill and reap everything
-//! left in the pid namespace first: no process outlives `sbx`.
+//! PID 1 is the launcher's own child, so the launcher's wait returns only once PID 1
+//! has exited, and PID 1's exit makes the kernel kill and reap everything left in the
+//! pid namespace first: no process outlives `sbx`.
 
 use std::os::fd::{AsFd, OwnedFd};
 
@@ -129,206 +131,213 @@ pub fn run(plan: &Plan) -> Result<i32> {
 fn launch_with(plan: &Plan, prep: &Prepared) -> Result<i32> {
     // SAFETY: trivial getter.
     let me = sys::pidfd_open(unsafe { libc::getpid() }).map_err(|e| e.at("launch"))?;
-    // One channel to the child, one to PID 1: each message has one reader.
-    let (ours, theirs) = msg::pair()?;
     let (init_ours, init_theirs) = msg::pair()?;
-    // The network namespace is the one costly namespace (perf-floor.md: ~0.4 ms). The
-    // child creates it right after starting PID 1, while PID 1 prepares the mounts and
-    // the id helpers run, and passes it over; PID 1 joins it before it starts the
-    // command, so the command never runs outside it.
+    // PID 1 and the network helper talk over `net` (PID 1's user namespace one way,
+    // the new network namespace back); the helper passes the latter to the launcher
+    // over `netpass` too, for pasta.
     let net = if plan.namespaces.contains(&Namespace::Net) {
         Some(msg::pair()?)
     } else {
         None
     };
-    // Blocked before the fork so no signal is lost between fork and the wait loop;
+    let netpass = match (&net, &plan.net.pasta) {
+        (Some(_), Some(_)) => Some(msg::pair()?),
+        _ => None,
+    };
+    // Blocked before the forks so no signal is lost between fork and the wait loop;
     // the children inherit the mask and the command clears it before execve.
     let set = handled();
     sys::sigmask(libc::SIG_BLOCK, &set);
-    trace::step("launcher", || {
-        "clone the child into a new user namespace".into()
-    });
-    // The user namespace first and alone, so it owns every namespace created after it
-    // (user_namespaces(7)): the sandbox holds capabilities only over its own. Creating
-    // it in clone(2) rather than by the child's unshare(2) is the same namespace, but the
-    // launcher can start newuidmap/newgidmap the moment clone returns, without a round
-    // trip (perf-floor.md: the helpers are the longest step of the launch).
-    let child = sys::clone_fork(libc::CLONE_NEWUSER).map_err(|e| {
-        let hint = match e.errno {
-            libc::EPERM | libc::ENOSPC | libc::EUSERS => {
-                " (unprivileged user namespaces are disabled or exhausted here: check \
-                 user.max_user_namespaces and kernel.apparmor_restrict_unprivileged_userns)"
+    // The network namespace is the one namespace that costs (~0.4 ms, perf-floor.md),
+    // so a helper makes it while PID 1 builds the root. The helper is forked first and
+    // sleeps until PID 1 exists: a new process often starts on its parent's CPU ahead
+    // of it (seen on 2 vCPUs: PID 1 held the launcher off its CPU for ~0.6 ms), where a
+    // sleeper woken by PID 1 is placed on an idle CPU.
+    let mut procs = Procs {
+        pid1: 0,
+        helper: None,
+    };
+    if let Some((_, helper_end)) = &net {
+        match sys::clone_fork(0) {
+            Ok(0) => {
+                drop(init_ours);
+                drop(init_theirs);
+                run_net_helper(&me, helper_end, netpass.as_ref().map(|(_, t)| t));
             }
-            _ => "",
-        };
-        Error::sys(
-            "create user namespace",
-            format!("{}{hint}", e.call),
-            e.errno,
-        )
-    })?;
-    if child == 0 {
-        drop(ours);
-        drop(init_ours);
-        run_child(plan, prep, theirs, init_theirs, me, net);
+            Ok(h) => procs.helper = Some(h),
+            Err(e) => return Err(e.at("start the network helper")),
+        }
     }
-    drop(theirs);
-    drop(init_theirs);
-    drop(net);
-    supervise(plan, child, &ours, &init_ours, &set)
+    // The user namespace is created first and owns every namespace made after it,
+    // in this clone (clone(2): CLONE_NEWUSER is acted on first) or later by PID 1 and
+    // the network helper: the sandbox holds capabilities only over its own. Only the
+    // pid namespace comes with it (PID 1 must be born in it); PID 1 unshares the rest
+    // itself, while the id helpers run (perf-floor.md: they are the longest step), and
+    // the launcher starts those helpers the moment clone returns, with no process in
+    // between to wake.
+    let first = plan
+        .namespaces
+        .iter()
+        .filter(|ns| made_by_clone(**ns))
+        .fold(0, |f, ns| f | ns.clone_flag());
+    trace::step("launcher", || {
+        format!(
+            "clone PID 1 into new namespaces: {}",
+            sys::ns_flag_names(first)
+        )
+    });
+    procs.pid1 = match sys::clone_fork(first) {
+        Ok(p) => p,
+        Err(e) => {
+            procs.reap_helper(true);
+            let hint = match e.errno {
+                libc::EPERM | libc::ENOSPC | libc::EUSERS => {
+                    " (unprivileged user namespaces are disabled or exhausted here: check \
+                     user.max_user_namespaces and kernel.apparmor_restrict_unprivileged_userns)"
+                }
+                _ => "",
+            };
+            return Err(Error::sys(
+                "create user namespace",
+                format!("{}{hint}", e.call),
+                e.errno,
+            ));
+        }
+    };
+    if procs.pid1 == 0 {
+        drop(init_ours);
+        drop(netpass);
+        run_init(
+            plan,
+            prep,
+            me,
+            init_theirs,
+            net.map(|(init_end, _)| init_end),
+        );
+    }
+    drop((init_theirs, net, me));
+    let maps = userns::start_maps(&plan.ids, procs.pid1);
+    if maps.is_some() {
+        init_ours.send_child(ToChild::HelpersStarted);
+    }
+    let netpass = netpass.map(|(ours, _)| ours);
+    supervise(plan, procs, maps, &init_ours, netpass.as_ref(), &set)
 }
 
-fn run_child(
-    plan: &Plan,
-    prep: &Prepared,
-    chan: Channel,
-    init_chan: Channel,
-    launcher: OwnedFd,
-    net: Option<(Channel, Channel)>,
-) -> ! {
-    die_with_launcher(&launcher);
-    trace::step("child", || "started in the new user namespace".into());
-    if maps_written_by_child(plan) {
-        if let Err(e) = userns::write_own_single_map(&plan.ids) {
-            fail(&e);
-        }
-        trace::step("child", || "single-id map written".into());
-    }
-    let rest = plan.namespaces[1..]
-        .iter()
-        .filter(|ns| **ns != Namespace::Net)
-        .fold(0, |f, ns| f | ns.clone_flag());
-    if let Err(e) = sys::unshare(rest) {
-        fail(&e.at("create namespaces"));
-    }
-    if let Err(e) = sys::sethostname(plan.hostname.as_encoded_bytes()) {
-        fail(&e.at("--hostname"));
-    }
-    trace::step("child", || {
-        format!("namespaces created: {}", sys::ns_flag_names(rest))
-    });
-    // Our own /proc entry, taken now: PID 1's pivot_root moves every process of this
-    // mount namespace, us included, into the new root (pivot_root(2)), whose /proc
-    // does not show us.
-    let proc_self = match &net {
-        Some(_) => match sys::open(c"/proc/self", libc::O_PATH | libc::O_DIRECTORY) {
-            Ok(fd) => Some(fd),
-            Err(e) => fail(&e.at("create network namespace")),
-        },
-        None => None,
+/// The namespaces made in the launcher's clone; PID 1 unshares the others but net,
+/// which the network helper makes.
+fn made_by_clone(ns: Namespace) -> bool {
+    matches!(ns, Namespace::User | Namespace::Pid)
+}
+
+/// The network helper: the launcher's child, in the host's pid and mount namespaces.
+/// It joins the sandbox's user namespace, which PID 1 passes (its creator's euid
+/// holds every capability in it, user_namespaces(7)), so that namespace owns the new
+/// network namespace; it brings `lo` up and passes the namespace back to PID 1, which
+/// joins it before it starts the command, and with `--net user` to the launcher too,
+/// with the user namespace, for pasta.
+fn run_net_helper(launcher: &OwnedFd, init: &Channel, pasta: Option<&Channel>) -> ! {
+    die_with_launcher(launcher);
+    // EOF: PID 1 failed before it passed its user namespace (and said why).
+    let Some(user) = init.recv_fd() else {
+        exit_now(EXIT_SETUP)
     };
-    // PID 1 is started while the id maps are still being written (it waits for them
-    // before it mounts anything), and as the launcher's child, not ours, so the
-    // launcher waits for it directly and its PDEATHSIG follows the launcher.
-    let pid1 = match sys::clone_fork(libc::CLONE_PARENT) {
-        Ok(p) => p,
-        Err(e) => fail(&e.at("start PID 1")),
-    };
-    if pid1 == 0 {
-        drop(chan);
-        run_init(plan, prep, launcher, init_chan, net.map(|(_, rx)| rx));
+    trace::step("net", || "joining the sandbox's user namespace".into());
+    if let Err(e) = make_netns(&user, init, pasta) {
+        fail(&e);
     }
-    drop(init_chan);
-    chan.send_parent(ToParent::Pid1(pid1));
-    // The network namespace now, beside PID 1's mount work and the id helpers rather
-    // than after them: it is the one namespace that costs (~0.4 ms, perf-floor.md).
-    if let (Some((tx, _)), Some(proc_self)) = (net, proc_self) {
-        let pasta = plan.net.pasta.is_some().then_some(&chan);
-        if let Err(e) = make_netns(&tx, pasta, &proc_self) {
-            fail(&e);
-        }
-        trace::step("child", || {
-            "network namespace created and passed to PID 1".into()
-        });
-    }
-    // Stay until the maps are written: the launcher writes them through our /proc
-    // entry, which is gone once we have exited.
-    if !maps_written_by_child(plan) && chan.recv_child() != Some(ToChild::MapsWritten) {
-        exit_now(EXIT_SETUP);
-    }
+    trace::step("net", || "network namespace created and passed".into());
     exit_now(0)
 }
 
-/// Create the network namespace, bring up `lo` and pass the namespace to PID 1; with
-/// `--net user`, pass it and our user namespace to the launcher too, for pasta.
-fn make_netns(tx: &Channel, launcher: Option<&Channel>, proc_self: &OwnedFd) -> Result<()> {
+fn make_netns(user: &OwnedFd, init: &Channel, pasta: Option<&Channel>) -> Result<()> {
     let step = "create network namespace";
+    sys::setns(user.as_fd(), libc::CLONE_NEWUSER).map_err(|e| e.at(step))?;
     sys::unshare(libc::CLONE_NEWNET).map_err(|e| e.at(step))?;
     net::loopback_up()?;
-    let ns = sys::openat(proc_self.as_fd(), c"ns/net", libc::O_RDONLY).map_err(|e| e.at(step))?;
-    tx.send_fd(ns.as_fd())?;
-    if let Some(l) = launcher {
-        let user =
-            sys::openat(proc_self.as_fd(), c"ns/user", libc::O_RDONLY).map_err(|e| e.at(step))?;
+    let ns = sys::open(c"/proc/self/ns/net", libc::O_RDONLY).map_err(|e| e.at(step))?;
+    init.send_fd(ns.as_fd())?;
+    if let Some(l) = pasta {
         l.send_fd(ns.as_fd())?;
         l.send_fd(user.as_fd())?;
     }
     Ok(())
 }
 
-/// A single-id map is written by the child itself, first thing (one process fewer to
+/// A single-id map is written by PID 1 itself, first thing (one process fewer to
 /// wake on the way: perf-floor.md's launcher does the same). Subordinate ranges need
 /// the setuid helpers, which the launcher runs from outside.
-fn maps_written_by_child(plan: &Plan) -> bool {
+fn maps_written_by_init(plan: &Plan) -> bool {
     plan.ids.mapping == userns::Mapping::Single
+}
+
+/// The launcher's children: PID 1 and, while it runs, the network helper.
+struct Procs {
+    pid1: libc::pid_t,
+    helper: Option<libc::pid_t>,
+}
+
+impl Procs {
+    /// Kill and reap both: PID 1's death takes every process of the sandbox with it.
+    fn abort(&mut self) {
+        sys::kill(self.pid1, libc::SIGKILL);
+        let _ = sys::waitpid(self.pid1, 0);
+        self.reap_helper(true);
+    }
+
+    /// Reap the helper if it has exited (or kill it first, once it has no purpose).
+    fn reap_helper(&mut self, kill: bool) {
+        if let Some(h) = self.helper {
+            if kill {
+                sys::kill(h, libc::SIGKILL);
+            }
+            let flags = if kill { 0 } else { libc::WNOHANG };
+            if sys::waitpid(h, flags).ok().flatten().is_some() {
+                self.helper = None;
+            }
+        }
+    }
 }
 
 fn supervise(
     plan: &Plan,
-    child: libc::pid_t,
-    chan: &Channel,
+    mut procs: Procs,
+    maps: Option<userns::PendingMaps>,
     init: &Channel,
+    netpass: Option<&Channel>,
     set: &libc::sigset_t,
 ) -> Result<i32> {
-    // The child's exit code, if it has exited; a failing child has said why on stderr.
-    let child_status = |flags| -> Option<i32> {
-        match sys::waitpid(child, flags) {
-            Ok(Some((_, s))) => Some(sys::exit_code(s)),
-            _ => None,
-        }
-    };
-    if !maps_written_by_child(plan) {
+    if let Some(maps) = maps {
         trace::step("launcher", || {
             format!("write id maps ({:?})", plan.ids.mapping)
         });
-        if let Err(e) = userns::write_maps(&plan.ids, child) {
-            chan.send_child(ToChild::Abort);
+        if let Err(e) = maps.finish() {
             init.send_child(ToChild::Abort);
-            // A child that failed on its own (and said why) explains the maps' failure.
-            match child_status(libc::WNOHANG) {
-                Some(code) if code != 0 => return Ok(code),
-                Some(_) => {}
-                None => {
-                    sys::kill(child, libc::SIGKILL);
-                    let _ = sys::waitpid(child, 0);
+            // A PID 1 that failed on its own (and said why) explains the maps' failure.
+            if let Ok(Some((_, s))) = sys::waitpid(procs.pid1, libc::WNOHANG) {
+                procs.reap_helper(true);
+                match sys::exit_code(s) {
+                    0 => {}
+                    code => return Ok(code),
                 }
+            } else {
+                procs.abort();
             }
             return Err(e);
         }
-        chan.send_child(ToChild::MapsWritten);
         init.send_child(ToChild::MapsWritten);
         trace::step("launcher", || "id maps written".into());
     }
-    let pid1 = match chan.recv_parent() {
-        Some(ToParent::Pid1(p)) => p,
-        _ => {
-            return Ok(match child_status(0) {
-                Some(code) if code != 0 => code,
-                _ => EXIT_SETUP,
-            })
-        }
-    };
-    let pasta = match &plan.net.pasta {
-        None => None,
-        Some(p) => match start_pasta(plan, p, chan, init) {
+    let pid1 = procs.pid1;
+    let pasta = match (&plan.net.pasta, netpass) {
+        (Some(p), Some(chan)) => match start_pasta(plan, p, chan, init) {
             Ok(r) => Some(r),
             Err(e) => {
-                sys::kill(pid1, libc::SIGKILL);
-                let _ = sys::waitpid(pid1, 0);
-                let _ = sys::waitpid(child, 0);
+                procs.abort();
                 return Err(e);
             }
         },
+        _ => None,
     };
     trace::step("launcher", || format!("PID 1 is host pid {pid1}; waiting"));
     // Recorded once PID 1 has started the command (and so sits in every namespace
@@ -337,9 +346,7 @@ fn supervise(
         (Some(ToParent::Started), Some(command)) => match record_sandbox(plan, pid1, &command) {
             Ok(path) => path.map(|p| (p, command)),
             Err(e) => {
-                sys::kill(pid1, libc::SIGKILL);
-                let _ = sys::waitpid(pid1, 0);
-                let _ = sys::waitpid(child, 0);
+                procs.abort();
                 if let Some(p) = &pasta {
                     p.stop();
                 }
@@ -349,7 +356,7 @@ fn supervise(
         // PID 1 failed during setup (and said why): nothing to record.
         _ => None,
     };
-    let code = wait_sandbox(plan, child, pid1, pasta.as_ref(), set, &mut recorded);
+    let code = wait_sandbox(plan, &mut procs, pasta.as_ref(), set, &mut recorded);
     if let Some(p) = &pasta {
         p.stop();
     }
@@ -464,7 +471,10 @@ fn start_pasta(
 ) -> Result<pasta::Running> {
     let step = "--net user (pasta)";
     let (Some(netns), Some(userns)) = (chan.recv_fd(), chan.recv_fd()) else {
-        return Err(Error::new(step, "the child did not pass the namespaces"));
+        return Err(Error::new(
+            step,
+            "the network helper did not pass the namespaces",
+        ));
     };
     trace::step("launcher", || format!("start {}", pasta::describe(p)));
     let running = pasta::start(p, &plan.net.publish, &netns, &userns)?;
@@ -473,20 +483,18 @@ fn start_pasta(
     Ok(running)
 }
 
-/// Forward signals and wait for PID 1 (and the child); reports pasta's death. The
-/// record goes as soon as the command has ended, while the kernel is still tearing
-/// the sandbox down: the sandbox is over then (PID 1 only reaps and exits), and
+/// Forward signals and wait for PID 1 (and the network helper); reports pasta's
+/// death. The record goes as soon as the command has ended, while the kernel is still
+/// tearing the sandbox down: the sandbox is over then (PID 1 only reaps and exits), and
 /// `--list` must not show it.
 fn wait_sandbox(
     plan: &Plan,
-    child: libc::pid_t,
-    pid1: libc::pid_t,
+    procs: &mut Procs,
     pasta: Option<&pasta::Running>,
     set: &libc::sigset_t,
     recorded: &mut Option<(std::path::PathBuf, OwnedFd)>,
 ) -> Result<i32> {
     let mut pasta_running = pasta.is_some();
-    let mut child_running = true;
     let deadline = plan
         .timeout_ms
         .map(|ms| std::time::Instant::now() + std::time::Duration::from_millis(ms));
@@ -509,13 +517,8 @@ fn wait_sandbox(
         let timed_out =
             !ready.contains(&true) && deadline.is_some_and(|d| std::time::Instant::now() >= d);
         if timed_out {
-            // PID 1's death takes every process of the sandbox with it.
             eprintln!("sbx: --timeout reached: the sandbox is killed");
-            sys::kill(pid1, libc::SIGKILL);
-            let _ = sys::waitpid(pid1, 0);
-            if child_running {
-                let _ = sys::waitpid(child, 0);
-            }
+            procs.abort();
             return Ok(crate::error::EXIT_TIMEOUT);
         }
         let Some((sig, code)) = next else {
@@ -535,19 +538,15 @@ fn wait_sandbox(
                     );
                 }
             }
-            if child_running && sys::waitpid(child, libc::WNOHANG).ok().flatten().is_some() {
-                child_running = false;
-            }
+            procs.reap_helper(false);
             if let Some((_, status)) =
-                sys::waitpid(pid1, libc::WNOHANG).map_err(|e| e.at("wait for PID 1"))?
+                sys::waitpid(procs.pid1, libc::WNOHANG).map_err(|e| e.at("wait for PID 1"))?
             {
-                if child_running {
-                    let _ = sys::waitpid(child, 0);
-                }
+                procs.reap_helper(true);
                 return Ok(sys::exit_code(status));
             }
         } else if sent_by_process(code) {
-            sys::kill(pid1, sig);
+            sys::kill(procs.pid1, sig);
         }
     }
 }
@@ -562,6 +561,43 @@ fn run_init(
     die_with_launcher(&launcher);
     drop(launcher);
     trace::step("init", || "PID 1 started".into());
+    // With subordinate ids, the setuid helpers are the longest step of the launch and
+    // the launcher can only start them once we exist: we start on its CPU, ahead of
+    // it, so we wait until they run rather than hold it off.
+    if !maps_written_by_init(plan) && chan.recv_child() != Some(ToChild::HelpersStarted) {
+        // The launcher reported why.
+        exit_now(EXIT_SETUP);
+    }
+    // The network helper waits for our user namespace: from the host's /proc, which
+    // this mount namespace still shows.
+    if let Some(helper) = &net {
+        let passed = sys::open(c"/proc/self/ns/user", libc::O_RDONLY)
+            .map_err(|e| e.at("create network namespace"))
+            .and_then(|user| helper.send_fd(user.as_fd()));
+        if let Err(e) = passed {
+            fail(&e);
+        }
+    }
+    if maps_written_by_init(plan) {
+        if let Err(e) = userns::write_own_single_map(&plan.ids) {
+            fail(&e);
+        }
+        trace::step("init", || "single-id map written".into());
+    }
+    let rest = plan
+        .namespaces
+        .iter()
+        .filter(|ns| !made_by_clone(**ns) && **ns != Namespace::Net)
+        .fold(0, |f, ns| f | ns.clone_flag());
+    if let Err(e) = sys::unshare(rest) {
+        fail(&e.at("create namespaces"));
+    }
+    if let Err(e) = sys::sethostname(plan.hostname.as_encoded_bytes()) {
+        fail(&e.at("--hostname"));
+    }
+    trace::step("init", || {
+        format!("namespaces created: {}", sys::ns_flag_names(rest))
+    });
     // Every mount is made detached while the id maps are still being written...
     let detached = match mount::prepare(plan) {
         Ok(d) => d,
@@ -570,7 +606,7 @@ fn run_init(
     trace::step("init", || "mounts prepared".into());
     // ...but nothing can be created in the new root until the ids are mapped: the
     // kernel refuses inodes owned by an unmapped id (EOVERFLOW).
-    if !maps_written_by_child(plan) && chan.recv_child() != Some(ToChild::MapsWritten) {
+    if !maps_written_by_init(plan) && chan.recv_child() != Some(ToChild::MapsWritten) {
         // The launcher reported why.
         exit_now(EXIT_SETUP);
     }

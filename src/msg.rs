@@ -1,4 +1,4 @@
-//! Typed messages between the launcher and its child over a socketpair
+//! Typed messages between the launcher, PID 1 and the network helper over socketpairs
 //! (SOCK_SEQPACKET: one message per read, EOF when the peer is gone).
 
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -8,14 +8,14 @@ use crate::sys;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ToParent {
-    /// PID 1 of the sandbox was started (pid in the launcher's pid namespace).
-    Pid1(libc::pid_t),
     /// PID 1 has started the command: the sandbox is set up.
     Started,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ToChild {
+    /// The id-map helpers are running (to PID 1, which waits for it before it works).
+    HelpersStarted,
     MapsWritten,
     Abort,
     /// `--net user`: pasta has configured the network namespace (to PID 1).
@@ -70,19 +70,14 @@ impl Channel {
     }
 
     pub fn send_parent(&self, m: ToParent) {
-        let (tag, v) = match m {
-            ToParent::Pid1(p) => (2u8, p),
-            ToParent::Started => (3u8, 0),
+        let tag = match m {
+            ToParent::Started => 3u8,
         };
-        let v = v.to_le_bytes();
-        self.send_bytes([tag, v[0], v[1], v[2], v[3]]);
+        self.send_bytes([tag, 0, 0, 0, 0]);
     }
 
     pub fn recv_parent(&self) -> Option<ToParent> {
-        let b = self.recv_bytes()?;
-        let v = i32::from_le_bytes([b[1], b[2], b[3], b[4]]);
-        match b[0] {
-            2 => Some(ToParent::Pid1(v)),
+        match self.recv_bytes()?[0] {
             3 => Some(ToParent::Started),
             _ => None,
         }
@@ -93,6 +88,7 @@ impl Channel {
             ToChild::MapsWritten => 1,
             ToChild::Abort => 2,
             ToChild::NetReady => 3,
+            ToChild::HelpersStarted => 4,
         };
         self.send_bytes([code, 0, 0, 0, 0]);
     }
@@ -102,6 +98,7 @@ impl Channel {
             1 => Some(ToChild::MapsWritten),
             2 => Some(ToChild::Abort),
             3 => Some(ToChild::NetReady),
+            4 => Some(ToChild::HelpersStarted),
             _ => None,
         }
     }

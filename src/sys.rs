@@ -60,7 +60,7 @@ fn show(p: &CStr) -> String {
 
 // ---- processes -------------------------------------------------------------
 
-/// fork(2) by raw clone(2) with `extra` flags (e.g. `CLONE_PARENT`): fork semantics,
+/// fork(2) by raw clone(2) with `extra` flags (e.g. `CLONE_NEWUSER | CLONE_NEWPID`): fork semantics,
 /// no new stack. The caller is single-threaded (sbx never starts a thread).
 pub fn clone_fork(extra: libc::c_int) -> SysResult<libc::pid_t> {
     let flags = (extra | libc::SIGCHLD) as libc::c_ulong;

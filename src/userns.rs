@@ -175,15 +175,11 @@ fn helper_args(lines: &[MapLine]) -> Vec<String> {
 
 /// Write a single-id map for the calling process, from inside its new user
 /// namespace: allowed unprivileged for one line mapping the creator's own id, with
-/// `setgroups` denied first (user_namespaces(7)). The child does it itself, the
+/// `setgroups` denied first (user_namespaces(7)). PID 1 does it itself, the
 /// moment it exists, so no other process has to be woken for it.
 pub fn write_own_single_map(ids: &IdPlan) -> Result<()> {
-    write_single(ids, "self")
-}
-
-fn write_single(ids: &IdPlan, proc_entry: &str) -> Result<()> {
     let write = |file: &str, text: &str| -> Result<()> {
-        let path = format!("/proc/{proc_entry}/{file}");
+        let path = format!("/proc/self/{file}");
         OpenOptions::new()
             .write(true)
             .open(&path)
@@ -200,22 +196,34 @@ fn write_single(ids: &IdPlan, proc_entry: &str) -> Result<()> {
     write("gid_map", &map_text(&ids.gid_map))
 }
 
-/// Write the maps of process `pid`, which has just unshared its user namespace.
-pub fn write_maps(ids: &IdPlan, pid: libc::pid_t) -> Result<()> {
+/// The subordinate maps of process `pid` (PID 1, just cloned into its new user
+/// namespace), being written by the setuid helpers; `None` for a single-id map, which
+/// PID 1 writes itself ([`write_own_single_map`]).
+pub fn start_maps(ids: &IdPlan, pid: libc::pid_t) -> Option<PendingMaps> {
     match &ids.mapping {
-        Mapping::Single => write_single(ids, &pid.to_string()),
+        Mapping::Single => None,
         Mapping::Subordinate {
             newuidmap,
             newgidmap,
-        } => {
-            // Started together, reaped together: the two helpers overlap each other and the
-            // child's unshare of the remaining namespaces.
-            let uid = spawn_helper(newuidmap, pid, &ids.uid_map);
-            let gid = spawn_helper(newgidmap, pid, &ids.gid_map);
-            let uid = finish_helper(uid);
-            let gid = finish_helper(gid);
-            uid.and(gid)
-        }
+        } => Some(PendingMaps(
+            // Started together, reaped together: the two helpers overlap each other
+            // and PID 1's unshare of the remaining namespaces (perf-floor.md: about
+            // 1.2 ms each, the longest step of the launch).
+            spawn_helper(newuidmap, pid, &ids.uid_map),
+            spawn_helper(newgidmap, pid, &ids.gid_map),
+        )),
+    }
+}
+
+/// Both helpers of [`start_maps`], running.
+pub struct PendingMaps(Helper, Helper);
+
+impl PendingMaps {
+    /// Wait for both helpers; the error quotes the failing one's argv and stderr.
+    pub fn finish(self) -> Result<()> {
+        let uid = finish_helper(self.0);
+        let gid = finish_helper(self.1);
+        uid.and(gid)
     }
 }
 
