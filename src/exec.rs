@@ -3,12 +3,14 @@
 //! PATH search with the shell's exit codes: 127 not found, 126 cannot execute.
 
 use std::ffi::CString;
+use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
 
 use crate::error::{Error, EXIT_CANNOT_EXEC, EXIT_NOT_FOUND};
 use crate::plan::{Plan, DEFAULT_PATH};
 use crate::seccomp::Program;
-use crate::{caps, landlock, seccomp, sys};
+use crate::{caps, landlock, seccomp, sys, trace};
 
 /// Everything exec needs, converted before any fork so the late steps only make syscalls.
 pub struct Prepared {
@@ -102,6 +104,26 @@ impl Prepared {
     }
 }
 
+/// Enter the first of `dirs` that exists (for a launch: the invoking cwd, then $HOME,
+/// then `/`; `--cwd` makes its directory required). Paths are walked from the new
+/// root even while the old one is still stacked on it (see
+/// [`crate::mount::detach_old_root`]).
+fn enter_cwd(dirs: &[PathBuf], required: bool) -> Result<Vec<u8>, Error> {
+    for dir in dirs {
+        if sys::chdir(&sys::cstr(dir.as_os_str())).is_ok() {
+            return Ok(dir.as_os_str().as_encoded_bytes().to_vec());
+        }
+        if required {
+            return Err(Error::new(
+                "--cwd",
+                format!("{} does not exist inside the sandbox", dir.display()),
+            ));
+        }
+    }
+    sys::chdir(c"/").map_err(|e| e.at("cwd"))?;
+    Ok(b"/".to_vec())
+}
+
 fn fail(e: Error) -> ! {
     eprintln!("sbx: {e}");
     // SAFETY: leaving the forked process without running destructors.
@@ -109,13 +131,36 @@ fn fail(e: Error) -> ! {
 }
 
 /// Runs in the command's process (a child of PID 1); never returns.
-pub fn exec_command(prep: &Prepared, pwd: &[u8], umask: libc::mode_t) -> ! {
+/// Where the command starts: the first of `dirs` that exists inside (`/` if none;
+/// with `required`, the first must exist), and the gate it waits at before execve.
+pub struct Start<'a> {
+    pub dirs: &'a [PathBuf],
+    pub required: bool,
+    pub umask: libc::mode_t,
+    pub gate: Option<RawFd>,
+}
+
+pub fn exec_command(prep: &Prepared, start: Start) -> ! {
+    if let Err(e) = sys::prctl(
+        libc::PR_SET_PDEATHSIG,
+        libc::SIGKILL as libc::c_ulong,
+        "PR_SET_PDEATHSIG",
+    ) {
+        fail(e.at("start the command"));
+    }
     sys::sigmask(libc::SIG_SETMASK, &sys::sigset(&[]));
     // SAFETY: restores the user's umask, saved before setup.
-    unsafe { libc::umask(umask) };
+    unsafe { libc::umask(start.umask) };
+    let pwd = match enter_cwd(start.dirs, start.required) {
+        Ok(p) => p,
+        Err(e) => fail(e),
+    };
+    trace::step("command", || {
+        format!("cwd {}", String::from_utf8_lossy(&pwd))
+    });
     let mut env = prep.env.clone();
     let mut pwd_var = b"PWD=".to_vec();
-    pwd_var.extend_from_slice(pwd);
+    pwd_var.extend_from_slice(&pwd);
     env.push(CString::new(pwd_var).unwrap_or_default());
 
     // A session keyring of its own: the caller's (Kerberos tickets, fscrypt keys) is
@@ -140,8 +185,13 @@ pub fn exec_command(prep: &Prepared, pwd: &[u8], umask: libc::mode_t) -> ! {
     if let Err(e) = caps::drop_all_but(prep.caps) {
         fail(e);
     }
-    // Nothing sbx or its caller had open reaches the command: 0, 1, 2 only.
-    if let Err(e) = sys::close_fds_from(3) {
+    // Nothing sbx or its caller had open reaches the command: 0, 1, 2 only (and the
+    // gate, moved to 3, until execve closes it).
+    let gate = match start.gate.map(|g| sys::dup_cloexec_to(g, 3)).transpose() {
+        Ok(fd) => fd,
+        Err(e) => fail(e.at("close inherited descriptors")),
+    };
+    if let Err(e) = sys::close_fds_from(if gate.is_some() { 4 } else { 3 }) {
         fail(e.at("close inherited descriptors"));
     }
     for (res, name, v) in &prep.rlimits {
@@ -176,6 +226,14 @@ pub fn exec_command(prep: &Prepared, pwd: &[u8], umask: libc::mode_t) -> ! {
             errno,
         ));
     }
+    if let Some(gate) = gate {
+        // SAFETY: our end of the gate; read blocks until PID 1 has closed its end.
+        unsafe {
+            let mut b = [0u8; 1];
+            while libc::read(gate, b.as_mut_ptr().cast(), 1) < 0 && sys::errno() == libc::EINTR {}
+        }
+    }
+    trace::step("command", || "execve".into());
 
     let mut argv: Vec<*const libc::c_char> = prep.argv.iter().map(|a| a.as_ptr()).collect();
     argv.push(std::ptr::null());

@@ -633,24 +633,10 @@ fn setup(
     let root = mount::build_root(plan, detached)?;
     trace::step("init", || "root built".into());
     mount::pivot(&root)?;
-    trace::step("init", || "pivot_root done, old root detached".into());
+    trace::step("init", || "pivot_root done".into());
     drop(root);
-    let mut pwd = None;
-    for dir in &plan.cwd {
-        if sys::chdir(&sys::cstr(dir.as_os_str())).is_ok() {
-            pwd = Some(dir.as_os_str().as_encoded_bytes().to_vec());
-            break;
-        }
-        if plan.cwd_required {
-            return Err(Error::new(
-                "--cwd",
-                format!("{} does not exist inside the sandbox", dir.display()),
-            ));
-        }
-    }
-    let pwd = pwd.unwrap_or_else(|| b"/".to_vec());
     if let Some(rx) = net {
-        // EOF: the child failed to make it (and said why): fail closed.
+        // EOF: the network helper failed to make it (and said why): fail closed.
         let ns = rx
             .recv_fd()
             .ok_or_else(|| Error::new("network namespace", "not created"))?;
@@ -662,48 +648,41 @@ fn setup(
         // The launcher reported why.
         exit_now(EXIT_SETUP);
     }
-    trace::step("init", || {
-        format!("cwd {}; start the command", String::from_utf8_lossy(&pwd))
-    });
-    // The command waits at this gate until PID 1 has shed its capabilities and become
-    // non-dumpable: it must never see, through /proc/1, a PID 1 that still holds them.
-    // Raw descriptors: shed_privileges closes PID 1's end with every other one.
+    // The command's process prepares itself (cwd, capabilities, Landlock, seccomp)
+    // while PID 1 detaches the old root, then waits at this gate until PID 1 has also
+    // shed its capabilities and become non-dumpable: the command must never run with
+    // the old root still stacked, nor see, through /proc/1, a PID 1 that still holds
+    // capabilities. Raw descriptors: shed_privileges closes PID 1's end with every
+    // other one.
     let mut gate = [0; 2];
     // SAFETY: a two-element array for pipe2.
     if unsafe { libc::pipe2(gate.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
         return Err(Error::sys("start the command", "pipe2", sys::errno()));
     }
     let pid = sys::clone_fork(0).map_err(|e| e.at("start the command"))?;
-    if pid != 0 {
-        // The launcher records the command by a pidfd: it names this very process even
-        // once it has exited (pidfd_open(2)), where a pid read from /proc could be
-        // another's by then.
-        let pidfd = sys::pidfd_open(pid).map_err(|e| e.at("start the command"))?;
-        launcher.send_parent(ToParent::Started);
-        launcher.send_fd(pidfd.as_fd())?;
-        drop(pidfd);
-        shed_privileges()?;
-    }
     if pid == 0 {
-        // SAFETY: our copies of the gate; read blocks until PID 1 has closed its end.
-        unsafe {
-            libc::close(gate[1]);
-            let mut b = [0u8; 1];
-            while libc::read(gate[0], b.as_mut_ptr().cast(), 1) < 0 && sys::errno() == libc::EINTR {
-            }
-            libc::close(gate[0]);
-        }
-        if sys::prctl(
-            libc::PR_SET_PDEATHSIG,
-            libc::SIGKILL as libc::c_ulong,
-            "PR_SET_PDEATHSIG",
-        )
-        .is_err()
-        {
-            exit_now(EXIT_SETUP);
-        }
-        exec::exec_command(prep, &pwd, umask);
+        // SAFETY: our copy of PID 1's end of the gate.
+        unsafe { libc::close(gate[1]) };
+        exec::exec_command(
+            prep,
+            exec::Start {
+                dirs: &plan.cwd,
+                required: plan.cwd_required,
+                umask,
+                gate: Some(gate[0]),
+            },
+        );
     }
+    mount::detach_old_root()?;
+    trace::step("init", || "old root detached".into());
+    // The launcher records the command by a pidfd: it names this very process even
+    // once it has exited (pidfd_open(2)), where a pid read from /proc could be
+    // another's by then.
+    let pidfd = sys::pidfd_open(pid).map_err(|e| e.at("start the command"))?;
+    launcher.send_parent(ToParent::Started);
+    launcher.send_fd(pidfd.as_fd())?;
+    drop(pidfd);
+    shed_privileges()?;
     Ok(pid)
 }
 

@@ -7,7 +7,7 @@ use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use crate::cli::Cli;
-use crate::error::{Error, Result, EXIT_SETUP};
+use crate::error::{Error, Result};
 use crate::exec::Prepared;
 use crate::host::Host;
 use crate::record::{self, Record};
@@ -190,36 +190,28 @@ fn enter(cli: &Cli, host: &Host, name: &str) -> Result<i32> {
     // The pid namespace applies to children: the command is forked into it.
     let pid = sys::clone_fork(0).map_err(|e| e.at(step.clone()))?;
     if pid == 0 {
-        if sys::prctl(
-            libc::PR_SET_PDEATHSIG,
-            libc::SIGKILL as libc::c_ulong,
-            "PR_SET_PDEATHSIG",
-        )
-        .is_err()
-        {
-            // SAFETY: leaving the forked process.
-            unsafe { libc::_exit(EXIT_SETUP) };
-        }
-        let home = rec
+        let dirs: Vec<std::path::PathBuf> = rec
             .env
             .iter()
             .find(|(k, _)| k == "HOME")
-            .map(|(_, v)| v.clone());
-        let mut pwd = b"/".to_vec();
-        if let Some(h) = home {
-            if sys::chdir(&sys::cstr(h.as_ref())).is_ok() {
-                pwd = h.into_bytes();
-            } else {
-                let _ = sys::chdir(c"/");
-            }
-        }
+            .map(|(_, v)| v.into())
+            .into_iter()
+            .collect();
         // SAFETY: reading the umask by setting it and back.
         let umask = unsafe {
             let m = libc::umask(0o022);
             libc::umask(m);
             m
         };
-        exec::exec_command(&prep, &pwd, umask);
+        exec::exec_command(
+            &prep,
+            exec::Start {
+                dirs: &dirs,
+                required: false,
+                umask,
+                gate: None,
+            },
+        );
     }
     loop {
         let (sig, code) = sys::sigwait(&set);

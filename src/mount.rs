@@ -145,10 +145,7 @@ fn prepare_op(op: &MountOp, fds: Vec<SysResult<OwnedFd>>) -> SysResult<Made> {
         MountOp::Dev { shm_size, .. } => {
             let mut nodes = Vec::with_capacity(DEV_NODES.len());
             for (name, fd) in DEV_NODES.iter().zip(fds) {
-                let tree = sys::clone_tree(fd?.as_fd(), name)?;
-                // Device nodes must stay usable: nosuid and noexec, never nodev.
-                sys::mount_setattr(tree.as_fd(), true, ATTR_NOSUID | ATTR_NOEXEC, 0, name)?;
-                nodes.push(tree);
+                nodes.push(sys::clone_tree(fd?.as_fd(), name)?);
             }
             Made::Dev {
                 dev: tmpfs(1024 * 1024, 0o755, ATTR_NOSUID | ATTR_NOEXEC)?,
@@ -195,7 +192,7 @@ impl MaskSource {
         let fs = tmpfs(64 * 1024, 0o755, ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC)?;
         sys::move_mount_path(fs.as_fd(), STAGING)?;
         sys::mkdirat(fs.as_fd(), c"dir", 0o555)?;
-        sys::create_file_at(fs.as_fd(), c"file", 0o444)?;
+        sys::mknod_file_at(fs.as_fd(), c"file", 0o444)?;
         let dir = sys::openat(
             fs.as_fd(),
             c"dir",
@@ -331,12 +328,25 @@ fn name_of(p: &Path) -> CString {
         .expect("plan rejects NUL bytes")
 }
 
+/// Run `f` on the directory that holds `p` below `root` (made as needed): the root's
+/// own fd for a top-level entry, with no lookup and no descriptor to open and close.
+fn in_parent<R>(
+    root: BorrowedFd,
+    p: &Path,
+    f: impl FnOnce(BorrowedFd) -> SysResult<R>,
+) -> SysResult<R> {
+    match p.parent() {
+        None => f(root),
+        Some(parent) if parent == Path::new("/") => f(root),
+        Some(parent) => f(ensure_dir(root, parent, 0o755)?.as_fd()),
+    }
+}
+
 /// Open directory `p` below `root`, creating it and its parents (mode `mode`) as needed.
 fn ensure_dir(root: BorrowedFd, p: &Path, mode: u32) -> SysResult<OwnedFd> {
     match sys::open_in_root(root, &rel(p), libc::O_PATH | libc::O_DIRECTORY) {
         Err(e) if e.errno == libc::ENOENT && p.parent().is_some() => {
-            let parent = ensure_dir(root, p.parent().unwrap(), 0o755)?;
-            match sys::mkdirat(parent.as_fd(), &name_of(p), mode) {
+            match in_parent(root, p, |dir| sys::mkdirat(dir, &name_of(p), mode)) {
                 Err(e) if e.errno != libc::EEXIST => return Err(e),
                 _ => {}
             }
@@ -350,8 +360,7 @@ fn ensure_dir(root: BorrowedFd, p: &Path, mode: u32) -> SysResult<OwnedFd> {
 fn ensure_file(root: BorrowedFd, p: &Path) -> SysResult<OwnedFd> {
     match sys::open_in_root(root, &rel(p), libc::O_PATH) {
         Err(e) if e.errno == libc::ENOENT => {
-            let parent = ensure_dir(root, p.parent().unwrap_or(Path::new("/")), 0o755)?;
-            match sys::create_file_at(parent.as_fd(), &name_of(p), 0o444) {
+            match in_parent(root, p, |dir| sys::mknod_file_at(dir, &name_of(p), 0o444)) {
                 Err(e) if e.errno != libc::EEXIST => return Err(e),
                 _ => {}
             }
@@ -362,16 +371,15 @@ fn ensure_file(root: BorrowedFd, p: &Path) -> SysResult<OwnedFd> {
 }
 
 fn symlink(root: BorrowedFd, target: &CStr, link: &Path) -> SysResult<()> {
-    let parent = ensure_dir(root, link.parent().unwrap_or(Path::new("/")), 0o755)?;
     let name = name_of(link);
-    match sys::symlinkat(target, parent.as_fd(), &name) {
+    in_parent(root, link, |dir| match sys::symlinkat(target, dir, &name) {
         // Idempotent when the same link is already there (bwrap does the same).
-        Err(e) if e.errno == libc::EEXIST => match sys::readlinkat(parent.as_fd(), &name) {
+        Err(e) if e.errno == libc::EEXIST => match sys::readlinkat(dir, &name) {
             Some(t) if t == target.to_bytes() => Ok(()),
             _ => Err(e),
         },
         other => other,
-    }
+    })
 }
 
 fn size_opt(size: u64) -> CString {
@@ -404,28 +412,25 @@ fn build_dev(root: BorrowedFd, dst: &Path, made: Made) -> SysResult<()> {
         unreachable!("dev op prepared as Dev")
     };
     attach_dir(root, &dev, dst)?;
+    // Every name below is one component in this fresh tmpfs, created here: mknodat and
+    // mkdirat fail on anything already there, so no lookup can leave it.
     let d = dev.as_fd();
     for (name, node) in DEV_NODES.iter().zip(&nodes) {
         let cname = CString::new(*name).unwrap();
-        sys::create_file_at(d, &cname, 0o444)?;
-        let target = sys::open_in_root(d, &cname, libc::O_PATH)?;
-        sys::move_mount_fd(node.as_fd(), target.as_fd(), &format!("/dev/{name}"))?;
+        sys::mknod_file_at(d, &cname, 0o444)?;
+        sys::move_mount_to(node.as_fd(), d, &cname, &format!("/dev/{name}"))?;
     }
     for (target, name) in DEV_LINKS {
         sys::symlinkat(target, d, name)?;
     }
     sys::mkdirat(d, c"pts", 0o755)?;
-    sys::move_mount_fd(
-        pts.as_fd(),
-        sys::open_in_root(d, c"pts", libc::O_PATH)?.as_fd(),
-        "/dev/pts",
-    )?;
+    sys::move_mount_to(pts.as_fd(), d, c"pts", "/dev/pts")?;
+    // Device nodes must stay usable: nosuid and noexec over all of /dev, never nodev,
+    // in one call (the nodes' host mounts may lack them); /dev/shm comes after, as
+    // its own nosuid,nodev tmpfs.
+    sys::mount_setattr(d, true, ATTR_NOSUID | ATTR_NOEXEC, 0, "/dev")?;
     sys::mkdirat(d, c"shm", 0o1777)?;
-    sys::move_mount_fd(
-        shm.as_fd(),
-        sys::open_in_root(d, c"shm", libc::O_PATH)?.as_fd(),
-        "/dev/shm",
-    )?;
+    sys::move_mount_to(shm.as_fd(), d, c"shm", "/dev/shm")?;
     Ok(())
 }
 
@@ -546,13 +551,21 @@ pub fn describe(op: &MountOp) -> String {
 }
 
 /// Make `root` the root: `pivot_root(".", ".")` stacks the old root on top of the new
-/// one, and the lazy unmount of "." removes it, so neither the host's tree nor a
-/// staging directory stays reachable (the runc/LXC idiom; pivot_root(2) NOTES).
+/// one, and the lazy unmount of "." ([`detach_old_root`]) removes it, so neither the
+/// host's tree nor a staging directory stays reachable (the runc/LXC idiom;
+/// pivot_root(2) NOTES).
 pub fn pivot(root: &OwnedFd) -> Result<()> {
     let step = "pivot_root";
     sys::fchdir(root.as_fd()).map_err(|e| e.at(step))?;
-    sys::pivot_root_here().map_err(|e| e.at(step))?;
+    sys::pivot_root_here().map_err(|e| e.at(step))
+}
+
+/// Detach the old root, which [`pivot`] left stacked on top of the new one (and under
+/// our cwd). Until then every path walk from `/` starts at the new root, beneath it
+/// (pivot_root(2)), so the command's process may prepare itself meanwhile; it waits
+/// for PID 1 before it execs. The detach ends in an expedited RCU grace period
+/// (~0.1 ms here), which that preparation now overlaps.
+pub fn detach_old_root() -> Result<()> {
     sys::umount_detach(c".").map_err(|e| e.at("detach old root"))?;
-    sys::chdir(c"/").map_err(|e| e.at(step))?;
-    Ok(())
+    sys::chdir(c"/").map_err(|e| e.at("pivot_root"))
 }

@@ -287,6 +287,19 @@ pub fn reset_signal(sig: libc::c_int) {
 /// Close every descriptor from `first` on. close_range(2); where an outer seccomp
 /// policy refuses it, each descriptor listed in /proc/self/fd; if neither works, the
 /// error (never a silent leak).
+/// Move descriptor `fd` to number `to` (close-on-exec), replacing whatever was there.
+pub fn dup_cloexec_to(fd: RawFd, to: RawFd) -> SysResult<RawFd> {
+    if fd == to {
+        return Ok(fd);
+    }
+    // SAFETY: dup3 only affects descriptor numbers of this process.
+    let ret = unsafe { libc::dup3(fd, to, libc::O_CLOEXEC) };
+    check(ret as libc::c_long, || {
+        format!("dup3({fd}, {to}, O_CLOEXEC)")
+    })
+    .map(|_| to)
+}
+
 pub fn close_fds_from(first: u32) -> SysResult<()> {
     // SAFETY: closes descriptors this process owns; nothing refers to them afterwards.
     if unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 0) } == 0 {
@@ -391,9 +404,15 @@ pub fn mkdirat(dirfd: BorrowedFd, name: &CStr, mode: u32) -> SysResult<()> {
     .map(drop)
 }
 
-/// Create an empty regular file `name` in `dirfd`; never follows a symlink there.
-pub fn create_file_at(dirfd: BorrowedFd, name: &CStr, mode: u32) -> SysResult<()> {
-    create_file_with(dirfd, name, mode).map(drop)
+/// Create an empty regular file `name` in `dirfd` by mknodat(2) (one call, no
+/// descriptor; a regular file needs no CAP_MKNOD); fails on any existing entry.
+pub fn mknod_file_at(dirfd: BorrowedFd, name: &CStr, mode: u32) -> SysResult<()> {
+    // SAFETY: valid fd and C string.
+    let ret = unsafe { libc::mknodat(dirfd.as_raw_fd(), name.as_ptr(), libc::S_IFREG | mode, 0) };
+    check(ret as libc::c_long, || {
+        format!("mknodat({}, S_IFREG|{mode:o})", show(name))
+    })
+    .map(drop)
 }
 
 /// Create regular file `name` in `dirfd` and return it open for writing.
@@ -490,6 +509,25 @@ pub fn move_mount_fd(from: BorrowedFd, to: BorrowedFd, what: &str) -> SysResult<
             to.as_raw_fd(),
             c"".as_ptr(),
             flags,
+        )
+    };
+    check(ret, || format!("move_mount(-> {what:?})")).map(drop)
+}
+
+/// Attach the detached mount `from` onto entry `name` of directory `dir`: one path
+/// component, and move_mount(2) follows no symlink on its target without
+/// MOVE_MOUNT_T_SYMLINKS, so nothing outside `dir` can be reached.
+pub fn move_mount_to(from: BorrowedFd, dir: BorrowedFd, name: &CStr, what: &str) -> SysResult<()> {
+    debug_assert!(!name.to_bytes().contains(&b'/'));
+    // SAFETY: valid fds and C strings.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            from.as_raw_fd(),
+            c"".as_ptr(),
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            libc::MOVE_MOUNT_F_EMPTY_PATH,
         )
     };
     check(ret, || format!("move_mount(-> {what:?})")).map(drop)
