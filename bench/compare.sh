@@ -8,9 +8,10 @@
 # Isolation compared (both tools): user, mount, pid, ipc, uts, net, cgroup namespaces;
 # /usr read-only with the merged-/usr links, /etc (and /opt) read-only, proc, dev,
 # tmpfs /tmp, /run and $HOME; die with the parent; /bin/true: for sbx, the `minimal`
-# profile plus `--tmpfs $HOME`. sbx adds its seccomp filter and capability drop on
-# top. The `default` profile (which also binds the current directory and applies the
-# secret masks) is timed alongside. Needs: hyperfine, bubblewrap, python3, cargo.
+# profile plus `--tmpfs $HOME`, timed with its seccomp filter and Landlock off (equal
+# isolation: bwrap has neither) and on (sbx as shipped). The `default` profile (which
+# also binds the current directory and applies the secret masks) is timed alongside.
+# Needs: hyperfine, bubblewrap, python3, cargo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:/root/.cargo/bin:$PATH"
@@ -58,12 +59,15 @@ for x in r:
     print(f"  {x['median']*1000:9.2f} ms median  ({x['median']/base:5.3f}x bwrap)  {x['command'][:60]}")
 PY
 }
-echo "== default isolation, /bin/true ($(id -un))"
+echo "== /bin/true ($(id -un)): equal isolation (sbx's seccomp and Landlock off, as bwrap has none),"
+echo "   sbx's own hardening on top, and the default profile; targets: single id <= 0.7x, newuidmap <= 1.0x"
 hyperfine -N --warmup "$warmup" --runs "$runs" --export-json "$work/a.json" \
+  "$bin/sbx -q --profile $bin/bare.toml --tmpfs $HOME -- /bin/true" \
   "$bin/sbx -q --profile minimal --tmpfs $HOME -- /bin/true" "$bin/sbx -q -- /bin/true" "${bwrap[*]} /bin/true" >/dev/null
 ratio "$work/a.json"
 echo "   interleaved, $runs rounds (robust to a busy machine):"
-python3 "$bin/interleave.py" "$runs" "$bin/sbx -q --profile minimal --tmpfs $HOME -- /bin/true" "${bwrap[*]} /bin/true"
+python3 "$bin/interleave.py" "$runs" "$bin/sbx -q --profile $bin/bare.toml --tmpfs $HOME -- /bin/true" \
+  "$bin/sbx -q --profile minimal --tmpfs $HOME -- /bin/true" "${bwrap[*]} /bin/true"
 
 echo "== hardening layers ($(id -un)): full (seccomp + Landlock + scopes) vs none; bwrap --new-session"
 echo "   (target: full hardening <= 0.75x bwrap --unshare-all --die-with-parent --new-session)"

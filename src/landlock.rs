@@ -444,29 +444,29 @@ fn add_rules(ruleset: libc::c_int, p: &Prepared) -> Result<(), sys::SysError> {
                 errno: sys::errno(),
             });
         }
-        // SAFETY: stat of our own descriptor into a zeroed struct.
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        let is_dir =
-            unsafe { libc::fstat(fd, &mut st) } == 0 && st.st_mode & libc::S_IFMT == libc::S_IFDIR;
-        let attr = PathBeneathAttr {
-            allowed_access: if is_dir {
-                *access
-            } else {
-                access & FILE_RIGHTS
-            },
-            parent_fd: fd,
+        let add = |allowed_access: u64| {
+            let attr = PathBeneathAttr {
+                allowed_access,
+                parent_fd: fd,
+            };
+            // SAFETY: a valid packed attribute.
+            let r = unsafe {
+                libc::syscall(
+                    SYS_LANDLOCK_ADD_RULE,
+                    ruleset,
+                    RULE_PATH_BENEATH,
+                    &attr as *const PathBeneathAttr,
+                    0u32,
+                )
+            };
+            (r, sys::errno())
         };
-        // SAFETY: a valid packed attribute.
-        let r = unsafe {
-            libc::syscall(
-                SYS_LANDLOCK_ADD_RULE,
-                ruleset,
-                RULE_PATH_BENEATH,
-                &attr as *const PathBeneathAttr,
-                0u32,
-            )
-        };
-        let errno = sys::errno();
+        // Most rules name directories; a file refuses the directory-only rights with
+        // EINVAL (landlock_add_rule(2)) and gets the rest, with no stat beforehand.
+        let (mut r, mut errno) = add(*access);
+        if r < 0 && errno == libc::EINVAL && access & !FILE_RIGHTS != 0 {
+            (r, errno) = add(access & FILE_RIGHTS);
+        }
         // SAFETY: closing our own descriptor.
         unsafe { libc::close(fd) };
         if r < 0 {

@@ -125,6 +125,8 @@ pub fn run(plan: &Plan) -> Result<i32> {
     if let Some(p) = proxy {
         p.stop();
     }
+    // Not freed: sbx exits next (see crate::main).
+    std::mem::forget(prep);
     code
 }
 
@@ -561,13 +563,6 @@ fn run_init(
     die_with_launcher(&launcher);
     drop(launcher);
     trace::step("init", || "PID 1 started".into());
-    // With subordinate ids, the setuid helpers are the longest step of the launch and
-    // the launcher can only start them once we exist: we start on its CPU, ahead of
-    // it, so we wait until they run rather than hold it off.
-    if !maps_written_by_init(plan) && chan.recv_child() != Some(ToChild::HelpersStarted) {
-        // The launcher reported why.
-        exit_now(EXIT_SETUP);
-    }
     // The network helper waits for our user namespace: from the host's /proc, which
     // this mount namespace still shows.
     if let Some(helper) = &net {
@@ -577,6 +572,13 @@ fn run_init(
         if let Err(e) = passed {
             fail(&e);
         }
+    }
+    // With subordinate ids, the setuid helpers are the longest step of the launch and
+    // the launcher can only start them once we exist: we start on its CPU, ahead of
+    // it, so we wait until they run rather than hold it off.
+    if !maps_written_by_init(plan) && chan.recv_child() != Some(ToChild::HelpersStarted) {
+        // The launcher reported why.
+        exit_now(EXIT_SETUP);
     }
     if maps_written_by_init(plan) {
         if let Err(e) = userns::write_own_single_map(&plan.ids) {

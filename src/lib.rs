@@ -132,11 +132,15 @@ pub fn main() -> i32 {
     for line in &plan.skipped {
         trace::step("launcher", || format!("skipped: {line}"));
     }
-    match launch::run(&plan) {
+    let code = match launch::run(&plan) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("sbx: {e}");
             e.code
         }
-    }
+    };
+    // sbx exits now, and its memory goes with it: freeing the plan's many small
+    // allocations first would only delay the exit its caller waits for.
+    std::mem::forget((plan, host, cli));
+    code
 }
