@@ -1,13 +1,15 @@
 //! The command's own process: the last steps before execve, in DESIGN.md §1.7's order
-//! (cwd and env, drop capabilities, close fds, no_new_privs, seccomp last), then the
-//! PATH search with the shell's exit codes: 127 not found, 126 cannot execute.
+//! (drop capabilities, close fds, rlimits, no_new_privs, then cwd and env, Landlock,
+//! seccomp last), then the PATH search with the shell's exit codes: 127 not found,
+//! 126 cannot execute. The cwd comes after the capabilities go, so it is entered with
+//! the user's own rights.
 
 use std::ffi::CString;
-use std::os::fd::RawFd;
+use std::os::fd::{IntoRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
-use crate::error::{Error, EXIT_CANNOT_EXEC, EXIT_NOT_FOUND};
+use crate::error::{Error, EXIT_CANNOT_EXEC, EXIT_NOT_FOUND, EXIT_SETUP};
 use crate::plan::{Plan, DEFAULT_PATH};
 use crate::seccomp::Program;
 use crate::{caps, landlock, seccomp, sys, trace};
@@ -130,38 +132,39 @@ fn fail(e: Error) -> ! {
     unsafe { libc::_exit(e.code) }
 }
 
-/// Runs in the command's process (a child of PID 1); never returns.
 /// Where the command starts: the first of `dirs` that exists inside (`/` if none;
-/// with `required`, the first must exist), and the gate it waits at before execve.
+/// with `required`, the first must exist), and the gate PID 1 holds.
 pub struct Start<'a> {
     pub dirs: &'a [PathBuf],
     pub required: bool,
     pub umask: libc::mode_t,
-    pub gate: Option<RawFd>,
+    /// A launch's gate (see `launch::Command`): one byte once the new root is in
+    /// place, one more once PID 1 has detached the old root and shed its privileges.
+    /// None for `--enter`, whose namespaces are complete.
+    pub gate: Option<OwnedFd>,
 }
 
-pub fn exec_command(prep: &Prepared, start: Start) -> ! {
-    if let Err(e) = sys::prctl(
-        libc::PR_SET_PDEATHSIG,
-        libc::SIGKILL as libc::c_ulong,
-        "PR_SET_PDEATHSIG",
-    ) {
-        fail(e.at("start the command"));
+/// Wait for the next byte on a gate; false if PID 1 closed it first (it failed, said
+/// why, and its death ends this process too): never go ahead on EOF.
+pub fn gate_passed(gate: RawFd) -> bool {
+    let mut b = [0u8; 1];
+    loop {
+        // SAFETY: valid buffer of one byte.
+        let n = unsafe { libc::read(gate, b.as_mut_ptr().cast(), 1) };
+        if n < 0 && sys::errno() == libc::EINTR {
+            continue;
+        }
+        return n == 1;
     }
+}
+
+/// Runs in the command's process (a child of PID 1); never returns. Everything that
+/// needs no path inside the sandbox comes first, while PID 1 may still be building
+/// the root; then, at the gate, the cwd, Landlock and seccomp; then execve.
+pub fn exec_command(prep: &Prepared, start: Start) -> ! {
     sys::sigmask(libc::SIG_SETMASK, &sys::sigset(&[]));
     // SAFETY: restores the user's umask, saved before setup.
     unsafe { libc::umask(start.umask) };
-    let pwd = match enter_cwd(start.dirs, start.required) {
-        Ok(p) => p,
-        Err(e) => fail(e),
-    };
-    trace::step("command", || {
-        format!("cwd {}", String::from_utf8_lossy(&pwd))
-    });
-    let mut env = prep.env.clone();
-    let mut pwd_var = b"PWD=".to_vec();
-    pwd_var.extend_from_slice(&pwd);
-    env.push(CString::new(pwd_var).unwrap_or_default());
 
     // A session keyring of its own: the caller's (Kerberos tickets, fscrypt keys) is
     // not readable or changeable from inside (keyrings(7)). Reported, not fatal, where
@@ -187,7 +190,11 @@ pub fn exec_command(prep: &Prepared, start: Start) -> ! {
     }
     // Nothing sbx or its caller had open reaches the command: 0, 1, 2 only (and the
     // gate, moved to 3, until execve closes it).
-    let gate = match start.gate.map(|g| sys::dup_cloexec_to(g, 3)).transpose() {
+    let gate = match start
+        .gate
+        .map(|g| sys::dup_cloexec_to(g.into_raw_fd(), 3))
+        .transpose()
+    {
         Ok(fd) => fd,
         Err(e) => fail(e.at("close inherited descriptors")),
     };
@@ -213,6 +220,21 @@ pub fn exec_command(prep: &Prepared, start: Start) -> ! {
     if let Err(e) = sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, "PR_SET_NO_NEW_PRIVS") {
         fail(e.at("no_new_privs"));
     }
+    if gate.is_some_and(|g| !gate_passed(g)) {
+        // SAFETY: leaving the forked process; PID 1 reported why.
+        unsafe { libc::_exit(EXIT_SETUP) };
+    }
+    let pwd = match enter_cwd(start.dirs, start.required) {
+        Ok(p) => p,
+        Err(e) => fail(e),
+    };
+    trace::step("command", || {
+        format!("cwd {}", String::from_utf8_lossy(&pwd))
+    });
+    let mut env = prep.env.clone();
+    let mut pwd_var = b"PWD=".to_vec();
+    pwd_var.extend_from_slice(&pwd);
+    env.push(CString::new(pwd_var).unwrap_or_default());
     // What the kernel cannot enforce was announced (or refused) by the plan; what it
     // can is applied here or the launch stops.
     if let Err(e) = landlock::apply(&prep.landlock) {
@@ -226,12 +248,9 @@ pub fn exec_command(prep: &Prepared, start: Start) -> ! {
             errno,
         ));
     }
-    if let Some(gate) = gate {
-        // SAFETY: our end of the gate; read blocks until PID 1 has closed its end.
-        unsafe {
-            let mut b = [0u8; 1];
-            while libc::read(gate, b.as_mut_ptr().cast(), 1) < 0 && sys::errno() == libc::EINTR {}
-        }
+    if gate.is_some_and(|g| !gate_passed(g)) {
+        // SAFETY: leaving the forked process; PID 1 reported why.
+        unsafe { libc::_exit(EXIT_SETUP) };
     }
     trace::step("command", || "execve".into());
 

@@ -1,25 +1,25 @@
 //! The launch (DESIGN.md §1), one process role per function, in order:
 //!
 //! ```text
-//! sbx (launcher, outside)          network helper              PID 1 (init)                   command
-//! -------------------------------  --------------------------  -----------------------------  ----------------
-//! fork the helper ---------------> PDEATHSIG, waits
-//! clone(NEWUSER|NEWPID) -------------------------------------> PDEATHSIG + pidfd re-check,
-//!                                  setns(user) <-------------- passes its user namespace;
-//! newuidmap ∥ newgidmap (subids)   unshare(net), lo up         single id: writes its own map
-//!  --- HelpersStarted (subids) --------------------------------> unshare(mnt|ipc|uts|cgroup),
-//!                                                              hostname, take the sources
-//!  --- MapsWritten (subids) -----------------------------------> build root, pivot_root
-//!                                  pass the netns, exit -----> setns(net), cwd, fork -------> drop caps, close fds,
-//!  <--- Started + pidfd ----------------------------------------                              NNP, seccomp, execve
-//! record, forward signals, wait                                reap, forward signals
+//! sbx (launcher, outside)         PID 1 (init)                        command
+//! ------------------------------  ----------------------------------  ------------------------------
+//! clone(NEWUSER|NEWPID) --------> PDEATHSIG + pidfd re-check;
+//! newuidmap ∥ newgidmap (subids)  single id: writes its own map
+//!  --- HelpersStarted (subids) -> unshare(mnt|ipc|uts|cgroup),
+//!                                 hostname, fork --- gate "g" ------> unshare(net), lo up, pass it;
+//!                                 take the sources                    keyring, drop caps, close fds,
+//!  --- MapsWritten (subids) ----> build root, pivot_root               rlimits, no_new_privs
+//!                                  --- gate "r" --------------------> cwd, Landlock, seccomp
+//!                                 setns(net), detach old root
+//!  <--- Started + pidfd --------- shed privileges --- gate "x" -----> execve
+//! record, forward signals, wait   reap, forward signals
 //! ```
 //!
 //! PID 1 is the launcher's own child, so the launcher's wait returns only once PID 1
 //! has exited, and PID 1's exit makes the kernel kill and reap everything left in the
 //! pid namespace first: no process outlives `sbx`.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
 use crate::error::{Error, Result, EXIT_SETUP};
 use crate::exec::{self, Prepared};
@@ -134,49 +134,23 @@ fn launch_with(plan: &Plan, prep: &Prepared) -> Result<i32> {
     // SAFETY: trivial getter.
     let me = sys::pidfd_open(unsafe { libc::getpid() }).map_err(|e| e.at("launch"))?;
     let (init_ours, init_theirs) = msg::pair()?;
-    // PID 1 and the network helper talk over `net` (PID 1's user namespace one way,
-    // the new network namespace back); the helper passes the latter to the launcher
-    // over `netpass` too, for pasta.
-    let net = if plan.namespaces.contains(&Namespace::Net) {
-        Some(msg::pair()?)
-    } else {
-        None
-    };
-    let netpass = match (&net, &plan.net.pasta) {
-        (Some(_), Some(_)) => Some(msg::pair()?),
+    // For pasta, the command's process passes the network namespace it makes (and the
+    // user namespace) to the launcher over `netpass`.
+    let netpass = match (plan.namespaces.contains(&Namespace::Net), &plan.net.pasta) {
+        (true, Some(_)) => Some(msg::pair()?),
         _ => None,
     };
-    // Blocked before the forks so no signal is lost between fork and the wait loop;
+    // Blocked before the fork so no signal is lost between fork and the wait loop;
     // the children inherit the mask and the command clears it before execve.
     let set = handled();
     sys::sigmask(libc::SIG_BLOCK, &set);
-    // The network namespace is the one namespace that costs (~0.4 ms, perf-floor.md),
-    // so a helper makes it while PID 1 builds the root. The helper is forked first and
-    // sleeps until PID 1 exists: a new process often starts on its parent's CPU ahead
-    // of it (seen on 2 vCPUs: PID 1 held the launcher off its CPU for ~0.6 ms), where a
-    // sleeper woken by PID 1 is placed on an idle CPU.
-    let mut procs = Procs {
-        pid1: 0,
-        helper: None,
-    };
-    if let Some((_, helper_end)) = &net {
-        match sys::clone_fork(0) {
-            Ok(0) => {
-                drop(init_ours);
-                drop(init_theirs);
-                run_net_helper(&me, helper_end, netpass.as_ref().map(|(_, t)| t));
-            }
-            Ok(h) => procs.helper = Some(h),
-            Err(e) => return Err(e.at("start the network helper")),
-        }
-    }
     // The user namespace is created first and owns every namespace made after it,
     // in this clone (clone(2): CLONE_NEWUSER is acted on first) or later by PID 1 and
-    // the network helper: the sandbox holds capabilities only over its own. Only the
-    // pid namespace comes with it (PID 1 must be born in it); PID 1 unshares the rest
-    // itself, while the id helpers run (perf-floor.md: they are the longest step), and
-    // the launcher starts those helpers the moment clone returns, with no process in
-    // between to wake.
+    // the command's process: the sandbox holds capabilities only over its own. Only
+    // the pid namespace comes with it (PID 1 must be born in it); PID 1 unshares the
+    // rest itself, while the id helpers run (perf-floor.md: they are the longest
+    // step), and the launcher starts those helpers the moment clone returns, with no
+    // process in between to wake.
     let first = plan
         .namespaces
         .iter()
@@ -188,82 +162,43 @@ fn launch_with(plan: &Plan, prep: &Prepared) -> Result<i32> {
             sys::ns_flag_names(first)
         )
     });
-    procs.pid1 = match sys::clone_fork(first) {
-        Ok(p) => p,
-        Err(e) => {
-            procs.reap_helper(true);
-            let hint = match e.errno {
-                libc::EPERM | libc::ENOSPC | libc::EUSERS => {
-                    " (unprivileged user namespaces are disabled or exhausted here: check \
-                     user.max_user_namespaces and kernel.apparmor_restrict_unprivileged_userns)"
-                }
-                _ => "",
-            };
-            return Err(Error::sys(
-                "create user namespace",
-                format!("{}{hint}", e.call),
-                e.errno,
-            ));
-        }
-    };
-    if procs.pid1 == 0 {
+    let pid1 = sys::clone_fork(first).map_err(|e| {
+        let hint = match e.errno {
+            libc::EPERM | libc::ENOSPC | libc::EUSERS => {
+                " (unprivileged user namespaces are disabled or exhausted here: check \
+                 user.max_user_namespaces and kernel.apparmor_restrict_unprivileged_userns)"
+            }
+            _ => "",
+        };
+        Error::sys(
+            "create user namespace",
+            format!("{}{hint}", e.call),
+            e.errno,
+        )
+    })?;
+    if pid1 == 0 {
         drop(init_ours);
-        drop(netpass);
         run_init(
             plan,
             prep,
             me,
             init_theirs,
-            net.map(|(init_end, _)| init_end),
+            netpass.map(|(_, theirs)| theirs),
         );
     }
-    drop((init_theirs, net, me));
-    let maps = userns::start_maps(&plan.ids, procs.pid1);
+    drop((init_theirs, me));
+    let maps = userns::start_maps(&plan.ids, pid1);
     if maps.is_some() {
         init_ours.send_child(ToChild::HelpersStarted);
     }
     let netpass = netpass.map(|(ours, _)| ours);
-    supervise(plan, procs, maps, &init_ours, netpass.as_ref(), &set)
+    supervise(plan, pid1, maps, &init_ours, netpass.as_ref(), &set)
 }
 
 /// The namespaces made in the launcher's clone; PID 1 unshares the others but net,
-/// which the network helper makes.
+/// which the command's process makes.
 fn made_by_clone(ns: Namespace) -> bool {
     matches!(ns, Namespace::User | Namespace::Pid)
-}
-
-/// The network helper: the launcher's child, in the host's pid and mount namespaces.
-/// It joins the sandbox's user namespace, which PID 1 passes (its creator's euid
-/// holds every capability in it, user_namespaces(7)), so that namespace owns the new
-/// network namespace; it brings `lo` up and passes the namespace back to PID 1, which
-/// joins it before it starts the command, and with `--net user` to the launcher too,
-/// with the user namespace, for pasta.
-fn run_net_helper(launcher: &OwnedFd, init: &Channel, pasta: Option<&Channel>) -> ! {
-    die_with_launcher(launcher);
-    // EOF: PID 1 failed before it passed its user namespace (and said why).
-    let Some(user) = init.recv_fd() else {
-        exit_now(EXIT_SETUP)
-    };
-    trace::step("net", || "joining the sandbox's user namespace".into());
-    if let Err(e) = make_netns(&user, init, pasta) {
-        fail(&e);
-    }
-    trace::step("net", || "network namespace created and passed".into());
-    exit_now(0)
-}
-
-fn make_netns(user: &OwnedFd, init: &Channel, pasta: Option<&Channel>) -> Result<()> {
-    let step = "create network namespace";
-    sys::setns(user.as_fd(), libc::CLONE_NEWUSER).map_err(|e| e.at(step))?;
-    sys::unshare(libc::CLONE_NEWNET).map_err(|e| e.at(step))?;
-    net::loopback_up()?;
-    let ns = sys::open(c"/proc/self/ns/net", libc::O_RDONLY).map_err(|e| e.at(step))?;
-    init.send_fd(ns.as_fd())?;
-    if let Some(l) = pasta {
-        l.send_fd(ns.as_fd())?;
-        l.send_fd(user.as_fd())?;
-    }
-    Ok(())
 }
 
 /// A single-id map is written by PID 1 itself, first thing (one process fewer to
@@ -273,37 +208,15 @@ fn maps_written_by_init(plan: &Plan) -> bool {
     plan.ids.mapping == userns::Mapping::Single
 }
 
-/// The launcher's children: PID 1 and, while it runs, the network helper.
-struct Procs {
-    pid1: libc::pid_t,
-    helper: Option<libc::pid_t>,
-}
-
-impl Procs {
-    /// Kill and reap both: PID 1's death takes every process of the sandbox with it.
-    fn abort(&mut self) {
-        sys::kill(self.pid1, libc::SIGKILL);
-        let _ = sys::waitpid(self.pid1, 0);
-        self.reap_helper(true);
-    }
-
-    /// Reap the helper if it has exited (or kill it first, once it has no purpose).
-    fn reap_helper(&mut self, kill: bool) {
-        if let Some(h) = self.helper {
-            if kill {
-                sys::kill(h, libc::SIGKILL);
-            }
-            let flags = if kill { 0 } else { libc::WNOHANG };
-            if sys::waitpid(h, flags).ok().flatten().is_some() {
-                self.helper = None;
-            }
-        }
-    }
+/// Kill and reap PID 1: its death takes every process of the sandbox with it.
+fn abort(pid1: libc::pid_t) {
+    sys::kill(pid1, libc::SIGKILL);
+    let _ = sys::waitpid(pid1, 0);
 }
 
 fn supervise(
     plan: &Plan,
-    mut procs: Procs,
+    pid1: libc::pid_t,
     maps: Option<userns::PendingMaps>,
     init: &Channel,
     netpass: Option<&Channel>,
@@ -316,26 +229,24 @@ fn supervise(
         if let Err(e) = maps.finish() {
             init.send_child(ToChild::Abort);
             // A PID 1 that failed on its own (and said why) explains the maps' failure.
-            if let Ok(Some((_, s))) = sys::waitpid(procs.pid1, libc::WNOHANG) {
-                procs.reap_helper(true);
+            if let Ok(Some((_, s))) = sys::waitpid(pid1, libc::WNOHANG) {
                 match sys::exit_code(s) {
                     0 => {}
                     code => return Ok(code),
                 }
             } else {
-                procs.abort();
+                abort(pid1);
             }
             return Err(e);
         }
         init.send_child(ToChild::MapsWritten);
         trace::step("launcher", || "id maps written".into());
     }
-    let pid1 = procs.pid1;
     let pasta = match (&plan.net.pasta, netpass) {
         (Some(p), Some(chan)) => match start_pasta(plan, p, chan, init) {
             Ok(r) => Some(r),
             Err(e) => {
-                procs.abort();
+                abort(pid1);
                 return Err(e);
             }
         },
@@ -348,7 +259,7 @@ fn supervise(
         (Some(ToParent::Started), Some(command)) => match record_sandbox(plan, pid1, &command) {
             Ok(path) => path.map(|p| (p, command)),
             Err(e) => {
-                procs.abort();
+                abort(pid1);
                 if let Some(p) = &pasta {
                     p.stop();
                 }
@@ -358,7 +269,7 @@ fn supervise(
         // PID 1 failed during setup (and said why): nothing to record.
         _ => None,
     };
-    let code = wait_sandbox(plan, &mut procs, pasta.as_ref(), set, &mut recorded);
+    let code = wait_sandbox(plan, pid1, pasta.as_ref(), set, &mut recorded);
     if let Some(p) = &pasta {
         p.stop();
     }
@@ -475,7 +386,7 @@ fn start_pasta(
     let (Some(netns), Some(userns)) = (chan.recv_fd(), chan.recv_fd()) else {
         return Err(Error::new(
             step,
-            "the network helper did not pass the namespaces",
+            "the command's process did not pass the namespaces",
         ));
     };
     trace::step("launcher", || format!("start {}", pasta::describe(p)));
@@ -485,13 +396,12 @@ fn start_pasta(
     Ok(running)
 }
 
-/// Forward signals and wait for PID 1 (and the network helper); reports pasta's
-/// death. The record goes as soon as the command has ended, while the kernel is still
+/// Forward signals and wait for PID 1; reports pasta's death. The record goes as soon as the command has ended, while the kernel is still
 /// tearing the sandbox down: the sandbox is over then (PID 1 only reaps and exits), and
 /// `--list` must not show it.
 fn wait_sandbox(
     plan: &Plan,
-    procs: &mut Procs,
+    pid1: libc::pid_t,
     pasta: Option<&pasta::Running>,
     set: &libc::sigset_t,
     recorded: &mut Option<(std::path::PathBuf, OwnedFd)>,
@@ -520,7 +430,7 @@ fn wait_sandbox(
             !ready.contains(&true) && deadline.is_some_and(|d| std::time::Instant::now() >= d);
         if timed_out {
             eprintln!("sbx: --timeout reached: the sandbox is killed");
-            procs.abort();
+            abort(pid1);
             return Ok(crate::error::EXIT_TIMEOUT);
         }
         let Some((sig, code)) = next else {
@@ -540,15 +450,13 @@ fn wait_sandbox(
                     );
                 }
             }
-            procs.reap_helper(false);
             if let Some((_, status)) =
-                sys::waitpid(procs.pid1, libc::WNOHANG).map_err(|e| e.at("wait for PID 1"))?
+                sys::waitpid(pid1, libc::WNOHANG).map_err(|e| e.at("wait for PID 1"))?
             {
-                procs.reap_helper(true);
                 return Ok(sys::exit_code(status));
             }
         } else if sent_by_process(code) {
-            sys::kill(procs.pid1, sig);
+            sys::kill(pid1, sig);
         }
     }
 }
@@ -558,21 +466,11 @@ fn run_init(
     prep: &Prepared,
     launcher: OwnedFd,
     chan: Channel,
-    net: Option<Channel>,
+    netpass: Option<Channel>,
 ) -> ! {
     die_with_launcher(&launcher);
     drop(launcher);
     trace::step("init", || "PID 1 started".into());
-    // The network helper waits for our user namespace: from the host's /proc, which
-    // this mount namespace still shows.
-    if let Some(helper) = &net {
-        let passed = sys::open(c"/proc/self/ns/user", libc::O_RDONLY)
-            .map_err(|e| e.at("create network namespace"))
-            .and_then(|user| helper.send_fd(user.as_fd()));
-        if let Err(e) = passed {
-            fail(&e);
-        }
-    }
     // With subordinate ids, the setuid helpers are the longest step of the launch and
     // the launcher can only start them once we exist: we start on its CPU, ahead of
     // it, so we wait until they run rather than hold it off.
@@ -600,6 +498,14 @@ fn run_init(
     trace::step("init", || {
         format!("namespaces created: {}", sys::ns_flag_names(rest))
     });
+    // Mount points get exactly the modes the plan gives; the command restores the
+    // user's umask.
+    // SAFETY: umask cannot fail.
+    let umask = unsafe { libc::umask(0) };
+    let command = match start_command(plan, prep, umask, netpass) {
+        Ok(c) => c,
+        Err(e) => fail(&e),
+    };
     // Every mount is made detached while the id maps are still being written...
     let detached = match mount::prepare(plan) {
         Ok(d) => d,
@@ -613,32 +519,164 @@ fn run_init(
         exit_now(EXIT_SETUP);
     }
     trace::step("init", || "id maps are written".into());
-    let command = match setup(plan, prep, &chan, net, detached) {
-        Ok(pid) => pid,
-        Err(e) => fail(&e),
-    };
-    exit_now(reap(command))
+    let pid = command.pid;
+    if let Err(e) = setup(plan, &chan, command, detached) {
+        fail(&e);
+    }
+    exit_now(reap(pid))
 }
 
-/// Build the root, choose the cwd and start the command; returns its pid.
-fn setup(
+/// The command's process, started before the root is built, and PID 1's ends of
+/// what links them.
+struct Command {
+    pid: libc::pid_t,
+    /// One byte: go; one more: the root is in place; EOF (PID 1 has shed its
+    /// privileges): execve.
+    gate: OwnedFd,
+    /// The network namespace the command's process made.
+    net: Option<Channel>,
+}
+
+impl Command {
+    /// Let the command's process pass its next gate. A process that has already
+    /// ended (it failed, and said why) is not an error here: PID 1 goes on and
+    /// reaps it, and its status is the sandbox's.
+    fn open_gate(&self, step: &[u8]) {
+        let _ = sys::write_all(self.gate.as_raw_fd(), step);
+    }
+}
+
+/// Start the command's process now, so that what it does on its own runs beside
+/// PID 1's mount work: it makes the network namespace (the one namespace that costs,
+/// ~0.4 ms, perf-floor.md), brings `lo` up and passes the namespace to PID 1 (and with
+/// `--net user`, with the user namespace, to the launcher for pasta), then drops its
+/// capabilities and locks itself down as far as it can before the root exists.
+fn start_command(
     plan: &Plan,
     prep: &Prepared,
-    launcher: &Channel,
+    umask: libc::mode_t,
+    netpass: Option<Channel>,
+) -> Result<Command> {
+    let step = "start the command";
+    let mut gate = [0; 2];
+    // SAFETY: a two-element array for pipe2.
+    if unsafe { libc::pipe2(gate.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(Error::sys(step, "pipe2", sys::errno()));
+    }
+    // SAFETY: both descriptors were just created and are owned by nobody else.
+    let (gate_rx, gate_tx) =
+        unsafe { (OwnedFd::from_raw_fd(gate[0]), OwnedFd::from_raw_fd(gate[1])) };
+    let net = if plan.namespaces.contains(&Namespace::Net) {
+        Some(msg::pair()?)
+    } else {
+        None
+    };
+    let pid = sys::clone_fork(0).map_err(|e| e.at(step))?;
+    if pid == 0 {
+        drop(gate_tx);
+        run_command(
+            plan,
+            prep,
+            umask,
+            gate_rx,
+            net.map(|(_, ours)| ours),
+            netpass,
+        );
+    }
+    drop(gate_rx);
+    drop(netpass);
+    let cmd = Command {
+        pid,
+        gate: gate_tx,
+        net: net.map(|(init_end, _)| init_end),
+    };
+    // A new process is often queued on its parent's CPU while another CPU idles (fork
+    // placement goes by load averages), and then waits there until we sleep: seen on 2
+    // vCPUs, the network namespace made only after the whole root (+0.5 ms). So it
+    // starts by waiting for this byte: if it is queued behind us, the yield lets it
+    // reach that wait, and the wakeup then puts it on an idle CPU (wakeups look for
+    // one, sched(7)).
+    // SAFETY: plain syscall.
+    unsafe { libc::sched_yield() };
+    cmd.open_gate(b"g");
+    Ok(cmd)
+}
+
+/// The command's process, until [`exec::exec_command`] takes over.
+fn run_command(
+    plan: &Plan,
+    prep: &Prepared,
+    umask: libc::mode_t,
+    gate: OwnedFd,
     net: Option<Channel>,
+    netpass: Option<Channel>,
+) -> ! {
+    // PID 1's death must take us with it (and the kernel does so once we are in its
+    // pid namespace's care; this covers the gap until then).
+    if sys::prctl(
+        libc::PR_SET_PDEATHSIG,
+        libc::SIGKILL as libc::c_ulong,
+        "PR_SET_PDEATHSIG",
+    )
+    .is_err()
+        || !exec::gate_passed(gate.as_raw_fd())
+    {
+        exit_now(EXIT_SETUP);
+    }
+    if let Some(init) = &net {
+        if let Err(e) = make_netns(init, netpass.as_ref()) {
+            fail(&e);
+        }
+        trace::step("command", || "network namespace created and passed".into());
+    }
+    drop((net, netpass));
+    exec::exec_command(
+        prep,
+        exec::Start {
+            dirs: &plan.cwd,
+            required: plan.cwd_required,
+            umask,
+            gate: Some(gate),
+        },
+    )
+}
+
+/// Make the network namespace (owned by the sandbox's user namespace, which we are
+/// in), bring `lo` up and pass the namespace to PID 1; for pasta, to the launcher too,
+/// with the user namespace.
+fn make_netns(init: &Channel, pasta: Option<&Channel>) -> Result<()> {
+    let step = "create network namespace";
+    sys::unshare(libc::CLONE_NEWNET).map_err(|e| e.at(step))?;
+    net::loopback_up()?;
+    let ns = sys::open(c"/proc/self/ns/net", libc::O_RDONLY).map_err(|e| e.at(step))?;
+    init.send_fd(ns.as_fd())?;
+    if let Some(l) = pasta {
+        let user = sys::open(c"/proc/self/ns/user", libc::O_RDONLY).map_err(|e| e.at(step))?;
+        l.send_fd(ns.as_fd())?;
+        l.send_fd(user.as_fd())?;
+    }
+    Ok(())
+}
+
+/// Build the root, let the command's process finish preparing, join its network
+/// namespace, detach the old root and open the gate.
+fn setup(
+    plan: &Plan,
+    launcher: &Channel,
+    command: Command,
     detached: mount::Detached,
-) -> Result<libc::pid_t> {
-    // Mount points get exactly the modes the plan gives; the user's umask is restored
-    // for the command.
-    // SAFETY: umask cannot fail.
-    let umask = unsafe { libc::umask(0) };
+) -> Result<()> {
     let root = mount::build_root(plan, detached)?;
     trace::step("init", || "root built".into());
     mount::pivot(&root)?;
     trace::step("init", || "pivot_root done".into());
     drop(root);
-    if let Some(rx) = net {
-        // EOF: the network helper failed to make it (and said why): fail closed.
+    // The command's process now enters its cwd and applies Landlock and seccomp, while
+    // PID 1 detaches the old root; paths walk from the new root meanwhile (see
+    // mount::detach_old_root).
+    command.open_gate(b"r");
+    if let Some(rx) = &command.net {
+        // EOF: the command's process failed to make it (and said why): fail closed.
         let ns = rx
             .recv_fd()
             .ok_or_else(|| Error::new("network namespace", "not created"))?;
@@ -650,55 +688,35 @@ fn setup(
         // The launcher reported why.
         exit_now(EXIT_SETUP);
     }
-    // The command's process prepares itself (cwd, capabilities, Landlock, seccomp)
-    // while PID 1 detaches the old root, then waits at this gate until PID 1 has also
-    // shed its capabilities and become non-dumpable: the command must never run with
-    // the old root still stacked, nor see, through /proc/1, a PID 1 that still holds
-    // capabilities. Raw descriptors: shed_privileges closes PID 1's end with every
-    // other one.
-    let mut gate = [0; 2];
-    // SAFETY: a two-element array for pipe2.
-    if unsafe { libc::pipe2(gate.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
-        return Err(Error::sys("start the command", "pipe2", sys::errno()));
-    }
-    let pid = sys::clone_fork(0).map_err(|e| e.at("start the command"))?;
-    if pid == 0 {
-        // SAFETY: our copy of PID 1's end of the gate.
-        unsafe { libc::close(gate[1]) };
-        exec::exec_command(
-            prep,
-            exec::Start {
-                dirs: &plan.cwd,
-                required: plan.cwd_required,
-                umask,
-                gate: Some(gate[0]),
-            },
-        );
-    }
     mount::detach_old_root()?;
     trace::step("init", || "old root detached".into());
     // The launcher records the command by a pidfd: it names this very process even
     // once it has exited (pidfd_open(2)), where a pid read from /proc could be
     // another's by then.
-    let pidfd = sys::pidfd_open(pid).map_err(|e| e.at("start the command"))?;
+    let pidfd = sys::pidfd_open(command.pid).map_err(|e| e.at("start the command"))?;
     launcher.send_parent(ToParent::Started);
     launcher.send_fd(pidfd.as_fd())?;
     drop(pidfd);
-    shed_privileges()?;
-    Ok(pid)
+    // The gate opens once PID 1 has shed its capabilities and become non-dumpable:
+    // the command must never run with the old root still stacked, nor see, through
+    // /proc/1, a PID 1 that still holds capabilities.
+    shed_privileges(command)
 }
 
 /// PID 1 keeps nothing the command could use against it once the command runs: no
 /// descriptor but 0, 1, 2 (the caller's, the host's /proc), no capability, and it is
 /// not dumpable, so even a command given CAP_SYS_PTRACE cannot reach its memory or
-/// its /proc/1/fd (ptrace(2), "Ptrace access mode checking").
-fn shed_privileges() -> Result<()> {
+/// its /proc/1/fd (ptrace(2), "Ptrace access mode checking"). Only then may the
+/// command's process exec.
+fn shed_privileges(command: Command) -> Result<()> {
     let step = "PID 1: drop privileges";
-    sys::close_fds_from(3).map_err(|e| e.at(step))?;
     // It never execs again: emptying the permitted set is enough (no bounding-set walk).
     sys::capset(0, 0, 0).map_err(|e| e.at(step))?;
     sys::prctl(libc::PR_SET_DUMPABLE, 0, "PR_SET_DUMPABLE").map_err(|e| e.at(step))?;
-    Ok(())
+    command.open_gate(b"x");
+    // Closed with the rest just below.
+    std::mem::forget(command);
+    sys::close_fds_from(3).map_err(|e| e.at(step))
 }
 
 /// PID 1's loop: reap every child (orphans are re-parented to us), pass the forwarded
