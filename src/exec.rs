@@ -107,8 +107,8 @@ impl Prepared {
 }
 
 /// Enter the first of `dirs` that exists (for a launch: the invoking cwd, then $HOME,
-/// then `/`; `--cwd` makes its directory required). Paths are walked from the new
-/// root even while the old one is still stacked on it (see
+/// then `/`; `--cwd` makes its directory required). Only once the old root is
+/// detached: a `..` to the root would otherwise step onto it (see
 /// [`crate::mount::detach_old_root`]).
 fn enter_cwd(dirs: &[PathBuf], required: bool) -> Result<Vec<u8>, Error> {
     for dir in dirs {
@@ -139,7 +139,7 @@ pub struct Start<'a> {
     pub required: bool,
     pub umask: libc::mode_t,
     /// A launch's gate (see `launch::Command`): one byte once the new root is in
-    /// place, one more once PID 1 has detached the old root and shed its privileges.
+    /// place and the old one detached, one more once PID 1 has shed its privileges.
     /// None for `--enter`, whose namespaces are complete.
     pub gate: Option<OwnedFd>,
 }

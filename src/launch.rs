@@ -8,12 +8,16 @@
 //!  --- HelpersStarted (subids) -> unshare(mnt|ipc|uts|cgroup),
 //!                                 hostname, fork --- gate "g" ------> unshare(net), lo up, pass it;
 //!                                 take the sources                    keyring, drop caps, close fds,
-//!  --- MapsWritten (subids) ----> build root, pivot_root               rlimits, no_new_privs
-//!                                  --- gate "r" --------------------> cwd, Landlock, seccomp
-//!                                 setns(net), detach old root
+//!  --- MapsWritten (subids) ----> build root, pivot_root,             rlimits, no_new_privs
+//!                                 detach old root --- gate "r" -----> cwd, Landlock, seccomp
+//!                                 setns(net)
 //!  <--- Started + pidfd --------- shed privileges --- gate "x" -----> execve
 //! record, forward signals, wait   reap, forward signals
 //! ```
+//!
+//! The command's process walks no path until the old root is gone (see
+//! mount::detach_old_root): it names its namespaces through a descriptor of the
+//! host's /proc.
 //!
 //! PID 1 is the launcher's own child, so the launcher's wait returns only once PID 1
 //! has exited, and PID 1's exit makes the kernel kill and reap everything left in the
@@ -530,8 +534,9 @@ fn run_init(
 /// what links them.
 struct Command {
     pid: libc::pid_t,
-    /// One byte: go; one more: the root is in place; EOF (PID 1 has shed its
-    /// privileges): execve.
+    /// One byte per step: "g" go, "r" the root is in place and the old one gone, "x"
+    /// PID 1 has shed its privileges (execve). EOF before "x": PID 1 failed, and the
+    /// command must not run.
     gate: OwnedFd,
     /// The network namespace the command's process made.
     net: Option<Channel>,
@@ -566,29 +571,29 @@ fn start_command(
     // SAFETY: both descriptors were just created and are owned by nobody else.
     let (gate_rx, gate_tx) =
         unsafe { (OwnedFd::from_raw_fd(gate[0]), OwnedFd::from_raw_fd(gate[1])) };
+    // The command's process names its namespaces through the host's /proc, opened
+    // here: by the time it gets to it, PID 1 may have pivoted into a root whose /proc
+    // is not mounted yet.
     let net = if plan.namespaces.contains(&Namespace::Net) {
-        Some(msg::pair()?)
+        let proc = sys::open(c"/proc", libc::O_PATH | libc::O_DIRECTORY)
+            .map_err(|e| e.at("create network namespace"))?;
+        Some((msg::pair()?, proc))
     } else {
         None
     };
     let pid = sys::clone_fork(0).map_err(|e| e.at(step))?;
     if pid == 0 {
         drop(gate_tx);
-        run_command(
-            plan,
-            prep,
-            umask,
-            gate_rx,
-            net.map(|(_, ours)| ours),
-            netpass,
-        );
+        let net = net.map(|((_, ours), proc)| (ours, proc));
+        run_command(plan, prep, umask, gate_rx, net, netpass);
     }
     drop(gate_rx);
     drop(netpass);
+    let net = net.map(|((init_end, _), _)| init_end);
     let cmd = Command {
         pid,
         gate: gate_tx,
-        net: net.map(|(init_end, _)| init_end),
+        net,
     };
     // A new process is often queued on its parent's CPU while another CPU idles (fork
     // placement goes by load averages), and then waits there until we sleep: seen on 2
@@ -608,7 +613,7 @@ fn run_command(
     prep: &Prepared,
     umask: libc::mode_t,
     gate: OwnedFd,
-    net: Option<Channel>,
+    net: Option<(Channel, OwnedFd)>,
     netpass: Option<Channel>,
 ) -> ! {
     // PID 1's death must take us with it (and the kernel does so once we are in its
@@ -623,8 +628,8 @@ fn run_command(
     {
         exit_now(EXIT_SETUP);
     }
-    if let Some(init) = &net {
-        if let Err(e) = make_netns(init, netpass.as_ref()) {
+    if let Some((init, proc)) = &net {
+        if let Err(e) = make_netns(init, proc, netpass.as_ref()) {
             fail(&e);
         }
         trace::step("command", || "network namespace created and passed".into());
@@ -644,22 +649,23 @@ fn run_command(
 /// Make the network namespace (owned by the sandbox's user namespace, which we are
 /// in), bring `lo` up and pass the namespace to PID 1; for pasta, to the launcher too,
 /// with the user namespace.
-fn make_netns(init: &Channel, pasta: Option<&Channel>) -> Result<()> {
+fn make_netns(init: &Channel, proc: &OwnedFd, pasta: Option<&Channel>) -> Result<()> {
     let step = "create network namespace";
     sys::unshare(libc::CLONE_NEWNET).map_err(|e| e.at(step))?;
     net::loopback_up()?;
-    let ns = sys::open(c"/proc/self/ns/net", libc::O_RDONLY).map_err(|e| e.at(step))?;
+    let ns = sys::openat(proc.as_fd(), c"self/ns/net", libc::O_RDONLY).map_err(|e| e.at(step))?;
     init.send_fd(ns.as_fd())?;
     if let Some(l) = pasta {
-        let user = sys::open(c"/proc/self/ns/user", libc::O_RDONLY).map_err(|e| e.at(step))?;
+        let user =
+            sys::openat(proc.as_fd(), c"self/ns/user", libc::O_RDONLY).map_err(|e| e.at(step))?;
         l.send_fd(ns.as_fd())?;
         l.send_fd(user.as_fd())?;
     }
     Ok(())
 }
 
-/// Build the root, let the command's process finish preparing, join its network
-/// namespace, detach the old root and open the gate.
+/// Build the root, pivot into it and detach the old one; let the command's process
+/// finish preparing; join its network namespace; report the start and open the gate.
 fn setup(
     plan: &Plan,
     launcher: &Channel,
@@ -669,11 +675,11 @@ fn setup(
     let root = mount::build_root(plan, detached)?;
     trace::step("init", || "root built".into());
     mount::pivot(&root)?;
-    trace::step("init", || "pivot_root done".into());
     drop(root);
-    // The command's process now enters its cwd and applies Landlock and seccomp, while
-    // PID 1 detaches the old root; paths walk from the new root meanwhile (see
-    // mount::detach_old_root).
+    mount::detach_old_root()?;
+    trace::step("init", || "pivot_root done, old root detached".into());
+    // The command's process may walk paths now: it enters its cwd and applies Landlock
+    // and seccomp while PID 1 finishes.
     command.open_gate(b"r");
     if let Some(rx) = &command.net {
         // EOF: the command's process failed to make it (and said why): fail closed.
@@ -688,8 +694,6 @@ fn setup(
         // The launcher reported why.
         exit_now(EXIT_SETUP);
     }
-    mount::detach_old_root()?;
-    trace::step("init", || "old root detached".into());
     // The launcher records the command by a pidfd: it names this very process even
     // once it has exited (pidfd_open(2)), where a pid read from /proc could be
     // another's by then.
@@ -698,8 +702,7 @@ fn setup(
     launcher.send_fd(pidfd.as_fd())?;
     drop(pidfd);
     // The gate opens once PID 1 has shed its capabilities and become non-dumpable:
-    // the command must never run with the old root still stacked, nor see, through
-    // /proc/1, a PID 1 that still holds capabilities.
+    // the command must never see, through /proc/1, a PID 1 that still holds them.
     shed_privileges(command)
 }
 

@@ -561,10 +561,11 @@ pub fn pivot(root: &OwnedFd) -> Result<()> {
 }
 
 /// Detach the old root, which [`pivot`] left stacked on top of the new one (and under
-/// our cwd). Until then every path walk from `/` starts at the new root, beneath it
-/// (pivot_root(2)), so the command's process may prepare itself meanwhile; it waits
-/// for PID 1 before it execs. The detach ends in an expedited RCU grace period
-/// (~0.1 ms here), which that preparation now overlaps.
+/// our cwd). Until then no process of the sandbox may walk a path: a `..` that
+/// reaches the root steps onto whatever is mounted on it (path_resolution(7); the
+/// kernel follows mounts after `..`), and that is the host's tree. The command's
+/// process prepares what needs no path meanwhile, and waits. The detach ends in an
+/// expedited RCU grace period (~0.1 ms here).
 pub fn detach_old_root() -> Result<()> {
     sys::umount_detach(c".").map_err(|e| e.at("detach old root"))?;
     sys::chdir(c"/").map_err(|e| e.at("pivot_root"))

@@ -412,3 +412,38 @@ fn bind_sources_under_host_tmp_are_taken_before_tmp_is_covered() {
         );
     }
 }
+
+/// The command's process walks no path while the old root is still stacked on the
+/// new one after pivot_root: a `..` at the root steps onto the mount on it, the host's
+/// tree. A cwd reached through a `..` symlink must land on the sandbox's own root,
+/// every time (entered before the detach, it did in about one launch in six).
+#[test]
+fn cwd_through_dotdot_never_reaches_the_old_root() {
+    for u in users() {
+        for _ in 0..50 {
+            let o = run(
+                u,
+                &[
+                    "-q",
+                    "--profile",
+                    "minimal",
+                    "--symlink",
+                    "..:/up",
+                    "--cwd",
+                    "/up",
+                    "--",
+                    "sh",
+                    "-c",
+                    "test . -ef / && echo root",
+                ],
+            );
+            assert_eq!(
+                stdout(&o),
+                "root\n",
+                "as {}: the cwd is not the sandbox's root: {}",
+                u.name,
+                stderr(&o)
+            );
+        }
+    }
+}
