@@ -73,17 +73,31 @@ pub fn dir(uid: u32, runtime: Option<&Path>) -> PathBuf {
 /// records).
 pub(crate) fn ensure_dir(d: &Path, uid: u32) -> Result<()> {
     let step = "sandbox records";
-    match std::fs::DirBuilder::new().mode(0o700).create(d) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(Error::new(step, format!("mkdir {}: {e}", d.display()))),
+    // Another sbx of this user removes the directory as its last record goes: when
+    // that falls between our mkdir and our check, make it again.
+    for _ in 0..8 {
+        match std::fs::DirBuilder::new().mode(0o700).create(d) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::new(step, format!("mkdir {}: {e}", d.display()))),
+        }
+        match std::fs::symlink_metadata(d) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            other => return check_meta(d, other, uid),
+        }
     }
-    check_dir(d, uid)
+    Err(Error::new(
+        step,
+        format!("{}: removed again each time it was made", d.display()),
+    ))
 }
 
 fn check_dir(d: &Path, uid: u32) -> Result<()> {
-    let m = std::fs::symlink_metadata(d)
-        .map_err(|e| Error::new("sandbox records", format!("{}: {e}", d.display())))?;
+    check_meta(d, std::fs::symlink_metadata(d), uid)
+}
+
+fn check_meta(d: &Path, m: std::io::Result<std::fs::Metadata>, uid: u32) -> Result<()> {
+    let m = m.map_err(|e| Error::new("sandbox records", format!("{}: {e}", d.display())))?;
     if !m.is_dir() || m.uid() != uid || m.mode() & 0o077 != 0 {
         return Err(Error::new(
             "sandbox records",
