@@ -158,9 +158,11 @@ pub fn gate_passed(gate: RawFd) -> bool {
     }
 }
 
-/// Runs in the command's process (a child of PID 1); never returns. Everything that
-/// needs no path inside the sandbox comes first, while PID 1 may still be building
-/// the root; then, at the gate, the cwd, Landlock and seccomp; then execve.
+/// Runs in the command's process (a launch's: a child of PID 1; `--enter`'s: a child
+/// of sbx in the sandbox's namespaces); never returns. What needs no path comes first,
+/// while PID 1 may still be building the root; then, past the first gate, the
+/// descriptors, rlimits, no_new_privs, the cwd and Landlock; past the last, seccomp
+/// and execve.
 pub fn exec_command(prep: &Prepared, start: Start) -> ! {
     sys::sigmask(libc::SIG_SETMASK, &sys::sigset(&[]));
     // SAFETY: restores the user's umask, saved before setup.
@@ -188,13 +190,16 @@ pub fn exec_command(prep: &Prepared, start: Start) -> ! {
     if let Err(e) = caps::drop_all_but(prep.caps) {
         fail(e);
     }
+    // No path is walked before this gate (the old root may still be stacked on the
+    // new one, see crate::mount::detach_old_root), not even /proc/self/fd below.
+    let gate = start.gate.map(IntoRawFd::into_raw_fd);
+    if gate.is_some_and(|g| !gate_passed(g)) {
+        // SAFETY: leaving the forked process; PID 1 reported why.
+        unsafe { libc::_exit(EXIT_SETUP) };
+    }
     // Nothing sbx or its caller had open reaches the command: 0, 1, 2 only (and the
     // gate, moved to 3, until execve closes it).
-    let gate = match start
-        .gate
-        .map(|g| sys::dup_cloexec_to(g.into_raw_fd(), 3))
-        .transpose()
-    {
+    let gate = match gate.map(|g| sys::dup_cloexec_to(g, 3)).transpose() {
         Ok(fd) => fd,
         Err(e) => fail(e.at("close inherited descriptors")),
     };
@@ -220,10 +225,6 @@ pub fn exec_command(prep: &Prepared, start: Start) -> ! {
     if let Err(e) = sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, "PR_SET_NO_NEW_PRIVS") {
         fail(e.at("no_new_privs"));
     }
-    if gate.is_some_and(|g| !gate_passed(g)) {
-        // SAFETY: leaving the forked process; PID 1 reported why.
-        unsafe { libc::_exit(EXIT_SETUP) };
-    }
     let pwd = match enter_cwd(start.dirs, start.required) {
         Ok(p) => p,
         Err(e) => fail(e),
@@ -240,17 +241,18 @@ pub fn exec_command(prep: &Prepared, start: Start) -> ! {
     if let Err(e) = landlock::apply(&prep.landlock) {
         fail(e.at("landlock"));
     }
-    // Seccomp last, so the filter does not need to allow anything sbx itself does.
+    if gate.is_some_and(|g| !gate_passed(g)) {
+        // SAFETY: leaving the forked process; PID 1 reported why.
+        unsafe { libc::_exit(EXIT_SETUP) };
+    }
+    // Seccomp last, so the filter does not need to allow anything sbx itself does
+    // (the gate's read included).
     if let Err(errno) = seccomp::install(&prep.filter) {
         fail(Error::sys(
             "seccomp",
             "prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER)",
             errno,
         ));
-    }
-    if gate.is_some_and(|g| !gate_passed(g)) {
-        // SAFETY: leaving the forked process; PID 1 reported why.
-        unsafe { libc::_exit(EXIT_SETUP) };
     }
     trace::step("command", || "execve".into());
 

@@ -7,11 +7,11 @@
 //! newuidmap ∥ newgidmap (subids)  single id: writes its own map
 //!  --- HelpersStarted (subids) -> unshare(mnt|ipc|uts|cgroup),
 //!                                 hostname, fork --- gate "g" ------> unshare(net), lo up, pass it;
-//!                                 take the sources                    keyring, drop caps, close fds,
-//!  --- MapsWritten (subids) ----> build root, pivot_root,             rlimits, no_new_privs
-//!                                 detach old root --- gate "r" -----> cwd, Landlock, seccomp
-//!                                 setns(net)
-//!  <--- Started + pidfd --------- shed privileges --- gate "x" -----> execve
+//!                                 take the sources                    keyring, drop caps
+//!  --- MapsWritten (subids) ----> build root, pivot_root,
+//!                                 detach old root --- gate "r" -----> close fds, rlimits,
+//!                                 setns(net)                          no_new_privs, cwd, Landlock
+//!  <--- Started + pidfd --------- shed privileges --- gate "x" -----> seccomp, execve
 //! record, forward signals, wait   reap, forward signals
 //! ```
 //!
@@ -23,7 +23,7 @@
 //! has exited, and PID 1's exit makes the kernel kill and reap everything left in the
 //! pid namespace first: no process outlives `sbx`.
 
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 
 use crate::error::{Error, Result, EXIT_SETUP};
 use crate::exec::{self, Prepared};
@@ -231,8 +231,8 @@ fn supervise(
             format!("write id maps ({:?})", plan.ids.mapping)
         });
         if let Err(e) = maps.finish() {
-            init.send_child(ToChild::Abort);
-            // A PID 1 that failed on its own (and said why) explains the maps' failure.
+            // A PID 1 that failed on its own (and said why) explains the maps' failure;
+            // otherwise it is killed, not told, so its exit cannot be taken for that.
             if let Ok(Some((_, s))) = sys::waitpid(pid1, libc::WNOHANG) {
                 match sys::exit_code(s) {
                     0 => {}
@@ -248,7 +248,13 @@ fn supervise(
     }
     let pasta = match (&plan.net.pasta, netpass) {
         (Some(p), Some(chan)) => match start_pasta(plan, p, chan, init) {
-            Ok(r) => Some(r),
+            Ok(Some(r)) => Some(r),
+            // The sandbox failed before it had a network (and said why): its status.
+            Ok(None) => {
+                return sys::waitpid(pid1, 0)
+                    .map(|r| r.map_or(EXIT_SETUP, |(_, s)| sys::exit_code(s)))
+                    .map_err(|e| e.at("wait for PID 1"))
+            }
             Err(e) => {
                 abort(pid1);
                 return Err(e);
@@ -378,29 +384,26 @@ fn record_sandbox(
     Ok(Some(path))
 }
 
-/// `--net user`: start pasta on the namespaces the child passes, then let PID 1 start
-/// the command.
+/// `--net user`: start pasta on the namespaces the command's process passes, then let
+/// PID 1 start the command. None: they never came (the sandbox failed first).
 fn start_pasta(
     plan: &Plan,
     p: &crate::plan::network::Pasta,
     chan: &Channel,
     init: &Channel,
-) -> Result<pasta::Running> {
-    let step = "--net user (pasta)";
+) -> Result<Option<pasta::Running>> {
     let (Some(netns), Some(userns)) = (chan.recv_fd(), chan.recv_fd()) else {
-        return Err(Error::new(
-            step,
-            "the command's process did not pass the namespaces",
-        ));
+        return Ok(None);
     };
     trace::step("launcher", || format!("start {}", pasta::describe(p)));
     let running = pasta::start(p, &plan.net.publish, &netns, &userns)?;
     trace::step("launcher", || "pasta has configured the network".into());
     init.send_child(ToChild::NetReady);
-    Ok(running)
+    Ok(Some(running))
 }
 
-/// Forward signals and wait for PID 1; reports pasta's death. The record goes as soon as the command has ended, while the kernel is still
+/// Forward signals and wait for PID 1; reports pasta's death. The record goes as soon
+/// as the command has ended, while the kernel is still
 /// tearing the sandbox down: the sandbox is over then (PID 1 only reaps and exits), and
 /// `--list` must not show it.
 fn wait_sandbox(
@@ -545,7 +548,9 @@ struct Command {
 impl Command {
     /// Let the command's process pass its next gate. A process that has already
     /// ended (it failed, and said why) is not an error here: PID 1 goes on and
-    /// reaps it, and its status is the sandbox's.
+    /// reaps it, and its status is the sandbox's. (The write's SIGPIPE does not
+    /// reach PID 1: a pid namespace's init gets no signal it has no handler for,
+    /// pid_namespaces(7).)
     fn open_gate(&self, step: &[u8]) {
         let _ = sys::write_all(self.gate.as_raw_fd(), step);
     }
@@ -616,8 +621,8 @@ fn run_command(
     net: Option<(Channel, OwnedFd)>,
     netpass: Option<Channel>,
 ) -> ! {
-    // PID 1's death must take us with it (and the kernel does so once we are in its
-    // pid namespace's care; this covers the gap until then).
+    // PID 1's death ends its pid namespace and us with it; the parent-death signal
+    // says so for this process too, whatever else changes.
     if sys::prctl(
         libc::PR_SET_PDEATHSIG,
         libc::SIGKILL as libc::c_ulong,
@@ -682,10 +687,11 @@ fn setup(
     // and seccomp while PID 1 finishes.
     command.open_gate(b"r");
     if let Some(rx) = &command.net {
-        // EOF: the command's process failed to make it (and said why): fail closed.
-        let ns = rx
-            .recv_fd()
-            .ok_or_else(|| Error::new("network namespace", "not created"))?;
+        // EOF: the command's process failed to make it, said why and ended: the gate
+        // closes (it never execs) and its status becomes the sandbox's.
+        let Some(ns) = rx.recv_fd() else {
+            return Ok(());
+        };
         sys::setns(ns.as_fd(), libc::CLONE_NEWNET).map_err(|e| e.at("join network namespace"))?;
         trace::step("init", || "joined the network namespace".into());
     }
@@ -707,19 +713,25 @@ fn setup(
 }
 
 /// PID 1 keeps nothing the command could use against it once the command runs: no
-/// descriptor but 0, 1, 2 (the caller's, the host's /proc), no capability, and it is
-/// not dumpable, so even a command given CAP_SYS_PTRACE cannot reach its memory or
-/// its /proc/1/fd (ptrace(2), "Ptrace access mode checking"). Only then may the
-/// command's process exec.
+/// descriptor but 0, 1, 2 (the caller's), no capability, and it is not dumpable, so
+/// even a command given CAP_SYS_PTRACE cannot reach its memory or its /proc/1/fd
+/// (ptrace(2), "Ptrace access mode checking"). Only then may the command's process
+/// exec; if any of it fails, the gate closes unopened and the command never runs.
 fn shed_privileges(command: Command) -> Result<()> {
     let step = "PID 1: drop privileges";
+    // Every descriptor but the gate, which goes to 3 (the others are closed: no
+    // owner of theirs runs again in this process).
+    let Command { gate, net, .. } = command;
+    drop(net);
+    let gate = sys::dup_cloexec_to(gate.into_raw_fd(), 3).map_err(|e| e.at(step))?;
+    sys::close_fds_from(4).map_err(|e| e.at(step))?;
     // It never execs again: emptying the permitted set is enough (no bounding-set walk).
     sys::capset(0, 0, 0).map_err(|e| e.at(step))?;
     sys::prctl(libc::PR_SET_DUMPABLE, 0, "PR_SET_DUMPABLE").map_err(|e| e.at(step))?;
-    command.open_gate(b"x");
-    // Closed with the rest just below.
-    std::mem::forget(command);
-    sys::close_fds_from(3).map_err(|e| e.at(step))
+    // SAFETY: the gate was moved to 3 above and nothing else owns it.
+    let gate = unsafe { OwnedFd::from_raw_fd(gate) };
+    let _ = sys::write_all(gate.as_raw_fd(), b"x");
+    Ok(())
 }
 
 /// PID 1's loop: reap every child (orphans are re-parented to us), pass the forwarded

@@ -13,8 +13,9 @@
 //!    `openat2(RESOLVE_IN_ROOT)`, and mounts are attached to the resolved fd with
 //!    `move_mount`: no string path is ever followed out of the new root
 //!    (CVE-2026-87766 in bubblewrap was exactly that).
-//! 3. [`pivot`]: `pivot_root(".", ".")` and a lazy detach of the old root, so nothing of
-//!    the setup (no old root, no staging directory) is left visible.
+//! 3. [`pivot`]: `pivot_root(".", ".")`, then [`detach_old_root`]: a lazy detach of the
+//!    old root, so nothing of the setup (no old root, no staging directory) is left
+//!    visible.
 
 use std::ffi::{CStr, CString};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};

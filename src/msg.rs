@@ -1,4 +1,4 @@
-//! Typed messages between the launcher, PID 1 and the network helper over socketpairs
+//! Typed messages between the launcher, PID 1 and the command's process over socketpairs
 //! (SOCK_SEQPACKET: one message per read, EOF when the peer is gone).
 
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -17,7 +17,6 @@ pub enum ToChild {
     /// The id-map helpers are running (to PID 1, which waits for it before it works).
     HelpersStarted,
     MapsWritten,
-    Abort,
     /// `--net user`: pasta has configured the network namespace (to PID 1).
     NetReady,
 }
@@ -86,7 +85,6 @@ impl Channel {
     pub fn send_child(&self, m: ToChild) {
         let code = match m {
             ToChild::MapsWritten => 1,
-            ToChild::Abort => 2,
             ToChild::NetReady => 3,
             ToChild::HelpersStarted => 4,
         };
@@ -96,7 +94,6 @@ impl Channel {
     pub fn recv_child(&self) -> Option<ToChild> {
         match self.recv_bytes()?[0] {
             1 => Some(ToChild::MapsWritten),
-            2 => Some(ToChild::Abort),
             3 => Some(ToChild::NetReady),
             4 => Some(ToChild::HelpersStarted),
             _ => None,

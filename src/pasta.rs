@@ -1,7 +1,7 @@
 //! `--net user`: pasta, started by the launcher (outside, in the host's network
 //! namespace) and attached to the sandbox's user and network namespaces through
-//! descriptors the network helper hands over, so it never races a process that may already
-//! have exited. The command starts only once pasta says the namespace is configured
+//! descriptors the command's process hands over, so it never races a process that may
+//! already have exited. The command starts only once pasta says the namespace is configured
 //! (`--pid` on a pipe: pasta writes it after addresses, routes and the link are up),
 //! and pasta ends with the sandbox: the launcher stops it, and a parent-death signal
 //! covers a launcher killed outright (this pasta never exits on its own).

@@ -45,7 +45,7 @@ pub struct Record {
     pub profile: String,
     pub command: Vec<String>,
     pub net: String,
-    /// Namespace inodes of PID 1, by /proc/PID/ns name.
+    /// Namespace inodes of the command's process (`anchor`), by /proc/PID/ns name.
     pub namespaces: BTreeMap<String, u64>,
     /// The command's confinement, applied again to what `--enter` runs.
     pub env: Vec<(String, String)>,

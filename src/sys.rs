@@ -284,9 +284,6 @@ pub fn reset_signal(sig: libc::c_int) {
     unsafe { libc::signal(sig, libc::SIG_DFL) };
 }
 
-/// Close every descriptor from `first` on. close_range(2); where an outer seccomp
-/// policy refuses it, each descriptor listed in /proc/self/fd; if neither works, the
-/// error (never a silent leak).
 /// Move descriptor `fd` to number `to` (close-on-exec), replacing whatever was there.
 pub fn dup_cloexec_to(fd: RawFd, to: RawFd) -> SysResult<RawFd> {
     if fd == to {
@@ -300,6 +297,9 @@ pub fn dup_cloexec_to(fd: RawFd, to: RawFd) -> SysResult<RawFd> {
     .map(|_| to)
 }
 
+/// Close every descriptor from `first` on. close_range(2); where an outer seccomp
+/// policy refuses it, each descriptor listed in /proc/self/fd; if neither works, the
+/// error (never a silent leak).
 pub fn close_fds_from(first: u32) -> SysResult<()> {
     // SAFETY: closes descriptors this process owns; nothing refers to them afterwards.
     if unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 0) } == 0 {

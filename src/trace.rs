@@ -23,11 +23,12 @@ pub fn on() -> bool {
     ON.load(Ordering::Relaxed)
 }
 
-/// Print one step; `role` is the process (launcher, child, init, command).
+/// Print one step; `role` is the process (launcher, init, command).
 pub fn step(role: &str, what: impl FnOnce() -> String) {
     if on() {
         let us = (now_ns() - START_NS.load(Ordering::Relaxed)) / 1000;
-        // One write(2) per line: the launcher, child and PID 1 trace at the same time.
+        // One write(2) per line: the launcher, PID 1 and the command's process trace at
+        // the same time.
         let line = format!("sbx: [{us:>6}µs {role}] {}\n", what());
         let _ = crate::sys::write_all(2, line.as_bytes());
     }
