@@ -5,7 +5,7 @@
 //! the user's own rights.
 
 use std::ffi::CString;
-use std::os::fd::{IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
@@ -192,20 +192,20 @@ pub fn exec_command(prep: &Prepared, start: Start) -> ! {
     }
     // No path is walked before this gate (the old root may still be stacked on the
     // new one, see crate::mount::detach_old_root), not even /proc/self/fd below.
-    let gate = start.gate.map(IntoRawFd::into_raw_fd);
-    if gate.is_some_and(|g| !gate_passed(g)) {
+    if start
+        .gate
+        .as_ref()
+        .is_some_and(|g| !gate_passed(g.as_raw_fd()))
+    {
         // SAFETY: leaving the forked process; PID 1 reported why.
         unsafe { libc::_exit(EXIT_SETUP) };
     }
     // Nothing sbx or its caller had open reaches the command: 0, 1, 2 only (and the
     // gate, moved to 3, until execve closes it).
-    let gate = match gate.map(|g| sys::dup_cloexec_to(g, 3)).transpose() {
-        Ok(fd) => fd,
+    let gate = match sys::keep_only_fds(start.gate) {
+        Ok(g) => g,
         Err(e) => fail(e.at("close inherited descriptors")),
     };
-    if let Err(e) = sys::close_fds_from(if gate.is_some() { 4 } else { 3 }) {
-        fail(e.at("close inherited descriptors"));
-    }
     for (res, name, v) in &prep.rlimits {
         let lim = libc::rlimit {
             rlim_cur: *v,
@@ -241,7 +241,7 @@ pub fn exec_command(prep: &Prepared, start: Start) -> ! {
     if let Err(e) = landlock::apply(&prep.landlock) {
         fail(e.at("landlock"));
     }
-    if gate.is_some_and(|g| !gate_passed(g)) {
+    if gate.as_ref().is_some_and(|g| !gate_passed(g.as_raw_fd())) {
         // SAFETY: leaving the forked process; PID 1 reported why.
         unsafe { libc::_exit(EXIT_SETUP) };
     }

@@ -23,7 +23,7 @@
 //! has exited, and PID 1's exit makes the kernel kill and reap everything left in the
 //! pid namespace first: no process outlives `sbx`.
 
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
 use crate::error::{Error, Result, EXIT_SETUP};
 use crate::exec::{self, Prepared};
@@ -69,14 +69,7 @@ fn fail(e: &Error) -> ! {
 /// Die with the launcher: PDEATHSIG fires if it dies from now on, and the pidfd says
 /// whether it already has (the race bwrap leaves open, bubblewrap#633).
 fn die_with_launcher(launcher: &OwnedFd) {
-    if sys::prctl(
-        libc::PR_SET_PDEATHSIG,
-        libc::SIGKILL as libc::c_ulong,
-        "PR_SET_PDEATHSIG",
-    )
-    .is_err()
-        || sys::pidfd_exited(launcher.as_fd())
-    {
+    if sys::die_with_parent().is_err() || sys::pidfd_exited(launcher.as_fd()) {
         exit_now(EXIT_SETUP);
     }
 }
@@ -87,12 +80,7 @@ pub fn run(plan: &Plan) -> Result<i32> {
     // then the parent re-checked, since it may have died before the prctl.
     // SAFETY: trivial getter.
     let caller = unsafe { libc::getppid() };
-    sys::prctl(
-        libc::PR_SET_PDEATHSIG,
-        libc::SIGKILL as libc::c_ulong,
-        "PR_SET_PDEATHSIG",
-    )
-    .map_err(|e| e.at("launch"))?;
+    sys::die_with_parent().map_err(|e| e.at("launch"))?;
     // SAFETY: trivial getter.
     if unsafe { libc::getppid() } != caller {
         return Err(Error::new(
@@ -545,15 +533,12 @@ struct Command {
     net: Option<Channel>,
 }
 
-impl Command {
-    /// Let the command's process pass its next gate. A process that has already
-    /// ended (it failed, and said why) is not an error here: PID 1 goes on and
-    /// reaps it, and its status is the sandbox's. (The write's SIGPIPE does not
-    /// reach PID 1: a pid namespace's init gets no signal it has no handler for,
-    /// pid_namespaces(7).)
-    fn open_gate(&self, step: &[u8]) {
-        let _ = sys::write_all(self.gate.as_raw_fd(), step);
-    }
+/// Let the command's process pass its next gate. A process that has already ended
+/// (it failed, and said why) is not an error here: PID 1 goes on and reaps it, and its
+/// status is the sandbox's. (The write's SIGPIPE does not reach PID 1: a pid
+/// namespace's init gets no signal it has no handler for, pid_namespaces(7).)
+fn open_gate(gate: &OwnedFd, step: &[u8]) {
+    let _ = sys::write_all(gate.as_raw_fd(), step);
 }
 
 /// Start the command's process now, so that what it does on its own runs beside
@@ -608,7 +593,7 @@ fn start_command(
     // one, sched(7)).
     // SAFETY: plain syscall.
     unsafe { libc::sched_yield() };
-    cmd.open_gate(b"g");
+    open_gate(&cmd.gate, b"g");
     Ok(cmd)
 }
 
@@ -623,14 +608,7 @@ fn run_command(
 ) -> ! {
     // PID 1's death ends its pid namespace and us with it; the parent-death signal
     // says so for this process too, whatever else changes.
-    if sys::prctl(
-        libc::PR_SET_PDEATHSIG,
-        libc::SIGKILL as libc::c_ulong,
-        "PR_SET_PDEATHSIG",
-    )
-    .is_err()
-        || !exec::gate_passed(gate.as_raw_fd())
-    {
+    if sys::die_with_parent().is_err() || !exec::gate_passed(gate.as_raw_fd()) {
         exit_now(EXIT_SETUP);
     }
     if let Some((init, proc)) = &net {
@@ -685,7 +663,7 @@ fn setup(
     trace::step("init", || "pivot_root done, old root detached".into());
     // The command's process may walk paths now: it enters its cwd and applies Landlock
     // and seccomp while PID 1 finishes.
-    command.open_gate(b"r");
+    open_gate(&command.gate, b"r");
     if let Some(rx) = &command.net {
         // EOF: the command's process failed to make it, said why and ended: the gate
         // closes (it never execs) and its status becomes the sandbox's.
@@ -719,18 +697,15 @@ fn setup(
 /// exec; if any of it fails, the gate closes unopened and the command never runs.
 fn shed_privileges(command: Command) -> Result<()> {
     let step = "PID 1: drop privileges";
-    // Every descriptor but the gate, which goes to 3 (the others are closed: no
-    // owner of theirs runs again in this process).
     let Command { gate, net, .. } = command;
     drop(net);
-    let gate = sys::dup_cloexec_to(gate.into_raw_fd(), 3).map_err(|e| e.at(step))?;
-    sys::close_fds_from(4).map_err(|e| e.at(step))?;
+    let gate = sys::keep_only_fds(Some(gate)).map_err(|e| e.at(step))?;
     // It never execs again: emptying the permitted set is enough (no bounding-set walk).
     sys::capset(0, 0, 0).map_err(|e| e.at(step))?;
     sys::prctl(libc::PR_SET_DUMPABLE, 0, "PR_SET_DUMPABLE").map_err(|e| e.at(step))?;
-    // SAFETY: the gate was moved to 3 above and nothing else owns it.
-    let gate = unsafe { OwnedFd::from_raw_fd(gate) };
-    let _ = sys::write_all(gate.as_raw_fd(), b"x");
+    if let Some(gate) = &gate {
+        open_gate(gate, b"x");
+    }
     Ok(())
 }
 

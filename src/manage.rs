@@ -190,13 +190,7 @@ fn enter(cli: &Cli, host: &Host, name: &str) -> Result<i32> {
     // The pid namespace applies to children: the command is forked into it.
     let pid = sys::clone_fork(0).map_err(|e| e.at(step.clone()))?;
     if pid == 0 {
-        if sys::prctl(
-            libc::PR_SET_PDEATHSIG,
-            libc::SIGKILL as libc::c_ulong,
-            "PR_SET_PDEATHSIG",
-        )
-        .is_err()
-        {
+        if sys::die_with_parent().is_err() {
             // SAFETY: leaving the forked process.
             unsafe { libc::_exit(crate::error::EXIT_SETUP) };
         }

@@ -3,7 +3,7 @@
 
 use std::ffi::{CStr, CString, OsStr};
 use std::fmt;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 
 use crate::error::Error;
@@ -113,6 +113,16 @@ pub fn prctl(op: libc::c_int, arg: libc::c_ulong, name: &str) -> SysResult<libc:
         )
     };
     check(ret as libc::c_long, || format!("prctl({name}, {arg})")).map(|r| r as libc::c_int)
+}
+
+/// SIGKILL when the parent dies (the caller re-checks a parent that may already have).
+pub fn die_with_parent() -> SysResult<()> {
+    prctl(
+        libc::PR_SET_PDEATHSIG,
+        libc::SIGKILL as libc::c_ulong,
+        "PR_SET_PDEATHSIG",
+    )
+    .map(drop)
 }
 
 pub fn pidfd_open(pid: libc::pid_t) -> SysResult<OwnedFd> {
@@ -284,17 +294,20 @@ pub fn reset_signal(sig: libc::c_int) {
     unsafe { libc::signal(sig, libc::SIG_DFL) };
 }
 
-/// Move descriptor `fd` to number `to` (close-on-exec), replacing whatever was there.
-pub fn dup_cloexec_to(fd: RawFd, to: RawFd) -> SysResult<RawFd> {
-    if fd == to {
-        return Ok(fd);
+/// Close every descriptor but 0, 1, 2 and `keep`, which becomes 3 (close-on-exec).
+/// Whatever owned the others must not run again in this process.
+pub fn keep_only_fds(keep: Option<OwnedFd>) -> SysResult<Option<OwnedFd>> {
+    let Some(fd) = keep.map(IntoRawFd::into_raw_fd) else {
+        return close_fds_from(3).map(|()| None);
+    };
+    if fd != 3 {
+        // SAFETY: dup3 only affects descriptor numbers of this process.
+        let ret = unsafe { libc::dup3(fd, 3, libc::O_CLOEXEC) };
+        check(ret as libc::c_long, || format!("dup3({fd}, 3, O_CLOEXEC)"))?;
     }
-    // SAFETY: dup3 only affects descriptor numbers of this process.
-    let ret = unsafe { libc::dup3(fd, to, libc::O_CLOEXEC) };
-    check(ret as libc::c_long, || {
-        format!("dup3({fd}, {to}, O_CLOEXEC)")
-    })
-    .map(|_| to)
+    close_fds_from(4)?;
+    // SAFETY: 3 is the kept descriptor and nothing else owns it.
+    Ok(Some(unsafe { OwnedFd::from_raw_fd(3) }))
 }
 
 /// Close every descriptor from `first` on. close_range(2); where an outer seccomp
