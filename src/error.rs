@@ -46,7 +46,14 @@ impl Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.step, self.detail)
+        // Steps and details quote paths, names and command lines: escaped, so nothing
+        // a sandbox or a file chose reaches the terminal as a control sequence.
+        write!(
+            f,
+            "{}: {}",
+            crate::text::escape(&self.step),
+            crate::text::escape(&self.detail)
+        )
     }
 }
 

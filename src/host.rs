@@ -7,7 +7,7 @@ use std::io;
 use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 
-use crate::userns::{parse_subid, SubidRange};
+use crate::userns::{parse_subid, subid_overlaps, SubidRange};
 
 /// What a host path is, without following a final symlink.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +25,10 @@ pub trait HostFs {
     fn canonicalize(&self, p: &Path) -> io::Result<PathBuf>;
     fn entry(&self, p: &Path) -> Entry;
     fn is_executable_file(&self, p: &Path) -> bool;
+    /// The owner of `p` itself (a symlink's own owner, not its target's).
+    fn owner(&self, p: &Path) -> Option<u32>;
+    /// Names of the unix sockets directly in directory `p` (not below it).
+    fn sockets_in(&self, p: &Path) -> Vec<std::ffi::OsString>;
 }
 
 pub struct RealFs;
@@ -53,6 +57,23 @@ impl HostFs for RealFs {
             .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
             .unwrap_or(false)
     }
+
+    fn owner(&self, p: &Path) -> Option<u32> {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::symlink_metadata(p).ok().map(|m| m.uid())
+    }
+
+    fn sockets_in(&self, p: &Path) -> Vec<std::ffi::OsString> {
+        use std::os::unix::fs::FileTypeExt;
+        std::fs::read_dir(p)
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_socket()))
+                    .map(|e| e.file_name())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
 }
 
 /// A host where every absolute path is an existing directory: for checking a
@@ -77,6 +98,12 @@ impl HostFs for ImaginaryFs {
     fn is_executable_file(&self, _: &Path) -> bool {
         false
     }
+    fn owner(&self, _: &Path) -> Option<u32> {
+        Some(0)
+    }
+    fn sockets_in(&self, _: &Path) -> Vec<std::ffi::OsString> {
+        Vec::new()
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -93,6 +120,8 @@ pub struct Host {
     pub env: Vec<(OsString, OsString)>,
     pub subuid: Vec<SubidRange>,
     pub subgid: Vec<SubidRange>,
+    /// The user's subordinate ranges that overlap another user's, line by line.
+    pub subid_overlaps: Vec<String>,
     /// The kernel's Landlock ABI (None: no Landlock).
     pub landlock_abi: Option<i64>,
     /// /dev/net/tun is readable and writable by the user (pasta needs it).
@@ -131,11 +160,20 @@ impl Host {
             .or_else(|| pw.map(|(_, h)| h))
             .unwrap_or_else(|| PathBuf::from("/"));
         let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+        let (subuid_text, subgid_text) = (read("/etc/subuid"), read("/etc/subgid"));
+        let mut subid_overlaps = subid_overlaps("/etc/subuid", &subuid_text, &user, uid);
+        subid_overlaps.extend(crate::userns::subid_overlaps(
+            "/etc/subgid",
+            &subgid_text,
+            &user,
+            uid,
+        ));
         Host {
             uid,
             gid,
-            subuid: parse_subid(&read("/etc/subuid"), &user, uid),
-            subgid: parse_subid(&read("/etc/subgid"), &user, uid),
+            subuid: parse_subid(&subuid_text, &user, uid),
+            subgid: parse_subid(&subgid_text, &user, uid),
+            subid_overlaps,
             user,
             home_real: std::fs::canonicalize(&home).unwrap_or_else(|_| home.clone()),
             home,

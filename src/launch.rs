@@ -99,7 +99,11 @@ pub fn run(plan: &Plan) -> Result<i32> {
     }
     if let Some(name) = &plan.name {
         // SAFETY: trivial getter.
-        if record::find(&plan.records, unsafe { libc::getuid() }, name).is_ok() {
+        if plan
+            .records
+            .as_deref()
+            .is_some_and(|d| record::find(d, unsafe { libc::getuid() }, name).is_ok())
+        {
             return Err(Error::new(
                 format!("--name {name}"),
                 "a sandbox of that name is running (see sbx --list)",
@@ -358,8 +362,20 @@ fn record_sandbox(
     if sys::pidfd_exited(command.as_fd()) {
         return Ok(None);
     }
-    let path = record::create(&plan.records, &rec)?;
-    trace::step("launcher", || format!("recorded as {}", path.display()));
+    // A records directory that became unusable since the plan (another user took
+    // /tmp/sbx-UID in between) costs the record, never the launch.
+    let path = match plan.records.as_deref().map(|d| record::create(d, &rec)) {
+        Some(Ok(path)) => {
+            trace::step("launcher", || format!("recorded as {}", path.display()));
+            Some(path)
+        }
+        Some(Err(e)) if e.step.starts_with("--name") => return Err(e),
+        Some(Err(e)) => {
+            eprintln!("sbx: {e}: this sandbox is not recorded");
+            None
+        }
+        None => None,
+    };
     if let Some(fd) = plan.info_fd {
         let info = serde_json::json!({
             "name": rec.name, "child-pid": pid1, "launcher-pid": me, "namespaces": rec.namespaces,
@@ -369,7 +385,7 @@ fn record_sandbox(
         // so a reader sees its end.
         unsafe { libc::close(fd) };
     }
-    Ok(Some(path))
+    Ok(path)
 }
 
 /// `--net user`: start pasta on the namespaces the command's process passes, then let

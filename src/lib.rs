@@ -24,8 +24,10 @@ pub mod record;
 pub mod seccomp;
 pub mod sys;
 pub mod syscalls;
+pub mod text;
 pub mod tools;
 pub mod trace;
+pub mod tty;
 pub mod userns;
 
 use error::EXIT_SETUP;
@@ -89,10 +91,17 @@ pub fn main() -> i32 {
     let cli = match cli::parse(std::env::args_os()) {
         Ok(c) => c,
         Err(e) => {
-            let _ = e.print();
             return match e.kind() {
-                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => 0,
-                _ => EXIT_SETUP,
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    let _ = e.print();
+                    0
+                }
+                // The message quotes what was typed (perhaps pasted from a file name):
+                // escaped, like everything sbx prints that it did not write itself.
+                _ => {
+                    eprint!("{}", text::escape_lines(&e.to_string()));
+                    EXIT_SETUP
+                }
             };
         }
     };
@@ -118,11 +127,11 @@ pub fn main() -> i32 {
         return 0;
     }
     for w in &plan.warnings {
-        eprintln!("sbx: warning: {w}");
+        eprintln!("sbx: warning: {}", text::escape(w));
     }
     if !cli.quiet {
         for n in &plan.notices {
-            eprintln!("sbx: {n}");
+            eprintln!("sbx: {}", text::escape(n));
         }
     }
     trace::step("launcher", || "plan built".into());
@@ -132,6 +141,7 @@ pub fn main() -> i32 {
     for line in &plan.skipped {
         trace::step("launcher", || format!("skipped: {line}"));
     }
+    let terminal = tty::save();
     let code = match launch::run(&plan) {
         Ok(code) => code,
         Err(e) => {
@@ -139,6 +149,7 @@ pub fn main() -> i32 {
             e.code
         }
     };
+    terminal.restore();
     // sbx exits now, and its memory goes with it: freeing the plan's many small
     // allocations first would only delay the exit its caller waits for.
     std::mem::forget((plan, host, cli));

@@ -48,8 +48,27 @@ fn uptime(started: u64) -> String {
     }
 }
 
+/// The records directory for --enter, --inspect NAME and --kill; every place passed
+/// over is said (it may hold records sbx will not read).
+fn records(host: &Host) -> Result<std::path::PathBuf> {
+    let located = record::dir_for(host);
+    if let Some(n) = record::problems_notice(&located) {
+        eprintln!("sbx: {}", crate::text::escape(&n));
+    }
+    located.dir.ok_or_else(|| {
+        Error::new(
+            "sandbox records",
+            "no directory of yours to read them from: no sandbox is recorded",
+        )
+    })
+}
+
 fn list(cli: &Cli, host: &Host) -> Result<i32> {
-    let live = record::list(&record::dir_for(host), host.uid)?;
+    // What could not be read is said; what could, is listed.
+    let live = match records(host) {
+        Ok(d) => record::list(&d, host.uid)?,
+        Err(_) => Vec::new(),
+    };
     if cli.json {
         let v: Vec<serde_json::Value> = live
             .iter()
@@ -68,15 +87,18 @@ fn list(cli: &Cli, host: &Host) -> Result<i32> {
         "{:<24} {:>8} {:<12} {:<20} {:>8}  COMMAND",
         "NAME", "PID", "PROFILE", "NET", "UPTIME"
     );
+    // A record's fields came from the command line of a sandbox (a file name with an
+    // escape sequence, say): escaped before they reach the terminal.
+    let esc = crate::text::escape;
     for (r, _) in &live {
         println!(
             "{:<24} {:>8} {:<12} {:<20} {:>8}  {}",
-            r.name,
+            esc(&r.name),
             r.pid1,
-            r.profile,
-            r.net,
+            esc(&r.profile),
+            esc(&r.net),
             uptime(r.started),
-            r.command.join(" ")
+            esc(&r.command.join(" "))
         );
     }
     Ok(0)
@@ -121,7 +143,7 @@ fn wait_gone(fd: std::os::fd::BorrowedFd, limit: Duration) -> bool {
 }
 
 fn kill(cli: &Cli, host: &Host, name: &str) -> Result<i32> {
-    let dir = record::dir_for(host);
+    let dir = records(host)?;
     let (rec, h) = record::find(&dir, host.uid, name)?;
     let pidfd = h.pid1;
     let sig = match &cli.signal {
@@ -157,7 +179,7 @@ fn kill(cli: &Cli, host: &Host, name: &str) -> Result<i32> {
 }
 
 fn enter(cli: &Cli, host: &Host, name: &str) -> Result<i32> {
-    let (rec, h) = record::find(&record::dir_for(host), host.uid, name)?;
+    let (rec, h) = record::find(&records(host)?, host.uid, name)?;
     let pidfd = h.anchor;
     let step = format!("--enter {name}");
     // Join only the namespaces that differ from ours (with --net host the network is
@@ -178,12 +200,23 @@ fn enter(cli: &Cli, host: &Host, name: &str) -> Result<i32> {
             flags |= flag;
         }
     }
-    let command: Vec<OsString> = if cli.command.is_empty() {
-        vec![login_shell(host).into()]
+    // Without a command: the user's shell, told to read no startup file. The
+    // sandbox's home is the sandbox's to write: its ~/.bashrc or ~/.zshrc would
+    // otherwise run on the caller's terminal, which the sandbox never had.
+    let (command, quiet_env) = if cli.command.is_empty() {
+        (shell_without_startup_files(&login_shell(host)), true)
     } else {
-        cli.command.clone()
+        (cli.command.clone(), false)
     };
+    let mut rec = rec;
+    if quiet_env {
+        // Variables that name a startup file for sh, ksh and bash, or readline's.
+        rec.env
+            .retain(|(k, _)| !matches!(k.as_str(), "ENV" | "BASH_ENV" | "ZDOTDIR" | "INPUTRC"));
+        rec.env.push(("INPUTRC".into(), "/etc/inputrc".into()));
+    }
     let prep = prepared(&rec, command);
+    let terminal = crate::tty::save();
     let set = launch::handled();
     sys::sigmask(libc::SIG_BLOCK, &set);
     sys::setns(pidfd.as_fd(), flags).map_err(|e| e.at(step.clone()))?;
@@ -223,12 +256,34 @@ fn enter(cli: &Cli, host: &Host, name: &str) -> Result<i32> {
             if let Some((_, status)) =
                 sys::waitpid(pid, libc::WNOHANG).map_err(|e| e.at(step.clone()))?
             {
+                terminal.restore();
                 return Ok(sys::exit_code(status));
             }
         } else if launch::sent_by_process(code) {
             sys::kill(pid, sig);
         }
     }
+}
+
+/// `shell` with the option that keeps it from reading any startup file in the
+/// home; a shell sbx does not know is replaced by /bin/sh, which reads none
+/// (with ENV unset).
+pub fn shell_without_startup_files(shell: &str) -> Vec<OsString> {
+    let name = std::path::Path::new(shell)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let flags: &[&str] = match name.as_str() {
+        "bash" => &["--noprofile", "--norc"],
+        "zsh" => &["-f"],
+        "fish" => &["--no-config"],
+        "sh" | "dash" | "ksh" | "mksh" | "ash" => &[],
+        _ => return vec!["/bin/sh".into()],
+    };
+    std::iter::once(shell)
+        .chain(flags.iter().copied())
+        .map(OsString::from)
+        .collect()
 }
 
 /// The user's login shell from /etc/passwd, else /bin/sh.
@@ -262,7 +317,7 @@ fn inspect(cli: &Cli, host: &Host, what: &str) -> Result<i32> {
     let (pid, rec) = match what.parse::<i32>() {
         Ok(p) if p > 0 => (p, None),
         _ => {
-            let (r, _) = record::find(&record::dir_for(host), host.uid, what)?;
+            let (r, _) = record::find(&records(host)?, host.uid, what)?;
             (r.anchor, Some(r))
         }
     };
@@ -348,7 +403,7 @@ fn inspect(cli: &Cli, host: &Host, what: &str) -> Result<i32> {
     }
     println!(
         "pid {pid}{}",
-        rec.map(|r| format!(" (sandbox {})", r.name))
+        rec.map(|r| format!(" (sandbox {})", crate::text::escape(&r.name)))
             .unwrap_or_default()
     );
     for (n, i, shared) in &ns {

@@ -42,6 +42,27 @@ const DEV_LINKS: [(&CStr, &CStr); 5] = [
     (c"pts/ptmx", c"ptmx"),
 ];
 
+/// Entries of a sandbox's /proc that describe the host rather than the sandbox, each
+/// covered by an empty read-only file or directory (Docker's and Podman's masked
+/// paths): `/proc/keys` and `key-users` list the descriptions of every key the uid
+/// may view, across user namespaces; `kcore` is the kernel's memory; the timer,
+/// scheduler and latency tables, `interrupts`, `acpi`, `asound` and `scsi` describe
+/// the host's hardware and what runs on it. Absent entries are skipped.
+pub const PROC_HIDDEN: [&str; 12] = [
+    "keys",
+    "key-users",
+    "kcore",
+    "timer_list",
+    "timer_stats",
+    "sched_debug",
+    "latency_stats",
+    "interrupts",
+    "sysrq-trigger",
+    "acpi",
+    "asound",
+    "scsi",
+];
+
 /// Where the new root is attached while it is built: inside this mount namespace
 /// only, and covered by the pivot afterwards.
 const STAGING: &CStr = c"/tmp";
@@ -447,11 +468,15 @@ fn apply(root: BorrowedFd, op: &MountOp, made: Made, masks: Option<&MaskSource>)
             };
             sys::move_mount_fd(tree.as_fd(), target.as_fd(), &dst.to_string_lossy())
         }
+        (MountOp::Proc { dst }, Made::Fs(fs)) => {
+            attach_dir(root, &fs, dst)?;
+            let masks = masks.expect("mask source made for proc");
+            PROC_HIDDEN
+                .iter()
+                .try_for_each(|name| masks.cover(root, &dst.join(name)))
+        }
         (
-            MountOp::Tmpfs { dst, .. }
-            | MountOp::Proc { dst }
-            | MountOp::Mqueue { dst }
-            | MountOp::TmpOverlay { dst, .. },
+            MountOp::Tmpfs { dst, .. } | MountOp::Mqueue { dst } | MountOp::TmpOverlay { dst, .. },
             Made::Fs(fs),
         ) => attach_dir(root, &fs, dst),
         (MountOp::File { dst, content, mode }, Made::Data(data)) => {
@@ -474,7 +499,7 @@ pub fn build_root(plan: &Plan, detached: Detached) -> Result<OwnedFd> {
     let masks = match plan
         .mounts
         .iter()
-        .any(|m| matches!(m.op, MountOp::Mask { .. }))
+        .any(|m| matches!(m.op, MountOp::Mask { .. } | MountOp::Proc { .. }))
     {
         true => Some(MaskSource::new().map_err(|e| e.at("mask source"))?),
         false => None,

@@ -192,9 +192,10 @@ pub struct Plan {
     pub rlimits: Vec<(String, u64)>,
     /// `--name`; None: PROFILE-PID, chosen by the launcher.
     pub name: Option<String>,
-    /// Where the running sandbox is recorded (`sbx --list`).
-    #[serde(serialize_with = "lossy")]
-    pub records: PathBuf,
+    /// Where the running sandbox is recorded (`sbx --list`); None: nowhere safe,
+    /// the sandbox runs unrecorded (and sbx says why).
+    #[serde(serialize_with = "lossy_opt")]
+    pub records: Option<PathBuf>,
     /// The session bus through xdg-dbus-proxy (`[dbus]` in the profile).
     pub dbus: Option<dbus::DbusPlan>,
     /// `--info-fd`, `--status-fd`.
@@ -311,6 +312,7 @@ impl Plan {
             compile::compile(&profile, host, fs, vars).map_err(|mut errs| errs.remove(0))?;
         let mut notices = compiled.notices;
         let skipped = compiled.skipped;
+        let refused = compiled.warnings;
 
         // --- ids ---
         let helpers = (fs.is_executable_file(Path::new(host::NEWUIDMAP))
@@ -335,6 +337,21 @@ impl Plan {
             subgid,
             helpers,
         )?;
+        // Overlapping ranges are the administrator's to fix: a sandbox mapped with
+        // them would own another user's files.
+        if matches!(ids.mapping, crate::userns::Mapping::Subordinate { .. })
+            && !host.subid_overlaps.is_empty()
+        {
+            return Err(Error::new(
+                "subordinate ids",
+                format!(
+                    "refused: {}; two users' sandboxes would own each other's files. \
+                     Ask the administrator to give each user a range of its own \
+                     (usermod --del-subuids/--add-subuids)",
+                    host.subid_overlaps.join("; ")
+                ),
+            ));
+        }
         match (mode, notice) {
             (IdMode::Subordinate, Some(why)) => {
                 return Err(Error::new(
@@ -389,7 +406,9 @@ impl Plan {
             host.tun_usable,
         )?;
         mounts.extend(net_files);
-        let records = crate::record::dir_for(host);
+        let located = crate::record::dir_for(host);
+        notices.extend(crate::record::problems_notice(&located));
+        let records = located.dir;
         let runtime_inside = host
             .var("XDG_RUNTIME_DIR")
             .map(PathBuf::from)
@@ -400,7 +419,7 @@ impl Plan {
             host.var("DBUS_SESSION_BUS_ADDRESS")
                 .map(|v| v.to_string_lossy())
                 .as_deref(),
-            &records,
+            records.as_deref(),
             host.pid,
             &runtime_inside,
             fs.is_executable_file(Path::new(dbus::PROXY)),
@@ -475,7 +494,15 @@ impl Plan {
 
         let seccomp = confine::seccomp_plan(cli, &profile)?;
         let landlock = confine::landlock_plan(cli, &profile, &mounts, host.landlock_abi)?;
-        let warnings = confine::warnings(&profile, &seccomp, &landlock);
+        let mut warnings = confine::warnings(&profile, &seccomp, &landlock);
+        warnings.extend(refused);
+        if profile.mounts.iter().any(|(e, _)| {
+            e.src
+                .as_deref()
+                .is_some_and(|s| s.contains("${XDG_DOWNLOAD_DIR}"))
+        }) {
+            warnings.extend(vars.1.iter().cloned());
+        }
         let enforcement = vec![seccomp.summary(), landlock.summary()];
 
         if let Some(n) = &cli.name {
@@ -727,6 +754,16 @@ pub(crate) fn lossy<S: Serializer, T: AsRef<OsStr>>(
     s: S,
 ) -> std::result::Result<S::Ok, S::Error> {
     s.serialize_str(&v.as_ref().to_string_lossy())
+}
+
+fn lossy_opt<S: Serializer, T: AsRef<OsStr>>(
+    v: &Option<T>,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    match v {
+        Some(v) => lossy(v, s),
+        None => s.serialize_none(),
+    }
 }
 
 fn lossy_vec<S: Serializer, T: AsRef<OsStr>>(

@@ -55,17 +55,103 @@ pub struct Record {
     pub landlock: LandlockPlan,
 }
 
-/// Where this user's records live, from the invocation's XDG_RUNTIME_DIR.
-pub fn dir_for(host: &crate::host::Host) -> PathBuf {
-    dir(host.uid, host.var("XDG_RUNTIME_DIR").map(Path::new))
+/// Where this user's records live, and why a preferred place was passed over.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Located {
+    /// None: no usable place; sandboxes run unrecorded.
+    pub dir: Option<PathBuf>,
+    /// A candidate that exists but cannot be used, with why (said once per launch).
+    pub problems: Vec<String>,
 }
 
-/// Where this user's records live. Not created here.
-pub fn dir(uid: u32, runtime: Option<&Path>) -> PathBuf {
-    match runtime {
-        Some(r) if r.is_absolute() => r.join("sbx"),
-        _ => PathBuf::from(format!("/tmp/sbx-{uid}")),
+/// Where this user's records live, from the invocation's XDG_RUNTIME_DIR.
+pub fn dir_for(host: &crate::host::Host) -> Located {
+    locate(host.uid, host.var("XDG_RUNTIME_DIR").map(Path::new))
+}
+
+/// The first usable of `$XDG_RUNTIME_DIR/sbx`, `/run/user/UID/sbx` (logind's, when
+/// the variable is lost: su, cron, ssh without a session) and `/tmp/sbx-UID`. Another
+/// local user can create `/tmp/sbx-UID` first (or a symlink there): such a place is
+/// passed over, never followed or written, so no other user can stop this user's sbx
+/// (firejail CVE-2022-31214 is the cost of trusting a shared directory).
+pub fn locate(uid: u32, runtime: Option<&Path>) -> Located {
+    let mut out = Located::default();
+    let mut candidates: Vec<(PathBuf, PathBuf)> = Vec::new();
+    if let Some(r) = runtime.filter(|r| r.is_absolute()) {
+        candidates.push((r.to_path_buf(), r.join("sbx")));
     }
+    let run_user = PathBuf::from(format!("/run/user/{uid}"));
+    if runtime != Some(run_user.as_path()) {
+        candidates.push((run_user.clone(), run_user.join("sbx")));
+    }
+    candidates.push(("/tmp".into(), PathBuf::from(format!("/tmp/sbx-{uid}"))));
+    for (parent, d) in candidates {
+        match usable(&parent, &d, uid) {
+            Ok(()) => {
+                out.dir = Some(d);
+                return out;
+            }
+            // A missing /run/user/UID is the ordinary case without logind: not a problem.
+            Err(None) => {}
+            Err(Some(why)) => out.problems.push(why),
+        }
+    }
+    out
+}
+
+/// Can `d` (in `parent`) hold this user's records? Err(None): the parent is simply
+/// absent; Err(Some(why)): present but not safe to use.
+fn usable(parent: &Path, d: &Path, uid: u32) -> std::result::Result<(), Option<String>> {
+    let pm = match std::fs::symlink_metadata(parent) {
+        Ok(m) => m,
+        Err(_) => return Err(None),
+    };
+    // The parent: the user's own directory (the runtime directory), or a sticky
+    // directory of root's (/tmp), where nobody can move our entry away.
+    let parent_ok = pm.is_dir()
+        && ((pm.uid() == uid && pm.mode() & 0o022 == 0)
+            || (pm.uid() == 0 && pm.mode() & libc::S_ISVTX != 0));
+    if !parent_ok {
+        return Err(Some(format!(
+            "{} is not a directory of yours (owner uid {}, mode {:04o})",
+            parent.display(),
+            pm.uid(),
+            pm.mode() & 0o7777
+        )));
+    }
+    match std::fs::symlink_metadata(d) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Some(format!("{}: {e}", d.display()))),
+        Ok(m) if m.file_type().is_symlink() => Err(Some(format!(
+            "{} is a symlink (owner uid {}): not followed",
+            d.display(),
+            m.uid()
+        ))),
+        Ok(m) if !m.is_dir() || m.uid() != uid || m.mode() & 0o077 != 0 => Err(Some(format!(
+            "{} is not a directory of yours with mode 0700 (owner uid {}, mode {:04o})",
+            d.display(),
+            m.uid(),
+            m.mode() & 0o7777
+        ))),
+        Ok(_) => Ok(()),
+    }
+}
+
+/// The one line said when a preferred place was passed over (None: nothing to say).
+pub fn problems_notice(l: &Located) -> Option<String> {
+    if l.problems.is_empty() {
+        return None;
+    }
+    let outcome = match &l.dir {
+        Some(d) => format!("records are kept in {} instead", d.display()),
+        None => "this sandbox is not recorded (sbx --list, --enter and --kill will not see it); \
+                 remove that entry, or set XDG_RUNTIME_DIR to a directory of your own with mode 0700"
+            .to_string(),
+    };
+    Some(format!(
+        "sandbox records: {}: {outcome}",
+        l.problems.join("; ")
+    ))
 }
 
 /// The directory, made if needed, refused unless it is a real directory of the
@@ -401,12 +487,46 @@ mod tests {
     }
 
     #[test]
-    fn the_directory_falls_back_to_tmp() {
-        assert_eq!(
-            dir(7, Some(Path::new("/run/user/7"))),
-            Path::new("/run/user/7/sbx")
+    fn an_unusable_place_is_passed_over_never_followed() {
+        // SAFETY: trivial getter.
+        let me = unsafe { libc::geteuid() };
+        let base = std::env::temp_dir().join(format!("sbx-locate-{}", std::process::id()));
+        let runtime = base.join("runtime");
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&runtime)
+            .unwrap();
+        std::fs::set_permissions(&base, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .unwrap();
+        let l = locate(me, Some(&runtime));
+        assert_eq!(l.dir, Some(runtime.join("sbx")));
+        assert!(l.problems.is_empty());
+        // A symlink where the directory should be (planted, or another user's).
+        std::os::unix::fs::symlink("/etc", runtime.join("sbx")).unwrap();
+        let l = locate(me, Some(&runtime));
+        assert_ne!(l.dir, Some(runtime.join("sbx")));
+        assert!(l.problems[0].contains("is a symlink"), "{:?}", l.problems);
+        // A uid with no /run/user directory whose /tmp/sbx-UID is taken: no record,
+        // and the notice says why and how to fix it.
+        let uid = 3_999_000_000 + std::process::id() % 1000;
+        let squat = PathBuf::from(format!("/tmp/sbx-{uid}"));
+        let _ = std::fs::remove_file(&squat);
+        std::os::unix::fs::symlink(&base, &squat).unwrap();
+        let l = locate(uid, None);
+        let _ = std::fs::remove_file(&squat);
+        assert_eq!(l.dir, None);
+        let n = problems_notice(&l).unwrap();
+        assert!(n.contains(&format!("/tmp/sbx-{uid} is a symlink")), "{n}");
+        assert!(
+            n.contains("not recorded") && n.contains("XDG_RUNTIME_DIR"),
+            "{n}"
         );
-        assert_eq!(dir(7, None), Path::new("/tmp/sbx-7"));
-        assert_eq!(dir(7, Some(Path::new("rel"))), Path::new("/tmp/sbx-7"));
+        // A relative XDG_RUNTIME_DIR is ignored.
+        assert_ne!(
+            locate(me, Some(Path::new("rel"))).dir,
+            Some(PathBuf::from("rel/sbx"))
+        );
+        std::fs::remove_dir_all(&base).unwrap();
     }
 }

@@ -56,6 +56,42 @@ pub struct SeccompPlan {
 pub const TIOCSTI: u32 = 0x5412;
 pub const TIOCLINUX: u32 = 0x541C;
 
+/// ioctls refused on every descriptor, compared on the low 32 bits of the request
+/// (the tty layer ignores the high bits, CVE-2019-10063's lesson). TIOCSTI and
+/// TIOCLINUX inject input (bubblewrap CVE-2017-5226). The rest change a terminal's
+/// state for whoever uses it after the sandbox: the user's shell, once sbx returns,
+/// or the terminal `--enter` was run from. A line discipline (TIOCSETD: N_NULL
+/// swallows every keystroke), exclusive mode (TIOCEXCL: every later open fails with
+/// EBUSY), console redirection (TIOCCONS), a hang-up (TIOCVHANGUP), the serial line
+/// and modem lines (TIOCSSERIAL, TIOCMSET, TIOCMBIC: dropping DTR hangs the line up),
+/// and, on a virtual console, its mode, keyboard, font and the active console
+/// (KD*, VT_*, PIO_FONT*: a console left in graphics or raw-keyboard mode is
+/// unusable). termios settings and file status flags are not in this list: the
+/// launcher restores them when the sandbox ends (see `tty`).
+pub const TERMINAL_IOCTLS: [(&str, u32); 21] = [
+    ("TIOCSTI", TIOCSTI),
+    ("TIOCLINUX", TIOCLINUX),
+    ("TIOCSETD", 0x5423),
+    ("TIOCEXCL", 0x540C),
+    ("TIOCCONS", 0x541D),
+    ("TIOCVHANGUP", 0x5437),
+    ("TIOCSSERIAL", 0x541F),
+    ("TIOCMSET", 0x5418),
+    ("TIOCMBIC", 0x5417),
+    ("KDSETMODE", 0x4B3A),
+    ("KDSKBMODE", 0x4B45),
+    ("KDSKBMETA", 0x4B63),
+    ("KDSKBENT", 0x4B47),
+    ("KDSETKEYCODE", 0x4B4D),
+    ("KDFONTOP", 0x4B72),
+    ("PIO_FONT", 0x4B61),
+    ("PIO_FONTX", 0x4B6C),
+    ("VT_ACTIVATE", 0x5606),
+    ("VT_SETMODE", 0x5602),
+    ("VT_LOCKSWITCH", 0x560B),
+    ("VT_DISALLOCATE", 0x5608),
+];
+
 macro_rules! syscalls {
     ($($name:ident),* $(,)?) => {
         &[$((stringify!($name), libc::$name as u32)),*]
@@ -165,7 +201,10 @@ impl SeccompPlan {
                 .iter()
                 .map(|(n, nr)| (n.trim_start_matches("SYS_").to_string(), *nr))
                 .collect(),
-            deny_ioctl: vec![("TIOCSTI".into(), TIOCSTI), ("TIOCLINUX".into(), TIOCLINUX)],
+            deny_ioctl: TERMINAL_IOCTLS
+                .iter()
+                .map(|(n, r)| (n.to_string(), *r))
+                .collect(),
             deny_namespace_flags: NAMESPACE_FLAGS,
             restrict_personality: true,
             clone3_enosys: true,
@@ -215,11 +254,19 @@ impl SeccompPlan {
                 } else {
                     ""
                 },
-                self.deny_ioctl
-                    .iter()
-                    .map(|(n, _)| n.as_str())
-                    .collect::<Vec<_>>()
-                    .join("/"),
+                {
+                    let names: Vec<&str> =
+                        self.deny_ioctl.iter().map(|(n, _)| n.as_str()).collect();
+                    match names.len() {
+                        0..=2 => names.join("/"),
+                        n => format!(
+                            "{} and {} more that change a terminal's state ({}, …)",
+                            names[..2].join("/"),
+                            n - 2,
+                            names[2..4.min(n)].join(", ")
+                        ),
+                    }
+                },
                 if self.socket_families.is_empty() {
                     String::new()
                 } else {
@@ -257,7 +304,7 @@ impl SeccompPlan {
             match *name {
                 "ioctl" => {
                     return Err(
-                        "seccomp_allow: ioctl cannot be allowed (the TIOCSTI/TIOCLINUX rule stays)"
+                        "seccomp_allow: ioctl cannot be allowed (the terminal rule, TIOCSTI, TIOCSETD, TIOCEXCL and the rest, stays)"
                             .into(),
                     )
                 }
@@ -466,12 +513,37 @@ fn rule_block(c: &mut Vec<Ins>, plan: &SeccompPlan, rule: Rule, labels: &mut Lab
     };
     let matched = labels.next();
     c.push(Load(arg_lo(arg)));
-    for v in values {
-        c.push(Jump(JEQ_K, v, matched, Label::Next));
-    }
-    c.push(Ret(otherwise));
+    let mut values = values;
+    values.sort_unstable();
+    values.dedup();
+    value_tree(c, &values, matched, otherwise, labels);
     c.push(Mark(matched));
     c.push(Ret(on_match));
+}
+
+/// A binary search of the loaded argument over sorted `values`: a match jumps to
+/// `matched`, anything else returns `otherwise`. Every ioctl pays this path (an
+/// argument check cannot be cached), so 21 terminal ioctls cost 6 tests, not 21.
+fn value_tree(
+    c: &mut Vec<Ins>,
+    values: &[u32],
+    matched: Label,
+    otherwise: u32,
+    labels: &mut Labels,
+) {
+    if values.len() <= 3 {
+        for v in values {
+            c.push(Ins::Jump(JEQ_K, *v, matched, Label::Next));
+        }
+        c.push(Ins::Ret(otherwise));
+        return;
+    }
+    let mid = values.len() / 2;
+    let right = labels.next();
+    c.push(Ins::Jump(JGE_K, values[mid], right, Label::Next));
+    value_tree(c, &values[..mid], matched, otherwise, labels);
+    c.push(Ins::Mark(right));
+    value_tree(c, &values[mid..], matched, otherwise, labels);
 }
 
 /// A balanced binary search over `entries` (sorted by syscall number), each leaf a
@@ -678,6 +750,27 @@ mod tests {
         assert_eq!(ioctl(0xFFFF_FFFF_0000_0000 | TIOCLINUX as u64), EPERM);
         assert_eq!(ioctl(libc::TIOCGWINSZ), RET_ALLOW);
         assert_eq!(ioctl(libc::TIOCSPGRP), RET_ALLOW, "job control");
+        for (name, req) in TERMINAL_IOCTLS {
+            assert_eq!(ioctl(req as u64), EPERM, "{name}");
+            assert_eq!(
+                ioctl((7 << 32) | req as u64),
+                EPERM,
+                "{name} with high bits"
+            );
+        }
+        // What a shell and a full-screen program need stays allowed.
+        for req in [
+            libc::TCGETS,
+            libc::TCSETS,
+            libc::TCSETSW,
+            libc::TIOCGWINSZ,
+            libc::TIOCSWINSZ,
+            libc::TIOCGPGRP,
+            libc::TIOCNXCL,
+            libc::FIONREAD,
+        ] {
+            assert_eq!(ioctl(req), RET_ALLOW, "{req:#x}");
+        }
     }
 
     #[test]

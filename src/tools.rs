@@ -100,14 +100,16 @@ fn list(locs: &Locations, json: bool) -> i32 {
             } else {
                 ""
             };
+            // Names, descriptions and paths come from files: escaped.
+            let esc = crate::text::escape;
             println!(
                 "{:<12} {:<9} {}{note}",
-                f.name,
+                esc(&f.name),
                 f.origin.label(),
-                f.description
+                esc(&f.description)
             );
             if f.origin != Origin::Builtin {
-                println!("{:<12} {:<9} {}", "", "", f.path);
+                println!("{:<12} {:<9} {}", "", "", esc(&f.path));
             }
         }
     }
@@ -164,7 +166,11 @@ fn check(path: &str, locs: &Locations, vars: &Vars, host: &Host) -> i32 {
             0
         }
         Err(errs) => {
-            eprintln!("sbx: {path}: {} error(s)", errs.len());
+            eprintln!(
+                "sbx: {}: {} error(s)",
+                crate::text::escape(path),
+                errs.len()
+            );
             report(&errs)
         }
     }
@@ -349,7 +355,11 @@ fn print(spec: &str, locs: &Locations, vars: &Vars, host: &Host, json: bool) -> 
     if json {
         println!("{}", serde_json::to_string_pretty(&t).unwrap());
     } else {
-        println!("# profile {} resolved from: {}", r.name, r.files.join(", "));
+        println!(
+            "# profile {} resolved from: {}",
+            crate::text::escape(&r.name),
+            crate::text::escape(&r.files.join(", "))
+        );
         print!("{}", toml::to_string(&t).unwrap_or_default());
     }
     0

@@ -29,7 +29,7 @@ pub fn step(role: &str, what: impl FnOnce() -> String) {
         let us = (now_ns() - START_NS.load(Ordering::Relaxed)) / 1000;
         // One write(2) per line: the launcher, PID 1 and the command's process trace at
         // the same time.
-        let line = format!("sbx: [{us:>6}µs {role}] {}\n", what());
+        let line = format!("sbx: [{us:>6}µs {role}] {}\n", crate::text::escape(&what()));
         let _ = crate::sys::write_all(2, line.as_bytes());
     }
 }

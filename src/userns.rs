@@ -43,6 +43,46 @@ pub fn parse_subid(text: &str, user: &str, uid: u32) -> Vec<SubidRange> {
         .collect()
 }
 
+/// Lines of a subuid/subgid file (`file`) where a range of `user` overlaps another
+/// owner's: each overlap names both lines. Two users whose ranges overlap would own
+/// each other's files through their sandboxes (shadow's own tools never allocate
+/// such ranges; a hand edit can).
+pub fn subid_overlaps(file: &str, text: &str, user: &str, uid: u32) -> Vec<String> {
+    let uid_s = uid.to_string();
+    let lines: Vec<(usize, &str, &str, u64, u64)> = text
+        .lines()
+        .enumerate()
+        .filter_map(|(i, l)| {
+            let t = l.trim();
+            if t.is_empty() || t.starts_with('#') {
+                return None;
+            }
+            let f: Vec<&str> = t.split(':').collect();
+            let [owner, start, count] = f[..] else {
+                return None;
+            };
+            let (start, count) = (start.parse::<u64>().ok()?, count.parse::<u64>().ok()?);
+            (count > 0).then_some((i + 1, l, owner, start, start + count))
+        })
+        .collect();
+    let mine = |o: &str| o == user || o == uid_s;
+    let mut out = Vec::new();
+    for a in lines.iter().filter(|a| mine(a.2)) {
+        for b in lines.iter().filter(|b| !mine(b.2)) {
+            if a.3 < b.4 && b.3 < a.4 {
+                out.push(format!(
+                    "{file} line {} `{}` overlaps line {} `{}` of another user",
+                    a.0,
+                    a.1.trim(),
+                    b.0,
+                    b.1.trim()
+                ));
+            }
+        }
+    }
+    out
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct MapLine {
     pub inside: u32,
@@ -345,5 +385,21 @@ mod tests {
     fn inside_id_inside_the_subordinate_range_is_refused() {
         let e = plan_ids(1000, 1000, 100005, 1000, &sub(), &sub(), helpers()).unwrap_err();
         assert!(e.detail.contains("subordinate range"), "{e}");
+    }
+
+    #[test]
+    fn overlapping_ranges_of_other_users_are_named() {
+        let text = "alice:100000:65536\nbob:165536:65536\n# c\neve:150000:10\n1001:300000:10\n";
+        let o = subid_overlaps("/etc/subuid", text, "alice", 1000);
+        assert_eq!(o.len(), 1, "{o:?}");
+        assert!(
+            o[0].contains("line 1 `alice:100000:65536`") && o[0].contains("line 4 `eve:150000:10`"),
+            "{}",
+            o[0]
+        );
+        // Adjacent ranges do not overlap; the user's own lines (by name or uid) never do.
+        assert!(subid_overlaps("f", text, "bob", 1002).is_empty());
+        assert!(subid_overlaps("f", "x:1:5\n1001:3:5\n", "x", 1001).is_empty());
+        assert_eq!(subid_overlaps("f", text, "nobody", 7), Vec::<String>::new());
     }
 }

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::trust::Unresolved;
 use super::{lexical_abs, sandbox_path, Access, Mount, MountOp, SHM_SIZE, TMPFS_SIZE};
 use crate::error::Error;
 use crate::host::{Entry, Host, HostFs};
@@ -17,6 +18,8 @@ const MAX_SIZE: u64 = 1 << 40;
 pub struct Compiled {
     pub mounts: Vec<Mount>,
     pub notices: Vec<String>,
+    /// Optional entries refused for safety (a planted symlink): said even with -q.
+    pub warnings: Vec<String>,
     /// Optional entries that do not apply on this host (`-v` lists them).
     pub skipped: Vec<String>,
 }
@@ -171,11 +174,16 @@ pub fn compile(
     let mut out = Compiled {
         mounts: Vec::new(),
         notices: Vec::new(),
+        warnings: Vec::new(),
         skipped: Vec::new(),
     };
     let mut errors = Vec::new();
     for (entry, loc) in &r.mounts {
-        match entry_op(entry, loc, host, fs, vars, &mut out.notices) {
+        let mut said = Said {
+            notices: &mut out.notices,
+            warnings: &mut out.warnings,
+        };
+        match entry_op(entry, loc, host, fs, vars, &mut said) {
             Ok(Some(op)) => out.mounts.push(Mount {
                 origin: format!("{loc} ({})", kind_name(entry.kind)),
                 op,
@@ -246,13 +254,55 @@ pub fn compile(
     }
 }
 
+/// Where an entry's notices and warnings go.
+struct Said<'a> {
+    notices: &'a mut Vec<String>,
+    warnings: &'a mut Vec<String>,
+}
+
+/// Places shared with other programs and users, and the directories above them: never
+/// granted by an entry marked `skip_if_home_or_above` (the current directory's grant).
+/// `/tmp` holds the ssh-agent's and X11's sockets, `/run` and `$XDG_RUNTIME_DIR` every
+/// session service's, `/dev/shm` other programs' shared memory.
+const SHARED_PLACES: [&str; 9] = [
+    "/tmp", "/var/tmp", "/dev/shm", "/dev", "/run", "/var/run", "/home", "/proc", "/sys",
+];
+
+/// Why `real` may not be the current directory's grant, if it may not.
+fn shared_place(real: &Path, host: &Host, fs: &dyn HostFs, vars: &Vars) -> Option<String> {
+    if host.home_real.starts_with(real) || host.home.starts_with(real) {
+        return Some("it is $HOME or a directory above it".into());
+    }
+    let runtime = vars.0.get("XDG_RUNTIME_DIR").map(PathBuf::from);
+    let under_runtime = runtime.as_deref().is_some_and(|r| real.starts_with(r))
+        || real.starts_with("/run")
+        || real.starts_with("/var/run");
+    if under_runtime {
+        return Some("it is in the runtime directory, where session services listen".into());
+    }
+    if let Some(p) = SHARED_PLACES.iter().find(|p| real == Path::new(p)) {
+        return Some(format!("{p} is shared with other programs and users"));
+    }
+    // Below a shared place, a directory that holds another program's socket (the
+    // ssh-agent's /tmp/ssh-*, /tmp/.X11-unix) would hand that program to the sandbox.
+    if SHARED_PLACES.iter().any(|p| real.starts_with(p)) {
+        if let Some(sock) = fs.sockets_in(real).first() {
+            return Some(format!(
+                "it holds the socket {} of another program",
+                real.join(sock).display()
+            ));
+        }
+    }
+    None
+}
+
 fn entry_op(
     e: &MountEntry,
     loc: &Loc,
     host: &Host,
     fs: &dyn HostFs,
     vars: &Vars,
-    notices: &mut Vec<String>,
+    said: &mut Said,
 ) -> Result<Option<MountOp>, String> {
     let ok = allowed(e.kind);
     if let Some(k) = present(e).into_iter().find(|k| !ok.contains(k)) {
@@ -298,28 +348,34 @@ fn entry_op(
                 Expanded::Value(s) => s,
                 Expanded::Skip => return Ok(None),
             };
-            let real = match fs.canonicalize(Path::new(&src)) {
+            let real = match super::trust::resolve_profile_path(
+                fs,
+                Path::new(&src),
+                host.cwd.as_deref(),
+            ) {
                 Ok(r) => r,
-                Err(err) if e.optional && err.kind() == std::io::ErrorKind::NotFound => {
+                Err(Unresolved::Io(err))
+                    if e.optional && err.kind() == std::io::ErrorKind::NotFound =>
+                {
                     return Ok(None)
                 }
-                Err(err) => {
-                    return Err(match err.raw_os_error() {
-                        Some(n) => {
-                            format!("source: realpath({src:?}): {}", crate::error::strerror(n))
-                        }
-                        None => format!("source {src:?}: {err}"),
-                    })
+                // An optional grant is dropped, loudly; a required one stops the launch.
+                Err(why @ Unresolved::Planted { .. }) if e.optional => {
+                    said.warnings.push(format!(
+                        "{loc} ({}): {}",
+                        kind_name(e.kind),
+                        why.describe(&src)
+                    ));
+                    return Ok(None);
                 }
+                Err(why) => return Err(why.describe(&src)),
             };
-            if e.skip_if_home_or_above
-                && (host.home_real.starts_with(&real) || host.home.starts_with(&real))
-            {
-                notices.push(format!(
-                    "not binding {}: it is $HOME or a directory above it ({loc})",
-                    real.display()
-                ));
-                return Ok(None);
+            if e.skip_if_home_or_above {
+                if let Some(why) = shared_place(&real, host, fs, vars) {
+                    said.notices
+                        .push(format!("not binding {}: {why} ({loc})", real.display()));
+                    return Ok(None);
+                }
             }
             let dst = match &e.dst {
                 Some(d) => match dst_of(d)? {
@@ -369,16 +425,29 @@ fn entry_op(
                     Err("no local X11 display here ($DISPLAY is unset or remote)".into())
                 };
             };
-            // Read as the user, like every source.
-            let data = match std::fs::read(&src) {
+            // Read as the user, like every source, and by the same rule: a planted
+            // ~/.Xauthority -> ~/.ssh/id_ed25519 would otherwise hand the key's bytes
+            // to the sandbox wherever they happened to parse as a cookie.
+            let data = match super::trust::resolve_profile_path(fs, &src, host.cwd.as_deref())
+                .and_then(|real| read_no_symlinks(&real).map_err(Unresolved::Io))
+            {
                 Ok(d) => d,
+                Err(why @ Unresolved::Planted { .. }) => {
+                    let msg = why.describe(&src.to_string_lossy());
+                    if e.optional {
+                        said.warnings
+                            .push(format!("{loc} ({}): {msg}", kind_name(e.kind)));
+                        return Ok(None);
+                    }
+                    return Err(msg);
+                }
                 Err(_) if e.optional => return Ok(None),
-                Err(err) => return Err(format!("src {}: {err}", src.display())),
+                Err(Unresolved::Io(err)) => return Err(format!("src {}: {err}", src.display())),
             };
             let filtered = xauth_for_display(&data, display)
                 .map_err(|why| format!("src {}: {why}", src.display()))?;
             if filtered.is_empty() {
-                notices.push(format!(
+                said.notices.push(format!(
                     "x11: {} holds no cookie for display :{display}: the sandbox gets none",
                     src.display()
                 ));
@@ -452,4 +521,14 @@ fn with_numbers(
         },
         other => other,
     })
+}
+
+/// A file's content, opened with no symlink followed anywhere on its path.
+fn read_no_symlinks(p: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let fd = crate::sys::open_no_symlinks(&crate::sys::cstr(p.as_os_str()), libc::O_RDONLY)
+        .map_err(|e| std::io::Error::from_raw_os_error(e.errno))?;
+    let mut data = Vec::new();
+    std::fs::File::from(fd).read_to_end(&mut data)?;
+    Ok(data)
 }

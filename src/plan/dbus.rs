@@ -36,7 +36,7 @@ pub type Proxied = (DbusPlan, Mount, String);
 pub fn plan(
     policy: &Option<(Vec<String>, Vec<String>)>,
     upstream: Option<&str>,
-    records: &std::path::Path,
+    records: Option<&std::path::Path>,
     pid: u32,
     runtime_inside: &std::path::Path,
     proxy_present: bool,
@@ -67,6 +67,14 @@ pub fn plan(
     let mut filter = vec!["--filter".to_string()];
     filter.extend(own.iter().map(|n| format!("--own={n}")));
     filter.extend(talk.iter().map(|n| format!("--talk={n}")));
+    // The proxy's socket lives in a private directory beside the records: without
+    // one of the user's own, there is nowhere safe for it.
+    let Some(records) = records else {
+        return Ok((
+            None,
+            Some("dbus: no private directory of yours for the bus proxy (see the sandbox records notice): the sandbox gets no session bus".into()),
+        ));
+    };
     let dir = records.join(format!("dbus-{pid}"));
     let inside = runtime_inside.join("bus");
     let mount = Mount {
@@ -108,7 +116,7 @@ mod tests {
         let (p, notice) = plan(
             &policy,
             Some("unix:path=/run/user/1000/bus"),
-            Path::new("/run/user/1000/sbx"),
+            Some(Path::new("/run/user/1000/sbx")),
             42,
             Path::new("/run/user/1000"),
             true,
@@ -135,12 +143,20 @@ mod tests {
     #[test]
     fn no_bus_is_a_notice_and_no_proxy_an_error() {
         let policy = Some((vec![], vec![]));
-        let (p, notice) = plan(&policy, None, Path::new("/x"), 1, Path::new("/r"), true).unwrap();
+        let (p, notice) = plan(
+            &policy,
+            None,
+            Some(Path::new("/x")),
+            1,
+            Path::new("/r"),
+            true,
+        )
+        .unwrap();
         assert!(p.is_none() && notice.unwrap().contains("no session bus"));
         let e = plan(
             &policy,
             Some("unix:path=/b"),
-            Path::new("/x"),
+            Some(Path::new("/x")),
             1,
             Path::new("/r"),
             false,
@@ -151,7 +167,7 @@ mod tests {
         assert!(plan(
             &bad,
             Some("unix:path=/b"),
-            Path::new("/x"),
+            Some(Path::new("/x")),
             1,
             Path::new("/r"),
             true
@@ -160,7 +176,7 @@ mod tests {
         assert!(plan(
             &None,
             Some("unix:path=/b"),
-            Path::new("/x"),
+            Some(Path::new("/x")),
             1,
             Path::new("/r"),
             true

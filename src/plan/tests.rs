@@ -18,6 +18,9 @@ struct FakeFs {
     /// canonicalize results: path -> real path (absent: ENOENT).
     real: BTreeMap<PathBuf, PathBuf>,
     helpers: bool,
+    /// Owners of entries (absent: root).
+    owners: BTreeMap<PathBuf, u32>,
+    sockets: BTreeMap<PathBuf, Vec<OsString>>,
 }
 
 impl HostFs for FakeFs {
@@ -33,6 +36,13 @@ impl HostFs for FakeFs {
     }
     fn is_executable_file(&self, p: &Path) -> bool {
         self.helpers && p.starts_with("/usr/bin")
+    }
+    fn owner(&self, p: &Path) -> Option<u32> {
+        // Root's unless a test says otherwise.
+        Some(self.owners.get(p).copied().unwrap_or(0))
+    }
+    fn sockets_in(&self, p: &Path) -> Vec<std::ffi::OsString> {
+        self.sockets.get(p).cloned().unwrap_or_default()
     }
 }
 
@@ -98,6 +108,7 @@ fn host(subids: bool) -> Host {
         .collect(),
         subuid: if subids { sub.clone() } else { vec![] },
         subgid: if subids { sub } else { vec![] },
+        subid_overlaps: vec![],
         landlock_abi: Some(7),
         tun_usable: true,
         pid: 4242,
@@ -146,6 +157,9 @@ fn shipped_profiles_golden() {
             &merged_usr(),
         )
         .unwrap_or_else(|e| panic!("profile {name}: {e}"));
+        // Where records go depends on this machine's /run/user and /tmp: not golden.
+        let mut p = p;
+        p.records = Some("/run/user/1000/sbx".into());
         let got = p.to_json() + "\n";
         let file = dir.join(format!("{name}.json"));
         if bless {
@@ -626,4 +640,175 @@ fn xauthority_keeps_one_display_for_any_host() {
         Vec::<u8>::new()
     );
     assert!(super::compile::xauth_for_display(&file[..10], "0").is_err());
+}
+
+/// A fake host where `link` is a symlink to `target`, owned by `owner`.
+fn with_link(mut fs: FakeFs, link: &str, target: &str, owner: u32) -> FakeFs {
+    fs.entries
+        .insert(link.into(), Entry::Symlink(target.into()));
+    fs.owners.insert(link.into(), owner);
+    fs
+}
+
+fn binds_from(p: &Plan, src: &str) -> usize {
+    p.mounts
+        .iter()
+        .filter(|m| matches!(&m.op, MountOp::Bind { src: s, .. } if s.starts_with(src)))
+        .count()
+}
+
+#[test]
+fn profile_paths_follow_only_roots_symlinks() {
+    let mut base = merged_usr();
+    for d in [
+        "/home/alice/.ssh",
+        "/home/alice/.config",
+        "/data/cache",
+        "/var/home/alice",
+    ] {
+        base.entries.insert(d.into(), Entry::Dir);
+    }
+    // A planted link where an optional grant is (browser's ~/.mozilla, dev's cache):
+    // the grant is dropped with a warning naming the link, its target and the fix.
+    for (profile, link, target) in [
+        ("browser", "/home/alice/.mozilla", "/home/alice/.ssh"),
+        ("browser", "/home/alice/.mozilla", "../alice/.ssh"),
+        ("dev", "/home/alice/.cache", "/home/alice/.ssh"),
+        ("dev", "/home/alice/.cargo", "/home/alice/.config"),
+    ] {
+        let fs = with_link(merged_usr(), link, target, 1000);
+        let mut fs = fs;
+        fs.entries.insert("/home/alice/.ssh".into(), Entry::Dir);
+        fs.entries.insert("/home/alice/.config".into(), Entry::Dir);
+        let p = plan(&["--profile", profile, "true"], &host(true), &fs).unwrap();
+        assert_eq!(binds_from(&p, "/home/alice/.ssh"), 0, "{profile} {link}");
+        assert_eq!(binds_from(&p, "/home/alice/.config"), 0, "{profile} {link}");
+        let w = p.warnings.join("\n");
+        assert!(
+            w.contains(&format!("refused: {link} is a symlink to "))
+                && w.contains("uid 1000")
+                && w.contains("--bind "),
+            "{profile} {link}: {w}"
+        );
+    }
+    // A subordinate id's link (root inside an earlier sandbox) is no better.
+    let fs = with_link(
+        merged_usr(),
+        "/home/alice/.mozilla",
+        "/home/alice/.ssh",
+        100000,
+    );
+    let p = plan(&["--profile", "browser", "true"], &host(true), &fs).unwrap();
+    assert!(
+        p.warnings.iter().any(|w| w.contains("uid 100000")),
+        "{:?}",
+        p.warnings
+    );
+    // A required grant through such a link stops the launch (shell's `ro-bind ~`).
+    let mut fs = with_link(merged_usr(), "/home/alice", "/var/home/alice", 1000);
+    fs.entries.insert("/var/home/alice".into(), Entry::Dir);
+    let e = plan(&["--profile", "shell", "true"], &host(true), &fs).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("refused: /home/alice is a symlink to /var/home/alice"),
+        "{e}"
+    );
+    // The same link owned by root (an administrator's layout) is followed.
+    let fs = with_link(fs, "/home/alice", "/var/home/alice", 0);
+    let p = plan(&["--profile", "shell", "true"], &host(true), &fs).unwrap();
+    assert_eq!(binds_from(&p, "/var/home/alice"), 1);
+    // A root link that leads on to a user's link is refused at the user's link.
+    let mut fs = with_link(merged_usr(), "/home/alice/.mozilla", "/opt/moz", 0);
+    fs = with_link(fs, "/opt/moz", "/home/alice/.ssh", 1000);
+    fs.entries.insert("/home/alice/.ssh".into(), Entry::Dir);
+    let p = plan(&["--profile", "browser", "true"], &host(true), &fs).unwrap();
+    assert_eq!(binds_from(&p, "/home/alice/.ssh"), 0);
+    assert!(
+        p.warnings
+            .iter()
+            .any(|w| w.contains("refused: /opt/moz is a symlink")),
+        "{:?}",
+        p.warnings
+    );
+    // A path typed on the command line is the user's own: it may follow links.
+    let fs = with_link(base, "/home/alice/dl", "/data/cache", 1000);
+    let mut fs = fs;
+    fs.real
+        .insert("/home/alice/dl".into(), "/data/cache".into());
+    let p = plan(&["--bind", "/home/alice/dl", "true"], &host(true), &fs).unwrap();
+    assert_eq!(binds_from(&p, "/data/cache"), 1);
+}
+
+#[test]
+fn the_current_directory_grant_skips_shared_places() {
+    let mut fs = merged_usr();
+    for d in [
+        "/tmp",
+        "/var/tmp",
+        "/dev/shm",
+        "/run/user/1000/x",
+        "/home",
+        "/",
+        "/tmp/ssh-XXXX",
+        "/tmp/build",
+        "/run",
+    ] {
+        fs.entries.insert(d.into(), Entry::Dir);
+    }
+    fs.sockets
+        .insert("/tmp/ssh-XXXX".into(), vec!["agent.123".into()]);
+    for profile in ["default", "dev", "shell"] {
+        for (cwd, why) in [
+            ("/tmp", "shared with other programs"),
+            ("/var/tmp", "shared with other programs"),
+            ("/dev/shm", "shared with other programs"),
+            ("/run", "runtime directory"),
+            ("/run/user/1000/x", "runtime directory"),
+            ("/home", "$HOME or a directory above it"),
+            ("/", "$HOME or a directory above it"),
+            ("/tmp/ssh-XXXX", "holds the socket /tmp/ssh-XXXX/agent.123"),
+        ] {
+            let mut h = host(true);
+            h.cwd = Some(cwd.into());
+            let p = plan(&["--profile", profile, "true"], &h, &fs)
+                .unwrap_or_else(|e| panic!("{profile} in {cwd}: {e}"));
+            assert!(
+                !p.mounts
+                    .iter()
+                    .any(|m| matches!(&m.op, MountOp::Bind { src, .. } if src == Path::new(cwd))),
+                "{profile} bound {cwd}"
+            );
+            assert!(
+                p.notices
+                    .iter()
+                    .any(|n| n.contains(&format!("not binding {cwd}")) && n.contains(why)),
+                "{profile} in {cwd}: {:?}",
+                p.notices
+            );
+        }
+        // A directory of one's own under /tmp, with no socket in it, is granted.
+        let mut h = host(true);
+        h.cwd = Some("/tmp/build".into());
+        let p = plan(&["--profile", profile, "true"], &h, &fs).unwrap();
+        assert_eq!(binds_from(&p, "/tmp/build"), 1, "{profile}");
+    }
+}
+
+#[test]
+fn overlapping_subordinate_ranges_are_refused() {
+    let mut h = host(true);
+    h.subid_overlaps = vec![
+        "/etc/subuid line 1 `alice:100000:65536` overlaps line 2 `bob:100000:10` of another user"
+            .into(),
+    ];
+    let e = plan(&["true"], &h, &merged_usr()).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("line 1 `alice:100000:65536` overlaps line 2 `bob:100000:10`"),
+        "{e}"
+    );
+    // Without subordinate ids in use, they do not matter.
+    let mut h = host(false);
+    h.subid_overlaps = vec!["x".into()];
+    assert!(plan(&["true"], &h, &merged_usr()).is_ok());
 }

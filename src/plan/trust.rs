@@ -1,10 +1,26 @@
-//! The sandbox may never write to the directories profiles are loaded from: a
+//! Two rules about what earlier sandboxes may have written.
+//!
+//! **Profile paths follow only root's symlinks.** A sandbox writes as the user, so
+//! any symlink the user owns (or a subordinate id owns) may have been planted by an
+//! earlier sandbox: `~/.cache/mozilla -> ~/.ssh` made the next browser sandbox bind
+//! the user's keys read-write (the class of flatpak's CVE-2024-42472). A path that
+//! comes from a profile is therefore resolved component by component, following a
+//! symlink only where root owns it (merged `/usr`, `/var/run`, an administrator's
+//! `/home -> /var/home`); any other symlink refuses the entry. A path the user typed
+//! on the command line (`--bind`) is theirs and may follow links (`--dry-run` and
+//! `-v` show where it led). The launcher opens the resolved path again with
+//! `RESOLVE_NO_SYMLINKS`, so a link swapped in after this check fails the launch
+//! rather than being followed.
+//!
+//! **Profiles stay out of reach.** The sandbox may never write to the directories profiles are loaded from: a
 //! sandbox that could edit `~/.config/sbx/profiles/default.toml` would choose the
 //! confinement of every later sandbox (the lesson of firejail's user-writable
 //! `.local` overrides). A writable bind that reaches a profile directory, from above
 //! or below, is refused unless a mask that exists on the host covers it.
 
-use std::path::{Path, PathBuf};
+use std::collections::VecDeque;
+use std::ffi::OsString;
+use std::path::{Component, Path, PathBuf};
 
 use super::{Access, Mount, MountOp};
 use crate::error::{Error, Result};
@@ -90,4 +106,114 @@ pub fn resolve_lenient(fs: &dyn HostFs, p: &Path) -> PathBuf {
             _ => return p.to_path_buf(),
         }
     }
+}
+
+/// Why a profile path was not resolved.
+#[derive(Debug)]
+pub enum Unresolved {
+    /// Missing, unreadable, or a loop: the error realpath(3) would give.
+    Io(std::io::Error),
+    /// A symlink root does not own lies on the way.
+    Planted {
+        link: PathBuf,
+        /// Where it points, made absolute (for the message and the explicit grant).
+        target: PathBuf,
+        owner: Option<u32>,
+    },
+}
+
+impl Unresolved {
+    /// The refusal, naming the link, its target and how to grant the target.
+    pub fn describe(&self, written: &str) -> String {
+        match self {
+            Unresolved::Io(e) => match e.raw_os_error() {
+                Some(n) => format!(
+                    "source: realpath({written:?}): {}",
+                    crate::error::strerror(n)
+                ),
+                None => format!("source {written:?}: {e}"),
+            },
+            Unresolved::Planted {
+                link,
+                target,
+                owner,
+            } => format!(
+                "refused: {} is a symlink to {} owned by {}; a profile path follows only root's \
+                 symlinks, since a sandbox could have planted this one. If you mean it, grant the \
+                 target explicitly (--bind {}:{}) or replace the link with a real directory",
+                link.display(),
+                target.display(),
+                owner.map_or("nobody known".to_string(), |u| format!("uid {u}")),
+                target.display(),
+                link.display()
+            ),
+        }
+    }
+}
+
+const MAX_LINKS: usize = 40;
+
+/// `p` (relative to `cwd` if relative) resolved as a profile path: a symlink is
+/// followed only where root owns it. The result is the real path, as realpath(3)
+/// would give it.
+pub fn resolve_profile_path(
+    fs: &dyn HostFs,
+    p: &Path,
+    cwd: Option<&Path>,
+) -> std::result::Result<PathBuf, Unresolved> {
+    let start = match (p.is_absolute(), cwd) {
+        (true, _) => p.to_path_buf(),
+        (false, Some(c)) => c.join(p),
+        (false, None) => {
+            return Err(Unresolved::Io(std::io::Error::from_raw_os_error(
+                libc::ENOENT,
+            )))
+        }
+    };
+    let mut todo: VecDeque<OsString> = comps(&start);
+    let mut cur = PathBuf::from("/");
+    let mut links = 0;
+    while let Some(c) = todo.pop_front() {
+        if c == ".." {
+            cur.pop();
+            continue;
+        }
+        let next = cur.join(&c);
+        if let Entry::Symlink(target) = fs.entry(&next) {
+            let owner = fs.owner(&next);
+            if owner != Some(0) {
+                return Err(Unresolved::Planted {
+                    target: super::lexical_abs(target.as_os_str(), Some(&cur)),
+                    link: next,
+                    owner,
+                });
+            }
+            links += 1;
+            if links > MAX_LINKS {
+                return Err(Unresolved::Io(std::io::Error::from_raw_os_error(
+                    libc::ELOOP,
+                )));
+            }
+            if target.is_absolute() {
+                cur = PathBuf::from("/");
+            }
+            for t in comps(&target).into_iter().rev() {
+                todo.push_front(t);
+            }
+            continue;
+        }
+        cur = next;
+    }
+    // Every link on the way was root's: the real path (or the error) realpath gives.
+    fs.canonicalize(&cur).map_err(Unresolved::Io)
+}
+
+fn comps(p: &Path) -> VecDeque<OsString> {
+    p.components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n.to_os_string()),
+            Component::ParentDir => Some("..".into()),
+            _ => None,
+        })
+        .collect()
 }

@@ -23,9 +23,10 @@ pub const NAMES: &[&str] = &[
 ];
 
 /// The values for one invocation; a variable absent here is unset (e.g. no
-/// XDG_RUNTIME_DIR), which fails a required entry and skips an optional one.
+/// XDG_RUNTIME_DIR), which fails a required entry and skips an optional one. The
+/// second field says which value read from a file was refused, and why.
 #[derive(Debug, Clone, Default)]
-pub struct Vars(pub BTreeMap<&'static str, String>);
+pub struct Vars(pub BTreeMap<&'static str, String>, pub Vec<String>);
 
 fn env<'a>(host: &'a Host, k: &str) -> Option<&'a str> {
     host.env
@@ -57,9 +58,22 @@ impl Vars {
         let config = xdg("XDG_CONFIG_HOME", ".config");
         m.insert("XDG_CACHE_HOME", xdg("XDG_CACHE_HOME", ".cache"));
         m.insert("XDG_DATA_HOME", xdg("XDG_DATA_HOME", ".local/share"));
-        let downloads = std::fs::read_to_string(Path::new(&config).join("user-dirs.dirs"))
+        let dirs_file = Path::new(&config).join("user-dirs.dirs");
+        let mut refused = Vec::new();
+        let downloads = std::fs::read_to_string(&dirs_file)
             .ok()
             .and_then(|t| download_dir(&t, &home))
+            .and_then(|d| match derived_ok(&d, &home) {
+                Ok(()) => Some(d),
+                Err(why) => {
+                    refused.push(format!(
+                        "{} sets XDG_DOWNLOAD_DIR to {d:?}, which {why}: a sandbox can write \
+                         that file, so ~/Downloads is used instead (edit the file to change this)",
+                        dirs_file.display()
+                    ));
+                    None
+                }
+            })
             .unwrap_or(format!("{home}/Downloads"));
         m.insert("XDG_DOWNLOAD_DIR", downloads);
         let raw = |k: &str| {
@@ -92,8 +106,32 @@ impl Vars {
             m.insert("X11_DISPLAY", n.to_string());
         }
         m.insert("XDG_CONFIG_HOME", config);
-        Vars(m)
+        Vars(m, refused)
     }
+}
+
+/// A directory read from a file in the home (which a sandbox may have written) may
+/// only name an ordinary directory of the home: strictly below it, with no `..` and
+/// no hidden component (`~/.ssh`, `~/.config/autostart`, `~/.local/bin` are all
+/// hidden). Symlinks on the way are refused later, as for every profile path.
+pub fn derived_ok(dir: &str, home: &str) -> Result<(), &'static str> {
+    let rest = Path::new(dir)
+        .strip_prefix(home)
+        .map_err(|_| "is not inside $HOME")?;
+    let mut n = 0;
+    for c in rest.components() {
+        match c {
+            std::path::Component::Normal(name) if !name.as_encoded_bytes().starts_with(b".") => {
+                n += 1
+            }
+            std::path::Component::Normal(_) => return Err("has a hidden component"),
+            _ => return Err("has a `.` or `..` component"),
+        }
+    }
+    if n == 0 {
+        return Err("is $HOME itself");
+    }
+    Ok(())
 }
 
 /// `XDG_DOWNLOAD_DIR="$HOME/Downloads"` from user-dirs.dirs (xdg-user-dirs' format:
@@ -174,7 +212,7 @@ mod tests {
         let mut m = BTreeMap::new();
         m.insert("HOME", "/home/a".to_string());
         m.insert("UID", "1000".to_string());
-        Vars(m)
+        Vars(m, Vec::new())
     }
 
     #[test]
@@ -223,5 +261,25 @@ mod tests {
             "/data/dl"
         );
         assert_eq!(download_dir("XDG_DOWNLOAD_DIR=\"rel\"", "/h"), None);
+    }
+
+    #[test]
+    fn derived_directories_stay_ordinary_home_directories() {
+        assert_eq!(derived_ok("/h/Downloads", "/h"), Ok(()));
+        assert_eq!(derived_ok("/h/Media/Dl", "/h"), Ok(()));
+        for bad in [
+            "/h",
+            "/h/",
+            "/h/.ssh",
+            "/h/.config/autostart",
+            "/h/Dl/.hidden",
+            "/h/../etc",
+            "/h/Dl/../.ssh",
+            "/etc",
+            "/home/other",
+            "/hx/Downloads",
+        ] {
+            assert!(derived_ok(bad, "/h").is_err(), "{bad} accepted");
+        }
     }
 }

@@ -1,0 +1,66 @@
+//! The caller's terminal, as it was before the sandbox: restored when the sandbox
+//! ends, so a command that left it raw, without echo, or non-blocking does not leave
+//! the user's shell unusable. The command shares the terminal's open file
+//! description with sbx's own stdio: file status flags (`O_NONBLOCK`, which makes the
+//! shell's next read fail with EAGAIN and bash exit) and termios (`stty -echo raw`)
+//! persist after it exits. The changes that cannot be undone from here (line
+//! discipline, exclusive mode, console redirection, hang-up) are refused by seccomp
+//! instead (`seccomp::TERMINAL_IOCTLS`).
+
+/// Descriptors 0–2 as they were: file status flags, and termios where a terminal.
+pub struct Saved(Vec<(i32, i32, Option<libc::termios>)>);
+
+pub fn save() -> Saved {
+    let mut v = Vec::new();
+    for fd in 0..3 {
+        // SAFETY: F_GETFL only queries.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+        if flags < 0 {
+            continue;
+        }
+        // SAFETY: termios is plain data, filled by the kernel on success.
+        let mut t: libc::termios = unsafe { std::mem::zeroed() };
+        // SAFETY: valid out pointer.
+        let term = (unsafe { libc::tcgetattr(fd, &mut t) } == 0).then_some(t);
+        v.push((fd, flags, term));
+    }
+    Saved(v)
+}
+
+fn same(a: &libc::termios, b: &libc::termios) -> bool {
+    a.c_iflag == b.c_iflag
+        && a.c_oflag == b.c_oflag
+        && a.c_cflag == b.c_cflag
+        && a.c_lflag == b.c_lflag
+        && a.c_cc == b.c_cc
+}
+
+impl Saved {
+    /// Put back what changed. termios only while sbx is in the terminal's foreground
+    /// process group: in the background the shell owns the terminal's mode (and the
+    /// write would stop sbx with SIGTTOU).
+    pub fn restore(&self) {
+        for (fd, flags, term) in &self.0 {
+            // SAFETY: F_GETFL/F_SETFL on our own descriptor.
+            unsafe {
+                if libc::fcntl(*fd, libc::F_GETFL) != *flags {
+                    libc::fcntl(*fd, libc::F_SETFL, *flags);
+                }
+            }
+            let Some(saved) = term else { continue };
+            // SAFETY: trivial queries on our own descriptor.
+            let foreground = unsafe { libc::tcgetpgrp(*fd) == libc::getpgrp() };
+            if !foreground {
+                continue;
+            }
+            // SAFETY: termios is plain data, filled by the kernel on success.
+            let mut now: libc::termios = unsafe { std::mem::zeroed() };
+            // SAFETY: valid pointers.
+            unsafe {
+                if libc::tcgetattr(*fd, &mut now) == 0 && !same(&now, saved) {
+                    libc::tcsetattr(*fd, libc::TCSANOW, saved);
+                }
+            }
+        }
+    }
+}
