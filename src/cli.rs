@@ -158,6 +158,10 @@ pub struct Cli {
     #[arg(long = "require", value_name = "LAYER", value_enum, action = ArgAction::Append)]
     pub require: Vec<Layer>,
 
+    /// Let the sandbox write the version-control metadata the host's tools execute (.git config, hooks, info, modules; .hg), read-only by default inside writable directories
+    #[arg(long = "vcs-writable")]
+    pub vcs_writable: bool,
+
     /// Print the resolved plan as JSON and run nothing
     #[arg(long = "dry-run")]
     pub dry_run: bool,

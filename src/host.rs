@@ -29,6 +29,10 @@ pub trait HostFs {
     fn owner(&self, p: &Path) -> Option<u32>;
     /// Names of the unix sockets directly in directory `p` (not below it).
     fn sockets_in(&self, p: &Path) -> Vec<std::ffi::OsString>;
+    /// The names in directory `p` (empty if it cannot be read).
+    fn names_in(&self, p: &Path) -> Vec<std::ffi::OsString>;
+    /// The start of a small file (at most 64 KiB), as the user.
+    fn read_small(&self, p: &Path) -> Option<Vec<u8>>;
 }
 
 pub struct RealFs;
@@ -74,6 +78,23 @@ impl HostFs for RealFs {
             })
             .unwrap_or_default()
     }
+
+    fn names_in(&self, p: &Path) -> Vec<std::ffi::OsString> {
+        std::fs::read_dir(p)
+            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default()
+    }
+
+    fn read_small(&self, p: &Path) -> Option<Vec<u8>> {
+        use std::io::Read;
+        let mut v = Vec::new();
+        std::fs::File::open(p)
+            .ok()?
+            .take(64 * 1024)
+            .read_to_end(&mut v)
+            .ok()?;
+        Some(v)
+    }
 }
 
 /// A host where every absolute path is an existing directory: for checking a
@@ -103,6 +124,12 @@ impl HostFs for ImaginaryFs {
     }
     fn sockets_in(&self, _: &Path) -> Vec<std::ffi::OsString> {
         Vec::new()
+    }
+    fn names_in(&self, _: &Path) -> Vec<std::ffi::OsString> {
+        Vec::new()
+    }
+    fn read_small(&self, _: &Path) -> Option<Vec<u8>> {
+        None
     }
 }
 

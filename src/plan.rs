@@ -25,6 +25,7 @@ pub mod confine;
 pub mod dbus;
 pub mod network;
 pub mod trust;
+pub mod vcs;
 
 pub use compile::{compile as compile_profile, Compiled};
 
@@ -431,6 +432,22 @@ impl Plan {
         });
         for (kind, value) in &cli.mount_order {
             mounts.push(cli_mount(*kind, value, host, fs)?);
+        }
+        // Metadata the host's tools execute stays read-only in writable directories.
+        if !cli.vcs_writable {
+            let protected = vcs::protect(&mounts, fs);
+            // A worktree made a mount point is bound again from the host: masks
+            // inside it are placed again after it.
+            let again: Vec<Mount> = mounts
+                .iter()
+                .filter(|m| {
+                    matches!(m.op, MountOp::Mask { .. })
+                        && protected.iter().any(|p| m.op.dst().starts_with(p.op.dst()))
+                })
+                .cloned()
+                .collect();
+            mounts.extend(protected);
+            mounts.extend(again);
         }
         // ~/.config/sbx/profiles is where a later run without XDG_CONFIG_HOME looks:
         // protected whatever this run's XDG_CONFIG_HOME says.

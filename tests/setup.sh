@@ -14,7 +14,7 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 need=""
-for pkg in uidmap python3 bash util-linux procps passwd gcc libc6-dev cargo passt \
+for pkg in uidmap python3 bash dash util-linux procps passwd gcc libc6-dev cargo git passt \
   firefox-esr chromium xvfb x11-apps xauth xdg-dbus-proxy dbus-daemon dbus-bin; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need="$need $pkg"
 done

@@ -86,7 +86,7 @@ fn allowed(k: MountKind) -> &'static [&'static str] {
         MountKind::File => &["dst", "content", "mode"],
         MountKind::Symlink => &["target", "dst"],
         MountKind::Proc | MountKind::Mqueue => &["dst"],
-        MountKind::TmpOverlay => &["src", "dst", "size"],
+        MountKind::TmpOverlay => &["src", "dst", "size", "skip_if_home_or_above"],
         MountKind::Dev => &["dst", "size"],
         MountKind::Xauthority => &["src", "dst"],
     }

@@ -21,6 +21,8 @@ struct FakeFs {
     /// Owners of entries (absent: root).
     owners: BTreeMap<PathBuf, u32>,
     sockets: BTreeMap<PathBuf, Vec<OsString>>,
+    /// Contents of small files (read_small).
+    files: BTreeMap<PathBuf, String>,
 }
 
 impl HostFs for FakeFs {
@@ -43,6 +45,16 @@ impl HostFs for FakeFs {
     }
     fn sockets_in(&self, p: &Path) -> Vec<std::ffi::OsString> {
         self.sockets.get(p).cloned().unwrap_or_default()
+    }
+    fn names_in(&self, p: &Path) -> Vec<std::ffi::OsString> {
+        self.entries
+            .keys()
+            .filter(|k| k.parent() == Some(p))
+            .filter_map(|k| k.file_name().map(|n| n.to_os_string()))
+            .collect()
+    }
+    fn read_small(&self, p: &Path) -> Option<Vec<u8>> {
+        self.files.get(p).map(|t| t.as_bytes().to_vec())
     }
 }
 

@@ -1,0 +1,615 @@
+//! Across time: what one sandbox writes never widens a later sandbox and never runs
+//! on the host. Each test plays a hostile earlier run (a real sandbox plants), then
+//! launches another profile, and checks the host from outside.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+
+/// A fake home owned by `u`, with a private key, authorized_keys and autostart.
+fn fake_home(u: &User, tag: &str) -> Fixture {
+    let fx = Fixture::new(u, tag);
+    fx.file(".ssh/id_ed25519", "PRIVATE-KEY-MATERIAL\n", u);
+    fx.file(".ssh/authorized_keys", "ssh-ed25519 AAAA original\n", u);
+    fx.file(".config/autostart/keep.desktop", "[Desktop Entry]\n", u);
+    fx.file(".cache/mozilla/cache.db", "c\n", u);
+    fx.file("proj/README", "project\n", u);
+    // Profiles live here: with it present, `home-masks` hides it and `shell` may
+    // make ~/.config writable.
+    fx.file(".config/sbx/profiles/.keep", "", u);
+    own_all(&fx, u);
+    fx
+}
+
+/// Every entry of the fixture owned by `u` (Fixture::file owns only the last parent).
+fn own_all(fx: &Fixture, u: &User) {
+    let mut todo = vec![fx.path.clone()];
+    while let Some(d) = todo.pop() {
+        fx.chown(&d, u);
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                todo.push(e.path());
+            } else {
+                fx.chown(&e.path(), u);
+            }
+        }
+    }
+}
+
+fn in_home(u: &User, home: &Path, cwd: &Path, args: &[&str]) -> std::process::Output {
+    let mut c = sbx_cmd(u, args);
+    c.env("HOME", home).current_dir(cwd);
+    output(c)
+}
+
+fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut v = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            let t = e.file_type().unwrap();
+            let name = p.strip_prefix(dir).unwrap().display().to_string();
+            if t.is_dir() {
+                todo.push(p);
+                v.push((name + "/", Vec::new()));
+            } else if t.is_symlink() {
+                v.push((
+                    name,
+                    std::fs::read_link(&p)
+                        .unwrap()
+                        .into_os_string()
+                        .into_encoded_bytes(),
+                ));
+            } else {
+                v.push((name, std::fs::read(&p).unwrap_or_default()));
+            }
+        }
+    }
+    v.sort();
+    v
+}
+
+#[test]
+fn planted_symlinks_in_granted_places_are_never_followed() {
+    for u in users() {
+        let fx = fake_home(u, "plant");
+        let home = &fx.path;
+        let before_ssh = snapshot(&home.join(".ssh"));
+        let before_auto = snapshot(&home.join(".config/autostart"));
+        // Run 1, `dev`: the cache is writable; swap the browser's cache directories
+        // for links to the keys and to autostart (a directory swapped for a link, and
+        // a new link where nothing was, relative and absolute).
+        let plant = format!(
+            "rm -rf ~/.cache/mozilla && ln -s {h}/.ssh ~/.cache/mozilla && \
+             ln -s ../.config/autostart ~/.cache/chromium && echo planted",
+            h = home.display()
+        );
+        let o = in_home(
+            u,
+            home,
+            &home.join("proj"),
+            &["-q", "--profile", "dev", "--", "sh", "-c", &plant],
+        );
+        assert!(
+            stdout(&o).contains("planted"),
+            "as {}: {}",
+            u.name,
+            stderr(&o)
+        );
+        assert!(std::fs::symlink_metadata(home.join(".cache/mozilla"))
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        // Run 2, `browser`: read the key, append to authorized_keys, drop an
+        // autostart entry, through every granted path.
+        let attack =
+            "cat ~/.cache/mozilla/id_ed25519; echo evil >> ~/.cache/mozilla/authorized_keys; \
+                      echo '[Desktop Entry]' > ~/.cache/chromium/evil.desktop; true";
+        let o = in_home(
+            u,
+            home,
+            &home.join("proj"),
+            &[
+                "--profile",
+                "browser",
+                "--net",
+                "none",
+                "--",
+                "sh",
+                "-c",
+                attack,
+            ],
+        );
+        let err = stderr(&o);
+        assert!(
+            !stdout(&o).contains("PRIVATE-KEY"),
+            "as {}: the key was read",
+            u.name
+        );
+        assert_eq!(
+            snapshot(&home.join(".ssh")),
+            before_ssh,
+            "as {}: ~/.ssh changed",
+            u.name
+        );
+        assert_eq!(
+            snapshot(&home.join(".config/autostart")),
+            before_auto,
+            "as {}: autostart changed",
+            u.name
+        );
+        for link in [".cache/mozilla", ".cache/chromium"] {
+            assert!(
+                err.contains(&format!(
+                    "refused: {} is a symlink to ",
+                    home.join(link).display()
+                )) && err.contains(&format!("owned by uid {}", u.uid))
+                    && err.contains("--bind "),
+                "as {}: no refusal naming {link}: {err}",
+                u.name
+            );
+        }
+        // `-q` does not hide it: it is a warning.
+        let o = in_home(
+            u,
+            home,
+            &home.join("proj"),
+            &["-q", "--profile", "browser", "--net", "none", "--", "true"],
+        );
+        assert!(
+            stderr(&o).contains("warning: ") && stderr(&o).contains("refused:"),
+            "{}",
+            stderr(&o)
+        );
+        // A required grant through a planted link stops the launch, naming it.
+        let link = home.join("proj/out");
+        std::os::unix::fs::symlink(home.join(".ssh"), &link).unwrap();
+        fx.chown(&link, u);
+        let prof = fx.file("p.toml", "version = 1\ninclude = [\"minimal\"]\n[[mount]]\ntype = \"bind\"\nsrc = \"~/proj/out\"\n", u);
+        let o = in_home(
+            u,
+            home,
+            &home.join("proj"),
+            &["--profile", prof.to_str().unwrap(), "--", "true"],
+        );
+        assert_eq!(code(&o), 125, "as {}: {}", u.name, stderr(&o));
+        assert!(
+            stderr(&o).contains(&format!(
+                "refused: {} is a symlink to {}",
+                link.display(),
+                home.join(".ssh").display()
+            )),
+            "{}",
+            stderr(&o)
+        );
+        // Typed on the command line, the same link is the user's own choice.
+        let o = in_home(
+            u,
+            home,
+            Path::new("/"),
+            &[
+                "--ro-bind",
+                link.to_str().unwrap(),
+                "--",
+                "cat",
+                &format!("{}/authorized_keys", link.display()),
+            ],
+        );
+        assert!(
+            stdout(&o).contains("original"),
+            "as {}: {}",
+            u.name,
+            stderr(&o)
+        );
+    }
+}
+
+#[test]
+fn a_rewritten_downloads_directory_is_not_granted() {
+    for u in users() {
+        let fx = fake_home(u, "udirs");
+        let home = &fx.path;
+        let before = snapshot(&home.join(".ssh"));
+        // Run 1, `shell` in ~/.config (writable there): point Downloads at ~/.ssh.
+        let o = in_home(
+            u,
+            home,
+            &home.join(".config"),
+            &[
+                "-q",
+                "--profile",
+                "shell",
+                "--",
+                "sh",
+                "-c",
+                "printf 'XDG_DOWNLOAD_DIR=\"$HOME/.ssh\"\\n' > user-dirs.dirs && echo ok",
+            ],
+        );
+        assert!(stdout(&o).contains("ok"), "as {}: {}", u.name, stderr(&o));
+        // Run 2, `browser`: write where Downloads would be.
+        let o = in_home(
+            u,
+            home,
+            &home.join("proj"),
+            &[
+                "--profile",
+                "browser",
+                "--net",
+                "none",
+                "--",
+                "sh",
+                "-c",
+                &format!(
+                    "echo evil >> {}/.ssh/authorized_keys; touch {}/.ssh/x; true",
+                    home.display(),
+                    home.display()
+                ),
+            ],
+        );
+        assert_eq!(
+            snapshot(&home.join(".ssh")),
+            before,
+            "as {}: ~/.ssh changed",
+            u.name
+        );
+        assert!(
+            stderr(&o).contains("sets XDG_DOWNLOAD_DIR to")
+                && stderr(&o).contains("hidden component"),
+            "{}",
+            stderr(&o)
+        );
+    }
+}
+
+fn git(u: &User, dir: &Path, args: &[&str]) -> std::process::Output {
+    let mut c = as_user(u, "git");
+    c.args([
+        "-c",
+        "user.email=t@e",
+        "-c",
+        "user.name=t",
+        "-c",
+        "protocol.file.allow=always",
+    ])
+    .args(args)
+    .current_dir(dir)
+    .env("HOME", dir);
+    let o = output(c);
+    assert!(o.status.success(), "git {args:?}: {}", stderr(&o));
+    o
+}
+
+#[test]
+fn project_metadata_the_host_executes_stays_read_only() {
+    for u in users() {
+        let fx = Fixture::new(u, "git");
+        let (proj, lib) = (fx.path.join("proj"), fx.path.join("lib"));
+        for d in [&proj, &lib] {
+            std::fs::create_dir(d).unwrap();
+            fx.chown(d, u);
+            git(u, d, &["init", "-q"]);
+            git(u, d, &["commit", "-q", "--allow-empty", "-m", "one"]);
+        }
+        git(
+            u,
+            &proj,
+            &["submodule", "add", "-q", lib.to_str().unwrap(), "sub"],
+        );
+        git(u, &proj, &["commit", "-q", "-m", "sub"]);
+        let mark = fx.path.join("pwned");
+        let before = snapshot(&proj.join(".git"));
+        let sub_pointer = std::fs::read(proj.join("sub/.git")).unwrap();
+        // Run 1, `dev` in the project: every way to make the host's git run code.
+        let attack = format!(
+            "r() {{ \"$@\" 2>/dev/null && echo \"WROTE $*\" || true; }}; \
+             r sh -c 'echo \"[core] fsmonitor = touch {m}\" >> .git/config'; \
+             r sh -c 'echo touch {m} > .git/hooks/post-checkout'; \
+             r sh -c 'echo \"* filter=x\" > .git/info/attributes'; \
+             r sh -c 'echo ../evil > .git/commondir'; \
+             r sh -c 'echo \"[core] fsmonitor = touch {m}\" >> .git/modules/sub/config'; \
+             r mv .git .git-old; \
+             r sh -c 'echo gitdir: ../evil > sub/.git'; \
+             r mv sub sub-old; \
+             echo ordinary > newfile && echo done",
+            m = mark.display()
+        );
+        let o = in_home(
+            u,
+            &u.home,
+            &proj,
+            &["-q", "--profile", "dev", "--", "sh", "-c", &attack],
+        );
+        let out = stdout(&o);
+        assert!(out.contains("done"), "as {}: {}", u.name, stderr(&o));
+        assert!(!out.contains("WROTE"), "as {}: {out}", u.name);
+        assert_eq!(
+            snapshot(&proj.join(".git")),
+            before,
+            "as {}: .git changed",
+            u.name
+        );
+        assert_eq!(std::fs::read(proj.join("sub/.git")).unwrap(), sub_pointer);
+        assert_eq!(
+            std::fs::read_to_string(proj.join("newfile")).unwrap(),
+            "ordinary\n",
+            "the project stays writable"
+        );
+        // The host's git, after the run, runs nothing.
+        git(u, &proj, &["status", "--short"]);
+        assert!(
+            !mark.exists(),
+            "as {}: the host's git ran planted code",
+            u.name
+        );
+        // Asked for, the metadata is writable.
+        let o = in_home(
+            u,
+            &u.home,
+            &proj,
+            &[
+                "-q",
+                "--profile",
+                "dev",
+                "--vcs-writable",
+                "--",
+                "sh",
+                "-c",
+                "echo '# ok' >> .git/config && echo wrote",
+            ],
+        );
+        assert!(
+            stdout(&o).contains("wrote"),
+            "as {}: {}",
+            u.name,
+            stderr(&o)
+        );
+    }
+}
+
+#[test]
+fn the_terminal_survives_the_sandbox() {
+    let hostile = r#"
+import errno, fcntl, os, struct, termios
+res = []
+for name, req, arg in [("TIOCSETD", 0x5423, struct.pack("i", 27)), ("TIOCEXCL", 0x540C, 0),
+                       ("TIOCEXCL-high", (1 << 32) | 0x540C, 0), ("TIOCCONS", 0x541D, 0),
+                       ("TIOCVHANGUP", 0x5437, 0)]:
+    try:
+        fcntl.ioctl(0, req, arg); res.append(name + "=done")
+    except OSError as e:
+        res.append(name + "=" + errno.errorcode[e.errno])
+t = termios.tcgetattr(0)
+t[3] &= ~(termios.ECHO | termios.ICANON)
+termios.tcsetattr(0, termios.TCSANOW, t)
+fcntl.fcntl(0, fcntl.F_SETFL, fcntl.fcntl(0, fcntl.F_GETFL) | os.O_NONBLOCK)
+print("RESULT " + " ".join(res))
+"#;
+    for u in users() {
+        let fx = Fixture::new(u, "tty");
+        let script = fx.file("hostile.py", hostile, u);
+        let mut pty = Pty::new(u);
+        // dash: no line editor that would reset the terminal itself.
+        let mut shell = as_user(u, "dash");
+        shell.arg("-i").env("PS1", "$ ");
+        let child = pty.spawn(shell);
+        pty.write(&format!(
+            "{} -q --ro-bind {s} -- python3 {s}; echo status=$?\n",
+            sbx_bin().display(),
+            s = script.display()
+        ));
+        // The typed line holds "status=" too: wait for the printed one.
+        let got = pty.read_until("\nstatus=", Duration::from_secs(30));
+        let got = got + &pty.read_until("\n", Duration::from_secs(5));
+        assert!(
+            got.contains("RESULT TIOCSETD=EPERM TIOCEXCL=EPERM TIOCEXCL-high=EPERM TIOCCONS=EPERM TIOCVHANGUP=EPERM"),
+            "as {}: {got}",
+            u.name
+        );
+        assert!(got.contains("status=0"), "{got}");
+        // The user's shell still reads, echoes what is typed, and opens the terminal.
+        pty.write("echo ma''rker >/dev/tty\n");
+        let after = pty.read_until("marker\r\n", Duration::from_secs(10));
+        assert!(
+            after.contains("echo ma''rker"),
+            "as {}: typing is not echoed: {after:?}",
+            u.name
+        );
+        assert!(after.contains("marker\r\n"), "as {}: {after:?}", u.name);
+        pty.write("exit\n");
+        let _ = pty.drain(Duration::from_secs(10));
+        wait_status(child, "dash");
+    }
+}
+
+#[test]
+fn enter_runs_no_file_the_sandbox_wrote() {
+    for u in users() {
+        let name = format!("rc{}", unique());
+        let mut c = sbx_cmd(u, ["-q", "--name", &name, "--", "sh", "-c",
+            "for f in .bashrc .bash_profile .profile .zshrc .inputrc; do echo 'echo RC-RAN-$f' > ~/$f; done; echo ready; exec sleep 600"]);
+        let mut bg = spawn_until(&mut c, "ready", Duration::from_secs(30));
+        let mut pty = Pty::new(u);
+        let mut enter = sbx_cmd(u, ["--enter", &name]);
+        enter.env("TERM", "dumb");
+        let child = pty.spawn(enter);
+        pty.write("echo in''side; exit\n");
+        let got = pty.read_until("inside", Duration::from_secs(30));
+        let got = got + &pty.drain(Duration::from_secs(10));
+        wait_status(child, "enter");
+        let o = run(u, &["--kill", &name]);
+        let _ = bg.wait();
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        assert!(got.contains("inside"), "as {}: {got}", u.name);
+        assert!(
+            !got.contains("RC-RAN"),
+            "as {}: --enter ran a startup file: {got}",
+            u.name
+        );
+    }
+}
+
+#[test]
+fn another_user_cannot_stop_your_sbx() {
+    if !is_root() {
+        eprintln!("skipped: squatting another user's /tmp/sbx-UID needs root to set up");
+        return;
+    }
+    let (victim, other) = (&users()[0], &users()[1]);
+    let squat = std::path::PathBuf::from(format!("/tmp/sbx-{}", victim.uid));
+    let _ = std::fs::remove_dir(&squat); // the victim's own, empty, if left
+    for kind in ["dir", "symlink"] {
+        if kind == "dir" {
+            std::fs::create_dir(&squat).unwrap();
+            std::fs::set_permissions(&squat, std::fs::Permissions::from_mode(0o777)).unwrap();
+        } else {
+            std::os::unix::fs::symlink("/tmp", &squat).unwrap();
+        }
+        std::os::unix::fs::lchown(&squat, Some(other.uid), Some(other.gid)).unwrap();
+        let o = run(victim, &["--", "echo", "launched"]);
+        let list = run(victim, &["--list"]);
+        if kind == "dir" {
+            std::fs::remove_dir(&squat).unwrap();
+        } else {
+            std::fs::remove_file(&squat).unwrap();
+        }
+        assert_eq!(code(&o), 0, "{kind}: {}", stderr(&o));
+        assert_eq!(stdout(&o), "launched\n");
+        let err = stderr(&o);
+        assert!(
+            err.contains(&format!("sandbox records: {}", squat.display())),
+            "{kind}: {err}"
+        );
+        assert_eq!(
+            err.matches("sandbox records").count(),
+            1,
+            "said once: {err}"
+        );
+        assert_eq!(code(&list), 0, "{}", stderr(&list));
+        assert!(
+            stderr(&list).contains(&squat.display().to_string()),
+            "--list says what it could not read: {}",
+            stderr(&list)
+        );
+    }
+}
+
+#[test]
+fn the_current_directory_grant_never_shares_host_places() {
+    for u in users() {
+        // A private socket directory as the ssh-agent makes one, with a listener.
+        let fx = Fixture::new(u, "sock");
+        let sock = fx.path.join("agent.sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o777)).unwrap();
+        for (cwd, why) in [
+            (Path::new("/tmp"), "/tmp is shared".to_string()),
+            (Path::new("/var/tmp"), "/var/tmp is shared".to_string()),
+            (Path::new("/dev/shm"), "/dev/shm is shared".to_string()),
+            (Path::new("/"), "$HOME or a directory above it".to_string()),
+            (
+                fx.path.as_path(),
+                format!("holds the socket {}", sock.display()),
+            ),
+        ] {
+            for profile in ["default", "shell", "dev"] {
+                let mut c = sbx_cmd(
+                    u,
+                    [
+                        "--profile",
+                        profile,
+                        "--",
+                        "sh",
+                        "-c",
+                        &format!("ls -a {} 2>&1; true", fx.path.display()),
+                    ],
+                );
+                c.current_dir(cwd);
+                let o = output(c);
+                assert_eq!(
+                    code(&o),
+                    0,
+                    "{profile} in {}: {}",
+                    cwd.display(),
+                    stderr(&o)
+                );
+                assert!(
+                    !stdout(&o).contains("agent.sock"),
+                    "as {}: {profile} in {} shows the socket",
+                    u.name,
+                    cwd.display()
+                );
+                assert!(
+                    stderr(&o).contains(&format!("not binding {}", cwd.display()))
+                        && stderr(&o).contains(&why),
+                    "{profile} in {}: {}",
+                    cwd.display(),
+                    stderr(&o)
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn proc_describes_the_sandbox_not_the_host() {
+    for u in users() {
+        let out = sh(u, &[], "for f in keys key-users timer_list interrupts; do printf '%s=%s ' $f $(cat /proc/$f 2>/dev/null | wc -c); done; echo; cat /proc/self/status | grep -c ^Pid");
+        assert!(
+            out.starts_with("keys=0 key-users=0 timer_list=0 interrupts=0 "),
+            "as {}: {out}",
+            u.name
+        );
+        assert!(
+            out.ends_with("1\n"),
+            "the sandbox's own entries stay: {out}"
+        );
+    }
+}
+
+#[test]
+fn what_sbx_prints_from_a_sandbox_is_escaped() {
+    for u in users() {
+        let name = format!("esc{}", unique());
+        let evil = "\u{1b}]0;pwned\u{7}\u{1b}[31m";
+        let mut c = sbx_cmd(
+            u,
+            [
+                "-q",
+                "--name",
+                &name,
+                "--",
+                "sh",
+                "-c",
+                "echo ready; exec sleep 600",
+                evil,
+            ],
+        );
+        let mut bg = spawn_until(&mut c, "ready", Duration::from_secs(30));
+        let list = run(u, &["--list"]);
+        run(u, &["--kill", &name]);
+        let _ = bg.wait();
+        let out = stdout(&list);
+        assert!(out.contains(&name), "{out}");
+        assert!(
+            !out.contains('\u{1b}') && !out.contains('\u{7}'),
+            "raw control bytes: {out:?}"
+        );
+        assert!(out.contains("\\x1b]0;pwned\\x07\\x1b[31m"), "{out}");
+        // Errors quote paths: escaped too.
+        let o = run(
+            u,
+            &["--ro-bind", &format!("/nonexistent{evil}"), "--", "true"],
+        );
+        assert_eq!(code(&o), 125);
+        assert!(
+            !stderr(&o).contains('\u{1b}') && stderr(&o).contains("\\x1b]0;pwned"),
+            "{:?}",
+            stderr(&o)
+        );
+    }
+}
