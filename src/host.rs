@@ -144,6 +144,9 @@ pub struct Host {
     pub home_real: PathBuf,
     /// The invoking working directory, if it could be read.
     pub cwd: Option<PathBuf>,
+    /// A symlink not owned by root that `$PWD` (the way the shell reached `cwd`)
+    /// crosses: (the link, the owner). A sandbox may have planted it.
+    pub cwd_via: Option<(PathBuf, Option<u32>)>,
     pub env: Vec<(OsString, OsString)>,
     pub subuid: Vec<SubidRange>,
     pub subgid: Vec<SubidRange>,
@@ -187,6 +190,7 @@ impl Host {
             .or_else(|| pw.map(|(_, h)| h))
             .unwrap_or_else(|| PathBuf::from("/"));
         let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+        let cwd = std::env::current_dir().ok();
         let (subuid_text, subgid_text) = (read("/etc/subuid"), read("/etc/subgid"));
         let mut subid_overlaps = subid_overlaps("/etc/subuid", &subuid_text, &user, uid);
         subid_overlaps.extend(crate::userns::subid_overlaps(
@@ -204,7 +208,8 @@ impl Host {
             user,
             home_real: std::fs::canonicalize(&home).unwrap_or_else(|_| home.clone()),
             home,
-            cwd: std::env::current_dir().ok(),
+            cwd_via: cwd_via(var("PWD").as_deref(), cwd.as_deref()),
+            cwd,
             env,
             landlock_abi: crate::landlock::abi(),
             pid: std::process::id(),
@@ -212,6 +217,20 @@ impl Host {
             tun_usable: unsafe { libc::access(c"/dev/net/tun".as_ptr(), libc::R_OK | libc::W_OK) }
                 == 0,
         }
+    }
+}
+
+/// The first symlink not owned by root on `pwd`, when `pwd` names `cwd` (a shell's
+/// logical path): getcwd(3) gives the real directory, and only $PWD tells that the
+/// user reached it through a link.
+fn cwd_via(pwd: Option<&std::ffi::OsStr>, cwd: Option<&Path>) -> Option<(PathBuf, Option<u32>)> {
+    let (pwd, cwd) = (Path::new(pwd?), cwd?);
+    if !pwd.is_absolute() || pwd == cwd || std::fs::canonicalize(pwd).ok()? != cwd {
+        return None;
+    }
+    match crate::plan::trust::resolve_profile_path(&RealFs, pwd, None) {
+        Err(crate::plan::trust::Unresolved::Planted { link, owner, .. }) => Some((link, owner)),
+        _ => None,
     }
 }
 

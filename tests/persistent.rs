@@ -89,11 +89,39 @@ fn planted_symlinks_in_granted_places_are_never_followed() {
              ln -s ../.config/autostart ~/.cache/chromium && echo planted",
             h = home.display()
         );
+        // `dev` keeps its writes to ~/.cache on a discarded overlay: nothing lands.
         let o = in_home(
             u,
             home,
             &home.join("proj"),
             &["-q", "--profile", "dev", "--", "sh", "-c", &plant],
+        );
+        assert!(
+            stdout(&o).contains("planted"),
+            "as {}: {}",
+            u.name,
+            stderr(&o)
+        );
+        assert!(std::fs::symlink_metadata(home.join(".cache/mozilla"))
+            .unwrap()
+            .is_dir());
+        // A sandbox the user gave ~/.cache (a custom grant) plants for real.
+        let cache = home.join(".cache");
+        let o = in_home(
+            u,
+            home,
+            &home.join("proj"),
+            &[
+                "-q",
+                "--profile",
+                "dev",
+                "--bind",
+                cache.to_str().unwrap(),
+                "--",
+                "sh",
+                "-c",
+                &plant,
+            ],
         );
         assert!(
             stdout(&o).contains("planted"),
@@ -154,6 +182,57 @@ fn planted_symlinks_in_granted_places_are_never_followed() {
                 u.name
             );
         }
+        // A link planted in the project, which the user then `cd`s through: the
+        // shell's $PWD tells; the hidden directory it leads to is not granted.
+        let o = in_home(
+            u,
+            home,
+            &home.join("proj"),
+            &[
+                "-q",
+                "--profile",
+                "dev",
+                "--",
+                "sh",
+                "-c",
+                &format!(
+                    "ln -s {}/.config/autostart build && echo planted",
+                    home.display()
+                ),
+            ],
+        );
+        assert!(stdout(&o).contains("planted"), "{}", stderr(&o));
+        let mut c = sbx_cmd(
+            u,
+            [
+                "--profile",
+                "dev",
+                "--",
+                "sh",
+                "-c",
+                "echo '[Desktop Entry]' > evil.desktop; pwd",
+            ],
+        );
+        c.env("HOME", home)
+            .env("PWD", home.join("proj/build"))
+            .current_dir(home.join("proj/build"));
+        let o = output(c);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        assert_eq!(
+            snapshot(&home.join(".config/autostart")),
+            before_auto,
+            "as {}: autostart changed",
+            u.name
+        );
+        assert!(
+            stderr(&o).contains(&format!(
+                "through the symlink {}",
+                home.join("proj/build").display()
+            )),
+            "as {}: {}",
+            u.name,
+            stderr(&o)
+        );
         // `-q` does not hide it: it is a warning.
         let o = in_home(
             u,

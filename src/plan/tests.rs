@@ -105,6 +105,7 @@ fn host(subids: bool) -> Host {
         home: "/home/alice".into(),
         home_real: "/home/alice".into(),
         cwd: Some("/srv/proj".into()),
+        cwd_via: None,
         env: [
             ("PATH", "/usr/bin:/bin"),
             ("HOME", "/home/alice"),
@@ -798,6 +799,41 @@ fn the_current_directory_grant_skips_shared_places() {
                 p.notices
             );
         }
+        // A hidden directory of the home reached through a user's link (the shell
+        // followed `proj/build -> ~/.config/autostart`) is not granted; the same
+        // directory entered by its real path, or an ordinary one through a link, is.
+        let mut h = host(true);
+        h.cwd = Some("/home/alice/.config/autostart".into());
+        h.cwd_via = Some(("/home/alice/proj/build".into(), Some(1000)));
+        let mut fs2 = merged_usr();
+        fs2.entries
+            .insert("/home/alice/.config/autostart".into(), Entry::Dir);
+        fs2.entries.insert("/home/alice/work".into(), Entry::Dir);
+        let p = plan(&["--profile", profile, "true"], &h, &fs2).unwrap();
+        assert_eq!(
+            binds_from(&p, "/home/alice/.config/autostart"),
+            0,
+            "{profile}"
+        );
+        assert!(
+            p.notices
+                .iter()
+                .any(|n| n
+                    .contains("through the symlink /home/alice/proj/build (owned by uid 1000)")),
+            "{:?}",
+            p.notices
+        );
+        h.cwd_via = None;
+        let p = plan(&["--profile", profile, "true"], &h, &fs2).unwrap();
+        assert_eq!(
+            binds_from(&p, "/home/alice/.config/autostart"),
+            1,
+            "{profile}"
+        );
+        h.cwd = Some("/home/alice/work".into());
+        h.cwd_via = Some(("/home/alice/w".into(), Some(1000)));
+        let p = plan(&["--profile", profile, "true"], &h, &fs2).unwrap();
+        assert_eq!(binds_from(&p, "/home/alice/work"), 1, "{profile}");
         // A directory of one's own under /tmp, with no socket in it, is granted.
         let mut h = host(true);
         h.cwd = Some("/tmp/build".into());
