@@ -19,7 +19,12 @@ use clap::{ArgAction, CommandFactory, FromArgMatches, Parser, ValueEnum};
                   path and `\\\\` for a backslash.",
     override_usage = "sbx [OPTIONS] [--] COMMAND [ARG]...",
     after_help = "Exit status: the command's own, 128+N if it died of signal N; 125 if sbx itself failed, \
-                  126 if COMMAND cannot be executed, 127 if it was not found."
+                  126 if COMMAND cannot be executed, 127 if it was not found.",
+    // One action at a time: `--profiles --list` is an error naming both, never one of
+    // them run in silence.
+    group(clap::ArgGroup::new("action").multiple(false).args([
+        "profiles", "print_profile", "check_profile", "list", "enter", "inspect", "kill",
+    ]))
 )]
 pub struct Cli {
     /// The security profile: a NAME (looked up in $XDG_CONFIG_HOME/sbx/profiles, /etc/sbx/profiles, then the built-ins) or a PATH; default: default
@@ -63,15 +68,15 @@ pub struct Cli {
     pub signal: Option<String>,
 
     /// Seconds --kill waits before SIGKILL (default 5)
-    #[arg(long = "grace", value_name = "SECS", requires = "kill", value_parser = parse_timeout)]
+    #[arg(long = "grace", value_name = "SECS", requires = "kill", value_parser = parse_timeout, allow_negative_numbers = true)]
     pub grace: Option<f64>,
 
     /// Write one JSON object to FD once the sandbox is set up (pid, name, namespaces)
-    #[arg(long = "info-fd", value_name = "FD")]
+    #[arg(long = "info-fd", value_name = "FD", allow_negative_numbers = true)]
     pub info_fd: Option<i32>,
 
     /// Write one JSON object to FD when the sandbox has ended (exit code or signal)
-    #[arg(long = "status-fd", value_name = "FD")]
+    #[arg(long = "status-fd", value_name = "FD", allow_negative_numbers = true)]
     pub status_fd: Option<i32>,
 
     /// Machine-readable output (JSON) where it applies
@@ -119,11 +124,11 @@ pub struct Cli {
     pub dns: Vec<String>,
 
     /// User id inside the sandbox (default: your own)
-    #[arg(long = "uid", value_name = "UID")]
+    #[arg(long = "uid", value_name = "UID", allow_negative_numbers = true)]
     pub uid: Option<u32>,
 
     /// Group id inside the sandbox (default: your own)
-    #[arg(long = "gid", value_name = "GID")]
+    #[arg(long = "gid", value_name = "GID", allow_negative_numbers = true)]
     pub gid: Option<u32>,
 
     /// Hostname inside the sandbox (default: sbx)
@@ -147,7 +152,7 @@ pub struct Cli {
     pub keep_env: Vec<OsString>,
 
     /// Kill the whole sandbox after SECS seconds (fractions allowed); sbx then exits 124
-    #[arg(long = "timeout", value_name = "SECS", value_parser = parse_timeout)]
+    #[arg(long = "timeout", value_name = "DURATION", value_parser = parse_timeout, allow_negative_numbers = true)]
     pub timeout: Option<f64>,
 
     /// Keep a capability (e.g. NET_RAW); it only acts inside the sandbox's user namespace
@@ -175,10 +180,12 @@ pub struct Cli {
     pub quiet: bool,
 
     /// The command and its arguments
+    // No `allow_hyphen_values`: a word starting with `-` before the command is an
+    // option, and an unknown one is an error with the nearest option suggested
+    // (`--porfile`); after the command's first word everything is the command's.
     #[arg(
         value_name = "COMMAND",
         trailing_var_arg = true,
-        allow_hyphen_values = true,
         required_unless_present_any = ["profiles", "print_profile", "check_profile", "list", "enter", "inspect", "kill"],
         num_args = 1..
     )]
@@ -246,11 +253,22 @@ impl MountArg {
     }
 }
 
+/// A duration as timeout(1) takes it: a number (fractions allowed) of seconds, or
+/// with a unit suffix `s`, `m`, `h` or `d`. At most one year.
 fn parse_timeout(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v > 0.0 && v <= 31_536_000.0 => Ok(v),
+    let t = s.trim();
+    let (num, unit) = match t.char_indices().last() {
+        Some((i, 's')) => (&t[..i], 1.0),
+        Some((i, 'm')) => (&t[..i], 60.0),
+        Some((i, 'h')) => (&t[..i], 3600.0),
+        Some((i, 'd')) => (&t[..i], 86400.0),
+        _ => (t, 1.0),
+    };
+    let ok = !num.is_empty() && num.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    match num.parse::<f64>() {
+        Ok(v) if ok && v * unit > 0.0 && v * unit <= 31_536_000.0 => Ok(v * unit),
         _ => Err(format!(
-            "{s:?} is not a number of seconds between 0 and one year"
+            "{s:?} is not a duration between 0 and one year (seconds, or with a suffix: 30s, 5m, 2h, 1d; fractions allowed: 1.5)"
         )),
     }
 }
@@ -376,6 +394,48 @@ mod tests {
                 EnvArg::Unset("B".into())
             ]
         );
+    }
+
+    #[test]
+    fn durations_as_timeout_takes_them() {
+        for (text, secs) in [
+            ("30", 30.0),
+            ("1.5", 1.5),
+            ("30s", 30.0),
+            ("5m", 300.0),
+            ("2h", 7200.0),
+            ("1d", 86400.0),
+            ("0.5m", 30.0),
+        ] {
+            assert_eq!(parse_timeout(text), Ok(secs), "{text}");
+        }
+        for bad in [
+            "", "0", "-1", "5x", "m", "1e3", "inf", "NaN", "2y", "366d", " s",
+        ] {
+            assert!(parse_timeout(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn an_unknown_option_before_the_command_is_an_error_with_a_suggestion() {
+        let e = parse(["sbx", "--porfile", "dev", "--", "make"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::UnknownArgument);
+        assert!(e.to_string().contains("--profile"), "{e}");
+        // After the command's first word, everything is the command's.
+        let cli = parse(["sbx", "make", "--porfile"]).unwrap();
+        assert_eq!(cli.command, ["make", "--porfile"]);
+        let cli = parse(["sbx", "--", "--porfile"]).unwrap();
+        assert_eq!(cli.command, ["--porfile"]);
+    }
+
+    #[test]
+    fn two_actions_are_an_error_naming_both() {
+        let e = parse(["sbx", "--profiles", "--list"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::ArgumentConflict);
+        let t = e.to_string();
+        assert!(t.contains("--profiles") && t.contains("--list"), "{t}");
+        let e = parse(["sbx", "--kill", "a", "--enter", "b"]).unwrap_err();
+        assert!(e.to_string().contains("--kill") && e.to_string().contains("--enter"));
     }
 
     #[test]

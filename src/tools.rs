@@ -4,7 +4,7 @@ use std::path::Path;
 
 use crate::cli::Cli;
 use crate::error::{Error, EXIT_SETUP};
-use crate::host::{Host, RealFs};
+use crate::host::{Host, HostFs, RealFs};
 use crate::plan::{compile_profile, Access, MountOp};
 use crate::profile::vars::Vars;
 use crate::profile::{self, Locations, Origin, Resolved, BUILTIN};
@@ -129,8 +129,18 @@ fn resolve_all(
     vars: &Vars,
     host: &Host,
 ) -> Result<(Resolved, crate::plan::Compiled), Vec<Error>> {
+    resolve_with(spec, locs, vars, host, &RealFs)
+}
+
+fn resolve_with(
+    spec: &str,
+    locs: &Locations,
+    vars: &Vars,
+    host: &Host,
+    fs: &dyn HostFs,
+) -> Result<(Resolved, crate::plan::Compiled), Vec<Error>> {
     let r = profile::resolve(spec, locs, host.cwd.as_deref()).map_err(|e| vec![e])?;
-    let c = compile_profile(&r, host, &RealFs, vars)?;
+    let c = compile_profile(&r, host, fs, vars)?;
     Ok((r, c))
 }
 
@@ -179,10 +189,53 @@ fn check(path: &str, locs: &Locations, vars: &Vars, host: &Host) -> i32 {
 /// The resolved profile as a profile file of its own: no includes, variables
 /// substituted, optional entries that do not apply here left out.
 fn print(spec: &str, locs: &Locations, vars: &Vars, host: &Host, json: bool) -> i32 {
-    let (r, c) = match resolve_all(spec, locs, vars, host) {
-        Ok(x) => x,
-        Err(errs) => return report(&errs),
-    };
+    match render(spec, locs, vars, host, &RealFs, json) {
+        Ok(text) => {
+            print!("{text}");
+            0
+        }
+        Err(errs) => report(&errs),
+    }
+}
+
+/// The text `--print-profile` prints: a profile that, loaded again, gives the same
+/// plan as `spec` on this host (tested for every shipped profile).
+pub fn render(
+    spec: &str,
+    locs: &Locations,
+    vars: &Vars,
+    host: &Host,
+    fs: &dyn HostFs,
+    json: bool,
+) -> Result<String, Vec<Error>> {
+    let (r, c) = resolve_with(spec, locs, vars, host, fs)?;
+    // Every field named: a field added to `Resolved` does not compile until it is
+    // printed here (or said to need no printing).
+    let Resolved {
+        name: _,
+        description: _,
+        files: _,
+        dirs: _,     // where profiles came from: a fact of the files, not a setting
+        key_locs: _, // locations only
+        hostname: _,
+        cwd: _,
+        net: _,
+        ids: _,
+        uid: _,
+        gid: _,
+        seccomp: _,
+        landlock: _,
+        tcp_bind: _,
+        tcp_connect: _,
+        seccomp_allow: _,
+        seccomp_deny: _,
+        mounts: _, // printed from the compiled mounts, below
+        masks: _,  // likewise
+        env_keep: _,
+        env_ops: _,
+        rlimits: _,
+        dbus: _,
+    } = &r;
     let mut t = toml::Table::new();
     let s = |v: &str| toml::Value::String(v.to_string());
     t.insert("version".into(), toml::Value::Integer(1));
@@ -351,18 +404,27 @@ fn print(spec: &str, locs: &Locations, vars: &Vars, host: &Host, json: bool) -> 
             t.insert("rlimits".into(), toml::Value::Table(lt));
         }
     }
-    t.insert("mount".into(), toml::Value::Array(mounts));
-    if json {
-        println!("{}", serde_json::to_string_pretty(&t).unwrap());
-    } else {
-        println!(
-            "# profile {} resolved from: {}",
-            crate::text::escape(&r.name),
-            crate::text::escape(&r.files.join(", "))
-        );
-        print!("{}", toml::to_string(&t).unwrap_or_default());
+    if let Some((own, talk)) = &r.dbus {
+        let mut d = toml::Table::new();
+        for (k, names) in [("own", own), ("talk", talk)] {
+            d.insert(
+                k.into(),
+                toml::Value::Array(names.iter().map(|n| s(n)).collect()),
+            );
+        }
+        t.insert("dbus".into(), toml::Value::Table(d));
     }
-    0
+    t.insert("mount".into(), toml::Value::Array(mounts));
+    Ok(if json {
+        format!("{}\n", serde_json::to_string_pretty(&t).unwrap())
+    } else {
+        format!(
+            "# profile {} resolved from: {}\n{}",
+            crate::text::escape(&r.name),
+            crate::text::escape(&r.files.join(", ")),
+            toml::to_string(&t).unwrap_or_default()
+        )
+    })
 }
 
 fn enum_str<T: serde::Serialize>(v: &T) -> String {

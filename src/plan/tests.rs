@@ -860,3 +860,144 @@ fn overlapping_subordinate_ranges_are_refused() {
     h.subid_overlaps = vec!["x".into()];
     assert!(plan(&["true"], &h, &merged_usr()).is_ok());
 }
+
+/// `--print-profile` prints a profile that gives the same plan: every field, for
+/// every shipped profile (only where each entry came from may differ).
+#[test]
+fn print_profile_round_trips_every_field() {
+    let mut fs = merged_usr();
+    for d in [
+        "/home/alice/.mozilla",
+        "/home/alice/.cache/mozilla",
+        "/home/alice/.config/chromium",
+        "/home/alice/.cargo/bin",
+        "/home/alice/.cargo/registry",
+        "/home/alice/.npm",
+        "/home/alice/Downloads",
+        "/opt",
+    ] {
+        fs.entries.insert(d.into(), Entry::Dir);
+    }
+    let dir = std::env::temp_dir().join(format!("sbx-roundtrip-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let h = host(true);
+    let vars = Vars::from_host(&h);
+    fn normalised(p: &Plan) -> serde_json::Value {
+        fn strip(v: &mut serde_json::Value) {
+            match v {
+                serde_json::Value::Object(m) => {
+                    m.remove("origin");
+                    m.values_mut().for_each(strip);
+                }
+                serde_json::Value::Array(a) => a.iter_mut().for_each(strip),
+                _ => {}
+            }
+        }
+        let mut v = serde_json::to_value(p).unwrap();
+        strip(&mut v);
+        for k in ["profile", "profile_files", "skipped"] {
+            v.as_object_mut().unwrap().remove(k);
+        }
+        v
+    }
+    // Beside the shipped profiles, one that sets every key to something not default.
+    let every = dir.join("every.toml");
+    std::fs::write(
+        &every,
+        r#"version = 1
+description = "every key"
+include = ["system"]
+hostname = "box"
+cwd = "/work"
+net = "user"
+ids = "single"
+uid = 0
+gid = 0
+seccomp = "strict"
+landlock = "require"
+tcp_bind = [8080]
+tcp_connect = [443, 80]
+seccomp_allow = ["ptrace"]
+seccomp_deny = ["mincore"]
+mask = ["~/.netrc"]
+[env]
+keep = ["TERM", "EDITOR"]
+set = { A = "1" }
+unset = ["LANG"]
+[rlimits]
+nofile = 100
+nproc = 50
+fsize = "1M"
+as = "2G"
+core = 0
+cpu = 60
+stack = "8M"
+memlock = "64K"
+[dbus]
+own = ["org.example.App"]
+talk = ["org.freedesktop.portal.*"]
+[[mount]]
+type = "proc"
+dst = "/proc"
+[[mount]]
+type = "dev"
+dst = "/dev"
+size = "8M"
+[[mount]]
+type = "tmpfs"
+dst = "/tmp"
+size = "10M"
+mode = "1700"
+[[mount]]
+type = "dir"
+dst = "/work"
+mode = "0711"
+[[mount]]
+type = "file"
+dst = "/etc/motd2"
+content = "hi"
+mode = "0600"
+[[mount]]
+type = "symlink"
+target = "/work"
+dst = "/w"
+[[mount]]
+type = "mqueue"
+[[mount]]
+type = "bind"
+src = "/srv/proj"
+dst = "/work/p"
+[[mount]]
+type = "dev-bind"
+src = "/srv/proj"
+dst = "/work/d"
+[[mount]]
+type = "tmp-overlay"
+src = "/srv/proj"
+dst = "/work/o"
+size = "5M"
+"#,
+    )
+    .unwrap();
+    fs.entries.insert("/srv/proj".into(), Entry::Dir);
+    let every = every.to_string_lossy().into_owned();
+    let names = crate::profile::BUILTIN
+        .iter()
+        .map(|(n, _)| *n)
+        .chain([every.as_str()]);
+    for name in names {
+        let text = crate::tools::render(name, &Locations::none(), &vars, &h, &fs, false)
+            .unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        let file = dir.join(format!("{name}.toml"));
+        std::fs::write(&file, &text).unwrap();
+        let want = plan(&["--profile", name, "true"], &h, &fs).unwrap();
+        let got = plan(&["--profile", file.to_str().unwrap(), "true"], &h, &fs)
+            .unwrap_or_else(|e| panic!("{name}: the printed profile does not load: {e}\n{text}"));
+        assert_eq!(
+            normalised(&got),
+            normalised(&want),
+            "{name}: the printed profile plans differently:\n{text}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
