@@ -25,6 +25,8 @@ pub struct Prepared {
     pub rlimits: Vec<(libc::__rlimit_resource_t, String, u64)>,
     pub filter: Program,
     pub landlock: landlock::Prepared,
+    /// Added to "command not found inside the sandbox" (see `Plan::not_found_hint`).
+    pub not_found_hint: Option<String>,
 }
 
 fn rlimit_resource(name: &str) -> libc::__rlimit_resource_t {
@@ -43,14 +45,16 @@ fn rlimit_resource(name: &str) -> libc::__rlimit_resource_t {
 
 impl Prepared {
     pub fn new(plan: &Plan) -> Prepared {
-        Prepared::build(
+        let mut p = Prepared::build(
             &plan.command,
             &plan.env,
             &plan.caps,
             &plan.rlimits,
             &plan.seccomp,
             &plan.landlock,
-        )
+        );
+        p.not_found_hint = plan.not_found_hint.clone();
+        p
     }
 
     /// From the parts of a plan (also what `--enter` has from a sandbox's record).
@@ -102,6 +106,7 @@ impl Prepared {
                 .collect(),
             filter: seccomp::build(seccomp),
             landlock: landlock::Prepared::new(landlock),
+            not_found_hint: None,
         }
     }
 }
@@ -283,7 +288,13 @@ pub fn exec_command(prep: &Prepared, start: Start) -> ! {
             fail(e)
         }
         None => {
-            let mut e = Error::new(name, "command not found inside the sandbox");
+            let mut e = Error::new(
+                name,
+                match &prep.not_found_hint {
+                    Some(hint) => format!("command not found inside the sandbox; {hint}"),
+                    None => "command not found inside the sandbox".to_string(),
+                },
+            );
             e.code = EXIT_NOT_FOUND;
             fail(e)
         }

@@ -214,6 +214,9 @@ pub struct Plan {
     pub notices: Vec<String>,
     /// Weakened isolation the profile asked for: announced even with `-q`.
     pub warnings: Vec<String>,
+    /// Said after "command not found inside the sandbox": where the command is on
+    /// the host, and how to grant it, when no mount grants that place.
+    pub not_found_hint: Option<String>,
 }
 
 /// Split `SRC[:DST]` on the first unescaped colon; `\:` is a colon, `\\` a backslash.
@@ -530,7 +533,9 @@ impl Plan {
                 ));
             }
         }
+        let not_found_hint = not_found_hint(&cli.command[0], host, fs, &mounts, &profile.name);
         Ok(Plan {
+            not_found_hint,
             name: cli.name.clone(),
             records,
             dbus: dbus.map(|(p, _)| p),
@@ -563,6 +568,50 @@ impl Plan {
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("plan serialises")
     }
+}
+
+/// Where `command` is on the host (searched in the caller's PATH, as the user), if
+/// no mount of the plan shows that place inside: the hint for a command that is not
+/// found inside (`~/.cargo/bin/cargo` under `ci`).
+fn not_found_hint(
+    command: &OsStr,
+    host: &Host,
+    fs: &dyn HostFs,
+    mounts: &[Mount],
+    profile: &str,
+) -> Option<String> {
+    let name = Path::new(command);
+    let on_host: PathBuf = if command.as_bytes().contains(&b'/') {
+        let p = lexical_abs(command, host.cwd.as_deref());
+        fs.is_executable_file(&p).then_some(p)?
+    } else {
+        let path = host.var("PATH")?;
+        path.as_bytes()
+            .split(|b| *b == b':')
+            .filter(|d| d.starts_with(b"/"))
+            .map(|d| Path::new(OsStr::from_bytes(d)).join(name))
+            .find(|p| fs.is_executable_file(p))?
+    };
+    let real = fs
+        .canonicalize(&on_host)
+        .unwrap_or_else(|_| on_host.clone());
+    let shown = mounts.iter().any(|m| match &m.op {
+        MountOp::Bind { src, .. } | MountOp::TmpOverlay { src, .. } => {
+            real.starts_with(src) || on_host.starts_with(src)
+        }
+        _ => false,
+    });
+    if shown {
+        return None;
+    }
+    let dir = on_host.parent().unwrap_or(Path::new("/"));
+    Some(format!(
+        "on the host it is {}, which profile {profile} does not grant: add --ro-bind {} \
+         (a toolchain may need more of its files, e.g. ~/.rustup beside ~/.cargo/bin), \
+         or a profile entry for it",
+        on_host.display(),
+        dir.display()
+    ))
 }
 
 pub fn profile_rlimits(p: &Resolved) -> Result<Vec<(String, u64)>> {

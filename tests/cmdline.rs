@@ -1,0 +1,107 @@
+//! Everyday command lines: typos, actions together, durations, a command the
+//! profile does not grant.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+#[test]
+fn an_unknown_option_is_an_error_that_runs_nothing() {
+    for u in users() {
+        let fx = Fixture::new(u, "typo");
+        let mark = fx.path.join("ran");
+        let o = run(
+            u,
+            &["--porfile", "dev", "--", "touch", mark.to_str().unwrap()],
+        );
+        assert_eq!(code(&o), 125, "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("--porfile") && stderr(&o).contains("--profile"),
+            "{}",
+            stderr(&o)
+        );
+        assert!(!mark.exists());
+        // After the command's first word, everything is the command's.
+        let o = run(u, &["--", "echo", "--porfile"]);
+        assert_eq!(stdout(&o), "--porfile\n", "{}", stderr(&o));
+        let o = run(u, &["echo", "--porfile"]);
+        assert_eq!(stdout(&o), "--porfile\n", "{}", stderr(&o));
+    }
+}
+
+#[test]
+fn two_actions_together_are_an_error_naming_both() {
+    let u = &users()[0];
+    for (a, b) in [
+        (vec!["--profiles"], vec!["--list"]),
+        (
+            vec!["--print-profile", "dev"],
+            vec!["--check-profile", "x.toml"],
+        ),
+        (vec!["--kill", "a"], vec!["--inspect", "b"]),
+    ] {
+        let args: Vec<&str> = a.iter().chain(b.iter()).copied().collect();
+        let o = run(u, &args);
+        assert_eq!(code(&o), 125, "{args:?}");
+        assert!(
+            stderr(&o).contains(a[0]) && stderr(&o).contains(b[0]),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+        assert!(
+            stdout(&o).is_empty(),
+            "{args:?} ran one of them: {}",
+            stdout(&o)
+        );
+    }
+}
+
+#[test]
+fn timeout_takes_durations_as_timeout_does() {
+    let u = &users()[0];
+    for d in ["30", "1.5", "30s", "5m", "2h", "1d"] {
+        let o = run(u, &["--timeout", d, "--", "true"]);
+        assert_eq!(code(&o), 0, "--timeout {d}: {}", stderr(&o));
+    }
+    // It is enforced: a command that would sleep for a minute ends at once, 124.
+    let start = Instant::now();
+    let o = run(u, &["--timeout", "0.3s", "--", "sleep", "60"]);
+    assert_eq!(code(&o), 124, "{}", stderr(&o));
+    assert!(start.elapsed() < Duration::from_secs(30));
+    let o = run(u, &["--timeout", "5x", "--", "true"]);
+    assert_eq!(code(&o), 125);
+    assert!(stderr(&o).contains("--timeout"), "{}", stderr(&o));
+}
+
+#[test]
+fn a_command_on_the_host_but_not_granted_says_where_it_is() {
+    for u in users() {
+        let fx = Fixture::new(u, "tool");
+        let tool = fx.file("bin/mytool", "#!/bin/sh\necho tool-ran\n", u);
+        std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let bin = fx.path.join("bin");
+        let path = format!("{}:/usr/bin:/bin", bin.display());
+        let mut c = sbx_cmd(u, ["--", "mytool"]);
+        c.env("PATH", &path);
+        let o = output(c);
+        assert_eq!(code(&o), 127, "{}", stderr(&o));
+        let err = stderr(&o);
+        assert!(
+            err.contains(&format!("on the host it is {}", tool.display()))
+                && err.contains(&format!("--ro-bind {}", bin.display())),
+            "as {}: {err}",
+            u.name
+        );
+        // Following the hint works.
+        let mut c = sbx_cmd(u, ["--ro-bind", bin.to_str().unwrap(), "--", "mytool"]);
+        c.env("PATH", &path);
+        assert_eq!(stdout(&output(c)), "tool-ran\n");
+        // Not on the host either: no hint.
+        let o = run(u, &["--", "no-such-tool-anywhere"]);
+        assert_eq!(code(&o), 127);
+        assert!(!stderr(&o).contains("on the host"), "{}", stderr(&o));
+    }
+}
