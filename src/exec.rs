@@ -133,6 +133,7 @@ fn enter_cwd(dirs: &[PathBuf], required: bool) -> Result<Vec<u8>, Error> {
 
 fn fail(e: Error) -> ! {
     eprintln!("sbx: {e}");
+    crate::status::report_failure(&e);
     // SAFETY: leaving the forked process without running destructors.
     unsafe { libc::_exit(e.code) }
 }

@@ -63,6 +63,7 @@ fn exit_now(code: i32) -> ! {
 
 fn fail(e: &Error) -> ! {
     eprintln!("sbx: {e}");
+    crate::status::report_failure(e);
     exit_now(e.code)
 }
 
@@ -129,6 +130,11 @@ pub fn run(plan: &Plan) -> Result<i32> {
 fn launch_with(plan: &Plan, prep: &Prepared) -> Result<i32> {
     // SAFETY: trivial getter.
     let me = sys::pidfd_open(unsafe { libc::getpid() }).map_err(|e| e.at("launch"))?;
+    // With --status-fd, the sandbox's processes report a failure on this pipe.
+    let report = match plan.status_fd {
+        Some(_) => Some(crate::status::open_report()?),
+        None => None,
+    };
     let (init_ours, init_theirs) = msg::pair()?;
     // For pasta, the command's process passes the network namespace it makes (and the
     // user namespace) to the launcher over `netpass`.
@@ -183,12 +189,18 @@ fn launch_with(plan: &Plan, prep: &Prepared) -> Result<i32> {
         );
     }
     drop((init_theirs, me));
+    crate::status::launched();
     let maps = userns::start_maps(&plan.ids, pid1);
     if maps.is_some() {
         init_ours.send_child(ToChild::HelpersStarted);
     }
     let netpass = netpass.map(|(ours, _)| ours);
-    supervise(plan, pid1, maps, &init_ours, netpass.as_ref(), &set)
+    let code = supervise(plan, pid1, maps, &init_ours, netpass.as_ref(), &set);
+    if let (Some(fd), Ok(c), Some(r)) = (plan.status_fd, &code, &report) {
+        let failure = crate::status::read_failure(r);
+        crate::status::write(fd, &crate::status::object(*c, failure));
+    }
+    code
 }
 
 /// The namespaces made in the launcher's clone; PID 1 unshares the others but net,
@@ -278,9 +290,6 @@ fn supervise(
     if let Some((path, _)) = &recorded {
         record::remove(path);
     }
-    if let (Some(fd), Ok(c)) = (plan.status_fd, &code) {
-        let _ = sys::write_all(fd, format!("{{\"exit_code\": {c}}}\n").as_bytes());
-    }
     code
 }
 
@@ -296,31 +305,28 @@ fn record_sandbox(
     let (me, uid) = unsafe { (libc::getpid(), libc::getuid()) };
     // A command that has already exited (a zombie still shows its pid) has no
     // namespaces left to read: nothing to record.
+    let name = sandbox_name(plan, me);
+    // --info-fd's object is written whatever becomes of the record (bubblewrap's
+    // contract: the child's pid and its namespaces, once set up).
+    let info = |namespaces: &std::collections::BTreeMap<String, u64>| {
+        if let Some(fd) = plan.info_fd {
+            crate::status::write(
+                fd,
+                &serde_json::json!({
+                    "name": name, "child-pid": pid1, "launcher-pid": me, "namespaces": namespaces,
+                }),
+            );
+        }
+    };
     let Some(anchor) =
         sys::pidfd_pid(command.as_fd()).filter(|_| !sys::pidfd_exited(command.as_fd()))
     else {
+        info(&Default::default());
         return Ok(None);
     };
-    let name = plan.name.clone().unwrap_or_else(|| {
-        let stem: String = std::path::Path::new(&plan.profile)
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default()
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || "._-".contains(c) {
-                    c
-                } else {
-                    '-'
-                }
-            })
-            .take(40)
-            .collect();
-        format!("{}-{me}", stem.trim_start_matches('.'))
-    });
     let rec = record::Record {
         version: 1,
-        name,
+        name: name.clone(),
         uid,
         launcher: me,
         pid1,
@@ -360,6 +366,7 @@ fn record_sandbox(
     // What was read from /proc/ANCHOR is the command's only if it has not exited (and
     // its pid been reused) since: its pidfd tells.
     if sys::pidfd_exited(command.as_fd()) {
+        info(&rec.namespaces);
         return Ok(None);
     }
     // A records directory that became unusable since the plan (another user took
@@ -376,16 +383,29 @@ fn record_sandbox(
         }
         None => None,
     };
-    if let Some(fd) = plan.info_fd {
-        let info = serde_json::json!({
-            "name": rec.name, "child-pid": pid1, "launcher-pid": me, "namespaces": rec.namespaces,
-        });
-        let _ = sys::write_all(fd, format!("{info}\n").as_bytes());
-        // SAFETY: closing the caller's descriptor we were given for this one object,
-        // so a reader sees its end.
-        unsafe { libc::close(fd) };
-    }
+    info(&rec.namespaces);
     Ok(path)
+}
+
+/// `--name`, or PROFILE-PID.
+fn sandbox_name(plan: &Plan, me: libc::pid_t) -> String {
+    plan.name.clone().unwrap_or_else(|| {
+        let stem: String = std::path::Path::new(&plan.profile)
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .take(40)
+            .collect();
+        format!("{}-{me}", stem.trim_start_matches('.'))
+    })
 }
 
 /// `--net user`: start pasta on the namespaces the command's process passes, then let
@@ -441,6 +461,7 @@ fn wait_sandbox(
             !ready.contains(&true) && deadline.is_some_and(|d| std::time::Instant::now() >= d);
         if timed_out {
             eprintln!("sbx: --timeout reached: the sandbox is killed");
+            crate::status::set_timed_out();
             abort(pid1);
             return Ok(crate::error::EXIT_TIMEOUT);
         }

@@ -22,6 +22,7 @@ pub mod plan;
 pub mod profile;
 pub mod record;
 pub mod seccomp;
+pub mod status;
 pub mod sys;
 pub mod syscalls;
 pub mod text;
@@ -119,6 +120,10 @@ pub fn main() -> i32 {
         Ok(p) => p,
         Err(e) => {
             eprintln!("sbx: {e}");
+            // A tool waiting on --status-fd hears of a failure before the launch too.
+            if let Some(fd) = cli.status_fd.filter(|fd| status::usable(*fd)) {
+                status::write(fd, &status::error_object(&e));
+            }
             return e.code;
         }
     };
@@ -146,6 +151,9 @@ pub fn main() -> i32 {
         Ok(code) => code,
         Err(e) => {
             eprintln!("sbx: {e}");
+            if let Some(fd) = plan.status_fd.filter(|fd| status::usable(*fd)) {
+                status::write(fd, &status::error_object(&e));
+            }
             e.code
         }
     };

@@ -305,7 +305,14 @@ pub fn keep_only_fds(keep: Option<OwnedFd>) -> SysResult<Option<OwnedFd>> {
         let ret = unsafe { libc::dup3(fd, 3, libc::O_CLOEXEC) };
         check(ret as libc::c_long, || format!("dup3({fd}, 3, O_CLOEXEC)"))?;
     }
-    close_fds_from(4)?;
+    // --status-fd's failure pipe stays (close-on-exec: the command never has it).
+    match crate::status::report_fd() {
+        r if r > 4 => {
+            close_fds_between(4, r as u32 - 1)?;
+            close_fds_from(r as u32 + 1)?;
+        }
+        _ => close_fds_from(4)?,
+    }
     // SAFETY: 3 is the kept descriptor and nothing else owns it.
     Ok(Some(unsafe { OwnedFd::from_raw_fd(3) }))
 }
@@ -314,8 +321,13 @@ pub fn keep_only_fds(keep: Option<OwnedFd>) -> SysResult<Option<OwnedFd>> {
 /// policy refuses it, each descriptor listed in /proc/self/fd; if neither works, the
 /// error (never a silent leak).
 pub fn close_fds_from(first: u32) -> SysResult<()> {
+    close_fds_between(first, u32::MAX)
+}
+
+/// Close descriptors `first` to `last`, as [`close_fds_from`].
+pub fn close_fds_between(first: u32, last: u32) -> SysResult<()> {
     // SAFETY: closes descriptors this process owns; nothing refers to them afterwards.
-    if unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 0) } == 0 {
+    if unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) } == 0 {
         return Ok(());
     }
     let errno = errno();
@@ -326,7 +338,7 @@ pub fn close_fds_from(first: u32) -> SysResult<()> {
         })?
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse().ok())
-        .filter(|fd| *fd >= first as i32)
+        .filter(|fd| *fd >= first as i32 && *fd as u32 <= last)
         .collect();
     for fd in fds {
         // SAFETY: as above (the read_dir descriptor is closed already: EBADF is fine).

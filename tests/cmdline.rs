@@ -105,3 +105,65 @@ fn a_command_on_the_host_but_not_granted_says_where_it_is() {
         assert!(!stderr(&o).contains("on the host"), "{}", stderr(&o));
     }
 }
+
+/// Run `sbx ARGS` as `u` with --info-fd 3 and --status-fd 4 going to files; returns
+/// (exit status, info text, status text).
+fn with_fds(u: &User, fx: &Fixture, args: &str) -> (i32, String, String) {
+    let (info, status) = (fx.path.join("info"), fx.path.join("status"));
+    let _ = std::fs::remove_file(&info);
+    let _ = std::fs::remove_file(&status);
+    let script = format!(
+        "{} -q --info-fd 3 --status-fd 4 {args} 3>{} 4>{}",
+        sbx_bin().display(),
+        info.display(),
+        status.display()
+    );
+    let o = output(user_sh(u, &script));
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_default();
+    (code(&o), read(&info), read(&status))
+}
+
+#[test]
+fn status_fd_tells_the_commands_status_from_sbxs_failures() {
+    for u in users() {
+        let fx = Fixture::new(u, "status");
+        // The command ran: its own 125, 126, 127 are exit codes.
+        for n in [0, 3, 125, 126, 127] {
+            let (c, info, status) = with_fds(u, &fx, &format!("-- sh -c 'exit {n}'"));
+            assert_eq!(c, n);
+            assert_eq!(status, format!("{{\"exit_code\":{n}}}\n"), "as {}", u.name);
+            let v: serde_json::Value = serde_json::from_str(&info).unwrap();
+            assert!(v["child-pid"].as_i64().unwrap() > 1, "{info}");
+            for ns in ["user", "mnt", "pid", "ipc", "uts", "net", "cgroup"] {
+                assert!(v["namespaces"][ns].as_u64().unwrap() > 0, "{ns}: {info}");
+            }
+        }
+        // It did not: an error object with the step, never an exit_code.
+        for (args, want_status, step) in [
+            ("-- no-such-command-x", 127, "no-such-command-x"),
+            ("-- /etc/passwd", 126, "cannot execute"),
+            ("--cwd /no/such/dir -- true", 125, "--cwd"),
+            (
+                "--ro-bind /no/such/source -- true",
+                125,
+                "--ro-bind /no/such/source",
+            ),
+            ("--profile no-such-profile -- true", 125, "--profile"),
+        ] {
+            let (c, _, status) = with_fds(u, &fx, args);
+            assert_eq!(c, want_status, "{args}");
+            let v: serde_json::Value =
+                serde_json::from_str(&status).unwrap_or_else(|e| panic!("{args}: {e}: {status:?}"));
+            assert!(v.get("exit_code").is_none(), "{args}: {status}");
+            assert_eq!(v["error"]["status"], want_status, "{args}: {status}");
+            assert!(
+                v["error"]["step"].as_str().unwrap().contains(step),
+                "{args}: {status}"
+            );
+            assert!(!v["error"]["message"].as_str().unwrap().is_empty());
+        }
+        let (c, _, status) = with_fds(u, &fx, "--timeout 0.2 -- sleep 60");
+        assert_eq!(c, 124);
+        assert_eq!(status, "{\"exit_code\":124,\"timed_out\":true}\n");
+    }
+}
