@@ -25,6 +25,8 @@ pub trait HostFs {
     fn canonicalize(&self, p: &Path) -> io::Result<PathBuf>;
     fn entry(&self, p: &Path) -> Entry;
     fn is_executable_file(&self, p: &Path) -> bool;
+    /// A setuid-root file or one with file capabilities (what newuidmap needs).
+    fn is_privileged_helper(&self, p: &Path) -> bool;
     /// The owner of `p` itself (a symlink's own owner, not its target's).
     fn owner(&self, p: &Path) -> Option<u32>;
     /// Names of the unix sockets directly in directory `p` (not below it).
@@ -60,6 +62,26 @@ impl HostFs for RealFs {
         std::fs::metadata(p)
             .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
             .unwrap_or(false)
+    }
+
+    fn is_privileged_helper(&self, p: &Path) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(m) = std::fs::metadata(p) else {
+            return false;
+        };
+        if m.uid() == 0 && m.mode() & libc::S_ISUID != 0 {
+            return true;
+        }
+        let path = crate::sys::cstr(p.as_os_str());
+        // SAFETY: a size query (null buffer) of a NUL-terminated path.
+        unsafe {
+            libc::getxattr(
+                path.as_ptr(),
+                c"security.capability".as_ptr(),
+                std::ptr::null_mut(),
+                0,
+            ) > 0
+        }
     }
 
     fn owner(&self, p: &Path) -> Option<u32> {
@@ -119,6 +141,9 @@ impl HostFs for ImaginaryFs {
     fn is_executable_file(&self, _: &Path) -> bool {
         false
     }
+    fn is_privileged_helper(&self, _: &Path) -> bool {
+        false
+    }
     fn owner(&self, _: &Path) -> Option<u32> {
         Some(0)
     }
@@ -158,6 +183,12 @@ pub struct Host {
     pub tun_usable: bool,
     /// sbx's own pid (names per-launch host paths, such as the D-Bus proxy's socket).
     pub pid: u32,
+    /// no_new_privs is set on sbx itself (inside sbx, or a container that sets it):
+    /// setuid helpers gain nothing.
+    pub no_new_privs: bool,
+    /// This process's own /proc/self/uid_map and gid_map.
+    pub uid_map: String,
+    pub gid_map: String,
 }
 
 /// The setuid helpers from shadow's `uidmap` package, by absolute path only: sbx
@@ -213,6 +244,10 @@ impl Host {
             env,
             landlock_abi: crate::landlock::abi(),
             pid: std::process::id(),
+            // SAFETY: prctl query without pointers.
+            no_new_privs: unsafe { libc::prctl(libc::PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) } == 1,
+            uid_map: read("/proc/self/uid_map"),
+            gid_map: read("/proc/self/gid_map"),
             // SAFETY: NUL-terminated path.
             tun_usable: unsafe { libc::access(c"/dev/net/tun".as_ptr(), libc::R_OK | libc::W_OK) }
                 == 0,

@@ -242,10 +242,28 @@ fn supervise(
                     0 => {}
                     code => return Ok(code),
                 }
-            } else {
-                abort(pid1);
             }
-            return Err(e);
+            // A helper that fails (refused by the kernel, misconfigured, exiting with an
+            // error) costs the subordinate ranges, not the launch, unless they are
+            // required: the launcher, the namespace's owner, maps its own ids.
+            // SAFETY: trivial getters.
+            let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+            let fallback = (!plan.ids.required)
+                .then(|| userns::write_single_maps_for(pid1, uid, gid, &plan.ids));
+            match fallback {
+                Some(Ok(())) => {
+                    if !plan.quiet {
+                        eprintln!(
+                            "sbx: {}: mapping only uid {uid} and gid {gid} (setgroups denied)",
+                            crate::text::escape(&e.to_string())
+                        );
+                    }
+                }
+                Some(Err(_)) | None => {
+                    abort(pid1);
+                    return Err(e);
+                }
+            }
         }
         init.send_child(ToChild::MapsWritten);
         trace::step("launcher", || "id maps written".into());

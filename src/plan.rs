@@ -217,6 +217,9 @@ pub struct Plan {
     /// Said after "command not found inside the sandbox": where the command is on
     /// the host, and how to grant it, when no mount grants that place.
     pub not_found_hint: Option<String>,
+    /// `-q`: notices found during the launch are not printed either.
+    #[serde(skip)]
+    pub quiet: bool,
 }
 
 /// Split `SRC[:DST]` on the first unescaped colon; `\:` is a colon, `\\` a backslash.
@@ -356,15 +359,68 @@ impl Plan {
                 ),
             ));
         }
+        // Subordinate ids that are configured may still be unusable: say why, and
+        // fall back to the single-id map (or, when they are required, stop).
+        let unusable = match &ids.mapping {
+            crate::userns::Mapping::Subordinate { newuidmap, .. } => {
+                if host.no_new_privs {
+                    Some("no_new_privs is set on sbx (inside sbx, or a container that sets it): the setuid newuidmap gains nothing".to_string())
+                } else if !fs.is_privileged_helper(newuidmap)
+                    || !fs.is_privileged_helper(Path::new(host::NEWGIDMAP))
+                {
+                    Some(format!(
+                        "{} and {} must be setuid root or carry file capabilities (reinstall the `uidmap` package)",
+                        host::NEWUIDMAP,
+                        host::NEWGIDMAP
+                    ))
+                } else if !crate::userns::map_covers(&host.uid_map, &host.subuid)
+                    || !crate::userns::map_covers(&host.gid_map, &host.subgid)
+                {
+                    Some("the subordinate ranges are not mapped in the user namespace sbx runs in (a container, or sbx inside sbx)".to_string())
+                } else {
+                    None
+                }
+            }
+            crate::userns::Mapping::Single => None,
+        };
+        let (mut ids, notice) = match unusable {
+            Some(why) => {
+                let (single, _) = plan_ids(
+                    host.uid,
+                    host.gid,
+                    cli.uid.or(profile.uid).unwrap_or(host.uid),
+                    cli.gid.or(profile.gid).unwrap_or(host.gid),
+                    &[],
+                    &[],
+                    None,
+                )?;
+                (
+                    single,
+                    Some(format!(
+                        "subordinate ids cannot be used: {why}: mapping only uid {} and gid {} (setgroups denied)",
+                        host.uid, host.gid
+                    )),
+                )
+            }
+            None => (ids, notice),
+        };
+        ids.required = mode == IdMode::Subordinate;
         match (mode, notice) {
             (IdMode::Subordinate, Some(why)) => {
                 return Err(Error::new(
                     profile.where_set("ids"),
-                    format!(
-                        "the subordinate ids cannot be mapped: {why}; add a range with \
-                         `usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {}`",
-                        host.user
-                    ),
+                    if why.starts_with("no subordinate ids") {
+                        format!(
+                            "the subordinate ids cannot be mapped: {why}; add a range with \
+                             `usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {}`",
+                            host.user
+                        )
+                    } else {
+                        format!(
+                            "the subordinate ids cannot be mapped: {why}; fix that, or use a \
+                             profile with ids = \"auto\" (the single-id map)"
+                        )
+                    },
                 ))
             }
             // Asked for: nothing to announce.
@@ -535,6 +591,7 @@ impl Plan {
         }
         let not_found_hint = not_found_hint(&cli.command[0], host, fs, &mounts, &profile.name);
         Ok(Plan {
+            quiet: cli.quiet,
             not_found_hint,
             name: cli.name.clone(),
             records,

@@ -108,6 +108,10 @@ pub struct IdPlan {
     pub mapping: Mapping,
     pub uid_map: Vec<MapLine>,
     pub gid_map: Vec<MapLine>,
+    /// `ids = "subordinate"`: a helper that fails stops the launch instead of the
+    /// single-id fallback.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub required: bool,
 }
 
 /// The kernel accepts at most 340 lines per map (user_namespaces(7)).
@@ -137,6 +141,7 @@ pub fn plan_ids(
                 mapping: Mapping::Single,
                 uid_map: vec![own(inside_uid, host_uid)],
                 gid_map: vec![own(inside_gid, host_gid)],
+                required: false,
             },
             Some(why),
         )
@@ -188,9 +193,63 @@ pub fn plan_ids(
                 newuidmap,
                 newgidmap,
             },
+            required: false,
         },
         None,
     ))
+}
+
+/// Whether the ranges of `subs` are all mapped in this process's own user namespace
+/// (`map`: the text of /proc/self/uid_map or gid_map). Inside another user namespace
+/// (a container, sbx itself) newuidmap can only map ids its namespace has.
+pub fn map_covers(map: &str, subs: &[SubidRange]) -> bool {
+    let lines: Vec<(u64, u64)> = map
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<u64> = l
+                .split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            (f.len() == 3).then(|| (f[0], f[0] + f[2]))
+        })
+        .collect();
+    subs.iter().all(|r| {
+        let (a, b) = (r.start as u64, r.start as u64 + r.count as u64);
+        lines.iter().any(|(s, e)| *s <= a && b <= *e)
+    })
+}
+
+/// After newuidmap or newgidmap failed: write, from the launcher (the namespace's
+/// owner, in its parent namespace), the single-id map of each map not yet written
+/// (user_namespaces(7): one line mapping the writer's own id; setgroups denied first).
+pub fn write_single_maps_for(pid: libc::pid_t, uid: u32, gid: u32, ids: &IdPlan) -> Result<()> {
+    let step = "user namespace id map (single-id fallback)";
+    let path = |f: &str| format!("/proc/{pid}/{f}");
+    let empty = |f: &str| {
+        std::fs::read_to_string(path(f))
+            .map(|t| t.trim().is_empty())
+            .unwrap_or(false)
+    };
+    let write = |f: &str, text: String| -> Result<()> {
+        OpenOptions::new()
+            .write(true)
+            .open(path(f))
+            .and_then(|mut h| h.write_all(text.as_bytes()))
+            .map_err(|e| {
+                Error::new(
+                    step,
+                    format!("write({:?}, {:?}): {e}", path(f), text.trim_end()),
+                )
+            })
+    };
+    if empty("uid_map") {
+        write("uid_map", format!("{} {uid} 1\n", ids.uid))?;
+    }
+    if empty("gid_map") {
+        write("setgroups", "deny".into())?;
+        write("gid_map", format!("{} {gid} 1\n", ids.gid))?;
+    }
+    Ok(())
 }
 
 fn map_text(lines: &[MapLine]) -> String {

@@ -136,3 +136,95 @@ fn every_namespace_is_new() {
         );
     }
 }
+
+/// Run sbx as `u` with no_new_privs already set (as inside sbx, or in a container).
+fn under_nnp(u: &User, args: &[&str]) -> std::process::Output {
+    let mut c = as_user(u, "setpriv");
+    c.arg("--no-new-privs").arg(sbx_bin()).args(args);
+    output(c)
+}
+
+#[test]
+fn unusable_helpers_fall_back_to_the_single_id_map_once() {
+    let Some(u) = users().iter().find(|u| u.subids.is_some()) else {
+        eprintln!("skipped: no test user with subordinate ids (run tests/setup.sh as root)");
+        return;
+    };
+    // no_new_privs: the setuid helpers gain nothing. `auto` falls back, saying why.
+    let o = under_nnp(u, &["--", "cat", "/proc/self/uid_map"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(map_lines(&stdout(&o)), [[u.uid as u64, u.uid as u64, 1]]);
+    let err = stderr(&o);
+    assert_eq!(
+        err.matches("mapping only uid").count(),
+        1,
+        "one notice: {err}"
+    );
+    assert!(err.contains("no_new_privs"), "{err}");
+    // Required (`ci`): exit 125 naming the cause.
+    let o = under_nnp(u, &["--profile", "ci", "--", "true"]);
+    assert_eq!(code(&o), 125);
+    assert!(
+        stderr(&o).contains("no_new_privs") && stderr(&o).contains("ids"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn a_helper_that_fails_at_run_time_falls_back_unless_required() {
+    if !is_root() {
+        eprintln!("skipped: replacing newgidmap in a private mount namespace needs root");
+        return;
+    }
+    let Some(u) = users().iter().find(|u| u.subids.is_some()) else {
+        eprintln!("skipped: no test user with subordinate ids");
+        return;
+    };
+    // In a mount namespace of the test's own, newgidmap is replaced by a copy that
+    // is not setuid and whose file capability (CAP_NET_RAW) cannot write a map: it
+    // looks usable, and fails when it runs.
+    let fx = Fixture::new(u, "helper");
+    let copy = fx.path.join("newgidmap");
+    std::fs::copy("/usr/bin/newgidmap", &copy).unwrap();
+    let setcap = std::process::Command::new("setcap")
+        .arg("cap_net_raw+ep")
+        .arg(&copy)
+        .status();
+    if !setcap.is_ok_and(|s| s.success()) {
+        eprintln!("skipped: setcap (libcap2-bin) is missing or cannot set file capabilities here");
+        return;
+    }
+    let run_in_ns = |args: &str| {
+        let script = format!(
+            "mount --bind {} /usr/bin/newgidmap && exec setpriv --reuid={} --regid={} --init-groups \
+             env -i HOME={} PATH=/usr/bin:/bin {} {args}",
+            copy.display(),
+            u.uid,
+            u.gid,
+            u.home.display(),
+            sbx_bin().display()
+        );
+        let mut c = std::process::Command::new("unshare");
+        c.args(["-m", "--propagation", "private", "sh", "-c", &script])
+            .current_dir("/");
+        output(c)
+    };
+    let o = run_in_ns("-- cat /proc/self/gid_map /proc/self/uid_map");
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let lines = map_lines(&stdout(&o));
+    assert_eq!(
+        lines[0],
+        [u.gid as u64, u.gid as u64, 1],
+        "single gid map: {lines:?}"
+    );
+    let err = stderr(&o);
+    assert!(
+        err.contains("newgidmap") && err.contains("mapping only uid"),
+        "{err}"
+    );
+    assert_eq!(err.matches("mapping only uid").count(), 1, "{err}");
+    let o = run_in_ns("--profile ci -- true");
+    assert_eq!(code(&o), 125, "{}", stderr(&o));
+    assert!(stderr(&o).contains("newgidmap"), "{}", stderr(&o));
+}

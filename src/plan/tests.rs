@@ -23,6 +23,8 @@ struct FakeFs {
     sockets: BTreeMap<PathBuf, Vec<OsString>>,
     /// Contents of small files (read_small).
     files: BTreeMap<PathBuf, String>,
+    /// newuidmap/newgidmap present but neither setuid nor with file capabilities.
+    unprivileged_helpers: bool,
 }
 
 impl HostFs for FakeFs {
@@ -38,6 +40,9 @@ impl HostFs for FakeFs {
     }
     fn is_executable_file(&self, p: &Path) -> bool {
         self.helpers && p.starts_with("/usr/bin")
+    }
+    fn is_privileged_helper(&self, p: &Path) -> bool {
+        self.helpers && !self.unprivileged_helpers && p.starts_with("/usr/bin")
     }
     fn owner(&self, p: &Path) -> Option<u32> {
         // Root's unless a test says otherwise.
@@ -125,6 +130,9 @@ fn host(subids: bool) -> Host {
         landlock_abi: Some(7),
         tun_usable: true,
         pid: 4242,
+        no_new_privs: false,
+        uid_map: "0 0 4294967295\n".into(),
+        gid_map: "0 0 4294967295\n".into(),
     }
 }
 
