@@ -166,6 +166,12 @@ fn launch_with(plan: &Plan, prep: &Prepared) -> Result<i32> {
     });
     let pid1 = sys::clone_fork(first).map_err(|e| {
         let hint = match e.errno {
+            // Inside a sandbox (no_new_privs set), its seccomp policy is the likely
+            // cause: sbx's own refuses namespaces unless a profile allows nesting.
+            libc::EPERM if plan.no_new_privs => {
+                " (sbx runs inside a sandbox whose policy refuses new namespaces: run the \
+                 outer one with --profile nested, or a profile including `nesting`)"
+            }
             libc::EPERM | libc::ENOSPC | libc::EUSERS => {
                 " (unprivileged user namespaces are disabled or exhausted here: check \
                  user.max_user_namespaces and kernel.apparmor_restrict_unprivileged_userns)"

@@ -468,8 +468,11 @@ fn apply(root: BorrowedFd, op: &MountOp, made: Made, masks: Option<&MaskSource>)
             };
             sys::move_mount_fd(tree.as_fd(), target.as_fd(), &dst.to_string_lossy())
         }
-        (MountOp::Proc { dst }, Made::Fs(fs)) => {
+        (MountOp::Proc { dst, hide_host }, Made::Fs(fs)) => {
             attach_dir(root, &fs, dst)?;
+            if !hide_host {
+                return Ok(());
+            }
             let masks = masks.expect("mask source made for proc");
             PROC_HIDDEN
                 .iter()
@@ -561,7 +564,16 @@ pub fn describe(op: &MountOp) -> String {
         MountOp::Symlink { target, link } => {
             format!("symlink {} -> {}", link.display(), target.display())
         }
-        MountOp::Proc { dst } => format!("proc {}", dst.display()),
+        MountOp::Proc {
+            dst,
+            hide_host: true,
+        } => format!("proc {}", dst.display()),
+        MountOp::Proc {
+            dst,
+            hide_host: false,
+        } => {
+            format!("proc {} (host entries visible)", dst.display())
+        }
         MountOp::Dev { dst, .. } => format!("dev {}", dst.display()),
         MountOp::File { dst, mode, .. } => format!("file {} (mode={mode:o})", dst.display()),
         MountOp::Mqueue { dst } => format!("mqueue {}", dst.display()),

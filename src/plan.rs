@@ -106,6 +106,11 @@ pub enum MountOp {
     Proc {
         #[serde(serialize_with = "lossy")]
         dst: PathBuf,
+        /// The entries that describe the host (mount::PROC_HIDDEN) are covered.
+        /// `false` only for nesting: the kernel refuses a new proc mount inside a
+        /// user namespace when any entry of the existing one is covered
+        /// (mount_too_revealing in fs/namespace.c).
+        hide_host: bool,
     },
     Dev {
         #[serde(serialize_with = "lossy")]
@@ -147,7 +152,7 @@ impl MountOp {
             MountOp::Bind { dst, .. }
             | MountOp::Tmpfs { dst, .. }
             | MountOp::Dir { dst, .. }
-            | MountOp::Proc { dst }
+            | MountOp::Proc { dst, .. }
             | MountOp::Dev { dst, .. }
             | MountOp::File { dst, .. }
             | MountOp::Mqueue { dst }
@@ -220,6 +225,9 @@ pub struct Plan {
     /// `-q`: notices found during the launch are not printed either.
     #[serde(skip)]
     pub quiet: bool,
+    /// sbx itself runs with no_new_privs (inside a sandbox, most likely).
+    #[serde(skip)]
+    pub no_new_privs: bool,
 }
 
 /// Split `SRC[:DST]` on the first unescaped colon; `\:` is a colon, `\\` a backslash.
@@ -508,6 +516,10 @@ impl Plan {
             mounts.extend(protected);
             mounts.extend(again);
         }
+        // The tree the sandbox will have: a later mount over an earlier one wins and
+        // what it covers is gone (as in bubblewrap), so Landlock rules, masks and the
+        // trust rule below see only what will be there.
+        let mounts = final_tree(mounts);
         // ~/.config/sbx/profiles is where a later run without XDG_CONFIG_HOME looks:
         // protected whatever this run's XDG_CONFIG_HOME says.
         let mut protected = profile.dirs.clone();
@@ -592,6 +604,7 @@ impl Plan {
         let not_found_hint = not_found_hint(&cli.command[0], host, fs, &mounts, &profile.name);
         Ok(Plan {
             quiet: cli.quiet,
+            no_new_privs: host.no_new_privs,
             not_found_hint,
             name: cli.name.clone(),
             records,
@@ -625,6 +638,28 @@ impl Plan {
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("plan serialises")
     }
+}
+
+/// Whether `later`, applied after a mount at `dst`, hides it: a mount, file, symlink
+/// or mask at `dst` or above it. (`dir` only makes sure a directory exists.)
+fn covers(later: &MountOp, dst: &Path) -> bool {
+    !matches!(later, MountOp::Dir { .. }) && dst.starts_with(later.dst())
+}
+
+/// The mounts that will be visible: each op not covered by a later one.
+pub fn final_tree(mounts: Vec<Mount>) -> Vec<Mount> {
+    let keep: Vec<bool> = (0..mounts.len())
+        .map(|i| {
+            !mounts[i + 1..]
+                .iter()
+                .any(|m| covers(&m.op, mounts[i].op.dst()))
+        })
+        .collect();
+    mounts
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(m, k)| k.then_some(m))
+        .collect()
 }
 
 /// Where `command` is on the host (searched in the caller's PATH, as the user), if

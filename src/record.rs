@@ -110,7 +110,7 @@ fn usable(parent: &Path, d: &Path, uid: u32) -> std::result::Result<(), Option<S
     // directory of root's (/tmp), where nobody can move our entry away.
     let parent_ok = pm.is_dir()
         && ((pm.uid() == uid && pm.mode() & 0o022 == 0)
-            || (pm.uid() == 0 && pm.mode() & libc::S_ISVTX != 0));
+            || ((pm.uid() == 0 || pm.uid() == uid) && pm.mode() & libc::S_ISVTX != 0));
     if !parent_ok {
         return Err(Some(format!(
             "{} is not a directory of yours (owner uid {}, mode {:04o})",

@@ -339,13 +339,15 @@ pub fn render(
                 e.insert("target".into(), p(target));
                 e.insert("dst".into(), p(link));
             }
-            MountOp::Proc { dst } | MountOp::Mqueue { dst } => {
-                let kind = if matches!(m.op, MountOp::Proc { .. }) {
-                    "proc"
-                } else {
-                    "mqueue"
-                };
-                e.insert("type".into(), s(kind));
+            MountOp::Proc { dst, hide_host } => {
+                e.insert("type".into(), s("proc"));
+                e.insert("dst".into(), p(dst));
+                if !hide_host {
+                    e.insert("hide_host_entries".into(), toml::Value::Boolean(false));
+                }
+            }
+            MountOp::Mqueue { dst } => {
+                e.insert("type".into(), s("mqueue"));
                 e.insert("dst".into(), p(dst));
             }
             MountOp::Dev { dst, shm_size } => {

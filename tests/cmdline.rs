@@ -167,3 +167,84 @@ fn status_fd_tells_the_commands_status_from_sbxs_failures() {
         assert_eq!(status, "{\"exit_code\":124,\"timed_out\":true}\n");
     }
 }
+
+#[test]
+fn sbx_runs_inside_sbx_with_the_nested_profile() {
+    let bin = sbx_bin();
+    let dir = bin.parent().unwrap().to_str().unwrap().to_string();
+    let inner = bin.to_str().unwrap().to_string();
+    for u in users() {
+        let script =
+            "echo inner; hostname; cat /proc/self/uid_map | wc -l; ls /proc | grep -c '^[0-9]'";
+        let o = run(
+            u,
+            &[
+                "-q",
+                "--profile",
+                "nested",
+                "--ro-bind",
+                &dir,
+                "--",
+                &inner,
+                "-q",
+                "--",
+                "sh",
+                "-c",
+                script,
+            ],
+        );
+        assert_eq!(code(&o), 0, "as {}: {}", u.name, stderr(&o));
+        let out = stdout(&o);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines[..3], ["inner", "sbx", "1"], "as {}: {out}", u.name);
+        // Its own pid namespace: its PID 1 and the shell (and ls, grep).
+        let procs: u32 = lines[3].trim().parse().unwrap();
+        assert!(
+            procs <= 4,
+            "as {}: {procs} processes visible inside",
+            u.name
+        );
+        // The outer sandbox says what nesting costs it.
+        let o = run(u, &["--profile", "nested", "--", "true"]);
+        assert!(stderr(&o).contains("landlock = \"off\""), "{}", stderr(&o));
+        // Without nesting, the inner sbx says what to do.
+        let o = run(
+            u,
+            &["-q", "--ro-bind", &dir, "--", &inner, "-q", "--", "true"],
+        );
+        assert_eq!(code(&o), 125);
+        assert!(stderr(&o).contains("--profile nested"), "{}", stderr(&o));
+    }
+}
+
+#[test]
+fn a_later_mount_covers_an_earlier_one_and_the_plan_agrees() {
+    for u in users() {
+        // The current directory under /tmp, then a tmpfs over /tmp (bubblewrap's rule:
+        // the later mount wins, what it covers is gone).
+        let fx = Fixture::new(u, "cover");
+        fx.file("marker", "x", u);
+        let mut c = sbx_cmd(
+            u,
+            [
+                "--tmpfs",
+                "/tmp",
+                "--",
+                "sh",
+                "-c",
+                "ls -A /tmp | wc -l; pwd",
+            ],
+        );
+        c.current_dir(&fx.path);
+        let o = output(c);
+        assert_eq!(code(&o), 0, "as {}: {}", u.name, stderr(&o));
+        assert!(stdout(&o).starts_with("0\n"), "{}", stdout(&o));
+        let mut c = sbx_cmd(u, ["--dry-run", "--tmpfs", "/tmp", "--", "true"]);
+        c.current_dir(&fx.path);
+        let plan = stdout(&output(c));
+        assert!(
+            !plan.contains(&format!("\"dst\": \"{}\"", fx.path.display())),
+            "{plan}"
+        );
+    }
+}

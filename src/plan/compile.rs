@@ -85,7 +85,8 @@ fn allowed(k: MountKind) -> &'static [&'static str] {
         MountKind::Dir => &["dst", "mode"],
         MountKind::File => &["dst", "content", "mode"],
         MountKind::Symlink => &["target", "dst"],
-        MountKind::Proc | MountKind::Mqueue => &["dst"],
+        MountKind::Proc => &["dst", "hide_host_entries"],
+        MountKind::Mqueue => &["dst"],
         MountKind::TmpOverlay => &["src", "dst", "size", "skip_if_home_or_above"],
         MountKind::Dev => &["dst", "size"],
         MountKind::Xauthority => &["src", "dst"],
@@ -106,6 +107,7 @@ fn present(e: &MountEntry) -> Vec<&'static str> {
     add(e.content.is_some(), "content");
     add(e.target.is_some(), "target");
     add(e.skip_if_home_or_above, "skip_if_home_or_above");
+    add(e.hide_host_entries.is_some(), "hide_host_entries");
     v
 }
 
@@ -493,7 +495,10 @@ fn entry_op(
             };
             default_dst_required(e, &default_dst)?.map(|link| MountOp::Symlink { target, link })
         }
-        MountKind::Proc => default_dst("/proc")?.map(|dst| MountOp::Proc { dst }),
+        MountKind::Proc => default_dst("/proc")?.map(|dst| MountOp::Proc {
+            dst,
+            hide_host: e.hide_host_entries.unwrap_or(true),
+        }),
         MountKind::Dev => default_dst("/dev")?.map(|dst| MountOp::Dev { dst, shm_size: 0 }),
         MountKind::Mqueue => default_dst("/dev/mqueue")?.map(|dst| MountOp::Mqueue { dst }),
     };

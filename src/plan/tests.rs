@@ -167,6 +167,7 @@ fn shipped_profiles_golden() {
             "pipewire",
             "dri",
             "dbus",
+            "nesting",
         ]
         .contains(name)
         {

@@ -43,6 +43,8 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("pipewire", include_str!("../../profiles/pipewire.toml")),
     ("dri", include_str!("../../profiles/dri.toml")),
     ("dbus", include_str!("../../profiles/dbus.toml")),
+    ("nesting", include_str!("../../profiles/nesting.toml")),
+    ("nested", include_str!("../../profiles/nested.toml")),
 ];
 
 /// A place in a profile file, for messages: `file:line:column`.

@@ -132,6 +132,8 @@ pub struct MountEntry {
     /// profile binding the current directory never grants the whole home by accident.
     #[serde(default)]
     pub skip_if_home_or_above: bool,
+    /// For `proc`: cover the entries that describe the host (default true).
+    pub hide_host_entries: Option<bool>,
 }
 
 /// A size: bytes as an integer, or a string with a K, M or G suffix ("64M").
