@@ -186,6 +186,9 @@ pub struct Host {
     /// no_new_privs is set on sbx itself (inside sbx, or a container that sets it):
     /// setuid helpers gain nothing.
     pub no_new_privs: bool,
+    /// The terminal sbx was given (the device of the first of fds 0–2 that is one,
+    /// e.g. /dev/pts/3), shown inside as /dev/console.
+    pub tty: Option<PathBuf>,
     /// This process's own /proc/self/uid_map and gid_map.
     pub uid_map: String,
     pub gid_map: String,
@@ -246,6 +249,7 @@ impl Host {
             pid: std::process::id(),
             // SAFETY: prctl query without pointers.
             no_new_privs: unsafe { libc::prctl(libc::PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) } == 1,
+            tty: inherited_tty(),
             uid_map: read("/proc/self/uid_map"),
             gid_map: read("/proc/self/gid_map"),
             // SAFETY: NUL-terminated path.
@@ -253,6 +257,19 @@ impl Host {
                 == 0,
         }
     }
+}
+
+/// The device path of the first of fds 0–2 that is a terminal.
+fn inherited_tty() -> Option<PathBuf> {
+    (0..3).find_map(|fd| {
+        // SAFETY: isatty only queries.
+        if unsafe { libc::isatty(fd) } != 1 {
+            return None;
+        }
+        std::fs::read_link(format!("/proc/self/fd/{fd}"))
+            .ok()
+            .filter(|p| p.starts_with("/dev/"))
+    })
 }
 
 /// The first symlink not owned by root on `pwd`, when `pwd` names `cwd` (a shell's

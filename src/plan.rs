@@ -497,6 +497,26 @@ impl Plan {
             mounts.push(mount);
             (plan, address)
         });
+        // The terminal the command is given, at /dev/console of the sandbox's /dev
+        // (as LXC and systemd-nspawn show it): `tty`, ttyname(3) and GPG_TTY=$(tty)
+        // then work, glibc finding the device there, and no other host terminal is
+        // shown. The command holds this terminal open already; the bind adds no
+        // access.
+        if let Some(tty) = &host.tty {
+            if mounts
+                .iter()
+                .any(|m| matches!(&m.op, MountOp::Dev { dst, .. } if dst == Path::new("/dev")))
+            {
+                mounts.push(Mount {
+                    op: MountOp::Bind {
+                        src: tty.clone(),
+                        dst: "/dev/console".into(),
+                        access: Access::Device,
+                    },
+                    origin: format!("the terminal sbx was given ({})", tty.display()),
+                });
+            }
+        }
         for (kind, value) in &cli.mount_order {
             mounts.push(cli_mount(*kind, value, host, fs)?);
         }
@@ -640,10 +660,11 @@ impl Plan {
     }
 }
 
-/// Whether `later`, applied after a mount at `dst`, hides it: a mount, file, symlink
-/// or mask at `dst` or above it. (`dir` only makes sure a directory exists.)
+/// Whether `later`, applied after a mount at `dst`, replaces it: a mount, file or
+/// symlink at `dst` or above it. (`dir` only makes sure a directory exists; a mask
+/// needs what it hides in place, to lay its empty directory or file over it.)
 fn covers(later: &MountOp, dst: &Path) -> bool {
-    !matches!(later, MountOp::Dir { .. }) && dst.starts_with(later.dst())
+    !matches!(later, MountOp::Dir { .. } | MountOp::Mask { .. }) && dst.starts_with(later.dst())
 }
 
 /// The mounts that will be visible: each op not covered by a later one.

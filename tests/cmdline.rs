@@ -248,3 +248,42 @@ fn a_later_mount_covers_an_earlier_one_and_the_plan_agrees() {
         );
     }
 }
+
+#[test]
+fn the_inherited_terminal_is_a_terminal_inside() {
+    for u in users() {
+        let mut pty = Pty::new(u);
+        let cmd = sbx_cmd(
+            u,
+            [
+                "-q",
+                "--",
+                "sh",
+                "-c",
+                "tty; python3 -c 'import os; print(\"ttyname\", os.ttyname(0))'; \
+                 echo via-dev-tty > /dev/tty; ls /dev/pts | tr '\\n' ' '; echo; echo end",
+            ],
+        );
+        let child = pty.spawn(cmd);
+        let got = pty.read_until("end\r\n", Duration::from_secs(30));
+        let _ = pty.drain(Duration::from_secs(5));
+        wait_status(child, "sbx under a pty");
+        assert!(
+            got.contains("/dev/console\r\n"),
+            "as {}: tty: {got:?}",
+            u.name
+        );
+        assert!(
+            got.contains("ttyname /dev/console"),
+            "as {}: {got:?}",
+            u.name
+        );
+        assert!(got.contains("via-dev-tty"), "{got:?}");
+        // The sandbox's own ptys only: no other terminal of the host.
+        assert!(
+            got.contains("ptmx \r\n"),
+            "as {}: /dev/pts: {got:?}",
+            u.name
+        );
+    }
+}

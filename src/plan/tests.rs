@@ -131,6 +131,7 @@ fn host(subids: bool) -> Host {
         tun_usable: true,
         pid: 4242,
         no_new_privs: false,
+        tty: None,
         uid_map: "0 0 4294967295\n".into(),
         gid_map: "0 0 4294967295\n".into(),
     }
