@@ -33,8 +33,14 @@ pub trait HostFs {
     fn sockets_in(&self, p: &Path) -> Vec<std::ffi::OsString>;
     /// The names in directory `p` (empty if it cannot be read).
     fn names_in(&self, p: &Path) -> Vec<std::ffi::OsString>;
-    /// The start of a small file (at most 64 KiB), as the user.
-    fn read_small(&self, p: &Path) -> Option<Vec<u8>>;
+    /// A small file (at most 64 KiB), as the user: see [`HostFs::read_file`].
+    fn read_small(&self, p: &Path) -> Option<Vec<u8>> {
+        self.read_file(p, 64 * 1024)
+    }
+    /// A regular file of at most `max` bytes, opened as the user without following a
+    /// symlink and without blocking (a planted FIFO must not hang sbx); None
+    /// otherwise.
+    fn read_file(&self, p: &Path, max: u64) -> Option<Vec<u8>>;
 }
 
 pub struct RealFs;
@@ -107,14 +113,20 @@ impl HostFs for RealFs {
             .unwrap_or_default()
     }
 
-    fn read_small(&self, p: &Path) -> Option<Vec<u8>> {
+    fn read_file(&self, p: &Path, max: u64) -> Option<Vec<u8>> {
         use std::io::Read;
-        let mut v = Vec::new();
-        std::fs::File::open(p)
-            .ok()?
-            .take(64 * 1024)
-            .read_to_end(&mut v)
+        use std::os::unix::fs::OpenOptionsExt;
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(p)
             .ok()?;
+        let m = f.metadata().ok()?;
+        if !m.is_file() || m.len() > max {
+            return None;
+        }
+        let mut v = Vec::new();
+        f.take(max).read_to_end(&mut v).ok()?;
         Some(v)
     }
 }
@@ -153,7 +165,7 @@ impl HostFs for ImaginaryFs {
     fn names_in(&self, _: &Path) -> Vec<std::ffi::OsString> {
         Vec::new()
     }
-    fn read_small(&self, _: &Path) -> Option<Vec<u8>> {
+    fn read_file(&self, _: &Path, _: u64) -> Option<Vec<u8>> {
         None
     }
 }

@@ -146,6 +146,25 @@ pub fn main() -> i32 {
     for line in &plan.skipped {
         trace::step("launcher", || format!("skipped: {line}"));
     }
+    // A repository the sandbox creates in a writable directory cannot be made
+    // read-only beforehand (nothing is there to bind): it is found afterwards and
+    // named, before the user runs git there.
+    let watched: Vec<std::path::PathBuf> = match cli.vcs_writable {
+        true => Vec::new(),
+        false => plan
+            .mounts
+            .iter()
+            .filter_map(|m| match &m.op {
+                plan::MountOp::Bind {
+                    src,
+                    access: plan::Access::ReadWrite,
+                    ..
+                } if src.is_dir() => Some(src.clone()),
+                _ => None,
+            })
+            .collect(),
+    };
+    let started = std::time::SystemTime::now();
     let terminal = tty::save();
     let code = match launch::run(&plan) {
         Ok(code) => code,
@@ -158,6 +177,22 @@ pub fn main() -> i32 {
         }
     };
     terminal.restore();
+    if !watched.is_empty() {
+        let since = started
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i64)
+            .unwrap_or(0);
+        for (p, changed) in plan::vcs::new_repositories(&watched) {
+            if changed >= since {
+                eprintln!(
+                    "sbx: warning: the sandbox created {} in a writable directory: git or hg run \
+                     there on the host would execute its configuration (hooks, core.fsmonitor); \
+                     look at it, or remove it, before you use git there",
+                    text::escape(&p.to_string_lossy())
+                );
+            }
+        }
+    }
     // sbx exits now, and its memory goes with it: freeing the plan's many small
     // allocations first would only delay the exit its caller waits for.
     std::mem::forget((plan, host, cli));

@@ -522,19 +522,8 @@ impl Plan {
         }
         // Metadata the host's tools execute stays read-only in writable directories.
         if !cli.vcs_writable {
-            let protected = vcs::protect(&mounts, fs);
-            // A worktree made a mount point is bound again from the host: masks
-            // inside it are placed again after it.
-            let again: Vec<Mount> = mounts
-                .iter()
-                .filter(|m| {
-                    matches!(m.op, MountOp::Mask { .. })
-                        && protected.iter().any(|p| m.op.dst().starts_with(p.op.dst()))
-                })
-                .cloned()
-                .collect();
+            let protected = vcs::protect(&mounts, fs)?;
             mounts.extend(protected);
-            mounts.extend(again);
         }
         // The tree the sandbox will have: a later mount over an earlier one wins and
         // what it covers is gone (as in bubblewrap), so Landlock rules, masks and the

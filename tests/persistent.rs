@@ -374,27 +374,46 @@ fn project_metadata_the_host_executes_stays_read_only() {
             git(u, d, &["init", "-q"]);
             git(u, d, &["commit", "-q", "--allow-empty", "-m", "one"]);
         }
-        git(
-            u,
-            &proj,
-            &["submodule", "add", "-q", lib.to_str().unwrap(), "sub"],
-        );
-        git(u, &proj, &["commit", "-q", "-m", "sub"]);
+        let url = lib.to_str().unwrap();
+        // A submodule at the top, one whose name holds `/` (absorbed under
+        // .git/modules/libs/sub), one whose git directory stays in place (an existing
+        // clone added as a submodule), and a linked worktree inside the project.
+        git(u, &proj, &["submodule", "add", "-q", url, "sub"]);
+        git(u, &proj, &["submodule", "add", "-q", url, "libs/sub"]);
+        git(u, &proj, &["clone", "-q", url, "vendor"]);
+        git(u, &proj, &["submodule", "add", "-q", url, "vendor"]);
+        git(u, &proj, &["commit", "-q", "-m", "subs"]);
+        git(u, &proj, &["worktree", "add", "-q", "wts/feat"]);
         let mark = fx.path.join("pwned");
-        let before = snapshot(&proj.join(".git"));
-        let sub_pointer = std::fs::read(proj.join("sub/.git")).unwrap();
-        // Run 1, `dev` in the project: every way to make the host's git run code.
+        let watched = [
+            ".git",
+            "sub/.git",
+            "libs/sub/.git",
+            "vendor/.git",
+            "wts/feat/.git",
+        ];
+        let before: Vec<_> = watched
+            .iter()
+            .map(|p| snapshot_any(&proj.join(p)))
+            .collect();
+        // Run 1, `dev` in the project: every way found to make the host's git run code.
+        let fsm = format!("[core] fsmonitor = touch {}", mark.display());
         let attack = format!(
             "r() {{ \"$@\" 2>/dev/null && echo \"WROTE $*\" || true; }}; \
-             r sh -c 'echo \"[core] fsmonitor = touch {m}\" >> .git/config'; \
+             r sh -c 'echo \"{fsm}\" >> .git/config'; \
              r sh -c 'echo touch {m} > .git/hooks/post-checkout'; \
              r sh -c 'echo \"* filter=x\" > .git/info/attributes'; \
              r sh -c 'echo ../evil > .git/commondir'; \
-             r sh -c 'echo \"[core] fsmonitor = touch {m}\" >> .git/modules/sub/config'; \
+             r sh -c 'echo \"{fsm}\" >> .git/modules/sub/config'; \
+             r sh -c 'echo \"{fsm}\" >> .git/modules/libs/sub/config'; \
+             r sh -c 'echo \"{fsm}\" >> vendor/.git/config'; \
              r mv .git .git-old; \
              r sh -c 'echo gitdir: ../evil > sub/.git'; \
-             r mv sub sub-old; \
-             echo ordinary > newfile && echo done",
+             r sh -c 'echo gitdir: ../../evil > libs/sub/.git'; \
+             r sh -c 'echo gitdir: ../../evil > wts/feat/.git'; \
+             r mv sub sub-old; r mv libs libs-old; r mv libs/sub libs/sub-old; \
+             r mv wts wts-old; r mv vendor vendor-old; \
+             echo ordinary > newfile && echo ordinary > libs/sub/newfile && echo done",
             m = mark.display()
         );
         let o = in_home(
@@ -406,25 +425,99 @@ fn project_metadata_the_host_executes_stays_read_only() {
         let out = stdout(&o);
         assert!(out.contains("done"), "as {}: {}", u.name, stderr(&o));
         assert!(!out.contains("WROTE"), "as {}: {out}", u.name);
-        assert_eq!(
-            snapshot(&proj.join(".git")),
-            before,
-            "as {}: .git changed",
-            u.name
-        );
-        assert_eq!(std::fs::read(proj.join("sub/.git")).unwrap(), sub_pointer);
+        for (p, b) in watched.iter().zip(&before) {
+            assert_eq!(
+                &snapshot_any(&proj.join(p)),
+                b,
+                "as {}: {p} changed",
+                u.name
+            );
+        }
         assert_eq!(
             std::fs::read_to_string(proj.join("newfile")).unwrap(),
-            "ordinary\n",
-            "the project stays writable"
+            "ordinary\n"
         );
-        // The host's git, after the run, runs nothing.
+        assert_eq!(
+            std::fs::read_to_string(proj.join("libs/sub/newfile")).unwrap(),
+            "ordinary\n"
+        );
+        // The host's git, after the run, runs nothing: at the top (which visits every
+        // submodule) and in the worktree.
         git(u, &proj, &["status", "--short"]);
+        git(u, &proj.join("wts/feat"), &["status", "--short"]);
         assert!(
             !mark.exists(),
             "as {}: the host's git ran planted code",
             u.name
         );
+        // A read-only bind the user asked for stays read-only over a protected
+        // submodule (its directory is made a mount point again after it).
+        let vendor = proj.join("vendor");
+        let o = in_home(
+            u,
+            &u.home,
+            &proj,
+            &[
+                "-q",
+                "--profile",
+                "dev",
+                "--ro-bind",
+                vendor.to_str().unwrap(),
+                "--",
+                "sh",
+                "-c",
+                "touch vendor/x 2>/dev/null && echo wrote || echo refused",
+            ],
+        );
+        assert_eq!(stdout(&o), "refused\n", "as {}: {}", u.name, stderr(&o));
+        // A repository the sandbox creates where none was is named when it ends.
+        let o = in_home(
+            u,
+            &u.home,
+            &proj,
+            &[
+                "-q",
+                "--profile",
+                "dev",
+                "--",
+                "sh",
+                "-c",
+                "mkdir -p newdir/.git && echo made",
+            ],
+        );
+        assert!(stdout(&o).contains("made"));
+        assert!(
+            stderr(&o).contains(&format!(
+                "the sandbox created {}",
+                proj.join("newdir/.git").display()
+            )),
+            "as {}: {}",
+            u.name,
+            stderr(&o)
+        );
+        // A FIFO planted where a config is read does not hang the next launch.
+        let bare = fx.path.join("bare");
+        std::fs::create_dir(&bare).unwrap();
+        fx.chown(&bare, u);
+        let o = in_home(
+            u,
+            &u.home,
+            &bare,
+            &[
+                "-q",
+                "--profile",
+                "dev",
+                "--",
+                "sh",
+                "-c",
+                "mkdir -p .git/modules/x && mkfifo .git/modules/x/config .git/index && \
+             printf '[submodule \"x\"]\\n' > .git/config && echo planted",
+            ],
+        );
+        assert!(stdout(&o).contains("planted"), "{}", stderr(&o));
+        let mut c = sbx_cmd(u, ["-q", "--profile", "dev", "--", "echo", "launched"]);
+        c.current_dir(&bare);
+        assert_eq!(stdout(&output(c)), "launched\n");
         // Asked for, the metadata is writable.
         let o = in_home(
             u,
@@ -447,6 +540,42 @@ fn project_metadata_the_host_executes_stays_read_only() {
             u.name,
             stderr(&o)
         );
+        // A `.git` that is a symlink cannot be protected: refused, naming it.
+        let other = fx.path.join("other");
+        std::fs::create_dir(&other).unwrap();
+        fx.chown(&other, u);
+        let link = other.join(".git");
+        std::os::unix::fs::symlink(proj.join(".git"), &link).unwrap();
+        fx.chown(&link, u);
+        let o = in_home(
+            u,
+            &u.home,
+            &other,
+            &["-q", "--profile", "dev", "--", "true"],
+        );
+        assert_eq!(code(&o), 125);
+        assert!(
+            stderr(&o).contains(&format!("{} is a symlink", link.display()))
+                && stderr(&o).contains("--vcs-writable"),
+            "{}",
+            stderr(&o)
+        );
+    }
+}
+
+/// A file's bytes, or a directory's tree, or a link's target.
+fn snapshot_any(p: &Path) -> Vec<(String, Vec<u8>)> {
+    match std::fs::symlink_metadata(p) {
+        Ok(m) if m.is_dir() => snapshot(p),
+        Ok(m) if m.file_type().is_symlink() => vec![(
+            "->".into(),
+            std::fs::read_link(p)
+                .unwrap()
+                .into_os_string()
+                .into_encoded_bytes(),
+        )],
+        Ok(_) => vec![("".into(), std::fs::read(p).unwrap())],
+        Err(_) => Vec::new(),
     }
 }
 

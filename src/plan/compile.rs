@@ -383,7 +383,9 @@ fn entry_op(
                     return Ok(None)
                 }
                 // An optional grant is dropped, loudly; a required one stops the launch.
-                Err(why @ Unresolved::Planted { .. }) if e.optional => {
+                Err(why @ (Unresolved::Planted { .. } | Unresolved::Changed { .. }))
+                    if e.optional =>
+                {
                     said.warnings.push(format!(
                         "{loc} ({}): {}",
                         kind_name(e.kind),
@@ -455,7 +457,7 @@ fn entry_op(
                 .and_then(|real| read_no_symlinks(&real).map_err(Unresolved::Io))
             {
                 Ok(d) => d,
-                Err(why @ Unresolved::Planted { .. }) => {
+                Err(why @ (Unresolved::Planted { .. } | Unresolved::Changed { .. })) => {
                     let msg = why.describe(&src.to_string_lossy());
                     if e.optional {
                         said.warnings

@@ -58,7 +58,7 @@ impl HostFs for FakeFs {
             .filter_map(|k| k.file_name().map(|n| n.to_os_string()))
             .collect()
     }
-    fn read_small(&self, p: &Path) -> Option<Vec<u8>> {
+    fn read_file(&self, p: &Path, _: u64) -> Option<Vec<u8>> {
         self.files.get(p).map(|t| t.as_bytes().to_vec())
     }
 }

@@ -113,6 +113,9 @@ pub fn resolve_lenient(fs: &dyn HostFs, p: &Path) -> PathBuf {
 pub enum Unresolved {
     /// Missing, unreadable, or a loop: the error realpath(3) would give.
     Io(std::io::Error),
+    /// The path resolved differently a moment later: something on the way is being
+    /// swapped for a link.
+    Changed { path: PathBuf, now: PathBuf },
     /// A symlink root does not own lies on the way.
     Planted {
         link: PathBuf,
@@ -133,6 +136,12 @@ impl Unresolved {
                 ),
                 None => format!("source {written:?}: {e}"),
             },
+            Unresolved::Changed { path, now } => format!(
+                "refused: {} resolved to {} a moment after it was checked: something on \
+                 the way is being replaced by a symlink",
+                path.display(),
+                now.display()
+            ),
             Unresolved::Planted {
                 link,
                 target,
@@ -204,8 +213,17 @@ pub fn resolve_profile_path(
         }
         cur = next;
     }
-    // Every link on the way was root's: the real path (or the error) realpath gives.
-    fs.canonicalize(&cur).map_err(Unresolved::Io)
+    // Every link on the way was root's: `cur` is the real path. realpath(3) must
+    // agree; where it does not, a component was swapped for a link while it was
+    // being checked (a sandbox writing there now): refused, never followed.
+    let real = fs.canonicalize(&cur).map_err(Unresolved::Io)?;
+    if real != cur {
+        return Err(Unresolved::Changed {
+            path: cur,
+            now: real,
+        });
+    }
+    Ok(real)
 }
 
 fn comps(p: &Path) -> VecDeque<OsString> {
