@@ -62,7 +62,7 @@ pub fn subid_overlaps(file: &str, text: &str, user: &str, uid: u32) -> Vec<Strin
                 return None;
             };
             let (start, count) = (start.parse::<u64>().ok()?, count.parse::<u64>().ok()?);
-            (count > 0).then_some((i + 1, l, owner, start, start + count))
+            (count > 0).then_some((i + 1, l, owner, start, start.saturating_add(count)))
         })
         .collect();
     let mine = |o: &str| o == user || o == uid_s;

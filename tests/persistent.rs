@@ -10,6 +10,14 @@ use std::time::Duration;
 
 use common::*;
 
+/// Tests that use the records directory (named sandboxes, a squatted directory)
+/// take turns: the squatting test replaces the test user's directory.
+static RECORDS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn records_lock() -> std::sync::MutexGuard<'static, ()> {
+    RECORDS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// A fake home owned by `u`, with a private key, authorized_keys and autostart.
 fn fake_home(u: &User, tag: &str) -> Fixture {
     let fx = Fixture::new(u, tag);
@@ -182,57 +190,59 @@ fn planted_symlinks_in_granted_places_are_never_followed() {
                 u.name
             );
         }
-        // A link planted in the project, which the user then `cd`s through: the
-        // shell's $PWD tells; the hidden directory it leads to is not granted.
-        let o = in_home(
-            u,
-            home,
-            &home.join("proj"),
-            &[
-                "-q",
-                "--profile",
-                "dev",
-                "--",
-                "sh",
-                "-c",
-                &format!(
-                    "ln -s {}/.config/autostart build && echo planted",
-                    home.display()
-                ),
-            ],
-        );
-        assert!(stdout(&o).contains("planted"), "{}", stderr(&o));
-        let mut c = sbx_cmd(
-            u,
-            [
-                "--profile",
-                "dev",
-                "--",
-                "sh",
-                "-c",
-                "echo '[Desktop Entry]' > evil.desktop; pwd",
-            ],
-        );
-        c.env("HOME", home)
-            .env("PWD", home.join("proj/build"))
-            .current_dir(home.join("proj/build"));
-        let o = output(c);
-        assert_eq!(code(&o), 0, "{}", stderr(&o));
-        assert_eq!(
-            snapshot(&home.join(".config/autostart")),
-            before_auto,
-            "as {}: autostart changed",
-            u.name
-        );
-        assert!(
-            stderr(&o).contains(&format!(
-                "through the symlink {}",
-                home.join("proj/build").display()
-            )),
-            "as {}: {}",
-            u.name,
-            stderr(&o)
-        );
+        // Links planted in the project, which the user then `cd`s through: the
+        // shell's $PWD tells; a place elsewhere in the home it leads to is not granted.
+        fx.file("bin/keep", "#!/bin/sh\n", u);
+        own_all(&fx, u);
+        for (link, target) in [("build", ".config/autostart"), ("out", "bin")] {
+            let before = snapshot(&home.join(target));
+            let o = in_home(
+                u,
+                home,
+                &home.join("proj"),
+                &[
+                    "-q",
+                    "--profile",
+                    "dev",
+                    "--",
+                    "sh",
+                    "-c",
+                    &format!("ln -s {}/{target} {link} && echo planted", home.display()),
+                ],
+            );
+            assert!(stdout(&o).contains("planted"), "{}", stderr(&o));
+            let mut c = sbx_cmd(
+                u,
+                [
+                    "--profile",
+                    "dev",
+                    "--",
+                    "sh",
+                    "-c",
+                    "echo '#!/bin/sh' > evil; pwd",
+                ],
+            );
+            c.env("HOME", home)
+                .env("PWD", home.join("proj").join(link))
+                .current_dir(home.join("proj").join(link));
+            let o = output(c);
+            assert_eq!(code(&o), 0, "{}", stderr(&o));
+            assert_eq!(
+                snapshot(&home.join(target)),
+                before,
+                "as {}: ~/{target} changed",
+                u.name
+            );
+            assert!(
+                stderr(&o).contains(&format!(
+                    "through the symlink {}",
+                    home.join("proj").join(link).display()
+                )),
+                "as {}: {}",
+                u.name,
+                stderr(&o)
+            );
+        }
         // `-q` does not hide it: it is a warning.
         let o = in_home(
             u,
@@ -246,10 +256,10 @@ fn planted_symlinks_in_granted_places_are_never_followed() {
             stderr(&o)
         );
         // A required grant through a planted link stops the launch, naming it.
-        let link = home.join("proj/out");
+        let link = home.join("proj/keys");
         std::os::unix::fs::symlink(home.join(".ssh"), &link).unwrap();
         fx.chown(&link, u);
-        let prof = fx.file("p.toml", "version = 1\ninclude = [\"minimal\"]\n[[mount]]\ntype = \"bind\"\nsrc = \"~/proj/out\"\n", u);
+        let prof = fx.file("p.toml", "version = 1\ninclude = [\"minimal\"]\n[[mount]]\ntype = \"bind\"\nsrc = \"~/proj/keys\"\n", u);
         let o = in_home(
             u,
             home,
@@ -293,55 +303,64 @@ fn a_rewritten_downloads_directory_is_not_granted() {
     for u in users() {
         let fx = fake_home(u, "udirs");
         let home = &fx.path;
-        let before = snapshot(&home.join(".ssh"));
-        // Run 1, `shell` in ~/.config (writable there): point Downloads at ~/.ssh.
-        let o = in_home(
-            u,
-            home,
-            &home.join(".config"),
-            &[
-                "-q",
-                "--profile",
-                "shell",
-                "--",
-                "sh",
-                "-c",
-                "printf 'XDG_DOWNLOAD_DIR=\"$HOME/.ssh\"\\n' > user-dirs.dirs && echo ok",
-            ],
-        );
-        assert!(stdout(&o).contains("ok"), "as {}: {}", u.name, stderr(&o));
-        // Run 2, `browser`: write where Downloads would be.
-        let o = in_home(
-            u,
-            home,
-            &home.join("proj"),
-            &[
-                "--profile",
-                "browser",
-                "--net",
-                "none",
-                "--",
-                "sh",
-                "-c",
-                &format!(
-                    "echo evil >> {}/.ssh/authorized_keys; touch {}/.ssh/x; true",
-                    home.display(),
-                    home.display()
-                ),
-            ],
-        );
-        assert_eq!(
-            snapshot(&home.join(".ssh")),
-            before,
-            "as {}: ~/.ssh changed",
-            u.name
-        );
-        assert!(
-            stderr(&o).contains("sets XDG_DOWNLOAD_DIR to")
-                && stderr(&o).contains("hidden component"),
-            "{}",
-            stderr(&o)
-        );
+        fx.file("bin/tool", "#!/bin/sh\n", u);
+        fx.file("src/project/README", "p\n", u);
+        own_all(&fx, u);
+        for (target, why) in [
+            ("$HOME/.ssh", "hidden component"),
+            ("$HOME/.config/autostart", "hidden component"),
+            ("$HOME/bin", "~/bin"),
+            ("$HOME/src/project", "not a directory directly in $HOME"),
+            ("$HOME", "is $HOME itself"),
+            ("/etc", "not inside $HOME"),
+        ] {
+            let before: Vec<_> = [".ssh", ".config/autostart", "bin", "src"]
+                .iter()
+                .map(|d| snapshot(&home.join(d)))
+                .collect();
+            // Run 1, `shell` in ~/.config (writable there): point Downloads elsewhere.
+            let plant =
+                format!("printf 'XDG_DOWNLOAD_DIR=\"{target}\"\\n' > user-dirs.dirs && echo ok");
+            let o = in_home(
+                u,
+                home,
+                &home.join(".config"),
+                &["-q", "--profile", "shell", "--", "sh", "-c", &plant],
+            );
+            assert!(stdout(&o).contains("ok"), "as {}: {}", u.name, stderr(&o));
+            // Run 2, `browser`: write where Downloads would be.
+            let dir = target.replace("$HOME", &home.to_string_lossy());
+            let attack = format!("touch {dir}/planted; echo evil >> {dir}/authorized_keys; true");
+            let o = in_home(
+                u,
+                home,
+                &home.join("proj"),
+                &[
+                    "--profile",
+                    "browser",
+                    "--net",
+                    "none",
+                    "--",
+                    "sh",
+                    "-c",
+                    &attack,
+                ],
+            );
+            let after: Vec<_> = [".ssh", ".config/autostart", "bin", "src"]
+                .iter()
+                .map(|d| snapshot(&home.join(d)))
+                .collect();
+            assert_eq!(
+                after, before,
+                "as {}: Downloads = {target} was written",
+                u.name
+            );
+            assert!(
+                stderr(&o).contains("sets XDG_DOWNLOAD_DIR to") && stderr(&o).contains(why),
+                "{target}: {}",
+                stderr(&o)
+            );
+        }
     }
 }
 
@@ -595,7 +614,9 @@ t = termios.tcgetattr(0)
 t[3] &= ~(termios.ECHO | termios.ICANON)
 termios.tcsetattr(0, termios.TCSANOW, t)
 fcntl.fcntl(0, fcntl.F_SETFL, fcntl.fcntl(0, fcntl.F_GETFL) | os.O_NONBLOCK)
-print("RESULT " + " ".join(res))
+print("RESULT " + " ".join(res), flush=True)
+termios.tcdrain(1)
+termios.tcflow(0, termios.TCOOFF)
 "#;
     for u in users() {
         let fx = Fixture::new(u, "tty");
@@ -611,8 +632,7 @@ print("RESULT " + " ".join(res))
             s = script.display()
         ));
         // The typed line holds "status=" too: wait for the printed one.
-        let got = pty.read_until("\nstatus=", Duration::from_secs(30));
-        let got = got + &pty.read_until("\n", Duration::from_secs(5));
+        let got = pty.read_until("\nstatus=0\r\n", Duration::from_secs(30));
         assert!(
             got.contains("RESULT TIOCSETD=EPERM TIOCEXCL=EPERM TIOCEXCL-high=EPERM TIOCCONS=EPERM TIOCVHANGUP=EPERM"),
             "as {}: {got}",
@@ -628,6 +648,20 @@ print("RESULT " + " ".join(res))
             u.name
         );
         assert!(after.contains("marker\r\n"), "as {}: {after:?}", u.name);
+        // A command whose stdio is not the terminal reaches it through /dev/tty.
+        pty.write(&format!(
+            "{} -q -- sh -c 'stty -echo </dev/tty' </dev/null >/dev/null 2>&1; echo second=$?\n",
+            sbx_bin().display()
+        ));
+        let got = pty.read_until("\nsecond=0\r\n", Duration::from_secs(30));
+        assert!(got.contains("second=0"), "as {}: {got:?}", u.name);
+        pty.write("echo ag''ain\n");
+        let after = pty.read_until("again\r\n", Duration::from_secs(10));
+        assert!(
+            after.contains("echo ag''ain"),
+            "as {}: typing is not echoed after stty -echo </dev/tty: {after:?}",
+            u.name
+        );
         pty.write("exit\n");
         let _ = pty.drain(Duration::from_secs(10));
         wait_status(child, "dash");
@@ -636,6 +670,7 @@ print("RESULT " + " ".join(res))
 
 #[test]
 fn enter_runs_no_file_the_sandbox_wrote() {
+    let _records = records_lock();
     for u in users() {
         let name = format!("rc{}", unique());
         let mut c = sbx_cmd(u, ["-q", "--name", &name, "--", "sh", "-c",
@@ -663,6 +698,7 @@ fn enter_runs_no_file_the_sandbox_wrote() {
 
 #[test]
 fn another_user_cannot_stop_your_sbx() {
+    let _records = records_lock();
     if !is_root() {
         eprintln!("skipped: squatting another user's /tmp/sbx-UID needs root to set up");
         return;
@@ -781,6 +817,7 @@ fn proc_describes_the_sandbox_not_the_host() {
 
 #[test]
 fn what_sbx_prints_from_a_sandbox_is_escaped() {
+    let _records = records_lock();
     for u in users() {
         let name = format!("esc{}", unique());
         let evil = "\u{1b}]0;pwned\u{7}\u{1b}[31m";
@@ -818,6 +855,86 @@ fn what_sbx_prints_from_a_sandbox_is_escaped() {
             !stderr(&o).contains('\u{1b}') && stderr(&o).contains("\\x1b]0;pwned"),
             "{:?}",
             stderr(&o)
+        );
+    }
+}
+
+#[test]
+fn a_link_swapped_in_while_sbx_checks_is_never_followed() {
+    for u in users() {
+        let fx = fake_home(u, "race");
+        let home = fx.path.clone();
+        let before = snapshot(&home.join(".ssh"));
+        // A writer flips ~/.cache/mozilla between its directory and a link to ~/.ssh
+        // (as a sandbox given ~/.cache could, while another launches), atomically.
+        let link = home.join(".cache/mozlink");
+        std::os::unix::fs::symlink(home.join(".ssh"), &link).unwrap();
+        fx.chown(&link, u);
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flipper = {
+            let stop = stop.clone();
+            let a = std::ffi::CString::new(
+                home.join(".cache/mozilla")
+                    .into_os_string()
+                    .into_encoded_bytes(),
+            )
+            .unwrap();
+            let b =
+                std::ffi::CString::new(link.clone().into_os_string().into_encoded_bytes()).unwrap();
+            std::thread::spawn(move || {
+                let mut flips = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) && flips < 50_000_000 {
+                    // SAFETY: two NUL-terminated paths.
+                    unsafe {
+                        libc::syscall(
+                            libc::SYS_renameat2,
+                            libc::AT_FDCWD,
+                            a.as_ptr(),
+                            libc::AT_FDCWD,
+                            b.as_ptr(),
+                            libc::RENAME_EXCHANGE,
+                        )
+                    };
+                    flips += 1;
+                }
+                flips
+            })
+        };
+        let attack = "cat ~/.cache/mozilla/id_ed25519 2>/dev/null; echo evil >> ~/.cache/mozilla/authorized_keys 2>/dev/null; true";
+        let mut outcomes = std::collections::BTreeMap::new();
+        for _ in 0..20 {
+            let o = in_home(
+                u,
+                &home,
+                &home.join("proj"),
+                &[
+                    "-q",
+                    "--profile",
+                    "browser",
+                    "--net",
+                    "none",
+                    "--",
+                    "sh",
+                    "-c",
+                    attack,
+                ],
+            );
+            assert!(
+                !stdout(&o).contains("PRIVATE-KEY"),
+                "as {}: the key was read",
+                u.name
+            );
+            assert!(matches!(code(&o), 0 | 125), "as {}: {}", u.name, stderr(&o));
+            *outcomes.entry(code(&o)).or_insert(0) += 1;
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let flips = flipper.join().unwrap();
+        assert!(flips > 0);
+        assert_eq!(
+            snapshot(&home.join(".ssh")),
+            before,
+            "as {}: ~/.ssh changed ({outcomes:?})",
+            u.name
         );
     }
 }

@@ -282,22 +282,22 @@ fn shared_place(real: &Path, host: &Host, fs: &dyn HostFs, vars: &Vars) -> Optio
     if under_runtime {
         return Some("it is in the runtime directory, where session services listen".into());
     }
-    // The shell reached the current directory through a link that an earlier
-    // sandbox could have planted (`proj/build -> ~/.config/autostart`), and it is a
-    // hidden directory of the home: not granted on the strength of a `cd`.
+    // The shell reached the current directory through a user's link that leads
+    // from one place of the home to another (`proj/build -> ~/bin`, `-> ~/.config/
+    // autostart`): an earlier sandbox could have planted it, so it is not granted on
+    // the strength of a `cd`. A link within its own directory, or out of the home
+    // (`~/work -> /data/work`), is the user's layout.
     if let Some((link, owner)) = host
         .cwd_via
         .as_ref()
         .filter(|_| host.cwd.as_deref() == Some(real))
     {
-        let home = host.home_real.to_string_lossy();
-        if crate::profile::vars::derived_ok(&real.to_string_lossy(), &home)
-            == Err("has a hidden component")
-        {
+        let within = link.parent().is_some_and(|d| real.starts_with(d));
+        if real.starts_with(&host.home_real) && !within {
             return Some(format!(
-                "you reached it through the symlink {} (owned by {}), which a sandbox could \
-                 have planted, and it is a hidden directory of your home; cd there by its \
-                 real path if you mean it",
+                "you reached it through the symlink {} (owned by {}), which leads elsewhere \
+                 in your home and which a sandbox could have planted; cd there by its real \
+                 path if you mean it",
                 link.display(),
                 owner.map_or("nobody known".to_string(), |u| format!("uid {u}"))
             ));

@@ -59,11 +59,18 @@ impl Vars {
         m.insert("XDG_CACHE_HOME", xdg("XDG_CACHE_HOME", ".cache"));
         m.insert("XDG_DATA_HOME", xdg("XDG_DATA_HOME", ".local/share"));
         let dirs_file = Path::new(&config).join("user-dirs.dirs");
+        let path_var = host
+            .env
+            .iter()
+            .find(|(n, _)| n == "PATH")
+            .and_then(|(_, v)| v.to_str())
+            .unwrap_or("");
+        let path_dirs: Vec<&str> = path_var.split(':').collect();
         let mut refused = Vec::new();
         let downloads = std::fs::read_to_string(&dirs_file)
             .ok()
             .and_then(|t| download_dir(&t, &home))
-            .and_then(|d| match derived_ok(&d, &home) {
+            .and_then(|d| match derived_ok(&d, &home, &path_dirs) {
                 Ok(()) => Some(d),
                 Err(why) => {
                     refused.push(format!(
@@ -114,7 +121,7 @@ impl Vars {
 /// only name an ordinary directory of the home: strictly below it, with no `..` and
 /// no hidden component (`~/.ssh`, `~/.config/autostart`, `~/.local/bin` are all
 /// hidden). Symlinks on the way are refused later, as for every profile path.
-pub fn derived_ok(dir: &str, home: &str) -> Result<(), &'static str> {
+pub fn derived_ok(dir: &str, home: &str, path: &[&str]) -> Result<(), &'static str> {
     let rest = Path::new(dir)
         .strip_prefix(home)
         .map_err(|_| "is not inside $HOME")?;
@@ -128,10 +135,15 @@ pub fn derived_ok(dir: &str, home: &str) -> Result<(), &'static str> {
             _ => return Err("has a `.` or `..` component"),
         }
     }
-    if n == 0 {
-        return Err("is $HOME itself");
+    match n {
+        0 => Err("is $HOME itself"),
+        // One directory of the home (~/Downloads, ~/Téléchargements): not one deeper,
+        // such as a project's directory, and not one whose programs run (~/bin).
+        1 if path.iter().any(|p| Path::new(p) == Path::new(dir)) => Err("is on your PATH"),
+        1 if rest.as_os_str() == "bin" => Err("is ~/bin, where programs run from"),
+        1 => Ok(()),
+        _ => Err("is not a directory directly in $HOME"),
     }
-    Ok(())
 }
 
 /// `XDG_DOWNLOAD_DIR="$HOME/Downloads"` from user-dirs.dirs (xdg-user-dirs' format:
@@ -265,8 +277,9 @@ mod tests {
 
     #[test]
     fn derived_directories_stay_ordinary_home_directories() {
-        assert_eq!(derived_ok("/h/Downloads", "/h"), Ok(()));
-        assert_eq!(derived_ok("/h/Media/Dl", "/h"), Ok(()));
+        let path = ["/usr/bin", "/h/tools"];
+        assert_eq!(derived_ok("/h/Downloads", "/h", &path), Ok(()));
+        assert_eq!(derived_ok("/h/Téléchargements", "/h", &path), Ok(()));
         for bad in [
             "/h",
             "/h/",
@@ -278,8 +291,12 @@ mod tests {
             "/etc",
             "/home/other",
             "/hx/Downloads",
+            "/h/Media/Dl",
+            "/h/src/project",
+            "/h/bin",
+            "/h/tools",
         ] {
-            assert!(derived_ok(bad, "/h").is_err(), "{bad} accepted");
+            assert!(derived_ok(bad, "/h", &path).is_err(), "{bad} accepted");
         }
     }
 }
