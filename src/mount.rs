@@ -19,7 +19,7 @@
 
 use std::ffi::{CStr, CString};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
 
 use crate::error::Result;
@@ -33,8 +33,8 @@ const ATTR_NODEV: u64 = libc::MOUNT_ATTR_NODEV;
 const ATTR_NOEXEC: u64 = libc::MOUNT_ATTR_NOEXEC;
 
 /// Device nodes of the minimal /dev, bound from the host's.
-const DEV_NODES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
-const DEV_LINKS: [(&CStr, &CStr); 5] = [
+pub const DEV_NODES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
+pub const DEV_LINKS: [(&CStr, &CStr); 5] = [
     (c"/proc/self/fd", c"fd"),
     (c"/proc/self/fd/0", c"stdin"),
     (c"/proc/self/fd/1", c"stdout"),
@@ -229,7 +229,8 @@ impl MaskSource {
     /// directory, an empty read-only file over anything else.
     fn cover(&self, root: BorrowedFd, dst: &Path) -> SysResult<()> {
         let target = match sys::open_in_root(root, &rel(dst), libc::O_PATH) {
-            Err(e) if e.errno == libc::ENOENT => {
+            // Nothing there, or no way there (a file or a symlink loop on the way).
+            Err(e) if matches!(e.errno, libc::ENOENT | libc::ENOTDIR | libc::ELOOP) => {
                 trace::step("init", || format!("mask {}: nothing there", dst.display()));
                 return Ok(());
             }
@@ -379,17 +380,35 @@ fn ensure_dir(root: BorrowedFd, p: &Path, mode: u32) -> SysResult<OwnedFd> {
 }
 
 /// Open file `p` below `root` as a mount point, creating an empty one if needed.
+/// A symlink at `p` that leads nowhere is followed to where it points (inside the
+/// root), and the file made there, as bubblewrap's open(O_CREAT) does.
 fn ensure_file(root: BorrowedFd, p: &Path) -> SysResult<OwnedFd> {
-    match sys::open_in_root(root, &rel(p), libc::O_PATH) {
-        Err(e) if e.errno == libc::ENOENT => {
-            match in_parent(root, p, |dir| sys::mknod_file_at(dir, &name_of(p), 0o444)) {
-                Err(e) if e.errno != libc::EEXIST => return Err(e),
-                _ => {}
+    let mut p = p.to_path_buf();
+    for _ in 0..40 {
+        match sys::open_in_root(root, &rel(&p), libc::O_PATH) {
+            Err(e) if e.errno == libc::ENOENT => {
+                match in_parent(root, &p, |dir| sys::mknod_file_at(dir, &name_of(&p), 0o444)) {
+                    Err(e) if e.errno != libc::EEXIST => return Err(e),
+                    _ => {}
+                }
+                match sys::open_in_root(root, &rel(&p), libc::O_PATH) {
+                    Err(e) if e.errno == libc::ENOENT => {
+                        let link =
+                            in_parent(root, &p, |dir| Ok(sys::readlinkat(dir, &name_of(&p))))?;
+                        let Some(target) = link else { return Err(e) };
+                        let target = std::ffi::OsString::from_vec(target);
+                        p = crate::plan::lexical_abs(&target, p.parent());
+                    }
+                    other => return other,
+                }
             }
-            sys::open_in_root(root, &rel(p), libc::O_PATH)
+            other => return other,
         }
-        other => other,
     }
+    Err(SysError {
+        call: format!("{}: too many levels of symlinks", p.display()),
+        errno: libc::ELOOP,
+    })
 }
 
 fn symlink(root: BorrowedFd, target: &CStr, link: &Path) -> SysResult<()> {
@@ -485,7 +504,14 @@ fn apply(root: BorrowedFd, op: &MountOp, made: Made, masks: Option<&MaskSource>)
         (MountOp::File { dst, content, mode }, Made::Data(data)) => {
             write_file(root, dst, content, *mode, data)
         }
-        (MountOp::Dir { dst, mode }, _) => ensure_dir(root, dst, *mode).map(drop),
+        // As bubblewrap's --dir: a symlink already there, even a dangling one, stays.
+        (MountOp::Dir { dst, mode }, _) => match ensure_dir(root, dst, *mode) {
+            Err(e) if e.errno == libc::ENOENT || e.errno == libc::ELOOP => {
+                let link = in_parent(root, dst, |dir| Ok(sys::readlinkat(dir, &name_of(dst))))?;
+                link.map(drop).ok_or(e)
+            }
+            other => other.map(drop),
+        },
         (MountOp::Symlink { target, link }, _) => {
             symlink(root, &sys::cstr(target.as_os_str()), link)
         }

@@ -24,6 +24,7 @@ mod compile;
 pub mod confine;
 pub mod dbus;
 pub mod network;
+pub mod tree;
 pub mod trust;
 pub mod vcs;
 
@@ -525,15 +526,19 @@ impl Plan {
             let protected = vcs::protect(&mounts, fs)?;
             mounts.extend(protected);
         }
-        // The tree the sandbox will have: a later mount over an earlier one wins and
-        // what it covers is gone (as in bubblewrap), so Landlock rules, masks and the
-        // trust rule below see only what will be there.
-        let mounts = final_tree(mounts);
+        // Every op runs, in order, as in bubblewrap; one that cannot is refused now,
+        // as --dry-run refuses it. A later mount over an earlier one wins and what it
+        // covers is gone: Landlock rules and the trust rule see only what is left.
+        let built = tree::check(&mounts, fs)?;
+        let visible: Vec<Mount> = final_tree(mounts.clone())
+            .into_iter()
+            .filter(|m| built.exists(m.op.dst()))
+            .collect();
         // ~/.config/sbx/profiles is where a later run without XDG_CONFIG_HOME looks:
         // protected whatever this run's XDG_CONFIG_HOME says.
         let mut protected = profile.dirs.clone();
         protected.push(host.home.join(".config/sbx/profiles"));
-        trust::check(&mounts, locs, &protected, fs)?;
+        trust::check(&visible, locs, &protected, fs)?;
 
         // --- process details ---
         let hostname = hostname_text;
@@ -562,6 +567,14 @@ impl Plan {
             }
         };
 
+        // A required working directory must be there once the tree is built (the
+        // launch would stop at its chdir with this message).
+        if cwd_required && !built.is_dir(&cwd[0]) {
+            return Err(Error::new(
+                "--cwd",
+                format!("{} does not exist inside the sandbox", cwd[0].display()),
+            ));
+        }
         let mut env = build_env(cli, host, &profile)?;
         if let Some((_, address)) = &dbus {
             env.retain(|(k, _)| k != "DBUS_SESSION_BUS_ADDRESS");
@@ -590,7 +603,7 @@ impl Plan {
         }
 
         let seccomp = confine::seccomp_plan(cli, &profile)?;
-        let landlock = confine::landlock_plan(cli, &profile, &mounts, host.landlock_abi)?;
+        let landlock = confine::landlock_plan(cli, &profile, &visible, host.landlock_abi)?;
         let mut warnings = confine::warnings(&profile, &seccomp, &landlock);
         warnings.extend(refused);
         if profile.mounts.iter().any(|(e, _)| {
@@ -649,14 +662,14 @@ impl Plan {
     }
 }
 
-/// Whether `later`, applied after a mount at `dst`, replaces it: a mount, file or
-/// symlink at `dst` or above it. (`dir` only makes sure a directory exists; a mask
-/// needs what it hides in place, to lay its empty directory or file over it.)
+/// Whether `later`, applied after a mount at `dst`, hides it: a mount, file, symlink
+/// or mask at `dst` or above it. (`dir` only makes sure a directory exists.)
 fn covers(later: &MountOp, dst: &Path) -> bool {
-    !matches!(later, MountOp::Dir { .. } | MountOp::Mask { .. }) && dst.starts_with(later.dst())
+    !matches!(later, MountOp::Dir { .. }) && dst.starts_with(later.dst())
 }
 
-/// The mounts that will be visible: each op not covered by a later one.
+/// The mounts that will be visible, for the Landlock rules and the trust rule: each
+/// op not covered by a later one. (All of them run, in order.)
 pub fn final_tree(mounts: Vec<Mount>) -> Vec<Mount> {
     let keep: Vec<bool> = (0..mounts.len())
         .map(|i| {

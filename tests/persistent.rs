@@ -18,6 +18,15 @@ fn records_lock() -> std::sync::MutexGuard<'static, ()> {
     RECORDS.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Wait until `sbx --list` shows `name` (the record is written just after the command
+/// starts, so its first output can come before it); panics after 20 s.
+fn wait_listed(u: &User, name: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !stdout(&run(u, &["--list"])).contains(name) {
+        assert!(std::time::Instant::now() < deadline, "{name} never listed");
+    }
+}
+
 /// A fake home owned by `u`, with a private key, authorized_keys and autostart.
 fn fake_home(u: &User, tag: &str) -> Fixture {
     let fx = Fixture::new(u, tag);
@@ -676,6 +685,7 @@ fn enter_runs_no_file_the_sandbox_wrote() {
         let mut c = sbx_cmd(u, ["-q", "--name", &name, "--", "sh", "-c",
             "for f in .bashrc .bash_profile .profile .zshrc .inputrc; do echo 'echo RC-RAN-$f' > ~/$f; done; echo ready; exec sleep 600"]);
         let mut bg = spawn_until(&mut c, "ready", Duration::from_secs(30));
+        wait_listed(u, &name);
         let mut pty = Pty::new(u);
         let mut enter = sbx_cmd(u, ["--enter", &name]);
         enter.env("TERM", "dumb");
@@ -835,6 +845,7 @@ fn what_sbx_prints_from_a_sandbox_is_escaped() {
             ],
         );
         let mut bg = spawn_until(&mut c, "ready", Duration::from_secs(30));
+        wait_listed(u, &name);
         let list = run(u, &["--list"]);
         run(u, &["--kill", &name]);
         let _ = bg.wait();

@@ -15,7 +15,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 need=""
 for pkg in uidmap python3 bash dash util-linux procps passwd gcc libc6-dev cargo git passt \
-  firefox-esr chromium xvfb x11-apps xauth xdg-dbus-proxy dbus-daemon dbus-bin; do
+  firefox-esr chromium xvfb x11-apps xauth xdg-dbus-proxy dbus-daemon dbus-bin bubblewrap; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need="$need $pkg"
 done
 if [ -n "$need" ]; then

@@ -36,7 +36,19 @@ impl HostFs for FakeFs {
         }
     }
     fn entry(&self, p: &Path) -> Entry {
-        self.entries.get(p).cloned().unwrap_or(Entry::Missing)
+        if let Some(e) = self.entries.get(p) {
+            return e.clone();
+        }
+        // A path canonicalize knows, or the parent of one that exists, is a directory.
+        let known = |k: &PathBuf| k.starts_with(p) && k != p;
+        if self.real.get(p).is_some_and(|r| r == p)
+            || self.entries.keys().any(known)
+            || self.real.keys().any(known)
+        {
+            Entry::Dir
+        } else {
+            Entry::Missing
+        }
     }
     fn is_executable_file(&self, p: &Path) -> bool {
         self.helpers && p.starts_with("/usr/bin")
@@ -88,6 +100,8 @@ fn merged_usr() -> FakeFs {
         fs.entries.insert(d.into(), Entry::Dir);
     }
     fs.entries.insert("/home/alice/.netrc".into(), Entry::File);
+    fs.entries.insert("/etc/resolv.conf".into(), Entry::File);
+    fs.entries.insert("/etc/hosts".into(), Entry::File);
     for (p, r) in [
         ("/srv/proj", "/srv/proj"),
         ("/home/alice/link", "/srv/proj"),
@@ -270,6 +284,7 @@ fn cli_mounts_follow_the_default_layout_in_order() {
 fn relative_sources_resolve_against_the_cwd_for_their_destination() {
     let mut fs = merged_usr();
     fs.real.insert("sub".into(), "/srv/proj/sub".into());
+    fs.entries.insert("/srv/proj/sub".into(), Entry::Dir);
     let p = plan(&["--ro-bind", "sub", "true"], &host(true), &fs).unwrap();
     assert_eq!(
         p.mounts.last().unwrap().op.dst(),
@@ -964,7 +979,7 @@ dst = "/work"
 mode = "0711"
 [[mount]]
 type = "file"
-dst = "/etc/motd2"
+dst = "/work/motd2"
 content = "hi"
 mode = "0600"
 [[mount]]

@@ -1,0 +1,532 @@
+//! The tree the launcher will build, played through before anything is made, so
+//! that `--dry-run` refuses exactly the plans that cannot launch, with the message
+//! the launch would give, naming the option or profile entry.
+//!
+//! It follows `mount.rs` step by step: every path is resolved as
+//! `openat2(RESOLVE_IN_ROOT)` resolves it (symlinks followed, `..` stopping at the
+//! root); a missing directory on the way is made where the directory holding it is
+//! writable; a mount replaces what is at its destination and hides what was below;
+//! a symlink is made only where nothing else is. What a bind shows is looked up on
+//! the host, as the user (`HostFs`). Like bubblewrap, the ops run in order, covered
+//! or not, so a plan bubblewrap refuses is refused here too.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::{Component, Path, PathBuf};
+
+use super::{Access, Mount, MountOp};
+use crate::error::{Error, Result};
+use crate::host::{Entry, HostFs};
+
+#[derive(Debug, Clone, PartialEq)]
+enum Kind {
+    Dir,
+    File,
+    Link(PathBuf),
+    /// A filesystem whose entries are not known here and where nothing can be made
+    /// (proc, devpts, mqueue).
+    Opaque,
+}
+
+#[derive(Debug, Clone)]
+struct Node {
+    kind: Kind,
+    /// Nothing can be made inside (a read-only bind, a mask).
+    ro: bool,
+    /// The host directory whose entries this one shows (a bind, an overlay's lower).
+    host: Option<PathBuf>,
+    /// What put it there, for messages.
+    what: String,
+}
+
+struct Tree<'a> {
+    nodes: BTreeMap<PathBuf, Node>,
+    /// Entries made on the host during the launch (mount points in writable binds):
+    /// a later bind of the same host directory shows them.
+    made_on_host: BTreeMap<PathBuf, Kind>,
+    fs: &'a dyn HostFs,
+}
+
+fn comps(p: &Path) -> Vec<OsString> {
+    p.components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n.to_os_string()),
+            Component::ParentDir => Some("..".into()),
+            _ => None,
+        })
+        .collect()
+}
+
+type Fail = String;
+
+impl<'a> Tree<'a> {
+    fn new(fs: &'a dyn HostFs) -> Tree<'a> {
+        let mut nodes = BTreeMap::new();
+        nodes.insert(
+            PathBuf::from("/"),
+            Node {
+                kind: Kind::Dir,
+                ro: false,
+                host: None,
+                what: "the sandbox root".into(),
+            },
+        );
+        Tree {
+            nodes,
+            made_on_host: BTreeMap::new(),
+            fs,
+        }
+    }
+
+    /// The entry at `p` (no symlink followed at `p` itself; `p` resolved already).
+    fn lookup(&self, p: &Path) -> Option<Node> {
+        if let Some(n) = self.nodes.get(p) {
+            return Some(n.clone());
+        }
+        // The nearest known ancestor decides: a host directory shows its entries, a
+        // fresh filesystem has none, an opaque one is unknown (taken as absent).
+        let mut a = p.to_path_buf();
+        while a.pop() {
+            if let Some(n) = self.nodes.get(&a) {
+                let host = n.host.as_ref()?;
+                let rest = p.strip_prefix(&a).ok()?;
+                let hp = host.join(rest);
+                let kind = match self.made_on_host.get(&hp) {
+                    Some(k) => k.clone(),
+                    None => match self.fs.entry(&hp) {
+                        Entry::Dir => Kind::Dir,
+                        Entry::File | Entry::Other => Kind::File,
+                        Entry::Symlink(t) => Kind::Link(t),
+                        Entry::Missing => return None,
+                    },
+                };
+                return Some(Node {
+                    host: (kind == Kind::Dir).then_some(hp),
+                    kind,
+                    ro: n.ro,
+                    what: n.what.clone(),
+                });
+            }
+        }
+        None
+    }
+
+    /// Resolve `p` inside the root as RESOLVE_IN_ROOT does. Returns the resolved
+    /// path and what is there (None: nothing).
+    fn resolve(&self, p: &Path) -> std::result::Result<(PathBuf, Option<Node>), Fail> {
+        let mut todo: Vec<OsString> = comps(p);
+        todo.reverse();
+        let mut cur = PathBuf::from("/");
+        let mut links = 0;
+        let mut last: Option<Node> = self.lookup(&cur);
+        while let Some(c) = todo.pop() {
+            if c == ".." {
+                cur.pop();
+                last = self.lookup(&cur);
+                continue;
+            }
+            match last.as_ref().map(|n| &n.kind) {
+                Some(Kind::Dir) => {}
+                Some(Kind::Opaque) => {
+                    return Ok((
+                        cur.join(&c).join(todo.iter().rev().collect::<PathBuf>()),
+                        None,
+                    ))
+                }
+                Some(_) => return Err(format!("{} is not a directory (ENOTDIR)", cur.display())),
+                // Missing on the way: the whole path is missing (ensure_dir makes it).
+                None => {
+                    todo.push(c);
+                    return Ok((cur.join(todo.iter().rev().collect::<PathBuf>()), None));
+                }
+            }
+            let next = cur.join(&c);
+            match self.lookup(&next) {
+                Some(Node {
+                    kind: Kind::Link(t),
+                    ..
+                }) => {
+                    links += 1;
+                    if links > 40 {
+                        return Err(format!(
+                            "{}: too many levels of symlinks (ELOOP)",
+                            p.display()
+                        ));
+                    }
+                    if t.is_absolute() {
+                        cur = PathBuf::from("/");
+                    }
+                    let mut tc = comps(&t);
+                    tc.reverse();
+                    todo.extend(tc);
+                    last = self.lookup(&cur);
+                }
+                other => {
+                    cur = next;
+                    last = other;
+                }
+            }
+        }
+        Ok((cur, last))
+    }
+
+    /// `p`'s last component is a symlink (resolved or not).
+    fn dangling(&self, p: &Path) -> std::result::Result<bool, Fail> {
+        let (dir, _) = self.resolve(p.parent().unwrap_or(Path::new("/")))?;
+        let name = p.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+        Ok(matches!(
+            self.lookup(&dir.join(name)),
+            Some(Node {
+                kind: Kind::Link(_),
+                ..
+            })
+        ))
+    }
+
+    /// Hide everything known below `p` (a mount now covers it).
+    fn cover(&mut self, p: &Path, node: Node) {
+        let below: Vec<PathBuf> = self
+            .nodes
+            .range(p.to_path_buf()..)
+            .take_while(|(k, _)| k.starts_with(p))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in below {
+            self.nodes.remove(&k);
+        }
+        self.nodes.insert(p.to_path_buf(), node);
+    }
+
+    /// Make entry `name` of directory `dir` (resolved): the directory must take it.
+    fn make(
+        &mut self,
+        dir: &Path,
+        name: &OsString,
+        kind: Kind,
+    ) -> std::result::Result<PathBuf, Fail> {
+        let holder = self
+            .lookup(dir)
+            .ok_or_else(|| format!("{} does not exist (ENOENT)", dir.display()))?;
+        let at = dir.join(name);
+        match holder.kind {
+            Kind::Dir if holder.ro => {
+                return Err(format!(
+                    "cannot create {}: {} is read-only there (EROFS)",
+                    at.display(),
+                    holder.what
+                ))
+            }
+            Kind::Dir => {}
+            Kind::Opaque => {
+                return Err(format!(
+                    "cannot create {}: nothing can be made in {}",
+                    at.display(),
+                    holder.what
+                ))
+            }
+            _ => return Err(format!("{} is not a directory (ENOTDIR)", dir.display())),
+        }
+        // Made in a writable bind: on the host, where it stays.
+        if let Some(h) = &holder.host {
+            self.made_on_host.insert(h.join(name), kind.clone());
+        }
+        let host = match (&kind, &holder.host) {
+            (Kind::Dir, Some(h)) => Some(h.join(name)),
+            _ => None,
+        };
+        self.nodes.insert(
+            at.clone(),
+            Node {
+                kind,
+                ro: false,
+                host,
+                what: holder.what,
+            },
+        );
+        Ok(at)
+    }
+
+    /// mount.rs `ensure_dir`: the resolved directory at `p`, made (with its parents)
+    /// where missing.
+    fn ensure_dir(&mut self, p: &Path) -> std::result::Result<PathBuf, Fail> {
+        match self.resolve(p)? {
+            (
+                r,
+                Some(Node {
+                    kind: Kind::Dir | Kind::Opaque,
+                    ..
+                }),
+            ) => Ok(r),
+            (r, Some(_)) => Err(format!("{} is not a directory (ENOTDIR)", r.display())),
+            (_, None) => {
+                let parent = p.parent().unwrap_or(Path::new("/"));
+                let name = p
+                    .file_name()
+                    .map(|n| n.to_os_string())
+                    .ok_or_else(|| format!("{} cannot be made", p.display()))?;
+                let dir = self.ensure_dir(parent)?;
+                // A dangling symlink there: mkdirat answers EEXIST and the path still
+                // leads nowhere.
+                if let Some(Node {
+                    kind: Kind::Link(t),
+                    ..
+                }) = self.lookup(&dir.join(&name))
+                {
+                    return Err(format!(
+                        "{} is a symlink to {}, which does not exist (ENOENT)",
+                        dir.join(&name).display(),
+                        t.display()
+                    ));
+                }
+                self.make(&dir, &name, Kind::Dir)
+            }
+        }
+    }
+
+    /// mount.rs `ensure_file`: what is at `p`, or an empty file made there (at the
+    /// target of a symlink that leads nowhere).
+    fn ensure_file(&mut self, p: &Path) -> std::result::Result<(PathBuf, Kind), Fail> {
+        let mut p = p.to_path_buf();
+        for _ in 0..40 {
+            match self.resolve(&p)? {
+                (r, Some(n)) => return Ok((r, n.kind)),
+                (_, None) => {
+                    let dir = self.ensure_dir(p.parent().unwrap_or(Path::new("/")))?;
+                    let name = p.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+                    match self.lookup(&dir.join(&name)) {
+                        Some(Node {
+                            kind: Kind::Link(t),
+                            ..
+                        }) => p = super::lexical_abs(t.as_os_str(), Some(&dir)),
+                        _ => return Ok((self.make(&dir, &name, Kind::File)?, Kind::File)),
+                    }
+                }
+            }
+        }
+        Err(format!(
+            "{}: too many levels of symlinks (ELOOP)",
+            p.display()
+        ))
+    }
+
+    fn apply(&mut self, m: &Mount) -> std::result::Result<(), Fail> {
+        let what = |kind: &str| format!("the {kind} at {}", m.op.dst().display());
+        match &m.op {
+            MountOp::Bind { src, dst, access } => {
+                let ro = *access == Access::ReadOnly;
+                if self.fs.entry(src) == Entry::Dir {
+                    let at = self.ensure_dir(dst)?;
+                    self.cover(
+                        &at,
+                        Node {
+                            kind: Kind::Dir,
+                            ro,
+                            host: Some(src.clone()),
+                            what: what(if ro { "read-only bind" } else { "bind" }),
+                        },
+                    );
+                } else {
+                    let (at, kind) = self.ensure_file(dst)?;
+                    if matches!(kind, Kind::Dir | Kind::Opaque) {
+                        return Err(format!(
+                            "{} is a directory: the file {} cannot be bound over it",
+                            at.display(),
+                            src.display()
+                        ));
+                    }
+                    self.cover(
+                        &at,
+                        Node {
+                            kind: Kind::File,
+                            ro,
+                            host: None,
+                            what: what("bound file"),
+                        },
+                    );
+                }
+            }
+            MountOp::Tmpfs { dst, .. } | MountOp::Dev { dst, .. } => {
+                let at = self.ensure_dir(dst)?;
+                let dev = matches!(m.op, MountOp::Dev { .. });
+                self.cover(
+                    &at,
+                    Node {
+                        kind: Kind::Dir,
+                        ro: false,
+                        host: None,
+                        what: what(if dev { "dev" } else { "tmpfs" }),
+                    },
+                );
+                if dev {
+                    for n in crate::mount::DEV_NODES {
+                        self.nodes.insert(at.join(n), file_node("/dev"));
+                    }
+                    for (target, name) in crate::mount::DEV_LINKS {
+                        let t = PathBuf::from(target.to_string_lossy().into_owned());
+                        let name = name.to_string_lossy().into_owned();
+                        self.nodes.insert(
+                            at.join(name),
+                            Node {
+                                kind: Kind::Link(t),
+                                ro: false,
+                                host: None,
+                                what: "/dev".into(),
+                            },
+                        );
+                    }
+                    self.nodes.insert(at.join("pts"), opaque("devpts"));
+                    self.nodes.insert(
+                        at.join("shm"),
+                        Node {
+                            kind: Kind::Dir,
+                            ro: false,
+                            host: None,
+                            what: "/dev/shm".into(),
+                        },
+                    );
+                }
+            }
+            MountOp::TmpOverlay { src, dst, .. } => {
+                let at = self.ensure_dir(dst)?;
+                self.cover(
+                    &at,
+                    Node {
+                        kind: Kind::Dir,
+                        ro: false,
+                        host: Some(src.clone()),
+                        what: what("overlay"),
+                    },
+                );
+            }
+            MountOp::Proc { dst, .. } | MountOp::Mqueue { dst } => {
+                let at = self.ensure_dir(dst)?;
+                self.cover(&at, opaque(&dst.display().to_string()));
+            }
+            // As bubblewrap's --dir: a symlink already there, even a dangling one, is
+            // left as it is (mkdir answers EEXIST).
+            MountOp::Dir { dst, .. } => {
+                if !self.dangling(dst)? || matches!(self.resolve(dst), Ok((_, Some(_)))) {
+                    self.ensure_dir(dst)?;
+                }
+            }
+            MountOp::File { dst, .. } => match self.resolve(dst)? {
+                (
+                    r,
+                    Some(Node {
+                        kind: Kind::Dir | Kind::Opaque,
+                        ..
+                    }),
+                ) => return Err(format!("{}: a directory is there (EISDIR)", r.display())),
+                (r, Some(_)) => self.cover(&r, file_node(&what("file"))),
+                (_, None) => {
+                    let dir = self.ensure_dir(dst.parent().unwrap_or(Path::new("/")))?;
+                    let name = dst
+                        .file_name()
+                        .map(|n| n.to_os_string())
+                        .unwrap_or_default();
+                    self.make(&dir, &name, Kind::File)?;
+                }
+            },
+            MountOp::Symlink { target, link } => {
+                let dir = self.ensure_dir(link.parent().unwrap_or(Path::new("/")))?;
+                let name = link
+                    .file_name()
+                    .map(|n| n.to_os_string())
+                    .unwrap_or_default();
+                match self.lookup(&dir.join(&name)) {
+                    Some(Node {
+                        kind: Kind::Link(t),
+                        ..
+                    }) if t == *target => {}
+                    Some(_) => {
+                        return Err(format!(
+                            "{} exists: the symlink cannot be made there (EEXIST)",
+                            dir.join(&name).display()
+                        ))
+                    }
+                    None => {
+                        self.make(&dir, &name, Kind::Link(target.clone()))?;
+                    }
+                }
+            }
+            // Nothing there (or no way there: a file or a loop on the way): nothing to
+            // hide, as the launcher skips it.
+            MountOp::Mask { dst } => match self.resolve(dst) {
+                Err(_) | Ok((_, None)) => {}
+                Ok((r, Some(n))) => {
+                    let kind = match n.kind {
+                        Kind::Dir | Kind::Opaque => Kind::Dir,
+                        _ => Kind::File,
+                    };
+                    self.cover(
+                        &r,
+                        Node {
+                            kind,
+                            ro: true,
+                            host: None,
+                            what: what("mask"),
+                        },
+                    );
+                }
+            },
+        }
+        Ok(())
+    }
+}
+
+fn file_node(what: &str) -> Node {
+    Node {
+        kind: Kind::File,
+        ro: false,
+        host: None,
+        what: what.into(),
+    }
+}
+
+fn opaque(what: &str) -> Node {
+    Node {
+        kind: Kind::Opaque,
+        ro: false,
+        host: None,
+        what: what.into(),
+    }
+}
+
+/// The tree once every op has run.
+pub struct Built<'a>(Tree<'a>);
+
+impl Built<'_> {
+    /// Something is at `p` (symlinks followed inside the root).
+    pub fn exists(&self, p: &Path) -> bool {
+        matches!(self.0.resolve(p), Ok((_, Some(_))))
+    }
+
+    /// A directory is at `p` (symlinks followed inside the root), as chdir would find.
+    pub fn is_dir(&self, p: &Path) -> bool {
+        matches!(
+            self.0.resolve(p),
+            Ok((
+                _,
+                Some(Node {
+                    kind: Kind::Dir | Kind::Opaque,
+                    ..
+                })
+            ))
+        )
+    }
+}
+
+/// Play `mounts` through; the first op that would fail at launch is the error,
+/// naming where it came from.
+pub fn check<'a>(mounts: &[Mount], fs: &'a dyn HostFs) -> Result<Built<'a>> {
+    let mut t = Tree::new(fs);
+    for m in mounts {
+        t.apply(m).map_err(|why| {
+            Error::new(
+                m.origin.clone(),
+                format!("{}: {why}", crate::mount::describe(&m.op)),
+            )
+        })?;
+    }
+    Ok(Built(t))
+}
