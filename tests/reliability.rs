@@ -17,8 +17,10 @@ use common::*;
 
 static HOST_STATE: Mutex<()> = Mutex::new(());
 
-/// What must not change on the host: the mount table, /tmp's entries, the user's
-/// processes and (if any) runtime directory entries.
+/// What must not change on the host: the mount table, the entries of /tmp that the
+/// test user owns (only what sbx, run as that user, could have left: other programs
+/// may use /tmp meanwhile), the user's processes and (if any) runtime directory
+/// entries.
 #[derive(Debug, PartialEq, Eq, Clone)]
 struct HostState {
     mounts: String,
@@ -30,6 +32,19 @@ struct HostState {
 fn entries(dir: &str) -> BTreeSet<OsString> {
     std::fs::read_dir(dir)
         .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default()
+}
+
+/// The entries of `dir` that `uid` owns.
+fn entries_of(dir: &str, uid: u32) -> BTreeSet<OsString> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.metadata().is_ok_and(|m| m.uid() == uid))
+                .map(|e| e.file_name())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -97,7 +112,7 @@ fn host_state(u: &User) -> HostState {
     sbx_bin();
     HostState {
         mounts: std::fs::read_to_string("/proc/self/mountinfo").unwrap(),
-        tmp: entries("/tmp"),
+        tmp: entries_of("/tmp", u.uid),
         runtime: entries(&format!("/run/user/{}", u.uid)),
         processes: processes_of(u.uid),
     }
