@@ -111,6 +111,11 @@ pub fn run(plan: &Plan) -> Result<i32> {
             ));
         }
     }
+    // Bind sources the profile makes on first use (a browser's profile directory).
+    for dir in &plan.create {
+        sys::mkdir_p_nofollow(dir, 0o700).map_err(|e| e.at(format!("make {}", dir.display())))?;
+        trace::step("launcher", || format!("made {}", dir.display()));
+    }
     let prep = Prepared::new(plan);
     // The D-Bus proxy's socket must exist before PID 1 takes the bind sources.
     // SAFETY: trivial getter.

@@ -220,6 +220,10 @@ pub struct Plan {
     pub notices: Vec<String>,
     /// Weakened isolation the profile asked for: announced even with `-q`.
     pub warnings: Vec<String>,
+    /// Bind sources the launcher makes first (`create = true`; directories, mode
+    /// 0700, inside $HOME, following no symlink).
+    #[serde(serialize_with = "lossy_vec")]
+    pub create: Vec<PathBuf>,
     /// Said after "command not found inside the sandbox": where the command is on
     /// the host, and how to grant it, when no mount grants that place.
     pub not_found_hint: Option<String>,
@@ -328,7 +332,38 @@ impl Plan {
             compile::compile(&profile, host, fs, vars).map_err(|mut errs| errs.remove(0))?;
         let mut notices = compiled.notices;
         let skipped = compiled.skipped;
+        // A desktop profile (one that includes the display abstractions) says in one
+        // line when this host gives it no display or no sound: the browser would
+        // only run headless, or silent. On a desktop, nothing is said.
+        let from = |abstractions: &[&str]| {
+            compiled.mounts.iter().any(|m| {
+                abstractions
+                    .iter()
+                    .any(|a| m.origin.starts_with(&format!("builtin:{a}:")))
+            })
+        };
+        let included = |a: &str| profile.files.iter().any(|f| f == &format!("builtin:{a}"));
+        if included("x11") || included("wayland") {
+            let missing: Vec<&str> = [
+                (!from(&["x11", "wayland"]))
+                    .then_some("no display (DISPLAY and WAYLAND_DISPLAY name no local one)"),
+                ((included("pulseaudio") || included("pipewire"))
+                    && !from(&["pulseaudio", "pipewire"]))
+                .then_some("no sound (no PulseAudio or PipeWire socket)"),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            if !missing.is_empty() {
+                notices.push(format!(
+                    "{}: {} here; -v lists what was skipped",
+                    profile.name,
+                    missing.join(", ")
+                ));
+            }
+        }
         let refused = compiled.warnings;
+        let create = compiled.create;
 
         // --- ids ---
         let helpers = (fs.is_executable_file(Path::new(host::NEWUIDMAP))
@@ -493,7 +528,9 @@ impl Plan {
             &runtime_inside,
             fs.is_executable_file(Path::new(dbus::PROXY)),
         )?;
-        notices.extend(dbus_notice);
+        // No session bus is ordinary (a server, a CI runner): said with -v only.
+        let mut skipped = skipped;
+        skipped.extend(dbus_notice);
         let dbus = dbus.map(|(plan, mount, address)| {
             mounts.push(mount);
             (plan, address)
@@ -529,7 +566,7 @@ impl Plan {
         // Every op runs, in order, as in bubblewrap; one that cannot is refused now,
         // as --dry-run refuses it. A later mount over an earlier one wins and what it
         // covers is gone: Landlock rules and the trust rule see only what is left.
-        let built = tree::check(&mounts, fs)?;
+        let built = tree::check(&mounts, fs, &create)?;
         let visible: Vec<Mount> = final_tree(mounts.clone())
             .into_iter()
             .filter(|m| built.exists(m.op.dst()))
@@ -625,6 +662,7 @@ impl Plan {
         }
         let not_found_hint = not_found_hint(&cli.command[0], host, fs, &mounts, &profile.name);
         Ok(Plan {
+            create,
             quiet: cli.quiet,
             no_new_privs: host.no_new_privs,
             not_found_hint,

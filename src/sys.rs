@@ -420,6 +420,36 @@ pub fn open_in_root(dirfd: BorrowedFd, rel: &CStr, flags: libc::c_int) -> SysRes
     .map(fd_from)
 }
 
+/// Make directory `path` and any missing parents (mode `mode`), following no
+/// symlink anywhere: each component is opened with O_NOFOLLOW from the one before,
+/// so a link planted on the way fails the call instead of leading elsewhere.
+pub fn mkdir_p_nofollow(path: &std::path::Path, mode: u32) -> SysResult<()> {
+    use std::os::fd::AsFd;
+    use std::os::unix::ffi::OsStrExt;
+    let mut dir = open(c"/", libc::O_PATH | libc::O_DIRECTORY)?;
+    for c in path.components() {
+        let std::path::Component::Normal(name) = c else {
+            continue;
+        };
+        let name = CString::new(name.as_bytes()).map_err(|_| SysError {
+            call: format!("mkdir {}", path.display()),
+            errno: libc::EINVAL,
+        })?;
+        let flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW;
+        dir = match openat(dir.as_fd(), &name, flags) {
+            Err(e) if e.errno == libc::ENOENT => {
+                match mkdirat(dir.as_fd(), &name, mode) {
+                    Err(e) if e.errno != libc::EEXIST => return Err(e),
+                    _ => {}
+                }
+                openat(dir.as_fd(), &name, flags)?
+            }
+            other => other?,
+        };
+    }
+    Ok(())
+}
+
 pub fn mkdirat(dirfd: BorrowedFd, name: &CStr, mode: u32) -> SysResult<()> {
     // SAFETY: valid fd and C string.
     let ret = unsafe { libc::mkdirat(dirfd.as_raw_fd(), name.as_ptr(), mode) };

@@ -304,6 +304,9 @@ pub fn render(
                 e.insert("type".into(), s(kind));
                 e.insert("src".into(), p(src));
                 e.insert("dst".into(), p(dst));
+                if c.create.contains(src) {
+                    e.insert("create".into(), toml::Value::Boolean(true));
+                }
             }
             MountOp::Tmpfs {
                 dst,

@@ -89,6 +89,15 @@ fn prepare_home(u: &User) -> PathBuf {
     dl
 }
 
+/// The browsers' own directories the profile grants, made on first use.
+const BROWSER_DIRS: [&str; 5] = [
+    ".config/mozilla",
+    ".cache/mozilla",
+    ".config/chromium",
+    ".cache/chromium",
+    ".mozilla",
+];
+
 /// Every path under `dir` (recursively), with its size and mtime.
 fn tree(dir: &Path) -> std::collections::BTreeMap<PathBuf, (u64, i64)> {
     use std::os::unix::fs::MetadataExt;
@@ -143,12 +152,17 @@ fn screenshot_into_downloads(u: &User, colour: &str, shoot: &str) -> (u8, u8, u8
         u.name,
         stdout(&o)
     );
-    // Nothing of home changed but what the profile grants (Downloads; the browsers'
-    // own directories do not exist here, so they were not bound).
+    // Nothing of home changed but what the profile grants: Downloads and the
+    // browsers' own profile and cache directories (made on first use).
+    let granted = |p: &Path| {
+        p.starts_with(&dl)
+            || BROWSER_DIRS.iter().any(|d| p.starts_with(u.home.join(d)))
+            || [".config", ".cache"].iter().any(|d| p == u.home.join(d))
+    };
     let mut after = tree(&u.home);
-    after.retain(|p, _| !p.starts_with(&dl));
+    after.retain(|p, _| !granted(p));
     let mut before = before;
-    before.retain(|p, _| !p.starts_with(&dl));
+    before.retain(|p, _| !granted(p));
     assert_eq!(
         before, after,
         "as {}: home changed outside Downloads",
@@ -410,4 +424,104 @@ fn missing_desktop_pieces_are_skipped_and_listed_under_v() {
         }
         assert!(err.contains("dbus: no session bus here"), "{err}");
     }
+}
+
+/// The browser's profile persists: run 1 starts the browser with nothing set up
+/// (sbx makes its directories), run 2 finds what the browser itself wrote in run 1,
+/// and nothing else of the home was touched.
+fn profile_persists(browser: &str, profile_dir: &str, marker: &str) {
+    for u in users() {
+        let fx = Fixture::new(u, "persist");
+        let home = fx.path.clone();
+        fx.file("Documents/tax.txt", "secret document", u);
+        fx.file(".ssh/id_ed25519", "PRIVATE KEY", u);
+        let before = tree(&home);
+        let shoot = match browser {
+            "firefox-esr" => "firefox-esr --headless --window-size 400,300 --screenshot /tmp/shot.png about:blank",
+            // Headless Chromium keeps a throw-away profile unless told where its own
+            // is: the directory a desktop Chromium uses.
+            _ => "chromium --headless --no-first-run --user-data-dir=$HOME/.config/chromium --screenshot=/tmp/shot.png about:blank",
+        };
+        let run_browser = |list: &str| {
+            let mut c = sbx_cmd(
+                u,
+                [
+                    "-q",
+                    "--profile",
+                    "browser",
+                    "--net",
+                    "none",
+                    "--",
+                    "sh",
+                    "-c",
+                    &format!("{list}; {shoot} >/tmp/log 2>&1 || cat /tmp/log"),
+                ],
+            );
+            c.env("HOME", &home).current_dir(&home);
+            let o = output(c);
+            assert_eq!(code(&o), 0, "as {}: {}{}", u.name, stdout(&o), stderr(&o));
+            stdout(&o)
+        };
+        // Run 1: nothing there yet; the browser makes its profile.
+        run_browser("true");
+        let written: Vec<PathBuf> = tree(&home.join(profile_dir))
+            .into_keys()
+            .filter(|p| p.file_name().is_some_and(|n| n == marker))
+            .collect();
+        assert!(
+            !written.is_empty(),
+            "as {}: {browser} wrote no {marker} under {profile_dir}",
+            u.name
+        );
+        // Run 2: the browser's own file from run 1 is there, and it makes no new
+        // profile beside it.
+        let seen = run_browser(&format!("find ~/{profile_dir} -name '{marker}'"));
+        for w in &written {
+            assert!(
+                seen.contains(&w.display().to_string()),
+                "as {}: run 2 does not see {}: {seen}",
+                u.name,
+                w.display()
+            );
+        }
+        let again: Vec<PathBuf> = tree(&home.join(profile_dir))
+            .into_keys()
+            .filter(|p| p.file_name().is_some_and(|n| n == marker))
+            .collect();
+        assert_eq!(again, written, "as {}: a second profile was made", u.name);
+        // Nothing else of the home changed.
+        let granted = |p: &Path| {
+            BROWSER_DIRS.iter().any(|d| p.starts_with(home.join(d)))
+                || [".config", ".cache", "Downloads"]
+                    .iter()
+                    .any(|d| p == home.join(d))
+        };
+        let mut after = tree(&home);
+        after.retain(|p, _| !granted(p));
+        let mut before = before;
+        before.retain(|p, _| !granted(p));
+        assert_eq!(
+            before, after,
+            "as {}: home changed outside the browser's directories",
+            u.name
+        );
+    }
+}
+
+#[test]
+fn firefox_keeps_its_profile_between_runs() {
+    if !have("/usr/bin/firefox-esr") {
+        return;
+    }
+    // times.json: written by Firefox when it makes a profile (its creation time).
+    profile_persists("firefox-esr", ".config/mozilla/firefox", "times.json");
+}
+
+#[test]
+fn chromium_keeps_its_profile_between_runs() {
+    if !have("/usr/bin/chromium") {
+        return;
+    }
+    // Local State: written by Chromium for its user data directory.
+    profile_persists("chromium", ".config/chromium", "Local State");
 }

@@ -20,6 +20,8 @@ pub struct Compiled {
     pub notices: Vec<String>,
     /// Optional entries refused for safety (a planted symlink): said even with -q.
     pub warnings: Vec<String>,
+    /// Bind sources to make before the launch (`create = true`, missing here).
+    pub create: Vec<PathBuf>,
     /// Optional entries that do not apply on this host (`-v` lists them).
     pub skipped: Vec<String>,
 }
@@ -78,9 +80,8 @@ fn kind_name(k: MountKind) -> &'static str {
 fn allowed(k: MountKind) -> &'static [&'static str] {
     match k {
         MountKind::Mirror => &["src"],
-        MountKind::RoBind | MountKind::Bind | MountKind::DevBind => {
-            &["src", "dst", "skip_if_home_or_above"]
-        }
+        MountKind::Bind => &["src", "dst", "skip_if_home_or_above", "create"],
+        MountKind::RoBind | MountKind::DevBind => &["src", "dst", "skip_if_home_or_above"],
         MountKind::Tmpfs => &["dst", "size", "mode"],
         MountKind::Dir => &["dst", "mode"],
         MountKind::File => &["dst", "content", "mode"],
@@ -108,6 +109,7 @@ fn present(e: &MountEntry) -> Vec<&'static str> {
     add(e.target.is_some(), "target");
     add(e.skip_if_home_or_above, "skip_if_home_or_above");
     add(e.hide_host_entries.is_some(), "hide_host_entries");
+    add(e.create, "create");
     v
 }
 
@@ -177,6 +179,7 @@ pub fn compile(
         mounts: Vec::new(),
         notices: Vec::new(),
         warnings: Vec::new(),
+        create: Vec::new(),
         skipped: Vec::new(),
     };
     let mut errors = Vec::new();
@@ -184,6 +187,7 @@ pub fn compile(
         let mut said = Said {
             notices: &mut out.notices,
             warnings: &mut out.warnings,
+            create: &mut out.create,
         };
         match entry_op(entry, loc, host, fs, vars, &mut said) {
             Ok(Some(op)) => out.mounts.push(Mount {
@@ -260,6 +264,7 @@ pub fn compile(
 struct Said<'a> {
     notices: &'a mut Vec<String>,
     warnings: &'a mut Vec<String>,
+    create: &'a mut Vec<PathBuf>,
 }
 
 /// Places shared with other programs and users, and the directories above them: never
@@ -377,6 +382,29 @@ fn entry_op(
                 host.cwd.as_deref(),
             ) {
                 Ok(r) => r,
+                // Missing and to be made: where the part that exists leads (by the same
+                // rule), then the rest, which the launcher makes following no link.
+                Err(Unresolved::Io(err))
+                    if e.create && err.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    match super::trust::resolve_for_create(fs, Path::new(&src), &host.home_real) {
+                        Ok(p) => {
+                            said.create.push(p.clone());
+                            p
+                        }
+                        Err(why @ (Unresolved::Planted { .. } | Unresolved::Changed { .. })) => {
+                            said.warnings.push(format!(
+                                "{loc} ({}): {}",
+                                kind_name(e.kind),
+                                why.describe(&src)
+                            ));
+                            return Ok(None);
+                        }
+                        Err(Unresolved::Io(err)) => {
+                            return Err(format!("source {src:?}: cannot be made: {err}"))
+                        }
+                    }
+                }
                 Err(Unresolved::Io(err))
                     if e.optional && err.kind() == std::io::ErrorKind::NotFound =>
                 {

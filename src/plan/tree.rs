@@ -41,10 +41,17 @@ struct Node {
 
 struct Tree<'a> {
     nodes: BTreeMap<PathBuf, Node>,
+    /// Host directories made before the mounts (`create`).
+    create: Vec<PathBuf>,
     /// Entries made on the host during the launch (mount points in writable binds):
     /// a later bind of the same host directory shows them.
     made_on_host: BTreeMap<PathBuf, Kind>,
     fs: &'a dyn HostFs,
+}
+
+/// A host path the launcher makes before the mounts (`create`), or a parent of one.
+fn to_be_made(create: &[PathBuf], hp: &Path) -> bool {
+    create.iter().any(|c| c.starts_with(hp))
 }
 
 fn comps(p: &Path) -> Vec<OsString> {
@@ -73,6 +80,7 @@ impl<'a> Tree<'a> {
         );
         Tree {
             nodes,
+            create: Vec::new(),
             made_on_host: BTreeMap::new(),
             fs,
         }
@@ -94,6 +102,7 @@ impl<'a> Tree<'a> {
                 let kind = match self.made_on_host.get(&hp) {
                     Some(k) => k.clone(),
                     None => match self.fs.entry(&hp) {
+                        Entry::Missing if to_be_made(&self.create, &hp) => Kind::Dir,
                         Entry::Dir => Kind::Dir,
                         Entry::File | Entry::Other => Kind::File,
                         Entry::Symlink(t) => Kind::Link(t),
@@ -314,7 +323,7 @@ impl<'a> Tree<'a> {
         match &m.op {
             MountOp::Bind { src, dst, access } => {
                 let ro = *access == Access::ReadOnly;
-                if self.fs.entry(src) == Entry::Dir {
+                if self.fs.entry(src) == Entry::Dir || to_be_made(&self.create, src) {
                     let at = self.ensure_dir(dst)?;
                     self.cover(
                         &at,
@@ -518,8 +527,9 @@ impl Built<'_> {
 
 /// Play `mounts` through; the first op that would fail at launch is the error,
 /// naming where it came from.
-pub fn check<'a>(mounts: &[Mount], fs: &'a dyn HostFs) -> Result<Built<'a>> {
+pub fn check<'a>(mounts: &[Mount], fs: &'a dyn HostFs, create: &[PathBuf]) -> Result<Built<'a>> {
     let mut t = Tree::new(fs);
+    t.create = create.to_vec();
     for m in mounts {
         t.apply(m).map_err(|why| {
             Error::new(

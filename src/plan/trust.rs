@@ -235,3 +235,41 @@ fn comps(p: &Path) -> VecDeque<OsString> {
         })
         .collect()
 }
+
+/// A missing path that a profile entry asks sbx to make: the part that exists
+/// resolved by the profile-path rule, the rest appended. Only inside `home` (a
+/// profile makes nothing elsewhere on the host).
+pub fn resolve_for_create(
+    fs: &dyn HostFs,
+    p: &Path,
+    home: &Path,
+) -> std::result::Result<PathBuf, Unresolved> {
+    let mut existing = p.to_path_buf();
+    let mut rest = Vec::new();
+    loop {
+        match resolve_profile_path(fs, &existing, None) {
+            Ok(real) => {
+                let full = rest.iter().rev().fold(real, |acc: PathBuf, c| acc.join(c));
+                if !full.starts_with(home) || full == home {
+                    return Err(Unresolved::Io(std::io::Error::other(format!(
+                        "{} is not inside $HOME ({})",
+                        full.display(),
+                        home.display()
+                    ))));
+                }
+                return Ok(full);
+            }
+            Err(Unresolved::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                let name = existing.file_name().map(|n| n.to_os_string());
+                match (name, existing.parent()) {
+                    (Some(n), Some(parent)) if n != ".." => {
+                        rest.push(n);
+                        existing = parent.to_path_buf();
+                    }
+                    _ => return Err(Unresolved::Io(e)),
+                }
+            }
+            Err(other) => return Err(other),
+        }
+    }
+}

@@ -134,6 +134,10 @@ pub struct MountEntry {
     pub skip_if_home_or_above: bool,
     /// For `proc`: cover the entries that describe the host (default true).
     pub hide_host_entries: Option<bool>,
+    /// For `bind`: make the source directory (mode 0700, inside $HOME only) when it
+    /// is missing, so a browser's profile persists without the user making it.
+    #[serde(default)]
+    pub create: bool,
 }
 
 /// A size: bytes as an integer, or a string with a K, M or G suffix ("64M").
