@@ -29,6 +29,10 @@ pub trait HostFs {
     fn is_privileged_helper(&self, p: &Path) -> bool;
     /// The owner of `p` itself (a symlink's own owner, not its target's).
     fn owner(&self, p: &Path) -> Option<u32>;
+    /// `entry` and `owner` together (one lstat where the host can).
+    fn entry_owner(&self, p: &Path) -> (Entry, Option<u32>) {
+        (self.entry(p), self.owner(p))
+    }
     /// Names of the unix sockets directly in directory `p` (not below it).
     fn sockets_in(&self, p: &Path) -> Vec<std::ffi::OsString>;
     /// The names in directory `p` (empty if it cannot be read).
@@ -95,6 +99,25 @@ impl HostFs for RealFs {
         std::fs::symlink_metadata(p).ok().map(|m| m.uid())
     }
 
+    fn entry_owner(&self, p: &Path) -> (Entry, Option<u32>) {
+        use std::os::unix::fs::MetadataExt;
+        match std::fs::symlink_metadata(p) {
+            Err(_) => (Entry::Missing, None),
+            Ok(m) => {
+                let e = if m.file_type().is_symlink() {
+                    std::fs::read_link(p).map_or(Entry::Other, Entry::Symlink)
+                } else if m.is_dir() {
+                    Entry::Dir
+                } else if m.is_file() {
+                    Entry::File
+                } else {
+                    Entry::Other
+                };
+                (e, Some(m.uid()))
+            }
+        }
+    }
+
     fn sockets_in(&self, p: &Path) -> Vec<std::ffi::OsString> {
         use std::os::unix::fs::FileTypeExt;
         std::fs::read_dir(p)
@@ -128,6 +151,60 @@ impl HostFs for RealFs {
         let mut v = Vec::new();
         f.take(max).read_to_end(&mut v).ok()?;
         Some(v)
+    }
+}
+
+/// The host as one plan sees it: each path looked up once (`lstat`, `readlink`,
+/// the owner), so the many questions a plan asks about the same paths (profile path
+/// resolution, masks, the tree played through) cost one system call each, and all of
+/// them see the same answer.
+pub struct CachedFs<'a> {
+    inner: &'a dyn HostFs,
+    entries: std::cell::RefCell<std::collections::HashMap<PathBuf, (Entry, Option<u32>)>>,
+}
+
+impl<'a> CachedFs<'a> {
+    pub fn new(inner: &'a dyn HostFs) -> CachedFs<'a> {
+        CachedFs {
+            inner,
+            entries: Default::default(),
+        }
+    }
+
+    fn look(&self, p: &Path) -> (Entry, Option<u32>) {
+        if let Some(v) = self.entries.borrow().get(p) {
+            return v.clone();
+        }
+        let v = self.inner.entry_owner(p);
+        self.entries.borrow_mut().insert(p.to_path_buf(), v.clone());
+        v
+    }
+}
+
+impl HostFs for CachedFs<'_> {
+    fn canonicalize(&self, p: &Path) -> io::Result<PathBuf> {
+        self.inner.canonicalize(p)
+    }
+    fn entry(&self, p: &Path) -> Entry {
+        self.look(p).0
+    }
+    fn is_executable_file(&self, p: &Path) -> bool {
+        self.inner.is_executable_file(p)
+    }
+    fn is_privileged_helper(&self, p: &Path) -> bool {
+        self.inner.is_privileged_helper(p)
+    }
+    fn owner(&self, p: &Path) -> Option<u32> {
+        self.look(p).1
+    }
+    fn sockets_in(&self, p: &Path) -> Vec<std::ffi::OsString> {
+        self.inner.sockets_in(p)
+    }
+    fn names_in(&self, p: &Path) -> Vec<std::ffi::OsString> {
+        self.inner.names_in(p)
+    }
+    fn read_file(&self, p: &Path, max: u64) -> Option<Vec<u8>> {
+        self.inner.read_file(p, max)
     }
 }
 

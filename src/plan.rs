@@ -313,7 +313,7 @@ impl Plan {
     pub fn build(cli: &Cli, host: &Host, fs: &dyn HostFs) -> Result<Plan> {
         let vars = Vars::from_host(host);
         let locs = Locations::new(Path::new(&vars.0["XDG_CONFIG_HOME"]));
-        Plan::build_with(cli, host, fs, &locs, &vars)
+        Plan::build_with(cli, host, &crate::host::CachedFs::new(fs), &locs, &vars)
     }
 
     pub fn build_with(
@@ -567,6 +567,14 @@ impl Plan {
         // as --dry-run refuses it. A later mount over an earlier one wins and what it
         // covers is gone: Landlock rules and the trust rule see only what is left.
         let built = tree::check(&mounts, fs, &create)?;
+        // A mask with nothing to hide is left out of the plan (the launch would look
+        // and skip it): a long list of masks costs a launch only what exists.
+        let mounts: Vec<Mount> = mounts
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| !built.idle_masks().contains(i))
+            .map(|(_, m)| m)
+            .collect();
         let visible: Vec<Mount> = final_tree(mounts.clone())
             .into_iter()
             .filter(|m| built.exists(m.op.dst()))

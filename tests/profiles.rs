@@ -633,3 +633,159 @@ fn masks_follow_the_current_directory_through_a_symlinked_home() {
         assert_eq!(stdout(&o), "0\nhidden\n", "as {}: {}", u.name, stderr(&o));
     }
 }
+
+/// Every secret the `home-masks` abstraction must hide, stated here (not read from
+/// the binary): (path under $HOME, is a directory).
+const SECRETS: &[(&str, bool)] = &[
+    (".ssh", true),
+    (".gnupg", true),
+    (".pki", true),
+    (".mozilla", true),
+    (".config/mozilla", true),
+    (".config/chromium", true),
+    (".config/google-chrome", true),
+    (".config/BraveSoftware", true),
+    (".config/microsoft-edge", true),
+    (".thunderbird", true),
+    (".bash_history", false),
+    (".zsh_history", false),
+    (".local/share/fish/fish_history", false),
+    (".python_history", false),
+    (".node_repl_history", false),
+    (".psql_history", false),
+    (".mysql_history", false),
+    (".password-store", true),
+    (".local/share/keyrings", true),
+    (".local/share/kwalletd", true),
+    (".aws", true),
+    (".azure", true),
+    (".config/gcloud", true),
+    (".kube", true),
+    (".docker", true),
+    (".config/gh", true),
+    (".config/glab-cli", true),
+    (".netrc", false),
+    (".git-credentials", false),
+    (".config/git/credentials", false),
+    (".npmrc", false),
+    (".pypirc", false),
+    (".config/pip/pip.conf", false),
+    (".cargo/credentials.toml", false),
+    (".cargo/credentials", false),
+    (".terraform.d/credentials.tfrc.json", false),
+    (".terraformrc", false),
+    (".vault-token", false),
+    (".pgpass", false),
+    (".config/sbx", true),
+];
+
+#[test]
+fn secrets_are_hidden_under_shell_dev_and_default() {
+    for u in users() {
+        let fx = Fixture::new(u, "secrets");
+        let home = fx.path.join("home");
+        for (i, (p, dir)) in SECRETS.iter().enumerate() {
+            let file = if *dir {
+                format!("home/{p}/secret")
+            } else {
+                format!("home/{p}")
+            };
+            fx.file(&file, &format!("SECRET-{i}"), u);
+        }
+        fx.file("home/notes.txt", "visible-notes", u);
+        fx.file("home/.config/app/settings", "visible-settings", u);
+        fx.file("home/.local/share/app/data", "visible-data", u);
+        fx.file("home/.cargo/config.toml", "visible-cargo", u);
+        let mut todo = vec![fx.path.clone()];
+        while let Some(d) = todo.pop() {
+            fx.chown(&d, u);
+            for e in std::fs::read_dir(&d).unwrap().flatten() {
+                fx.chown(&e.path(), u);
+                if e.file_type().unwrap().is_dir() {
+                    todo.push(e.path());
+                }
+            }
+        }
+        // Read every secret by every path the sandbox could have to it.
+        let read_all = SECRETS
+            .iter()
+            .map(|(p, dir)| {
+                if *dir {
+                    format!("cat ~/{p}/secret 2>/dev/null; ls -A ~/{p} 2>/dev/null")
+                } else {
+                    format!("cat ~/{p} 2>/dev/null")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        // shell: home read-only, every secret hidden, the rest readable.
+        let mut c = sbx_cmd(u, ["-q", "--profile", "shell", "--", "sh", "-c", &format!("{read_all}; cat ~/notes.txt ~/.config/app/settings ~/.local/share/app/data ~/.cargo/config.toml")]);
+        c.env("HOME", &home).current_dir(&home);
+        let out = ok(&output(c), "shell");
+        assert!(!out.contains("SECRET-"), "as {}: shell shows {out}", u.name);
+        assert_eq!(
+            out, "visible-notesvisible-settingsvisible-datavisible-cargo",
+            "as {}",
+            u.name
+        );
+        // dev and default: a secret reached through the current directory's grant
+        // (the user works in ~/.config, ~/.local/share or ~/.cargo) is hidden there.
+        for profile in ["dev", "default"] {
+            for cwd in [".config", ".local/share", ".cargo"] {
+                let rel_all = SECRETS
+                    .iter()
+                    .filter_map(|(p, dir)| p.strip_prefix(&format!("{cwd}/")).map(|r| (r, dir)))
+                    .map(|(r, dir)| {
+                        if *dir {
+                            format!("cat {r}/secret 2>/dev/null; ls -A {r} 2>/dev/null")
+                        } else {
+                            format!("cat {r} 2>/dev/null")
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                let mut c = sbx_cmd(
+                    u,
+                    [
+                        "-q",
+                        "--profile",
+                        profile,
+                        "--",
+                        "sh",
+                        "-c",
+                        &format!("{rel_all}; {read_all}; pwd"),
+                    ],
+                );
+                c.env("HOME", &home).current_dir(home.join(cwd));
+                let out = ok(&output(c), profile);
+                assert!(
+                    !out.contains("SECRET-"),
+                    "as {}: {profile} in ~/{cwd} shows {out}",
+                    u.name
+                );
+                assert_eq!(
+                    out,
+                    format!("{}\n", home.join(cwd).display()),
+                    "as {}: {profile} in ~/{cwd}",
+                    u.name
+                );
+            }
+        }
+    }
+}
+
+/// sbx-profile(5) lists every mask of `home-masks`: the one list, documented.
+#[test]
+fn the_man_page_lists_every_secret_mask() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let toml = std::fs::read_to_string(format!("{root}/profiles/home-masks.toml")).unwrap();
+    let man = std::fs::read_to_string(format!("{root}/man/sbx-profile.5")).unwrap();
+    let list: toml::Table = toml.parse().unwrap();
+    let masks = list["mask"].as_array().unwrap();
+    assert!(masks.len() >= 60, "{} masks", masks.len());
+    for m in masks {
+        let m = m.as_str().unwrap();
+        let roff = m.replace('-', "\\-").replace('~', "\\(ti");
+        assert!(man.contains(&roff), "sbx-profile(5) does not list {m}");
+    }
+}

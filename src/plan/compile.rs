@@ -239,11 +239,20 @@ pub fn compile(
                 continue;
             }
         };
-        let real = super::trust::resolve_lenient(fs, &dst);
-        let seen_through: Vec<PathBuf> = binds
-            .iter()
-            .filter_map(|(src, bdst)| real.strip_prefix(src).ok().map(|rest| bdst.join(rest)))
-            .collect();
+        // Where else a bind shows it: only a secret that exists on the host can be
+        // shown elsewhere (one lstat for the many masks of paths a host lacks).
+        let seen_through: Vec<PathBuf> = match fs.entry(&dst) {
+            Entry::Missing => Vec::new(),
+            _ => {
+                let real = super::trust::resolve_lenient(fs, &dst);
+                binds
+                    .iter()
+                    .filter_map(|(src, bdst)| {
+                        real.strip_prefix(src).ok().map(|rest| bdst.join(rest))
+                    })
+                    .collect()
+            }
+        };
         for d in std::iter::once(dst).chain(seen_through) {
             if placed.insert(d.clone()) {
                 out.mounts.push(Mount {

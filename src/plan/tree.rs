@@ -318,7 +318,8 @@ impl<'a> Tree<'a> {
         ))
     }
 
-    fn apply(&mut self, m: &Mount) -> std::result::Result<(), Fail> {
+    /// Apply one op; Ok(false) for a mask with nothing to hide.
+    fn apply(&mut self, m: &Mount) -> std::result::Result<bool, Fail> {
         let what = |kind: &str| format!("the {kind} at {}", m.op.dst().display());
         match &m.op {
             MountOp::Bind { src, dst, access } => {
@@ -461,7 +462,7 @@ impl<'a> Tree<'a> {
             // Nothing there (or no way there: a file or a loop on the way): nothing to
             // hide, as the launcher skips it.
             MountOp::Mask { dst } => match self.resolve(dst) {
-                Err(_) | Ok((_, None)) => {}
+                Err(_) | Ok((_, None)) => return Ok(false),
                 Ok((r, Some(n))) => {
                     let kind = match n.kind {
                         Kind::Dir | Kind::Opaque => Kind::Dir,
@@ -479,7 +480,7 @@ impl<'a> Tree<'a> {
                 }
             },
         }
-        Ok(())
+        Ok(true)
     }
 }
 
@@ -501,10 +502,15 @@ fn opaque(what: &str) -> Node {
     }
 }
 
-/// The tree once every op has run.
-pub struct Built<'a>(Tree<'a>);
+/// The tree once every op has run, and the masks that found nothing to hide.
+pub struct Built<'a>(Tree<'a>, Vec<usize>);
 
 impl Built<'_> {
+    /// The indices of the masks with nothing to hide (the launch would skip them).
+    pub fn idle_masks(&self) -> &[usize] {
+        &self.1
+    }
+
     /// Something is at `p` (symlinks followed inside the root).
     pub fn exists(&self, p: &Path) -> bool {
         matches!(self.0.resolve(p), Ok((_, Some(_))))
@@ -530,13 +536,17 @@ impl Built<'_> {
 pub fn check<'a>(mounts: &[Mount], fs: &'a dyn HostFs, create: &[PathBuf]) -> Result<Built<'a>> {
     let mut t = Tree::new(fs);
     t.create = create.to_vec();
-    for m in mounts {
-        t.apply(m).map_err(|why| {
+    let mut idle = Vec::new();
+    for (i, m) in mounts.iter().enumerate() {
+        let used = t.apply(m).map_err(|why| {
             Error::new(
                 m.origin.clone(),
                 format!("{}: {why}", crate::mount::describe(&m.op)),
             )
         })?;
+        if !used {
+            idle.push(i);
+        }
     }
-    Ok(Built(t))
+    Ok(Built(t, idle))
 }

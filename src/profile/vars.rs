@@ -16,6 +16,7 @@ pub const NAMES: &[&str] = &[
     "XDG_CONFIG_HOME",
     "XDG_CACHE_HOME",
     "XDG_DATA_HOME",
+    "XDG_STATE_HOME",
     "XDG_DOWNLOAD_DIR",
     "WAYLAND_DISPLAY",
     "X11_DISPLAY",
@@ -58,6 +59,7 @@ impl Vars {
         let config = xdg("XDG_CONFIG_HOME", ".config");
         m.insert("XDG_CACHE_HOME", xdg("XDG_CACHE_HOME", ".cache"));
         m.insert("XDG_DATA_HOME", xdg("XDG_DATA_HOME", ".local/share"));
+        m.insert("XDG_STATE_HOME", xdg("XDG_STATE_HOME", ".local/state"));
         let dirs_file = Path::new(&config).join("user-dirs.dirs");
         let path_var = host
             .env
