@@ -151,6 +151,14 @@ pub struct Cli {
     #[arg(long = "keep-env", value_name = "KEY", action = ArgAction::Append)]
     pub keep_env: Vec<OsString>,
 
+    /// Grant the ssh-agent of SSH_AUTH_SOCK (its socket and the variable): the sandbox can use every key loaded in the agent while it runs
+    #[arg(long = "ssh-agent")]
+    pub ssh_agent: bool,
+
+    /// How ids are mapped, over the profile's `ids`: auto (subordinate ids when usable, else your own id alone), subordinate (required), single
+    #[arg(long = "ids", value_name = "MODE")]
+    pub ids: Option<IdsArg>,
+
     /// Kill the whole sandbox after SECS seconds (fractions allowed); sbx then exits 124
     #[arg(long = "timeout", value_name = "DURATION", value_parser = parse_timeout, allow_negative_numbers = true)]
     pub timeout: Option<f64>,
@@ -214,6 +222,13 @@ pub enum NetArg {
     #[value(name = "user:host-loopback")]
     #[serde(rename = "user:host-loopback")]
     UserHostLoopback,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum IdsArg {
+    Auto,
+    Subordinate,
+    Single,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

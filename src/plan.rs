@@ -306,6 +306,33 @@ fn allowed_env(name: &OsStr) -> bool {
     ) || n.starts_with(b"LC_")
 }
 
+/// A profile's `env.keep` entry: a name, or a prefix ending in `*` (`GITHUB_*`). A
+/// prefix never passes a name that says it holds a secret (`CI_JOB_TOKEN`,
+/// `GITHUB_TOKEN`, `*_PASSWORD`, `*_SECRET`, `*_KEY`): those are passed only by name.
+fn keep_matches(keep: &str, name: &OsStr) -> bool {
+    let n = name.as_bytes();
+    match keep.strip_suffix('*') {
+        None => n == keep.as_bytes(),
+        Some(prefix) => {
+            n.starts_with(prefix.as_bytes())
+                && ![
+                    "TOKEN",
+                    "SECRET",
+                    "PASSWORD",
+                    "PASSWD",
+                    "_KEY",
+                    "CREDENTIAL",
+                    "AUTH",
+                ]
+                .iter()
+                .any(|w| {
+                    n.windows(w.len())
+                        .any(|x| x.eq_ignore_ascii_case(w.as_bytes()))
+                })
+        }
+    }
+}
+
 pub const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin";
 
 impl Plan {
@@ -374,7 +401,12 @@ impl Plan {
                 PathBuf::from(host::NEWGIDMAP),
             )
         });
-        let mode = profile.ids.unwrap_or(IdMode::Auto);
+        let mode = match cli.ids {
+            Some(crate::cli::IdsArg::Auto) => IdMode::Auto,
+            Some(crate::cli::IdsArg::Subordinate) => IdMode::Subordinate,
+            Some(crate::cli::IdsArg::Single) => IdMode::Single,
+            None => profile.ids.unwrap_or(IdMode::Auto),
+        };
         let (subuid, subgid) = match mode {
             IdMode::Single => (&[][..], &[][..]),
             _ => (&host.subuid[..], &host.subgid[..]),
@@ -452,7 +484,10 @@ impl Plan {
         match (mode, notice) {
             (IdMode::Subordinate, Some(why)) => {
                 return Err(Error::new(
-                    profile.where_set("ids"),
+                    match cli.ids {
+                        Some(_) => "--ids subordinate".to_string(),
+                        None => profile.where_set("ids"),
+                    },
                     if why.starts_with("no subordinate ids") {
                         format!(
                             "the subordinate ids cannot be mapped: {why}; add a range with \
@@ -558,6 +593,44 @@ impl Plan {
         for (kind, value) in &cli.mount_order {
             mounts.push(cli_mount(*kind, value, host, fs)?);
         }
+        // --ssh-agent: the agent's socket, at its own path, and SSH_AUTH_SOCK.
+        let agent = match cli.ssh_agent {
+            false => None,
+            true => {
+                let sock = host
+                    .var("SSH_AUTH_SOCK")
+                    .map(PathBuf::from)
+                    .filter(|p| p.is_absolute())
+                    .ok_or_else(|| {
+                        Error::new("--ssh-agent", "SSH_AUTH_SOCK is unset: start an agent (eval $(ssh-agent)) or unlock your keyring")
+                    })?;
+                let real = fs.canonicalize(&sock).map_err(|e| {
+                    Error::new(
+                        "--ssh-agent",
+                        format!("SSH_AUTH_SOCK {}: {e}", sock.display()),
+                    )
+                })?;
+                if fs.entry(&real) != crate::host::Entry::Other {
+                    return Err(Error::new(
+                        "--ssh-agent",
+                        format!("SSH_AUTH_SOCK {} is not a socket", sock.display()),
+                    ));
+                }
+                mounts.push(Mount {
+                    op: MountOp::Bind {
+                        src: real,
+                        dst: sock.clone(),
+                        access: Access::ReadOnly,
+                    },
+                    origin: "--ssh-agent".into(),
+                });
+                notices.push(format!(
+                    "--ssh-agent: the sandbox can use every key loaded in the agent at {} while it runs",
+                    sock.display()
+                ));
+                Some(sock)
+            }
+        };
         // Metadata the host's tools execute stays read-only in writable directories.
         if !cli.vcs_writable {
             let protected = vcs::protect(&mounts, fs)?;
@@ -621,6 +694,10 @@ impl Plan {
             ));
         }
         let mut env = build_env(cli, host, &profile)?;
+        if let Some(sock) = agent {
+            env.retain(|(k, _)| k != "SSH_AUTH_SOCK");
+            env.push(("SSH_AUTH_SOCK".into(), sock.into()));
+        }
         if let Some((_, address)) = &dbus {
             env.retain(|(k, _)| k != "DBUS_SESSION_BUS_ADDRESS");
             env.push(("DBUS_SESSION_BUS_ADDRESS".into(), address.into()));
@@ -898,7 +975,7 @@ fn build_env(cli: &Cli, host: &Host, profile: &Resolved) -> Result<Vec<(OsString
         .filter(|(k, _)| {
             allowed_env(k)
                 || cli.keep_env.iter().any(|x| x == k)
-                || profile.env_keep.iter().any(|x| x.as_str() == k)
+                || profile.env_keep.iter().any(|x| keep_matches(x, k))
         })
         .cloned()
         .collect();

@@ -161,8 +161,8 @@ fn unusable_helpers_fall_back_to_the_single_id_map_once() {
         "one notice: {err}"
     );
     assert!(err.contains("no_new_privs"), "{err}");
-    // Required (`ci`): exit 125 naming the cause.
-    let o = under_nnp(u, &["--profile", "ci", "--", "true"]);
+    // Required (--ids subordinate): exit 125 naming the cause.
+    let o = under_nnp(u, &["--ids", "subordinate", "--", "true"]);
     assert_eq!(code(&o), 125);
     assert!(
         stderr(&o).contains("no_new_privs") && stderr(&o).contains("ids"),
@@ -224,7 +224,7 @@ fn a_helper_that_fails_at_run_time_falls_back_unless_required() {
         "{err}"
     );
     assert_eq!(err.matches("mapping only uid").count(), 1, "{err}");
-    let o = run_in_ns("--profile ci -- true");
+    let o = run_in_ns("--ids subordinate -- true");
     assert_eq!(code(&o), 125, "{}", stderr(&o));
     assert!(stderr(&o).contains("newgidmap"), "{}", stderr(&o));
 }

@@ -145,7 +145,7 @@ fn dev_profile_writable_project_and_caches_nothing_else_of_home() {
 }
 
 #[test]
-fn ci_profile_needs_and_maps_subordinate_ids() {
+fn ci_profile_maps_subordinate_ids_where_it_can_and_requires_them_on_demand() {
     for u in users() {
         let h = Home::new(u, "ci");
         let o = h.sh(
@@ -153,14 +153,35 @@ fn ci_profile_needs_and_maps_subordinate_ids() {
             "ci",
             "wc -l < /proc/self/uid_map; echo ok > artifact; test -e ~/notes.txt || echo no-home",
         );
+        // Hosted runners and containers have no subordinate ids: ci works there too.
+        let lines = if u.subids.is_some() { "2" } else { "1" };
+        assert_eq!(ok(&o, "ci"), format!("{lines}\nno-home\n"), "as {}", u.name);
+        assert!(h.project.join("artifact").exists());
+        // --ids subordinate requires them: exit 125 naming the fix, nothing run.
+        std::fs::remove_file(h.project.join("artifact")).unwrap();
+        let o = output(h.cmd(
+            u,
+            &[
+                "-q",
+                "--profile",
+                "ci",
+                "--ids",
+                "subordinate",
+                "--",
+                "sh",
+                "-c",
+                "echo ok > artifact",
+            ],
+        ));
         match u.subids {
-            Some(_) => {
-                assert_eq!(ok(&o, "ci"), "2\nno-home\n", "as {}", u.name);
-                assert!(h.project.join("artifact").exists());
-            }
+            Some(_) => assert_eq!(code(&o), 0, "{}", stderr(&o)),
             None => {
-                assert_eq!(code(&o), 125, "as {}: ci requires subordinate ids", u.name);
-                assert!(stderr(&o).contains("usermod"), "{}", stderr(&o));
+                assert_eq!(code(&o), 125, "as {}: --ids subordinate", u.name);
+                assert!(
+                    stderr(&o).contains("usermod") && stderr(&o).contains("--ids"),
+                    "{}",
+                    stderr(&o)
+                );
                 assert!(!h.project.join("artifact").exists(), "nothing ran");
             }
         }
@@ -787,5 +808,116 @@ fn the_man_page_lists_every_secret_mask() {
         let m = m.as_str().unwrap();
         let roff = m.replace('-', "\\-").replace('~', "\\(ti");
         assert!(man.contains(&roff), "sbx-profile(5) does not list {m}");
+    }
+}
+
+#[test]
+fn dev_knows_the_git_identity_and_commits_when_asked() {
+    for u in users() {
+        let h = Home::new(u, "gitid");
+        h.fx.file(
+            "home/.gitconfig",
+            "[user]\n\tname = Ada Tester\n\temail = ada@example.org\n",
+            u,
+        );
+        let git = |args: &[&str]| {
+            let mut c = as_user(u, "git");
+            c.args(args).current_dir(&h.project).env("HOME", &h.home);
+            let o = output(c);
+            assert!(o.status.success(), "git {args:?}: {}", stderr(&o));
+            stdout(&o)
+        };
+        git(&["init", "-q"]);
+        let commit = "git commit -q --allow-empty -m inside && git log -1 --format=%an/%ae";
+        // By default the repository's metadata is read-only: no commit, no change.
+        let o = h.sh(u, "dev", &format!("git config user.name; {commit}"));
+        assert_ne!(code(&o), 0, "as {}: {}", u.name, stdout(&o));
+        assert!(
+            stdout(&o).starts_with("Ada Tester\n"),
+            "the identity is readable: {}",
+            stdout(&o)
+        );
+        assert!(
+            stderr(&o).contains("Read-only file system"),
+            "{}",
+            stderr(&o)
+        );
+        // With --vcs-writable, the commit is made, as the user's identity.
+        let o = output(h.cmd(
+            u,
+            &[
+                "-q",
+                "--profile",
+                "dev",
+                "--vcs-writable",
+                "--",
+                "sh",
+                "-c",
+                commit,
+            ],
+        ));
+        assert_eq!(
+            ok(&o, "dev --vcs-writable"),
+            "Ada Tester/ada@example.org\n",
+            "as {}",
+            u.name
+        );
+        assert_eq!(git(&["log", "-1", "--format=%s"]), "inside\n");
+    }
+}
+
+#[test]
+fn ssh_agent_is_granted_only_when_asked() {
+    for u in users() {
+        let fx = Fixture::new(u, "agent");
+        let sock = fx.path.join("agent.sock");
+        let mut agent = as_user(u, "ssh-agent");
+        agent.args(["-D", "-a"]).arg(&sock);
+        let mut agent = agent.stdout(std::process::Stdio::null()).spawn().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !sock.exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "ssh-agent never listened"
+            );
+            std::thread::yield_now();
+        }
+        let list = |extra: &[&str]| {
+            let mut args = vec!["-q"];
+            args.extend_from_slice(extra);
+            args.extend(["--", "sh", "-c", "ssh-add -l; echo status=$?"]);
+            let mut c = sbx_cmd(u, args);
+            c.env("SSH_AUTH_SOCK", &sock);
+            output(c)
+        };
+        // Not granted: the variable is not passed and the socket is not there.
+        let o = list(&[]);
+        assert!(
+            stdout(&o).contains("status=2"),
+            "as {}: {}",
+            u.name,
+            stdout(&o)
+        );
+        // Granted: the agent answers (it holds no key here: status 1).
+        let o = list(&["--ssh-agent"]);
+        assert!(
+            stdout(&o).contains("The agent has no identities") && stdout(&o).contains("status=1"),
+            "as {}: {}{}",
+            u.name,
+            stdout(&o),
+            stderr(&o)
+        );
+        let _ = agent.kill();
+        let _ = agent.wait();
+        // Asked for without an agent: a clear error.
+        let mut c = sbx_cmd(u, ["--ssh-agent", "--", "true"]);
+        c.env_remove("SSH_AUTH_SOCK");
+        let o = output(c);
+        assert_eq!(code(&o), 125);
+        assert!(
+            stderr(&o).contains("SSH_AUTH_SOCK is unset"),
+            "{}",
+            stderr(&o)
+        );
     }
 }

@@ -6,7 +6,10 @@
 #   inside the sandbox: the test users cannot reach a rustup toolchain under /root);
 #   passt (pasta, for --net user); firefox-esr, chromium, xvfb and x11-apps (xwd) for
 #   the browser profile's end-to-end tests; xdg-dbus-proxy, dbus-daemon and dbus-bin
-#   (dbus-send) for the dbus abstraction's test;
+#   (dbus-send) for the dbus abstraction's test; git (the version-control metadata
+#   tests), dash (the terminal test's shell), make (the CI job), openssh-client
+#   (ssh-agent), libcap2-bin (setcap: a helper that fails at run time), bubblewrap
+#   (the oracle of the mount-tree property test);
 # - two unprivileged test users: sbx-sub with subordinate ids, sbx-nosub without.
 set -eu
 if [ "$(id -u)" != 0 ]; then
@@ -14,7 +17,7 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 need=""
-for pkg in uidmap python3 bash dash util-linux procps passwd gcc libc6-dev cargo git passt \
+for pkg in uidmap libcap2-bin python3 bash dash util-linux procps passwd gcc libc6-dev make cargo git openssh-client passt \
   firefox-esr chromium xvfb x11-apps xauth xdg-dbus-proxy dbus-daemon dbus-bin bubblewrap; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need="$need $pkg"
 done

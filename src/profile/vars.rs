@@ -18,6 +18,11 @@ pub const NAMES: &[&str] = &[
     "XDG_DATA_HOME",
     "XDG_STATE_HOME",
     "XDG_DOWNLOAD_DIR",
+    "GITHUB_OUTPUT",
+    "GITHUB_ENV",
+    "GITHUB_PATH",
+    "GITHUB_STEP_SUMMARY",
+    "GITHUB_STATE",
     "WAYLAND_DISPLAY",
     "X11_DISPLAY",
     "XAUTHORITY",
@@ -91,6 +96,19 @@ impl Vars {
                 .find(|(n, _)| n == k)
                 .and_then(|(_, v)| v.to_str())
         };
+        // GitHub Actions' step files (outputs, environment, PATH, summary, state): a
+        // CI job writes them. Absolute paths only, as every path variable.
+        for k in [
+            "GITHUB_OUTPUT",
+            "GITHUB_ENV",
+            "GITHUB_PATH",
+            "GITHUB_STEP_SUMMARY",
+            "GITHUB_STATE",
+        ] {
+            if let Some(v) = env(host, k) {
+                m.insert(k, v.to_string());
+            }
+        }
         m.insert(
             "XAUTHORITY",
             env(host, "XAUTHORITY")
