@@ -525,3 +525,34 @@ fn chromium_keeps_its_profile_between_runs() {
     // Local State: written by Chromium for its user data directory.
     profile_persists("chromium", ".config/chromium", "Local State");
 }
+
+/// The shipped launchers are valid desktop entries that start the browser through
+/// sbx's browser profile.
+#[test]
+fn desktop_launchers_start_the_browser_sandboxed() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("desktop");
+    for (file, browser) in [
+        ("sbx-firefox.desktop", "firefox-esr"),
+        ("sbx-chromium.desktop", "chromium"),
+    ] {
+        let path = dir.join(file);
+        let o = Command::new("desktop-file-validate")
+            .arg(&path)
+            .output()
+            .expect("desktop-file-validate (desktop-file-utils): tests/setup.sh installs it");
+        assert!(
+            o.status.success(),
+            "{file}: {}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        let exec = text.lines().find_map(|l| l.strip_prefix("Exec=")).unwrap();
+        assert!(
+            exec.starts_with(&format!("sbx --profile browser -- {browser} ")),
+            "{file}: {exec}"
+        );
+        assert!(
+            Path::new("/usr/bin").join(browser).exists() || !have(&format!("/usr/bin/{browser}"))
+        );
+    }
+}
