@@ -16,7 +16,10 @@ fn have(bin: &str) -> bool {
     if Path::new(bin).exists() {
         return true;
     }
-    println!("skipped: {bin} is missing (tests/setup.sh installs firefox-esr, chromium, xvfb)");
+    skip(
+        Lacking::Setup,
+        &format!("{bin} is missing (tests/setup.sh installs firefox-esr, chromium, xvfb)"),
+    );
     false
 }
 

@@ -17,7 +17,10 @@ fn the_session_bus_only_through_a_filtering_proxy_that_ends_with_the_sandbox() {
         "/usr/bin/dbus-send",
     ] {
         if !std::path::Path::new(bin).exists() {
-            println!("skipped: {bin} is missing (tests/setup.sh installs dbus and xdg-dbus-proxy)");
+            skip(
+                Lacking::Setup,
+                &format!("{bin} is missing (tests/setup.sh installs dbus and xdg-dbus-proxy)"),
+            );
             return;
         }
     }

@@ -92,7 +92,10 @@ fn command_runs_as_the_invoking_user_or_root_when_asked() {
 #[test]
 fn files_owned_by_subordinate_ids_keep_their_owners() {
     if !is_root() {
-        eprintln!("skipped: chown to a subordinate id needs root (run the suite as root)");
+        skip(
+            Lacking::Setup,
+            "chown to a subordinate id needs root (run the suite as root)",
+        );
         return;
     }
     for u in users() {
@@ -147,7 +150,10 @@ fn under_nnp(u: &User, args: &[&str]) -> std::process::Output {
 #[test]
 fn unusable_helpers_fall_back_to_the_single_id_map_once() {
     let Some(u) = users().iter().find(|u| u.subids.is_some()) else {
-        eprintln!("skipped: no test user with subordinate ids (run tests/setup.sh as root)");
+        skip(
+            Lacking::Setup,
+            "no test user with subordinate ids (run tests/setup.sh as root)",
+        );
         return;
     };
     // no_new_privs: the setuid helpers gain nothing. `auto` falls back, saying why.
@@ -174,11 +180,14 @@ fn unusable_helpers_fall_back_to_the_single_id_map_once() {
 #[test]
 fn a_helper_that_fails_at_run_time_falls_back_unless_required() {
     if !is_root() {
-        eprintln!("skipped: replacing newgidmap in a private mount namespace needs root");
+        skip(
+            Lacking::Setup,
+            "replacing newgidmap in a private mount namespace needs root",
+        );
         return;
     }
     let Some(u) = users().iter().find(|u| u.subids.is_some()) else {
-        eprintln!("skipped: no test user with subordinate ids");
+        skip(Lacking::Setup, "no test user with subordinate ids");
         return;
     };
     // In a mount namespace of the test's own, newgidmap is replaced by a copy that
@@ -192,7 +201,10 @@ fn a_helper_that_fails_at_run_time_falls_back_unless_required() {
         .arg(&copy)
         .status();
     if !setcap.is_ok_and(|s| s.success()) {
-        eprintln!("skipped: setcap (libcap2-bin) is missing or cannot set file capabilities here");
+        skip(
+            Lacking::Setup,
+            "setcap (libcap2-bin) is missing or cannot set file capabilities here",
+        );
         return;
     }
     let run_in_ns = |args: &str| {

@@ -249,7 +249,7 @@ fn other_users_sandboxes_are_out_of_reach() {
     let _g = records_lock();
     let us = users();
     if us.len() < 2 {
-        println!("skipped: needs the two test users (run as root)");
+        skip(Lacking::Setup, "needs the two test users (run as root)");
         return;
     }
     let (owner, other) = (&us[0], &us[1]);

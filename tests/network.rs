@@ -17,7 +17,10 @@ use common::*;
 
 fn pasta_available() -> bool {
     if !std::path::Path::new("/usr/bin/pasta").exists() {
-        println!("skipped: /usr/bin/pasta is missing (tests/setup.sh installs passt)");
+        skip(
+            Lacking::Setup,
+            "/usr/bin/pasta is missing (tests/setup.sh installs passt)",
+        );
         return false;
     }
     true
@@ -124,7 +127,10 @@ fn resolver(name: &'static str, addr: [u8; 4]) -> Option<()> {
     let s = match UdpSocket::bind("127.0.0.1:53") {
         Ok(s) => s,
         Err(e) => {
-            println!("skipped: cannot bind 127.0.0.1:53 for the test resolver ({e}); run as root");
+            skip(
+                Lacking::Setup,
+                &format!("cannot bind 127.0.0.1:53 for the test resolver ({e}); run as root"),
+            );
             return None;
         }
     };

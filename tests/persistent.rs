@@ -710,7 +710,10 @@ fn enter_runs_no_file_the_sandbox_wrote() {
 fn another_user_cannot_stop_your_sbx() {
     let _records = records_lock();
     if !is_root() {
-        eprintln!("skipped: squatting another user's /tmp/sbx-UID needs root to set up");
+        skip(
+            Lacking::Setup,
+            "squatting another user's /tmp/sbx-UID needs root to set up",
+        );
         return;
     }
     let (victim, other) = (&users()[0], &users()[1]);

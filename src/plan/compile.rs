@@ -420,8 +420,10 @@ fn entry_op(
                     return Ok(None)
                 }
                 // An optional grant is dropped, loudly; a required one stops the launch.
+                // (An entry that makes its source is optional in this sense too: its
+                // program runs, without what a planted link would have handed it.)
                 Err(why @ (Unresolved::Planted { .. } | Unresolved::Changed { .. }))
-                    if e.optional =>
+                    if e.optional || e.create =>
                 {
                     said.warnings.push(format!(
                         "{loc} ({}): {}",

@@ -513,3 +513,36 @@ pub fn status_field(status: &str, key: &str) -> String {
         .trim()
         .to_string()
 }
+
+/// Why a test cannot run here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lacking {
+    /// Something `tests/setup.sh` provides (a package, the test users, root): under CI
+    /// (`CI` set, as `.ci/run` sets it) that is a failure, never a silent pass.
+    Setup,
+    /// A kernel feature this machine lacks: the skip is recorded and said.
+    Kernel,
+}
+
+/// Skip the rest of a test, saying why: on stderr, and in
+/// `$CARGO_TARGET_TMPDIR/skips.log`, which `.ci/run` prints after the run (cargo
+/// test shows no output of a passing test). Under CI a skip that setup should have
+/// prevented fails the test instead.
+pub fn skip(lacking: Lacking, reason: &str) {
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("a test")
+        .to_string();
+    if lacking == Lacking::Setup && std::env::var_os("CI").is_some() {
+        panic!("{test} would be skipped under CI: {reason} (tests/setup.sh should provide it)");
+    }
+    eprintln!("skipped: {test}: {reason}");
+    let log = Path::new(env!("CARGO_TARGET_TMPDIR")).join("skips.log");
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+    {
+        let _ = writeln!(f, "{test}: {reason} ({lacking:?})");
+    }
+}
