@@ -330,3 +330,133 @@ fn info_and_status_fds_describe_the_sandbox() {
         assert_eq!(s["exit_code"], 3, "{s}");
     }
 }
+
+/// Each check of a record's verification refuses on its own: every forged record
+/// here differs from a real one in exactly one respect, and the refusal names that
+/// check (so removing any one check fails this test).
+#[test]
+fn each_record_check_refuses_on_its_own() {
+    let _g = records_lock();
+    for u in users() {
+        let dir = std::path::PathBuf::from(format!("/tmp/sbx-{}", u.uid));
+        let name = format!("real-{}", unique());
+        let mut s = start(u, &name, &[]);
+        let real: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.join(format!("{name}.json"))).unwrap(),
+        )
+        .unwrap();
+        let pid1 = real["pid1"].as_i64().unwrap();
+        let anchor = real["anchor"].as_i64().unwrap();
+        let start_of = |pid: i64| -> u64 {
+            let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+            s.rsplit_once(')')
+                .unwrap()
+                .1
+                .split_whitespace()
+                .nth(19)
+                .unwrap()
+                .parse()
+                .unwrap()
+        };
+        // A process of the user's that is PID 1 of no pid namespace: the host shell
+        // that runs sbx's own child... here, a plain host process.
+        let mut host_proc = user_sh(u, "exec sleep 1000").spawn().unwrap();
+        let hpid = host_proc.id() as i64;
+        // A PID 1 that is not the user's: the other test user's sandbox (as root only).
+        let others: Vec<&User> = users().iter().filter(|o| o.uid != u.uid).collect();
+        let mut cases: Vec<(&str, serde_json::Value, &str)> = Vec::new();
+        let with = |f: &dyn Fn(&mut serde_json::Value)| {
+            let mut v = real.clone();
+            f(&mut v);
+            v
+        };
+        cases.push((
+            "uid",
+            with(&|v| v["uid"] = (u.uid + 1).into()),
+            "not a record of yours",
+        ));
+        cases.push((
+            "pid1-start",
+            with(&|v| v["pid1_start"] = (v["pid1_start"].as_u64().unwrap() + 1).into()),
+            "is another process now",
+        ));
+        cases.push((
+            "pid1-not-init",
+            with(&|v| {
+                v["pid1"] = hpid.into();
+                v["pid1_start"] = start_of(hpid).into();
+            }),
+            "is not the PID 1 of a sandbox",
+        ));
+        cases.push((
+            "anchor-start",
+            with(&|v| v["anchor_start"] = (v["anchor_start"].as_u64().unwrap() + 1).into()),
+            "is not the sandbox's command",
+        ));
+        cases.push((
+            "anchor-not-child",
+            with(&|v| {
+                v["anchor"] = hpid.into();
+                v["anchor_start"] = start_of(hpid).into();
+            }),
+            "is not the sandbox's command",
+        ));
+        cases.push((
+            "namespaces",
+            with(&|v| {
+                v["namespaces"]["uts"] = (v["namespaces"]["uts"].as_u64().unwrap() + 1).into()
+            }),
+            "is not in the recorded namespaces",
+        ));
+        let mut other_sandbox = None;
+        if let Some(o) = others.first() {
+            let oname = format!("theirs-{}", unique());
+            let child = start(o, &oname, &[]);
+            let odir = std::path::PathBuf::from(format!("/tmp/sbx-{}", o.uid));
+            let theirs: serde_json::Value = serde_json::from_str(
+                &std::fs::read_to_string(odir.join(format!("{oname}.json"))).unwrap(),
+            )
+            .unwrap();
+            cases.push((
+                "not-yours",
+                with(&|v| {
+                    for k in ["pid1", "pid1_start", "anchor", "anchor_start", "namespaces"] {
+                        v[k] = theirs[k].clone();
+                    }
+                }),
+                "is not yours",
+            ));
+            other_sandbox = Some((o, oname, child));
+        }
+        assert!(start_of(pid1) > 0 && start_of(anchor) > 0);
+        for (tag, v, why) in &cases {
+            let n = format!("forged-{tag}");
+            let mut v = v.clone();
+            v["name"] = n.clone().into();
+            let p = dir.join(format!("{n}.json"));
+            std::fs::write(&p, v.to_string()).unwrap();
+            if is_root() {
+                std::os::unix::fs::chown(&p, Some(u.uid), Some(u.gid)).unwrap();
+            }
+            let o = run(u, &["--inspect", &n]);
+            assert_eq!(code(&o), 125, "as {}: {tag} accepted", u.name);
+            assert!(
+                stderr(&o).contains("refusing its record") && stderr(&o).contains(why),
+                "as {}: {tag}: {}",
+                u.name,
+                stderr(&o)
+            );
+            let _ = std::fs::remove_file(&p);
+        }
+        // The real one still verifies.
+        assert_eq!(code(&run(u, &["--inspect", &name])), 0);
+        host_proc.kill().unwrap();
+        host_proc.wait().unwrap();
+        if let Some((o, oname, mut child)) = other_sandbox {
+            assert_eq!(code(&run(o, &["--kill", &oname])), 0);
+            child.wait().unwrap();
+        }
+        assert_eq!(code(&run(u, &["--kill", &name])), 0);
+        s.wait().unwrap();
+    }
+}
