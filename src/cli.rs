@@ -132,23 +132,23 @@ pub struct Cli {
     pub gid: Option<u32>,
 
     /// Hostname inside the sandbox (default: sbx)
-    #[arg(long = "hostname", value_name = "NAME")]
+    #[arg(long = "hostname", value_name = "NAME", allow_hyphen_values = true)]
     pub hostname: Option<OsString>,
 
     /// Working directory inside the sandbox (default: the current one if it exists inside, else $HOME, else /)
-    #[arg(long = "cwd", value_name = "DIR")]
+    #[arg(long = "cwd", value_name = "DIR", allow_hyphen_values = true)]
     pub cwd: Option<OsString>,
 
     /// Set an environment variable for the command
-    #[arg(long = "setenv", value_name = "KEY=VALUE", action = ArgAction::Append)]
+    #[arg(long = "setenv", value_name = "KEY=VALUE", action = ArgAction::Append, allow_hyphen_values = true)]
     pub setenv: Vec<OsString>,
 
     /// Remove an environment variable
-    #[arg(long = "unsetenv", value_name = "KEY", action = ArgAction::Append)]
+    #[arg(long = "unsetenv", value_name = "KEY", action = ArgAction::Append, allow_hyphen_values = true)]
     pub unsetenv: Vec<OsString>,
 
     /// Pass a variable of sbx's environment through (the default allow-list is PATH HOME USER LOGNAME TERM LANG LC_* TZ)
-    #[arg(long = "keep-env", value_name = "KEY", action = ArgAction::Append)]
+    #[arg(long = "keep-env", value_name = "KEY", action = ArgAction::Append, allow_hyphen_values = true)]
     pub keep_env: Vec<OsString>,
 
     /// Grant the ssh-agent of SSH_AUTH_SOCK (its socket and the variable): the sandbox can use every key loaded in the agent while it runs
@@ -176,7 +176,7 @@ pub struct Cli {
     pub vcs_writable: bool,
 
     /// Print the resolved plan as JSON and run nothing
-    #[arg(long = "dry-run")]
+    #[arg(long = "dry-run", conflicts_with = "action")]
     pub dry_run: bool,
 
     /// Trace each setup step on stderr
@@ -297,6 +297,27 @@ where
 {
     let matches = Cli::command().try_get_matches_from(args)?;
     let mut cli = Cli::from_arg_matches(&matches)?;
+    // An action runs no command (but --enter, which runs one inside): a command
+    // given with one would be silently ignored.
+    let action = [
+        (cli.profiles, "--profiles"),
+        (cli.print_profile.is_some(), "--print-profile"),
+        (cli.check_profile.is_some(), "--check-profile"),
+        (cli.list, "--list"),
+        (cli.inspect.is_some(), "--inspect"),
+        (cli.kill.is_some(), "--kill"),
+    ]
+    .into_iter()
+    .find(|(on, _)| *on);
+    if let (Some((_, name)), false) = (action, cli.command.is_empty()) {
+        return Err(Cli::command().error(
+            clap::error::ErrorKind::ArgumentConflict,
+            format!(
+                "{name} runs no command, but {:?} was given",
+                cli.command[0].to_string_lossy()
+            ),
+        ));
+    }
 
     let mut order: Vec<(usize, MountArg, OsString)> = Vec::new();
     for (id, kind) in [

@@ -27,6 +27,9 @@ pub struct Prepared {
     pub landlock: landlock::Prepared,
     /// Added to "command not found inside the sandbox" (see `Plan::not_found_hint`).
     pub not_found_hint: Option<String>,
+    /// sbx runs inside another sandbox (no_new_privs was set), and `-q`.
+    pub inside_sandbox: bool,
+    pub quiet: bool,
 }
 
 fn rlimit_resource(name: &str) -> libc::__rlimit_resource_t {
@@ -54,6 +57,8 @@ impl Prepared {
             &plan.landlock,
         );
         p.not_found_hint = plan.not_found_hint.clone();
+        p.inside_sandbox = plan.no_new_privs;
+        p.quiet = plan.quiet;
         p
     }
 
@@ -107,6 +112,8 @@ impl Prepared {
             filter: seccomp::build(seccomp),
             landlock: landlock::Prepared::new(landlock),
             not_found_hint: None,
+            inside_sandbox: false,
+            quiet: false,
         }
     }
 }
@@ -191,7 +198,17 @@ pub fn exec_command(prep: &Prepared, start: Start) -> ! {
             "keyctl(KEYCTL_JOIN_SESSION_KEYRING)",
             sys::errno(),
         );
-        eprintln!("sbx: warning: {e}: the command shares the caller's session keyring");
+        // Inside another sandbox (sbx in sbx) the outer policy refuses keyctl, and the
+        // keyring shared is that sandbox's own, not the user's: said, not warned.
+        match prep.inside_sandbox {
+            true if !prep.quiet => eprintln!(
+                "sbx: the command shares the outer sandbox's session keyring (keyctl is refused there)"
+            ),
+            true => {}
+            false => {
+                eprintln!("sbx: warning: {e}: the command shares the caller's session keyring")
+            }
+        }
     }
     if let Err(e) = caps::drop_all_but(prep.caps) {
         fail(e);

@@ -41,6 +41,15 @@ pub trait HostFs {
     fn read_small(&self, p: &Path) -> Option<Vec<u8>> {
         self.read_file(p, 64 * 1024)
     }
+    /// access(2) as the user: `mode` of R_OK, W_OK, X_OK (a directory made or
+    /// entered through a bind needs the host's permission).
+    fn access(&self, _p: &Path, _mode: i32) -> bool {
+        true
+    }
+    /// This process's /proc/self/mountinfo (empty where there is none to ask).
+    fn mountinfo(&self) -> String {
+        String::new()
+    }
     /// A regular file of at most `max` bytes, opened as the user without following a
     /// symlink and without blocking (a planted FIFO must not hang sbx); None
     /// otherwise.
@@ -97,6 +106,16 @@ impl HostFs for RealFs {
     fn owner(&self, p: &Path) -> Option<u32> {
         use std::os::unix::fs::MetadataExt;
         std::fs::symlink_metadata(p).ok().map(|m| m.uid())
+    }
+
+    fn access(&self, p: &Path, mode: i32) -> bool {
+        let c = crate::sys::cstr(p.as_os_str());
+        // SAFETY: a NUL-terminated path.
+        unsafe { libc::access(c.as_ptr(), mode) == 0 }
+    }
+
+    fn mountinfo(&self) -> String {
+        std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default()
     }
 
     fn entry_owner(&self, p: &Path) -> (Entry, Option<u32>) {
@@ -205,6 +224,12 @@ impl HostFs for CachedFs<'_> {
     }
     fn read_file(&self, p: &Path, max: u64) -> Option<Vec<u8>> {
         self.inner.read_file(p, max)
+    }
+    fn access(&self, p: &Path, mode: i32) -> bool {
+        self.inner.access(p, mode)
+    }
+    fn mountinfo(&self) -> String {
+        self.inner.mountinfo()
     }
 }
 
@@ -348,16 +373,33 @@ impl Host {
     }
 }
 
-/// The device path of the first of fds 0–2 that is a terminal.
+/// The device path of the first of fds 0–2 that is a terminal, when that path names
+/// the very terminal here: inside another sandbox (a devpts of its own) the name
+/// the kernel gives may be absent, or another terminal with the same number.
 fn inherited_tty() -> Option<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
     (0..3).find_map(|fd| {
         // SAFETY: isatty only queries.
         if unsafe { libc::isatty(fd) } != 1 {
             return None;
         }
-        std::fs::read_link(format!("/proc/self/fd/{fd}"))
+        // SAFETY: stat is plain data, filled by the kernel on success.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: valid out pointer.
+        if unsafe { libc::fstat(fd, &mut st) } != 0 {
+            return None;
+        }
+        // The kernel's name for it, or /dev/console (where sbx itself shows it: sbx
+        // inside sbx).
+        let named = std::fs::read_link(format!("/proc/self/fd/{fd}"))
             .ok()
-            .filter(|p| p.starts_with("/dev/"))
+            .filter(|p| p.starts_with("/dev/"));
+        named
+            .into_iter()
+            .chain([PathBuf::from("/dev/console")])
+            .find(|p| {
+                std::fs::metadata(p).is_ok_and(|m| m.dev() == st.st_dev && m.ino() == st.st_ino)
+            })
     })
 }
 

@@ -262,16 +262,23 @@ fn supervise(
             let fallback = (!plan.ids.required)
                 .then(|| userns::write_single_maps_for(pid1, uid, gid, &plan.ids));
             match fallback {
-                Some(Ok(())) => {
+                Some(Ok(what)) => {
                     if !plan.quiet {
-                        eprintln!(
-                            "sbx: {}: mapping only uid {uid} and gid {gid} (setgroups denied)",
-                            crate::text::escape(&e.to_string())
-                        );
+                        eprintln!("sbx: {}: {what}", crate::text::escape(&e.to_string()));
                     }
                 }
-                Some(Err(_)) | None => {
+                Some(Err(_)) => {
                     abort(pid1);
+                    return Err(e);
+                }
+                // Required: the fix, with the cause.
+                None => {
+                    abort(pid1);
+                    let mut e = e;
+                    e.detail.push_str(
+                        "; check your ranges in /etc/subuid and /etc/subgid and that newuidmap \
+                         and newgidmap are setuid root, or use --ids auto",
+                    );
                     return Err(e);
                 }
             }

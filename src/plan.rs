@@ -264,10 +264,22 @@ pub fn sandbox_path(p: &OsStr, what: &str) -> Result<PathBuf> {
             format!("{:?} is not an absolute path", path),
         ));
     }
+    if p.len() >= libc::PATH_MAX as usize {
+        return Err(Error::new(
+            what,
+            format!("path is {} bytes: longer than PATH_MAX", p.len()),
+        ));
+    }
     let mut out = PathBuf::from("/");
     for c in path.components() {
         match c {
             Component::RootDir | Component::CurDir => {}
+            Component::Normal(n) if n.len() > 255 => {
+                return Err(Error::new(
+                    what,
+                    format!("a name in {:?} is longer than 255 bytes (NAME_MAX)", path),
+                ));
+            }
             Component::Normal(n) => out.push(n),
             Component::ParentDir | Component::Prefix(_) => {
                 return Err(Error::new(what, format!("{:?} contains `..`", path)));
@@ -483,6 +495,12 @@ impl Plan {
         ids.required = mode == IdMode::Subordinate;
         match (mode, notice) {
             (IdMode::Subordinate, Some(why)) => {
+                // The cause only: what the fallback would have done does not apply.
+                let why = why
+                    .split(": mapping only")
+                    .next()
+                    .unwrap_or(&why)
+                    .to_string();
                 return Err(Error::new(
                     match cli.ids {
                         Some(_) => "--ids subordinate".to_string(),
@@ -500,7 +518,7 @@ impl Plan {
                              profile with ids = \"auto\" (the single-id map)"
                         )
                     },
-                ))
+                ));
             }
             // Asked for: nothing to announce.
             (IdMode::Single, _) => {}
@@ -634,23 +652,48 @@ impl Plan {
         // Metadata the host's tools execute stays read-only in writable directories.
         if !cli.vcs_writable {
             let protected = vcs::protect(&mounts, fs)?;
+            if protected.iter().any(|m| {
+                matches!(
+                    m.op,
+                    MountOp::Bind {
+                        access: Access::ReadOnly,
+                        ..
+                    }
+                )
+            }) {
+                notices.push(
+                    "version-control metadata (.git, .hg) in writable directories is read-only here \
+                     (what a sandbox writes there, your git would run): --vcs-writable to commit from inside"
+                        .into(),
+                );
+            }
             mounts.extend(protected);
         }
         // Every op runs, in order, as in bubblewrap; one that cannot is refused now,
         // as --dry-run refuses it. A later mount over an earlier one wins and what it
         // covers is gone: Landlock rules and the trust rule see only what is left.
+        overlay_lowers_usable(&mounts, fs)?;
         let built = tree::check(&mounts, fs, &create)?;
+        // What the sandbox will see, from the tree played through: the mounts still
+        // standing (not a textual guess: a symlink that changed nothing hides nothing).
+        let standing = built.standing();
+        let visible: Vec<Mount> = mounts
+            .iter()
+            .enumerate()
+            .filter(|(i, m)| {
+                standing.contains(i)
+                    || matches!(m.op, MountOp::File { .. }) && built.exists(m.op.dst())
+            })
+            .map(|(_, m)| m.clone())
+            .collect();
         // A mask with nothing to hide is left out of the plan (the launch would look
         // and skip it): a long list of masks costs a launch only what exists.
+        let idle: std::collections::BTreeSet<usize> = built.idle_masks().iter().copied().collect();
         let mounts: Vec<Mount> = mounts
             .into_iter()
             .enumerate()
-            .filter(|(i, _)| !built.idle_masks().contains(i))
+            .filter(|(i, _)| !idle.contains(i))
             .map(|(_, m)| m)
-            .collect();
-        let visible: Vec<Mount> = final_tree(mounts.clone())
-            .into_iter()
-            .filter(|m| built.exists(m.op.dst()))
             .collect();
         // ~/.config/sbx/profiles is where a later run without XDG_CONFIG_HOME looks:
         // protected whatever this run's XDG_CONFIG_HOME says.
@@ -737,6 +780,12 @@ impl Plan {
         }
         let enforcement = vec![seccomp.summary(), landlock.summary()];
 
+        if cli.info_fd.is_some() && cli.info_fd == cli.status_fd {
+            return Err(Error::new(
+                "--status-fd",
+                "the same descriptor as --info-fd: give each its own",
+            ));
+        }
         if let Some(n) = &cli.name {
             if !crate::record::valid_name(n) {
                 return Err(Error::new(
@@ -785,27 +834,77 @@ impl Plan {
     }
 }
 
-/// Whether `later`, applied after a mount at `dst`, hides it: a mount, file, symlink
-/// or mask at `dst` or above it. (`dir` only makes sure a directory exists.)
-fn covers(later: &MountOp, dst: &Path) -> bool {
-    !matches!(later, MountOp::Dir { .. }) && dst.starts_with(later.dst())
-}
-
-/// The mounts that will be visible, for the Landlock rules and the trust rule: each
-/// op not covered by a later one. (All of them run, in order.)
-pub fn final_tree(mounts: Vec<Mount>) -> Vec<Mount> {
-    let keep: Vec<bool> = (0..mounts.len())
-        .map(|i| {
-            !mounts[i + 1..]
-                .iter()
-                .any(|m| covers(&m.op, mounts[i].op.dst()))
+/// overlayfs takes a lower directory only from an ordinary filesystem with nothing
+/// mounted below it (the kernel answers EINVAL otherwise: "failed to clone
+/// lowerpath"): refused here, naming the mount in the way.
+fn overlay_lowers_usable(mounts: &[Mount], fs: &dyn HostFs) -> Result<()> {
+    let lowers: Vec<(&Path, &str)> = mounts
+        .iter()
+        .filter_map(|m| match &m.op {
+            MountOp::TmpOverlay { src, .. } => Some((src.as_path(), m.origin.as_str())),
+            _ => None,
         })
         .collect();
-    mounts
-        .into_iter()
-        .zip(keep)
-        .filter_map(|(m, k)| k.then_some(m))
-        .collect()
+    if lowers.is_empty() {
+        return Ok(());
+    }
+    let info = fs.mountinfo();
+    // (mount point, filesystem type) of every mount here.
+    let table: Vec<(PathBuf, String)> = info
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            let dash = f.iter().position(|x| *x == "-")?;
+            let point = f.get(4)?.replace("\\040", " ");
+            Some((PathBuf::from(point), f.get(dash + 1)?.to_string()))
+        })
+        .collect();
+    for (lower, origin) in lowers {
+        if let Some((below, _)) = table
+            .iter()
+            .find(|(p, _)| p.starts_with(lower) && p != lower)
+        {
+            return Err(Error::new(
+                origin,
+                format!(
+                    "{} has another filesystem mounted below it ({}): overlayfs cannot take it as a lower directory",
+                    lower.display(),
+                    below.display()
+                ),
+            ));
+        }
+        let holder = table
+            .iter()
+            .filter(|(p, _)| lower.starts_with(p))
+            .max_by_key(|(p, _)| p.components().count());
+        if let Some((_, kind)) = holder.filter(|(_, k)| {
+            matches!(
+                k.as_str(),
+                "proc"
+                    | "sysfs"
+                    | "devpts"
+                    | "cgroup"
+                    | "cgroup2"
+                    | "securityfs"
+                    | "debugfs"
+                    | "tracefs"
+                    | "bpf"
+                    | "configfs"
+                    | "fusectl"
+                    | "mqueue"
+                    | "pstore"
+            )
+        }) {
+            return Err(Error::new(
+                origin,
+                format!(
+                    "{} is on {kind}: overlayfs cannot take it as a lower directory",
+                    lower.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Where `command` is on the host (searched in the caller's PATH, as the user), if
@@ -833,22 +932,49 @@ fn not_found_hint(
     let real = fs
         .canonicalize(&on_host)
         .unwrap_or_else(|_| on_host.clone());
-    let shown = mounts.iter().any(|m| match &m.op {
-        MountOp::Bind { src, .. } | MountOp::TmpOverlay { src, .. } => {
-            real.starts_with(src) || on_host.starts_with(src)
+    // Shown inside at the same path by a bind (a bind elsewhere does not run it).
+    let shown = |p: &Path| {
+        mounts.iter().rev().any(|m| match &m.op {
+            MountOp::Bind { src, dst, .. } | MountOp::TmpOverlay { src, dst, .. } => {
+                p.strip_prefix(src).is_ok_and(|rest| dst.join(rest) == p)
+            }
+            _ => false,
+        })
+    };
+    // A command that is a link (pipx's ~/.local/bin/x) needs where it leads too.
+    let mut dirs: Vec<&Path> = Vec::new();
+    for p in [&on_host, &real] {
+        let dir = p.parent().unwrap_or(Path::new("/"));
+        if !shown(p) && !dirs.contains(&dir) {
+            dirs.push(dir);
         }
-        _ => false,
-    });
-    if shown {
+    }
+    if dirs.is_empty() {
         return None;
     }
-    let dir = on_host.parent().unwrap_or(Path::new("/"));
+    let quote = |p: &Path| {
+        let s = p.to_string_lossy();
+        if s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+,:@%".contains(&b))
+        {
+            s.into_owned()
+        } else {
+            format!("'{}'", s.replace('\'', "'\\''"))
+        }
+    };
+    let grants: Vec<String> = dirs
+        .iter()
+        .map(|d| format!("--ro-bind {}", quote(d)))
+        .collect();
+    let toolchain = match on_host.to_string_lossy().contains("/.cargo/") {
+        true => " (a Rust toolchain needs ~/.rustup too)",
+        false => "",
+    };
     Some(format!(
-        "on the host it is {}, which profile {profile} does not grant: add --ro-bind {} \
-         (a toolchain may need more of its files, e.g. ~/.rustup beside ~/.cargo/bin), \
+        "on the host it is {}, which profile {profile} does not grant: add {}{toolchain}, \
          or a profile entry for it",
         on_host.display(),
-        dir.display()
+        grants.join(" ")
     ))
 }
 

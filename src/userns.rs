@@ -222,7 +222,9 @@ pub fn map_covers(map: &str, subs: &[SubidRange]) -> bool {
 /// After newuidmap or newgidmap failed: write, from the launcher (the namespace's
 /// owner, in its parent namespace), the single-id map of each map not yet written
 /// (user_namespaces(7): one line mapping the writer's own id; setgroups denied first).
-pub fn write_single_maps_for(pid: libc::pid_t, uid: u32, gid: u32, ids: &IdPlan) -> Result<()> {
+/// Returns what was mapped that way ("uid 1000 and gid 1000", or only one of them
+/// when the other helper had written its map).
+pub fn write_single_maps_for(pid: libc::pid_t, uid: u32, gid: u32, ids: &IdPlan) -> Result<String> {
     let step = "user namespace id map (single-id fallback)";
     let path = |f: &str| format!("/proc/{pid}/{f}");
     let empty = |f: &str| {
@@ -242,14 +244,23 @@ pub fn write_single_maps_for(pid: libc::pid_t, uid: u32, gid: u32, ids: &IdPlan)
                 )
             })
     };
+    let mut done = Vec::new();
     if empty("uid_map") {
         write("uid_map", format!("{} {uid} 1\n", ids.uid))?;
+        done.push(format!("uid {uid}"));
     }
     if empty("gid_map") {
         write("setgroups", "deny".into())?;
         write("gid_map", format!("{} {gid} 1\n", ids.gid))?;
+        done.push(format!("gid {gid} (setgroups denied)"));
     }
-    Ok(())
+    Ok(match done.len() {
+        2 => format!("mapping only {}", done.join(" and ")),
+        _ => format!(
+            "mapping only {}; the other map holds the subordinate ranges",
+            done.join("")
+        ),
+    })
 }
 
 fn map_text(lines: &[MapLine]) -> String {

@@ -99,6 +99,55 @@ fn a_command_on_the_host_but_not_granted_says_where_it_is() {
         let mut c = sbx_cmd(u, ["--ro-bind", bin.to_str().unwrap(), "--", "mytool"]);
         c.env("PATH", &path);
         assert_eq!(stdout(&output(c)), "tool-ran\n");
+        // A command that is a link into another directory (as pipx leaves them), in
+        // a directory whose name holds a space: both directories, quoted.
+        let real = fx.file("my tools/real-tool", "#!/bin/sh\necho real-ran\n", u);
+        std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let link = bin.join("linked");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        fx.chown(&link, u);
+        let mut c = sbx_cmd(u, ["--", "linked"]);
+        c.env("PATH", &path);
+        let err = stderr(&output(c));
+        let real_dir = fx.path.join("my tools");
+        assert!(
+            err.contains(&format!(
+                "--ro-bind {} --ro-bind '{}'",
+                bin.display(),
+                real_dir.display()
+            )),
+            "as {}: {err}",
+            u.name
+        );
+        let mut c = sbx_cmd(
+            u,
+            [
+                "--ro-bind",
+                bin.to_str().unwrap(),
+                "--ro-bind",
+                real_dir.to_str().unwrap(),
+                "--",
+                "linked",
+            ],
+        );
+        c.env("PATH", &path);
+        assert_eq!(stdout(&output(c)), "real-ran\n");
+        // Bound elsewhere, it still is not found where PATH looks: the hint stays.
+        let mut c = sbx_cmd(
+            u,
+            [
+                "--ro-bind",
+                &format!("{}:/elsewhere", bin.display()),
+                "--",
+                "mytool",
+            ],
+        );
+        c.env("PATH", &path);
+        assert!(
+            stderr(&output(c)).contains("on the host it is"),
+            "as {}",
+            u.name
+        );
         // Not on the host either: no hint.
         let o = run(u, &["--", "no-such-tool-anywhere"]);
         assert_eq!(code(&o), 127);

@@ -952,3 +952,43 @@ fn a_link_swapped_in_while_sbx_checks_is_never_followed() {
         );
     }
 }
+
+/// The trust rule sees the tree as it will be: a symlink op that changes nothing
+/// (the same link again) hides no earlier writable bind of the profile directory.
+#[test]
+fn the_profile_directory_stays_out_of_reach_whatever_the_ops_around_it() {
+    for u in users() {
+        let fx = fake_home(u, "trust");
+        let profiles = fx.path.join(".config/sbx/profiles");
+        let p = profiles.to_str().unwrap();
+        for args in [
+            vec!["--bind", p, "--", "true"],
+            vec![
+                "--symlink",
+                "/tmp:/l",
+                "--bind",
+                &format!("{p}:/l/x"),
+                "--symlink",
+                "/tmp:/l",
+                "--",
+                "true",
+            ],
+            vec!["--bind", &format!("{p}:/x"), "--dir", "/x", "--", "true"],
+        ] {
+            let mut c = sbx_cmd(u, &args);
+            c.env("HOME", &fx.path);
+            let o = output(c);
+            assert_eq!(code(&o), 125, "as {}: {args:?} was accepted", u.name);
+            assert!(
+                stderr(&o).contains("write access to the profile directory"),
+                "{args:?}: {}",
+                stderr(&o)
+            );
+        }
+        assert_eq!(
+            std::fs::read_dir(&profiles).unwrap().count(),
+            1,
+            "only .keep is there"
+        );
+    }
+}

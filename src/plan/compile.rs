@@ -320,6 +320,14 @@ fn shared_place(real: &Path, host: &Host, fs: &dyn HostFs, vars: &Vars) -> Optio
     if let Some(p) = SHARED_PLACES.iter().find(|p| real == Path::new(p)) {
         return Some(format!("{p} is shared with other programs and users"));
     }
+    if ["/proc", "/sys", "/dev"]
+        .iter()
+        .any(|v| real.starts_with(v))
+    {
+        return Some(
+            "it is in a virtual filesystem (the sandbox has its own /proc and /dev)".into(),
+        );
+    }
     // Below a shared place, a directory that holds another program's socket (the
     // ssh-agent's /tmp/ssh-*, /tmp/.X11-unix) would hand that program to the sandbox.
     if SHARED_PLACES.iter().any(|p| real.starts_with(p)) {

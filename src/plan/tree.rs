@@ -43,6 +43,13 @@ struct Tree<'a> {
     nodes: BTreeMap<PathBuf, Node>,
     /// Host directories made before the mounts (`create`).
     create: Vec<PathBuf>,
+    /// Where each mount still standing was made, by the index of its op: what the
+    /// sandbox will see (Landlock rules and the trust rule follow it).
+    mounted: BTreeMap<PathBuf, usize>,
+    /// The op being applied.
+    current: usize,
+    /// Ops that are tmp-overlays: what is made in them stays in the overlay.
+    overlays: std::collections::BTreeSet<usize>,
     /// Entries made on the host during the launch (mount points in writable binds):
     /// a later bind of the same host directory shows them.
     made_on_host: BTreeMap<PathBuf, Kind>,
@@ -81,6 +88,9 @@ impl<'a> Tree<'a> {
         Tree {
             nodes,
             create: Vec::new(),
+            mounted: BTreeMap::new(),
+            current: 0,
+            overlays: Default::default(),
             made_on_host: BTreeMap::new(),
             fs,
         }
@@ -202,8 +212,10 @@ impl<'a> Tree<'a> {
             .collect();
         for k in below {
             self.nodes.remove(&k);
+            self.mounted.remove(&k);
         }
         self.nodes.insert(p.to_path_buf(), node);
+        self.mounted.insert(p.to_path_buf(), self.current);
     }
 
     /// Make entry `name` of directory `dir` (resolved): the directory must take it.
@@ -235,12 +247,26 @@ impl<'a> Tree<'a> {
             }
             _ => return Err(format!("{} is not a directory (ENOTDIR)", dir.display())),
         }
-        // Made in a writable bind: on the host, where it stays.
-        if let Some(h) = &holder.host {
-            self.made_on_host.insert(h.join(name), kind.clone());
-        }
-        let host = match (&kind, &holder.host) {
-            (Kind::Dir, Some(h)) => Some(h.join(name)),
+        // Made in a writable bind: on the host, where it stays, with the user's
+        // rights there; made in an overlay: in its upper layer only.
+        let in_overlay = self
+            .mounted
+            .iter()
+            .filter(|(m, _)| dir.starts_with(m))
+            .max_by_key(|(m, _)| m.components().count())
+            .is_some_and(|(_, op)| self.overlays.contains(op));
+        let host = match &holder.host {
+            Some(h) if !in_overlay => {
+                if !self.fs.access(h, libc::W_OK | libc::X_OK) {
+                    return Err(format!(
+                        "cannot create {}: {} is not writable by you on the host (EACCES)",
+                        at.display(),
+                        h.display()
+                    ));
+                }
+                self.made_on_host.insert(h.join(name), kind.clone());
+                (kind == Kind::Dir).then(|| h.join(name))
+            }
             _ => None,
         };
         self.nodes.insert(
@@ -398,6 +424,7 @@ impl<'a> Tree<'a> {
             }
             MountOp::TmpOverlay { src, dst, .. } => {
                 let at = self.ensure_dir(dst)?;
+                self.overlays.insert(self.current);
                 self.cover(
                     &at,
                     Node {
@@ -408,7 +435,21 @@ impl<'a> Tree<'a> {
                     },
                 );
             }
-            MountOp::Proc { dst, .. } | MountOp::Mqueue { dst } => {
+            // A proc of the sandbox's own: the host's /proc stands in for what is in it
+            // (sys, self, …: the same names), and nothing can be made there.
+            MountOp::Proc { dst, .. } => {
+                let at = self.ensure_dir(dst)?;
+                self.cover(
+                    &at,
+                    Node {
+                        kind: Kind::Dir,
+                        ro: true,
+                        host: Some(PathBuf::from("/proc")),
+                        what: what("proc"),
+                    },
+                );
+            }
+            MountOp::Mqueue { dst } => {
                 let at = self.ensure_dir(dst)?;
                 self.cover(&at, opaque(&dst.display().to_string()));
             }
@@ -434,6 +475,17 @@ impl<'a> Tree<'a> {
                         .file_name()
                         .map(|n| n.to_os_string())
                         .unwrap_or_default();
+                    if let Some(Node {
+                        kind: Kind::Link(t),
+                        ..
+                    }) = self.lookup(&dir.join(&name))
+                    {
+                        return Err(format!(
+                            "{} is a symlink to {}, which does not exist: the file cannot be made there",
+                            dir.join(&name).display(),
+                            t.display()
+                        ));
+                    }
                     self.make(&dir, &name, Kind::File)?;
                 }
             },
@@ -506,6 +558,11 @@ fn opaque(what: &str) -> Node {
 pub struct Built<'a>(Tree<'a>, Vec<usize>);
 
 impl Built<'_> {
+    /// The indices of the ops whose mounts are still standing once all have run.
+    pub fn standing(&self) -> std::collections::BTreeSet<usize> {
+        self.0.mounted.values().copied().collect()
+    }
+
     /// The indices of the masks with nothing to hide (the launch would skip them).
     pub fn idle_masks(&self) -> &[usize] {
         &self.1
@@ -516,18 +573,26 @@ impl Built<'_> {
         matches!(self.0.resolve(p), Ok((_, Some(_))))
     }
 
-    /// A directory is at `p` (symlinks followed inside the root), as chdir would find.
+    /// A directory is at `p` (symlinks followed inside the root) that the user may
+    /// enter, as chdir would find.
     pub fn is_dir(&self, p: &Path) -> bool {
-        matches!(
-            self.0.resolve(p),
+        match self.0.resolve(p) {
             Ok((
                 _,
                 Some(Node {
-                    kind: Kind::Dir | Kind::Opaque,
+                    kind: Kind::Dir,
+                    host,
                     ..
-                })
-            ))
-        )
+                }),
+            )) => host.is_none_or(|h| self.0.fs.access(&h, libc::X_OK)),
+            Ok((
+                _,
+                Some(Node {
+                    kind: Kind::Opaque, ..
+                }),
+            )) => true,
+            _ => false,
+        }
     }
 }
 
@@ -538,6 +603,7 @@ pub fn check<'a>(mounts: &[Mount], fs: &'a dyn HostFs, create: &[PathBuf]) -> Re
     t.create = create.to_vec();
     let mut idle = Vec::new();
     for (i, m) in mounts.iter().enumerate() {
+        t.current = i;
         let used = t.apply(m).map_err(|why| {
             Error::new(
                 m.origin.clone(),
