@@ -81,9 +81,15 @@ fn command_runs_as_the_invoking_user_or_root_when_asked() {
         let out = sh(
             u,
             &["--uid", "0", "--gid", "0"],
-            "grep CapEff /proc/self/status",
+            "grep -E '^Cap(Inh|Prm|Eff|Bnd|Amb):' /proc/self/status | tr -d '\\t'",
         );
-        assert!(out.contains("0000000000000000"), "{out}");
+        assert_eq!(
+            out,
+            "CapInh:0000000000000000\nCapPrm:0000000000000000\nCapEff:0000000000000000\n\
+             CapBnd:0000000000000000\nCapAmb:0000000000000000\n",
+            "as {}: every set empty for uid 0 inside",
+            u.name
+        );
     }
 }
 
@@ -123,6 +129,7 @@ fn every_namespace_is_new() {
             .map(|k| format!("readlink /proc/self/ns/{k};"))
             .collect();
         let out = sh(u, &[], &script);
+        assert_eq!(out.lines().count(), kinds.len(), "as {}: {out}", u.name);
         for (k, inside) in kinds.iter().zip(out.lines()) {
             assert_ne!(
                 inside,

@@ -497,3 +497,96 @@ fn pid1_and_the_keyring_give_nothing_away() {
         );
     }
 }
+
+/// PID 1 keeps no descriptor sbx's caller gave it (nor sbx's own): seen from the host
+/// (as root, which may read a non-dumpable process's /proc/PID/fd), PID 1 holds only
+/// 0–2 and the gate to the command (3); the command only its stdio.
+#[test]
+fn pid1_keeps_no_inherited_descriptor() {
+    if !is_root() {
+        skip(
+            Lacking::Setup,
+            "reading PID 1's /proc/PID/fd from the host needs root",
+        );
+        return;
+    }
+    for u in users() {
+        let fx = Fixture::new(u, "fds");
+        let secret = fx.file("inherited.txt", "x", u);
+        let marker = format!("fds{}", unique());
+        let mut c = sbx_cmd(
+            u,
+            [
+                "-q",
+                "--info-fd",
+                "9",
+                "--",
+                "sh",
+                "-c",
+                &format!("echo {marker}; exec sleep 600"),
+            ],
+        );
+        let held = std::fs::File::open(&secret).unwrap();
+        let info = fx.path.join("info.json");
+        let info_file = std::fs::File::create(&info).unwrap();
+        use std::os::fd::AsRawFd;
+        let (held_fd, info_fd) = (held.as_raw_fd(), info_file.as_raw_fd());
+        // SAFETY: dup2 between fork and exec, async-signal-safe.
+        unsafe {
+            c.pre_exec(move || {
+                // fd 7: a file the caller left open (not close-on-exec); fd 9: --info-fd.
+                if libc::dup2(held_fd, 7) < 0 || libc::dup2(info_fd, 9) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = spawn_until(&mut c, &marker, Duration::from_secs(30));
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let v: serde_json::Value = loop {
+            if let Ok(v) = serde_json::from_str(&std::fs::read_to_string(&info).unwrap_or_default())
+            {
+                break v;
+            }
+            assert!(std::time::Instant::now() < deadline, "no info object");
+            std::thread::yield_now();
+        };
+        let pid1 = v["child-pid"].as_i64().unwrap();
+        let fds = |pid: i64| -> Vec<(i32, String)> {
+            std::fs::read_dir(format!("/proc/{pid}/fd"))
+                .unwrap()
+                .flatten()
+                .map(|e| {
+                    let n: i32 = e.file_name().to_string_lossy().parse().unwrap();
+                    let to = std::fs::read_link(e.path())
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default();
+                    (n, to)
+                })
+                .collect()
+        };
+        let p1 = fds(pid1);
+        assert!(
+            p1.iter().all(|(n, _)| *n <= 3),
+            "as {}: PID 1 holds {p1:?}",
+            u.name
+        );
+        assert!(
+            !p1.iter().any(|(_, to)| to.contains("inherited.txt")),
+            "as {}: {p1:?}",
+            u.name
+        );
+        let children =
+            std::fs::read_to_string(format!("/proc/{pid1}/task/{pid1}/children")).unwrap();
+        let cmd: i64 = children.split_whitespace().next().unwrap().parse().unwrap();
+        let c1 = fds(cmd);
+        assert!(
+            c1.iter().all(|(n, _)| *n <= 2),
+            "as {}: the command holds {c1:?}",
+            u.name
+        );
+        child.kill().unwrap();
+        child.wait().unwrap();
+        drop(held);
+    }
+}

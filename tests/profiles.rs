@@ -379,11 +379,17 @@ fn profile_directories_are_never_writable_inside() {
                 "--",
                 "sh",
                 "-c",
-                "touch sbx/profiles/evil.toml 2>/dev/null || echo refused",
+                // Masked: an empty read-only directory, so profiles/ is not there.
+                "touch sbx/profiles/evil.toml 2>&1 | grep -c 'No such file or directory'; ls -A sbx | wc -l",
             ],
         );
         c.env("HOME", &h.home).current_dir(&config);
-        assert_eq!(stdout(&output(c)), "refused\n");
+        assert_eq!(
+            stdout(&output(c)),
+            "1\n0\n",
+            "as {}: ~/.config/sbx is not masked",
+            u.name
+        );
         assert!(!config.join("sbx/profiles/evil.toml").exists());
         // Read-only binds are fine.
         let ro = format!("{}", config.display());
@@ -524,9 +530,15 @@ fn symlinked_config_and_home_do_not_weaken_the_rules() {
         );
         c.env("HOME", &h.home).current_dir(h.home.join("dotfiles"));
         let o = output(c);
-        // Either refused, or the ~/.config/sbx mask follows the bind to the real
-        // directory (it exists): the profile cannot be written in any case.
-        assert_ne!(code(&o), 0, "as {}: {}", u.name, stderr(&o));
+        // The ~/.config/sbx mask follows the bind to the real directory (it exists):
+        // inside it is an empty read-only directory, so the profile is not there.
+        assert_eq!(code(&o), 1, "as {}: {}", u.name, stderr(&o));
+        assert!(
+            stderr(&o).contains("cannot touch") && stderr(&o).contains("No such file or directory"),
+            "as {}: {}",
+            u.name,
+            stderr(&o)
+        );
         assert!(!h
             .home
             .join("dotfiles/config/sbx/profiles/default.toml")
@@ -831,7 +843,13 @@ fn dev_knows_the_git_identity_and_commits_when_asked() {
         let commit = "git commit -q --allow-empty -m inside && git log -1 --format=%an/%ae";
         // By default the repository's metadata is read-only: no commit, no change.
         let o = h.sh(u, "dev", &format!("git config user.name; {commit}"));
-        assert_ne!(code(&o), 0, "as {}: {}", u.name, stdout(&o));
+        assert_eq!(
+            code(&o),
+            128,
+            "as {}: git fails fatally: {}",
+            u.name,
+            stdout(&o)
+        );
         assert!(
             stdout(&o).starts_with("Ada Tester\n"),
             "the identity is readable: {}",

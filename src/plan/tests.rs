@@ -1031,3 +1031,56 @@ size = "5M"
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The trust rule's last clause: a mask counts only over a real directory reached
+/// without a symlink. Here ~/.config is a user's link (dotfiles): a mask at
+/// ~/.config/sbx would land on the link's target, leaving the profile directory
+/// writable through the bind of ~: refused. With ~/.config a real directory, the
+/// mask counts and the bind is allowed.
+#[test]
+fn a_mask_reached_through_a_link_does_not_protect_the_profile_directory() {
+    let dir = std::env::temp_dir().join(format!("sbx-plan-trust-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let prof = dir.join("home-rw.toml");
+    std::fs::write(
+        &prof,
+        "version = 1\ninclude = [\"minimal\", \"home-masks\"]\n[[mount]]\ntype = \"bind\"\nsrc = \"/home/alice\"\n",
+    )
+    .unwrap();
+    let prof = prof.to_str().unwrap();
+    let base = || {
+        let mut fs = merged_usr();
+        fs.entries.insert("/home/alice".into(), Entry::Dir);
+        fs
+    };
+    // ~/.config real: the mask over ~/.config/sbx is what makes the bind acceptable.
+    let mut fs = base();
+    fs.entries.insert("/home/alice/.config".into(), Entry::Dir);
+    fs.entries
+        .insert("/home/alice/.config/sbx".into(), Entry::Dir);
+    fs.entries
+        .insert("/home/alice/.config/sbx/profiles".into(), Entry::Dir);
+    assert!(plan(&["--profile", prof, "true"], &host(true), &fs).is_ok());
+    // ~/.config a link: the same path exists (lstat follows the parent link) but is
+    // reached through it.
+    let mut fs = with_link(base(), "/home/alice/.config", "/dotfiles/config", 1000);
+    fs.entries
+        .insert("/home/alice/.config/sbx".into(), Entry::Dir);
+    fs.entries
+        .insert("/dotfiles/config/sbx/profiles".into(), Entry::Dir);
+    fs.real.insert(
+        "/home/alice/.config/sbx".into(),
+        "/dotfiles/config/sbx".into(),
+    );
+    fs.real.insert(
+        "/home/alice/.config/sbx/profiles".into(),
+        "/dotfiles/config/sbx/profiles".into(),
+    );
+    let e = plan(&["--profile", prof, "true"], &host(true), &fs).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("write access to the profile directory"),
+        "{e}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
