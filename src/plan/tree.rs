@@ -257,7 +257,9 @@ impl<'a> Tree<'a> {
             .is_some_and(|(_, op)| self.overlays.contains(op));
         let host = match &holder.host {
             Some(h) if !in_overlay => {
-                if !self.fs.access(h, libc::W_OK | libc::X_OK) {
+                // (A directory this launch makes is the user's: writable.)
+                if !self.made_on_host.contains_key(h) && !self.fs.access(h, libc::W_OK | libc::X_OK)
+                {
                     return Err(format!(
                         "cannot create {}: {} is not writable by you on the host (EACCES)",
                         at.display(),
@@ -584,7 +586,10 @@ impl Built<'_> {
                     host,
                     ..
                 }),
-            )) => host.is_none_or(|h| self.0.fs.access(&h, libc::X_OK)),
+            )) => host.is_none_or(|h| {
+                // (A directory this launch makes is the user's: enterable.)
+                self.0.made_on_host.contains_key(&h) || self.0.fs.access(&h, libc::X_OK)
+            }),
             Ok((
                 _,
                 Some(Node {
