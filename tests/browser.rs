@@ -304,6 +304,12 @@ fn firefox_in_an_x11_window_under_xvfb() {
         // display's, which must not reach the sandbox.
         let fx = Fixture::new(u, "xauth");
         let xauthority = fx.path.join("Xauthority");
+        // A home of its own: the browser's profile persists, and a Firefox stopped by
+        // a signal leaves its lock behind (hostname:pid, which a fresh pid namespace
+        // may hand out again), so each run starts from a clean one.
+        let home = fx.path.join("home");
+        std::fs::create_dir(&home).unwrap();
+        fx.chown(&home, u);
         let cookie = format!("5b5{:029x}", std::process::id() as u128 * 1000 + i as u128);
         for (d, c) in [
             (display.as_str(), cookie.as_str()),
@@ -349,7 +355,8 @@ fn firefox_in_an_x11_window_under_xvfb() {
         );
         list.env("DISPLAY", &display)
             .env("XAUTHORITY", &xauthority)
-            .current_dir(&u.home);
+            .env("HOME", &home)
+            .current_dir(&home);
         let o = output(list);
         assert_eq!(
             stdout(&o),
@@ -375,7 +382,8 @@ fn firefox_in_an_x11_window_under_xvfb() {
         );
         c.env("DISPLAY", &display)
             .env("XAUTHORITY", &xauthority)
-            .current_dir(&u.home);
+            .env("HOME", &home)
+            .current_dir(&home);
         let mut ff = c
             .stdout(Stdio::null())
             .stderr(Stdio::null())
