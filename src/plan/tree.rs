@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use super::{Access, Mount, MountOp};
 use crate::error::{Error, Result};
@@ -61,15 +61,7 @@ fn to_be_made(create: &[PathBuf], hp: &Path) -> bool {
     create.iter().any(|c| c.starts_with(hp))
 }
 
-fn comps(p: &Path) -> Vec<OsString> {
-    p.components()
-        .filter_map(|c| match c {
-            Component::Normal(n) => Some(n.to_os_string()),
-            Component::ParentDir => Some("..".into()),
-            _ => None,
-        })
-        .collect()
-}
+use super::trust::comps;
 
 type Fail = String;
 
@@ -175,7 +167,7 @@ impl<'a> Tree<'a> {
                     if t.is_absolute() {
                         cur = PathBuf::from("/");
                     }
-                    let mut tc = comps(&t);
+                    let mut tc: Vec<OsString> = comps(&t);
                     tc.reverse();
                     todo.extend(tc);
                     last = self.lookup(&cur);

@@ -206,7 +206,7 @@ pub fn resolve_profile_path(
             if target.is_absolute() {
                 cur = PathBuf::from("/");
             }
-            for t in comps(&target).into_iter().rev() {
+            for t in comps::<Vec<OsString>>(&target).into_iter().rev() {
                 todo.push_front(t);
             }
             continue;
@@ -226,7 +226,8 @@ pub fn resolve_profile_path(
     Ok(real)
 }
 
-fn comps(p: &Path) -> VecDeque<OsString> {
+/// The names and `..`s of `p`, in order (what a resolver walks).
+pub(crate) fn comps<C: FromIterator<OsString>>(p: &Path) -> C {
     p.components()
         .filter_map(|c| match c {
             Component::Normal(n) => Some(n.to_os_string()),
