@@ -243,16 +243,12 @@ impl MaskSource {
 }
 
 /// Bind `src` read-only (nosuid, nodev, noexec) over `target`.
+/// The sources (the mask source, a `file`'s data) are made read-only, nosuid, nodev
+/// and noexec once: a clone keeps its source's mount flags (clone_mnt copies
+/// mnt_flags), so no mount_setattr per cover.
 fn mount_over(src: BorrowedFd, target: BorrowedFd, dst: &Path) -> SysResult<()> {
     let what = dst.to_string_lossy();
     let tree = sys::clone_tree(src, &what)?;
-    sys::mount_setattr(
-        tree.as_fd(),
-        true,
-        ATTR_RO | ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC,
-        0,
-        &what,
-    )?;
     sys::move_mount_fd(tree.as_fd(), target, &what)
 }
 
