@@ -1084,3 +1084,43 @@ fn a_mask_reached_through_a_link_does_not_protect_the_profile_directory() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The profile-path resolver's edges: a loop of root's links ends in ELOOP, `..`
+/// steps back through what was resolved, and `create` makes nothing outside $HOME.
+#[test]
+fn profile_path_resolution_edges() {
+    use super::trust::{resolve_for_create, resolve_profile_path, Unresolved};
+    let mut fs = merged_usr();
+    fs = with_link(fs, "/srv/a", "/srv/b", 0);
+    fs = with_link(fs, "/srv/b", "/srv/a", 0);
+    match resolve_profile_path(&fs, Path::new("/srv/a/x"), None) {
+        Err(Unresolved::Io(e)) => assert_eq!(e.raw_os_error(), Some(libc::ELOOP)),
+        other => panic!("{other:?}"),
+    }
+    // `..` after a root link steps back from where the link led.
+    let mut fs = with_link(merged_usr(), "/opt/tool", "/usr/lib/tool", 0);
+    fs.entries.insert("/usr/lib/tool".into(), Entry::Dir);
+    fs.entries.insert("/usr/lib/share".into(), Entry::Dir);
+    assert_eq!(
+        resolve_profile_path(&fs, Path::new("/opt/tool/../share"), None).unwrap(),
+        PathBuf::from("/usr/lib/share")
+    );
+    // `create` inside $HOME only, and a relative path without a cwd is not found.
+    let fs = merged_usr();
+    let home = Path::new("/home/alice");
+    assert!(resolve_for_create(&fs, Path::new("/srv/new"), home).is_err());
+    assert!(resolve_for_create(&fs, Path::new("/home/alice"), home).is_err());
+    assert!(resolve_profile_path(&fs, Path::new("rel"), None).is_err());
+    let mut fs = merged_usr();
+    fs.entries.insert("/home/alice".into(), Entry::Dir);
+    assert_eq!(
+        resolve_for_create(&fs, Path::new("/home/alice/.config/app"), home).unwrap(),
+        PathBuf::from("/home/alice/.config/app")
+    );
+    // A planted link on the way to a directory to be made is refused, not followed.
+    let fs = with_link(merged_usr(), "/home/alice/.config", "/etc", 1000);
+    assert!(matches!(
+        resolve_for_create(&fs, Path::new("/home/alice/.config/app"), home),
+        Err(Unresolved::Planted { .. })
+    ));
+}

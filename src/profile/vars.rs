@@ -296,6 +296,31 @@ mod tests {
     }
 
     #[test]
+    fn xdg_variables_come_from_the_environment_when_absolute() {
+        let host = crate::host::Host {
+            home: "/h".into(),
+            env: [
+                ("XDG_CACHE_HOME", "/fast/cache"),
+                ("XDG_DATA_HOME", "relative/data"),
+                ("GITHUB_OUTPUT", "/runner/out"),
+            ]
+            .iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect(),
+            ..Default::default()
+        };
+        let v = Vars::from_host(&host);
+        assert_eq!(v.0["XDG_CACHE_HOME"], "/fast/cache");
+        assert_eq!(
+            v.0["XDG_DATA_HOME"], "/h/.local/share",
+            "a relative value is ignored"
+        );
+        assert_eq!(v.0["XDG_CONFIG_HOME"], "/h/.config");
+        assert_eq!(v.0["GITHUB_OUTPUT"], "/runner/out");
+        assert!(!v.0.contains_key("GITHUB_ENV"));
+    }
+
+    #[test]
     fn derived_directories_stay_ordinary_home_directories() {
         let path = ["/usr/bin", "/h/tools"];
         assert_eq!(derived_ok("/h/Downloads", "/h", &path), Ok(()));
