@@ -357,7 +357,10 @@ fn record_sandbox(
     let Some(anchor) =
         sys::pidfd_pid(command.as_fd()).filter(|_| !sys::pidfd_exited(command.as_fd()))
     else {
-        info(&Default::default());
+        // The command has ended already: PID 1 (alive until the launcher has its
+        // status) is in the same namespaces, and the launcher, owner of its user
+        // namespace, may read them although PID 1 is not dumpable.
+        info(&record::ns_inodes(&pid1.to_string()));
         return Ok(None);
     };
     let rec = record::Record {
@@ -402,7 +405,7 @@ fn record_sandbox(
     // What was read from /proc/ANCHOR is the command's only if it has not exited (and
     // its pid been reused) since: its pidfd tells.
     if sys::pidfd_exited(command.as_fd()) {
-        info(&rec.namespaces);
+        info(&record::ns_inodes(&pid1.to_string()));
         return Ok(None);
     }
     // A records directory that became unusable since the plan (another user took
