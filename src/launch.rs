@@ -305,17 +305,28 @@ fn supervise(
     trace::step("launcher", || format!("PID 1 is host pid {pid1}; waiting"));
     // Recorded once PID 1 has started the command (and so sits in every namespace
     // it will ever be in); if PID 1 fails first, the wait below reports it.
-    let mut recorded = match (init.recv_parent(), init.recv_fd()) {
-        (Some(ToParent::Started), Some(command)) => match record_sandbox(plan, pid1, &command) {
-            Ok(path) => path.map(|p| (p, command)),
-            Err(e) => {
-                abort(pid1);
-                if let Some(p) = &pasta {
-                    p.stop();
+    let started = (init.recv_parent(), init.recv_fd());
+    let pid1_namespaces = match (&started, plan.info_fd) {
+        (&(Some(ToParent::Started), Some(_)), Some(_)) => {
+            let ns = record::ns_inodes(&pid1.to_string());
+            init.send_child(ToChild::NamespacesRead);
+            ns
+        }
+        _ => Default::default(),
+    };
+    let mut recorded = match started {
+        (Some(ToParent::Started), Some(command)) => {
+            match record_sandbox(plan, pid1, &command, &pid1_namespaces) {
+                Ok(path) => path.map(|p| (p, command)),
+                Err(e) => {
+                    abort(pid1);
+                    if let Some(p) = &pasta {
+                        p.stop();
+                    }
+                    return Err(e);
                 }
-                return Err(e);
             }
-        },
+        }
         // PID 1 failed during setup (and said why): nothing to record.
         _ => None,
     };
@@ -336,6 +347,7 @@ fn record_sandbox(
     plan: &Plan,
     pid1: libc::pid_t,
     command: &OwnedFd,
+    pid1_namespaces: &std::collections::BTreeMap<String, u64>,
 ) -> Result<Option<std::path::PathBuf>> {
     // SAFETY: trivial getters.
     let (me, uid) = unsafe { (libc::getpid(), libc::getuid()) };
@@ -344,12 +356,13 @@ fn record_sandbox(
     let name = sandbox_name(plan, me);
     // --info-fd's object is written whatever becomes of the record (bubblewrap's
     // contract: the child's pid and its namespaces, once set up).
-    let info = |namespaces: &std::collections::BTreeMap<String, u64>| {
+    let info = || {
         if let Some(fd) = plan.info_fd {
             crate::status::write(
                 fd,
                 &serde_json::json!({
-                    "name": name, "child-pid": pid1, "launcher-pid": me, "namespaces": namespaces,
+                    "name": name, "child-pid": pid1, "launcher-pid": me,
+                    "namespaces": pid1_namespaces,
                 }),
             );
         }
@@ -357,10 +370,8 @@ fn record_sandbox(
     let Some(anchor) =
         sys::pidfd_pid(command.as_fd()).filter(|_| !sys::pidfd_exited(command.as_fd()))
     else {
-        // The command has ended already: PID 1 (alive until the launcher has its
-        // status) is in the same namespaces, and the launcher, owner of its user
-        // namespace, may read them although PID 1 is not dumpable.
-        info(&record::ns_inodes(&pid1.to_string()));
+        // The command has ended already: nothing to record.
+        info();
         return Ok(None);
     };
     let rec = record::Record {
@@ -405,7 +416,7 @@ fn record_sandbox(
     // What was read from /proc/ANCHOR is the command's only if it has not exited (and
     // its pid been reused) since: its pidfd tells.
     if sys::pidfd_exited(command.as_fd()) {
-        info(&record::ns_inodes(&pid1.to_string()));
+        info();
         return Ok(None);
     }
     // A records directory that became unusable since the plan (another user took
@@ -422,7 +433,7 @@ fn record_sandbox(
         }
         None => None,
     };
-    info(&rec.namespaces);
+    info();
     Ok(path)
 }
 
@@ -760,6 +771,14 @@ fn setup(
     let pidfd = sys::pidfd_open(command.pid).map_err(|e| e.at("start the command"))?;
     launcher.send_parent(ToParent::Started);
     launcher.send_fd(pidfd.as_fd())?;
+    // --info-fd names PID 1's namespaces, which the launcher reads while PID 1 waits
+    // here: once PID 1 is not dumpable the launcher may not (PID 1's mm belongs to the
+    // host's user namespace, where the launcher lacks CAP_SYS_PTRACE: ptrace(2),
+    // "Ptrace access mode checking"), and the command may have ended before the
+    // launcher looks at its own. Without the option, no round trip.
+    if plan.info_fd.is_some() && launcher.recv_child() != Some(ToChild::NamespacesRead) {
+        exit_now(EXIT_SETUP);
+    }
     drop(pidfd);
     // The gate opens once PID 1 has shed its capabilities and become non-dumpable:
     // the command must never see, through /proc/1, a PID 1 that still holds them.

@@ -19,6 +19,9 @@ pub enum ToChild {
     MapsWritten,
     /// `--net user`: pasta has configured the network namespace (to PID 1).
     NetReady,
+    /// `--info-fd`: the launcher has read PID 1's namespaces (to PID 1, which waits
+    /// for it before it becomes non-dumpable).
+    NamespacesRead,
 }
 
 pub struct Channel(OwnedFd);
@@ -87,6 +90,7 @@ impl Channel {
             ToChild::MapsWritten => 1,
             ToChild::NetReady => 3,
             ToChild::HelpersStarted => 4,
+            ToChild::NamespacesRead => 5,
         };
         self.send_bytes([code, 0, 0, 0, 0]);
     }
@@ -96,6 +100,7 @@ impl Channel {
             1 => Some(ToChild::MapsWritten),
             3 => Some(ToChild::NetReady),
             4 => Some(ToChild::HelpersStarted),
+            5 => Some(ToChild::NamespacesRead),
             _ => None,
         }
     }

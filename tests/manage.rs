@@ -325,7 +325,14 @@ fn info_and_status_fds_describe_the_sandbox() {
         };
         let i: serde_json::Value = serde_json::from_str(read_all(info[0]).trim()).unwrap();
         assert!(i["child-pid"].as_i64().unwrap() > 1, "{i}");
-        assert!(i["namespaces"]["pid"].as_u64().is_some(), "{i}");
+        // Every namespace, the command's own even though it ended before the
+        // launcher could look at it (PID 1's, read while PID 1 waits).
+        let host_pid_ns =
+            std::os::unix::fs::MetadataExt::ino(&std::fs::metadata("/proc/self/ns/pid").unwrap());
+        for n in ["user", "mnt", "pid", "ipc", "uts", "net", "cgroup"] {
+            assert!(i["namespaces"][n].as_u64().is_some(), "{n}: {i}");
+        }
+        assert_ne!(i["namespaces"]["pid"].as_u64(), Some(host_pid_ns), "{i}");
         let s: serde_json::Value = serde_json::from_str(read_all(status[0]).trim()).unwrap();
         assert_eq!(s["exit_code"], 3, "{s}");
     }
