@@ -320,6 +320,80 @@ mod tests {
         assert!(!v.0.contains_key("GITHUB_ENV"));
     }
 
+    /// A display is a socket name or number, never a path a profile would follow.
+    #[test]
+    fn display_variables_name_sockets_only() {
+        let with = |k: &str, v: &str| {
+            Vars::from_host(&crate::host::Host {
+                home: "/h".into(),
+                env: vec![(k.into(), v.into())],
+                ..Default::default()
+            })
+            .0
+        };
+        for (w, ok) in [
+            ("wayland-0", true),
+            ("w_1.sock", true),
+            ("", false),
+            (".hidden", false),
+            ("../x", false),
+            ("/run/user/1/wayland-0", false),
+            ("a b", false),
+        ] {
+            assert_eq!(
+                with("WAYLAND_DISPLAY", w).get("WAYLAND_DISPLAY").cloned(),
+                ok.then(|| w.to_string()),
+                "WAYLAND_DISPLAY={w:?}"
+            );
+        }
+        for (d, n) in [
+            (":0", Some("0")),
+            (":12.1", Some("12")),
+            ("host:0", None),
+            (":", None),
+            (":.0", None),
+            (":0x", None),
+            ("0", None),
+        ] {
+            assert_eq!(
+                with("DISPLAY", d).get("X11_DISPLAY").map(String::as_str),
+                n,
+                "DISPLAY={d:?}"
+            );
+        }
+        assert!(!with("PATH", "/usr/bin").contains_key("WAYLAND_DISPLAY"));
+    }
+
+    /// XDG_DOWNLOAD_DIR comes from user-dirs.dirs only when it passes derived_ok (the
+    /// refusal is reported); PATH from the environment takes part in that judgement.
+    #[test]
+    fn download_dir_from_the_file_is_judged() {
+        let d = std::env::temp_dir().join(format!("sbx-vars-{}", std::process::id()));
+        std::fs::create_dir_all(d.join(".config")).unwrap();
+        let home = d.to_string_lossy().into_owned();
+        let run = |line: &str, path: &str| {
+            std::fs::write(d.join(".config/user-dirs.dirs"), line).unwrap();
+            Vars::from_host(&crate::host::Host {
+                home: d.clone(),
+                env: vec![("PATH".into(), path.into())],
+                ..Default::default()
+            })
+        };
+        let v = run("XDG_DOWNLOAD_DIR=\"$HOME/Dl\"\n", "/usr/bin");
+        assert_eq!(v.0["XDG_DOWNLOAD_DIR"], format!("{home}/Dl"));
+        assert!(v.1.is_empty());
+        let v = run(
+            "XDG_DOWNLOAD_DIR=\"$HOME/Dl\"\n",
+            &format!("/usr/bin:{home}/Dl"),
+        );
+        assert_eq!(v.0["XDG_DOWNLOAD_DIR"], format!("{home}/Downloads"));
+        assert!(v.1[0].contains("is on your PATH"), "{:?}", v.1);
+        let v = run("XDG_DOWNLOAD_DIR=\"$HOME/.local/bin\"\n", "/usr/bin");
+        assert_eq!(v.0["XDG_DOWNLOAD_DIR"], format!("{home}/Downloads"));
+        assert!(v.1[0].contains("hidden"), "{:?}", v.1);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
     #[test]
     fn derived_directories_stay_ordinary_home_directories() {
         let path = ["/usr/bin", "/h/tools"];
