@@ -33,9 +33,10 @@ trap 'rm -rf "$work"' EXIT
 chmod 755 "$work"
 cp "target/$host/release/sbx" bench/interleave.py "$work/"
 cc -O2 -static -o "$work/getppid" bench/getppid.c
+cc -O2 -o "$work/cgroup_leaf" bench/cgroup_leaf.c
 # The same sandbox without its hardening layers, to price them.
 printf 'version = 1\ninclude = ["builtin:minimal"]\nseccomp = "off"\nlandlock = "off"\n' > "$work/bare.toml"
-chmod 755 "$work/sbx" "$work/interleave.py" "$work/getppid"
+chmod 755 "$work/sbx" "$work/interleave.py" "$work/getppid" "$work/cgroup_leaf"
 chmod 644 "$work/bare.toml"
 
 cat > "$work/run.sh" <<'INNER'
@@ -118,6 +119,20 @@ if [ -x /usr/bin/firefox-esr ] && [ -x /usr/bin/pasta ]; then
   cd - >/dev/null
 fi
 
+echo "== limits ($(id -un)): the process ceiling every profile sets vs none; cgroup limits where delegated"
+echo "   (targets: a launch without cgroup limits costs nothing more; with them at most +1 ms)"
+python3 "$bin/interleave.py" "$runs" \
+  "$bin/sbx -q --profile minimal --tmpfs $HOME -- /bin/true" \
+  "$bin/sbx -q --profile minimal --tmpfs $HOME --limit nproc=unlimited -- /bin/true"
+cg=$("$bin/sbx" --doctor --json | python3 -c 'import json,sys; c=[x for x in json.load(sys.stdin) if x["name"]=="cgroup limits"][0]; print(("ok " if c["ok"] else "no ")+c["detail"])')
+if [ "${cg%% *}" = ok ]; then
+  python3 "$bin/interleave.py" "$runs" \
+    "$bin/sbx -q --profile minimal --tmpfs $HOME --memory 8G --cpus 2 --pids 4096 -- /bin/true" \
+    "$bin/sbx -q --profile minimal --tmpfs $HOME -- /bin/true"
+else
+  echo "   cgroup limits: not measurable as $(id -un) here: ${cg#no }"
+fi
+
 echo "== 1000 extra read-only binds ($(id -un))"
 sbx_binds=() bwrap_binds=()
 for i in $(seq 1000); do
@@ -137,6 +152,14 @@ if [ "$(id -u)" = 0 ]; then
     (cd /tmp && setpriv --reuid="$u" --regid="$u" --init-groups \
       env -i HOME="/home/$u" USER="$u" PATH=/usr/bin:/bin "$work/run.sh" "$work" "$runs" "$warmup" "$bind_runs")
   done
+  # Where no launch can take cgroup limits (a hybrid host), the leaf's own cost on
+  # the real cgroup v2 hierarchy: made, entered by clone3, removed (bench/cgroup_leaf.c).
+  v2=$(awk '{ for (i = 7; i < NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2" && $4 == "/") { print $5; exit } break } }' /proc/self/mountinfo)
+  if [ -n "$v2" ] && mkdir "$v2/sbx-bench-$$" 2>/dev/null; then
+    echo "### cgroup leaf on $v2 (root), 2000 rounds"
+    "$work/cgroup_leaf" "$v2/sbx-bench-$$" 2000 || true
+    rmdir "$v2/sbx-bench-$$"
+  fi
 else
   "$work/run.sh" "$work" "$runs" "$warmup" "$bind_runs"
 fi

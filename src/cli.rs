@@ -23,7 +23,7 @@ use clap::{ArgAction, CommandFactory, FromArgMatches, Parser, ValueEnum};
     // One action at a time: `--profiles --list` is an error naming both, never one of
     // them run in silence.
     group(clap::ArgGroup::new("action").multiple(false).args([
-        "profiles", "print_profile", "check_profile", "list", "enter", "inspect", "kill",
+        "profiles", "print_profile", "check_profile", "list", "enter", "inspect", "kill", "doctor",
     ]))
 )]
 pub struct Cli {
@@ -58,6 +58,10 @@ pub struct Cli {
     /// Show how process PID (or sandbox NAME) is isolated: namespaces, id maps, capabilities, no_new_privs, seccomp, Landlock, mounts
     #[arg(long = "inspect", value_name = "PID|NAME")]
     pub inspect: Option<String>,
+
+    /// Check what this host gives sbx (user namespaces, subordinate ids, Landlock, the process ceiling, cgroup limits, network, records), each missing piece with its fix
+    #[arg(long = "doctor")]
+    pub doctor: bool,
 
     /// Signal the running sandbox NAME (--signal, default TERM), then KILL after --grace seconds, and wait until it is gone
     #[arg(long = "kill", value_name = "NAME")]
@@ -163,11 +167,27 @@ pub struct Cli {
     #[arg(long = "timeout", value_name = "DURATION", value_parser = parse_timeout, allow_negative_numbers = true)]
     pub timeout: Option<f64>,
 
+    /// Set a resource limit over the profile's [limits]: nofile, nproc (the sandbox's own processes), fsize, as, core, cpu (seconds), stack, memlock, or memory, cpus, pids (cgroup v2); VALUE `unlimited` lifts the profile's
+    #[arg(long = "limit", value_name = "KEY=VALUE", action = ArgAction::Append)]
+    pub limit: Vec<String>,
+
+    /// Memory ceiling for the whole sandbox (cgroup v2 memory.max, no swap), e.g. 2G; needs a delegated cgroup (sbx --doctor)
+    #[arg(long = "memory", value_name = "SIZE")]
+    pub memory: Option<String>,
+
+    /// CPU time for the whole sandbox, in CPUs (cgroup v2 cpu.max; 0.5 = half of one CPU); needs a delegated cgroup
+    #[arg(long = "cpus", value_name = "N")]
+    pub cpus: Option<String>,
+
+    /// Process (thread) ceiling for the whole sandbox (cgroup v2 pids.max); needs a delegated cgroup. Without one, --limit nproc=N
+    #[arg(long = "pids", value_name = "N")]
+    pub pids: Option<String>,
+
     /// Keep a capability (e.g. NET_RAW); it only acts inside the sandbox's user namespace
     #[arg(long = "cap-add", value_name = "CAP", action = ArgAction::Append)]
     pub cap_add: Vec<String>,
 
-    /// Make a hardening layer mandatory: landlock (all of it, or exit 125) or seccomp (a profile turning it off is an error)
+    /// Make a hardening layer mandatory: landlock (all of it, or exit 125), seccomp (a profile turning it off is an error) or cgroup (a profile's best-effort cgroup limits are required)
     #[arg(long = "require", value_name = "LAYER", value_enum, action = ArgAction::Append)]
     pub require: Vec<Layer>,
 
@@ -194,7 +214,7 @@ pub struct Cli {
     #[arg(
         value_name = "COMMAND",
         trailing_var_arg = true,
-        required_unless_present_any = ["profiles", "print_profile", "check_profile", "list", "enter", "inspect", "kill"],
+        required_unless_present_any = ["profiles", "print_profile", "check_profile", "list", "enter", "inspect", "kill", "doctor"],
         num_args = 1..
     )]
     pub command: Vec<OsString>,
@@ -235,6 +255,7 @@ pub enum IdsArg {
 pub enum Layer {
     Landlock,
     Seccomp,
+    Cgroup,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -306,6 +327,7 @@ where
         (cli.list, "--list"),
         (cli.inspect.is_some(), "--inspect"),
         (cli.kill.is_some(), "--kill"),
+        (cli.doctor, "--doctor"),
     ]
     .into_iter()
     .find(|(on, _)| *on);

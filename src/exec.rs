@@ -46,6 +46,21 @@ fn rlimit_resource(name: &str) -> libc::__rlimit_resource_t {
     }
 }
 
+/// sbx's own hard limits, by name (what a sandbox's limits are clamped to).
+pub fn hard_rlimits() -> Vec<(String, u64)> {
+    crate::plan::limits::rlimit_keys()
+        .filter_map(|k| {
+            let mut r = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            // SAFETY: valid out-pointer.
+            (unsafe { libc::getrlimit(rlimit_resource(k), &mut r) } == 0)
+                .then(|| (k.to_string(), r.rlim_max))
+        })
+        .collect()
+}
+
 impl Prepared {
     pub fn new(plan: &Plan) -> Prepared {
         let mut p = Prepared::build(

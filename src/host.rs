@@ -306,6 +306,12 @@ pub struct Host {
     /// This process's own /proc/self/uid_map and gid_map.
     pub uid_map: String,
     pub gid_map: String,
+    /// sbx's own hard rlimits, by `[limits]` name: a sandbox cannot raise them.
+    pub rlimit_hard: Vec<(String, u64)>,
+    /// (/proc/self/cgroup, sbx's start time): where cgroup limits look for delegation,
+    /// and with `pid` the name of sbx's leaf. Read on first use, so a launch without
+    /// cgroup limits reads neither.
+    pub cgroup_self: std::cell::OnceCell<(String, u64)>,
 }
 
 /// The setuid helpers from shadow's `uidmap` package, by absolute path only: sbx
@@ -317,6 +323,16 @@ impl Host {
     /// A variable of sbx's environment.
     pub fn var(&self, k: &str) -> Option<&OsString> {
         self.env.iter().find(|(n, _)| n == k).map(|(_, v)| v)
+    }
+
+    /// /proc/self/cgroup and sbx's start time (see `cgroup_self`).
+    pub fn cgroup_self(&self) -> &(String, u64) {
+        self.cgroup_self.get_or_init(|| {
+            (
+                std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default(),
+                crate::record::start_time(std::process::id() as i32).unwrap_or(0),
+            )
+        })
     }
 
     pub fn gather() -> Host {
@@ -366,6 +382,8 @@ impl Host {
             tty: inherited_tty(),
             uid_map: read("/proc/self/uid_map"),
             gid_map: read("/proc/self/gid_map"),
+            rlimit_hard: crate::exec::hard_rlimits(),
+            cgroup_self: std::cell::OnceCell::new(),
             // SAFETY: NUL-terminated path.
             tun_usable: unsafe { libc::access(c"/dev/net/tun".as_ptr(), libc::R_OK | libc::W_OK) }
                 == 0,

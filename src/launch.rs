@@ -123,7 +123,25 @@ pub fn run(plan: &Plan) -> Result<i32> {
         Some(d) => Some(crate::dbus_proxy::start(d, unsafe { libc::getuid() })?),
         None => None,
     };
-    let code = launch_with(plan, &prep);
+    // The cgroup leaf (--memory, --cpus, --pids) exists before PID 1, which is born
+    // in it, and goes once PID 1 has been reaped (crate::cgroup).
+    // SAFETY: trivial getter.
+    let leaf = match &plan.cgroup {
+        Some(c) => match crate::cgroup::create(c, unsafe { libc::getuid() }) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                if let Some(p) = proxy {
+                    p.stop();
+                }
+                return Err(e);
+            }
+        },
+        None => None,
+    };
+    let code = launch_with(plan, &prep, leaf.as_ref());
+    if let Some(l) = leaf {
+        l.remove();
+    }
     if let Some(p) = proxy {
         p.stop();
     }
@@ -132,7 +150,7 @@ pub fn run(plan: &Plan) -> Result<i32> {
     code
 }
 
-fn launch_with(plan: &Plan, prep: &Prepared) -> Result<i32> {
+fn launch_with(plan: &Plan, prep: &Prepared, leaf: Option<&crate::cgroup::Leaf>) -> Result<i32> {
     // SAFETY: trivial getter.
     let me = sys::pidfd_open(unsafe { libc::getpid() }).map_err(|e| e.at("launch"))?;
     // With --status-fd, the sandbox's processes report a failure on this pipe.
@@ -169,8 +187,20 @@ fn launch_with(plan: &Plan, prep: &Prepared) -> Result<i32> {
             sys::ns_flag_names(first)
         )
     });
-    let pid1 = sys::clone_fork(first).map_err(|e| {
+    let pid1 = sys::clone_fork_into(first, leaf.map(|l| l.fd.as_fd())).map_err(|e| {
+        let into = leaf.map(|l| {
+            format!(
+                " (PID 1 born in cgroup {}: the move needs write access to cgroup.procs of \
+                 the common parent, and Linux 5.7 for clone3)",
+                l.dir.display()
+            )
+        });
         let hint = match e.errno {
+            libc::EACCES | libc::ENOENT | libc::EBUSY | libc::ENOSYS | libc::EOPNOTSUPP
+                if into.is_some() =>
+            {
+                into.as_deref().unwrap_or_default()
+            }
             // Inside a sandbox (no_new_privs set), its seccomp policy is the likely
             // cause: sbx's own refuses namespaces unless a profile allows nesting.
             libc::EPERM if plan.no_new_privs => {
@@ -410,6 +440,7 @@ fn record_sandbox(
             .collect(),
         caps: plan.caps.clone(),
         rlimits: plan.rlimits.clone(),
+        cgroup: plan.cgroup.clone(),
         seccomp: plan.seccomp.clone(),
         landlock: plan.landlock.clone(),
     };

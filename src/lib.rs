@@ -6,8 +6,10 @@
 //! then PID 1 and `exec` (`caps`, `seccomp`, execve). `sys` is the one syscall layer.
 
 pub mod caps;
+pub mod cgroup;
 pub mod cli;
 pub mod dbus_proxy;
+pub mod doctor;
 pub mod error;
 pub mod exec;
 pub mod host;
@@ -110,6 +112,9 @@ pub fn main() -> i32 {
         trace::enable();
     }
     let host = host::Host::gather();
+    if cli.doctor {
+        return doctor::run(&host, cli.json);
+    }
     if let Some(code) = tools::run(&cli, &host) {
         return code;
     }

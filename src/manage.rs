@@ -77,6 +77,7 @@ fn list(cli: &Cli, host: &Host) -> Result<i32> {
                     "name": r.name, "pid": r.pid1, "launcher": r.launcher, "profile": r.profile,
                     "net": r.net, "started": r.started, "uptime_s": now_secs().saturating_sub(r.started),
                     "command": r.command, "namespaces": r.namespaces,
+                    "limits": limits_json(r.anchor, Some(r.pid1), Some(r)),
                 })
             })
             .collect();
@@ -313,6 +314,96 @@ fn prepared(rec: &Record, command: Vec<OsString>) -> Prepared {
     )
 }
 
+/// The rlimits in force for process `pid`, by `[limits]` name, from
+/// /proc/PID/limits (the truth, whatever the record says): soft values, `unlimited`
+/// as null.
+fn rlimits_of(pid: i32) -> serde_json::Map<String, serde_json::Value> {
+    const NAMES: [(&str, &str); 8] = [
+        ("Max open files", "nofile"),
+        ("Max processes", "nproc"),
+        ("Max file size", "fsize"),
+        ("Max address space", "as"),
+        ("Max core file size", "core"),
+        ("Max cpu time", "cpu"),
+        ("Max stack size", "stack"),
+        ("Max locked memory", "memlock"),
+    ];
+    let text = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap_or_default();
+    let mut out = serde_json::Map::new();
+    for line in text.lines() {
+        if let Some((_, key)) = NAMES.iter().find(|(n, _)| line.starts_with(n)) {
+            let soft = line
+                .split_at(26.min(line.len()))
+                .1
+                .split_whitespace()
+                .next();
+            let v = match soft.and_then(|s| s.parse::<u64>().ok()) {
+                Some(n) => serde_json::Value::from(n),
+                None => serde_json::Value::Null,
+            };
+            out.insert(key.to_string(), v);
+        }
+    }
+    out
+}
+
+/// Tasks (threads) of the sandbox whose PID 1 is `pid1`: PID 1 and every process
+/// below it, as the process ceiling (nproc, pids) counts them.
+pub fn sandbox_tasks(pid1: i32) -> usize {
+    let mut children: std::collections::HashMap<i32, Vec<(i32, usize)>> = Default::default();
+    let mut own = 1;
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let (Some(ppid), Some(threads)) = (
+            f.get(1).and_then(|v| v.parse::<i32>().ok()),
+            f.get(17).and_then(|v| v.parse::<usize>().ok()),
+        ) else {
+            continue;
+        };
+        if pid == pid1 {
+            own = threads;
+        }
+        children.entry(ppid).or_default().push((pid, threads));
+    }
+    let (mut n, mut stack) = (own, vec![pid1]);
+    while let Some(p) = stack.pop() {
+        for (c, t) in children.get(&p).into_iter().flatten() {
+            n += t;
+            stack.push(*c);
+        }
+    }
+    n
+}
+
+/// Limits in force and current usage, for `--inspect` and `--list --json`.
+fn limits_json(anchor: i32, pid1: Option<i32>, rec: Option<&Record>) -> serde_json::Value {
+    let cgroup = rec.and_then(|r| r.cgroup.as_ref()).map(|c| {
+        let usage: serde_json::Map<String, serde_json::Value> = crate::cgroup::usage(&c.dir())
+            .into_iter()
+            .map(|(k, v)| (k, serde_json::Value::from(v.parse::<u64>().ok())))
+            .collect();
+        serde_json::json!({
+            "path": c.dir(),
+            "memory": c.request.memory, "cpus": c.request.cpus, "pids": c.request.pids,
+            "usage": usage,
+        })
+    });
+    serde_json::json!({
+        "rlimits": rlimits_of(anchor),
+        "tasks": pid1.map(sandbox_tasks),
+        "cgroup": cgroup,
+    })
+}
+
 fn inspect(cli: &Cli, host: &Host, what: &str) -> Result<i32> {
     let (pid, rec) = match what.parse::<i32>() {
         Ok(p) if p > 0 => (p, None),
@@ -372,6 +463,7 @@ fn inspect(cli: &Cli, host: &Host, what: &str) -> Result<i32> {
             .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
             .collect()
     };
+    let limits = limits_json(pid, rec.as_ref().map(|r| r.pid1), rec.as_ref());
     if cli.json {
         let caps: serde_json::Map<String, serde_json::Value> =
             ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"]
@@ -397,6 +489,7 @@ fn inspect(cli: &Cli, host: &Host, what: &str) -> Result<i32> {
             "seccomp": seccomp,
             "landlock": landlock,
             "mounts": mounts,
+            "limits": limits,
         });
         println!("{}", serde_json::to_string_pretty(&v).expect("json"));
         return Ok(0);
@@ -425,5 +518,35 @@ fn inspect(cli: &Cli, host: &Host, what: &str) -> Result<i32> {
     println!("  seccomp   {seccomp}");
     println!("  landlock  {landlock}");
     println!("  mounts    {mounts}");
+    let shown: Vec<String> = limits["rlimits"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, v)| v.as_u64().map(|n| format!("{k}={n}")))
+        .collect();
+    println!("  rlimits   {}", shown.join(" "));
+    if let Some(t) = limits["tasks"].as_u64() {
+        println!("  tasks     {t} (processes and threads of the sandbox)");
+    }
+    if let Some(c) = limits["cgroup"].as_object() {
+        let show = |k: &str| {
+            c.get(k)
+                .filter(|v| !v.is_null())
+                .map(|v| format!("{k}={v}"))
+        };
+        let set: Vec<String> = ["memory", "cpus", "pids"]
+            .iter()
+            .filter_map(|k| show(k))
+            .collect();
+        println!(
+            "  cgroup    {} {}",
+            crate::text::escape(c["path"].as_str().unwrap_or_default()),
+            set.join(" ")
+        );
+        if let Some(u) = c["usage"].as_object() {
+            let used: Vec<String> = u.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            println!("  usage     {}", used.join(" "));
+        }
+    }
     Ok(0)
 }

@@ -13,7 +13,7 @@ use crate::cli::{Cli, EnvArg, MountArg, NetArg};
 use crate::error::{Error, Result};
 use crate::host::{Host, HostFs};
 use crate::landlock::LandlockPlan;
-use crate::profile::schema::{IdMode, NetMode, Size};
+use crate::profile::schema::{IdMode, NetMode};
 use crate::profile::vars::{expand, Vars};
 use crate::profile::{self, EnvOp, Locations, Resolved};
 use crate::seccomp::SeccompPlan;
@@ -23,6 +23,7 @@ use crate::{caps, host};
 mod compile;
 pub mod confine;
 pub mod dbus;
+pub mod limits;
 pub mod network;
 pub mod tree;
 pub mod trust;
@@ -197,6 +198,9 @@ pub struct Plan {
     pub caps: Vec<u32>,
     /// Resource limits for the command: (name, value), soft and hard alike.
     pub rlimits: Vec<(String, u64)>,
+    /// The cgroup v2 leaf holding the whole sandbox, with its ceilings (`--memory`,
+    /// `--cpus`, `--pids`); None: no cgroup limits.
+    pub cgroup: Option<crate::cgroup::CgroupPlan>,
     /// `--name`; None: PROFILE-PID, chosen by the launcher.
     pub name: Option<String>,
     /// Where the running sandbox is recorded (`sbx --list`); None: nowhere safe,
@@ -370,6 +374,8 @@ impl Plan {
         let compiled =
             compile::compile(&profile, host, fs, vars).map_err(|mut errs| errs.remove(0))?;
         let mut notices = compiled.notices;
+        let limits = limits::resolve(cli, &profile, host, fs)?;
+        notices.extend(limits.notices.iter().cloned());
         let skipped = compiled.skipped;
         // A desktop profile (one that includes the display abstractions) says in one
         // line when this host gives it no display or no sound: the browser would
@@ -779,6 +785,9 @@ impl Plan {
             warnings.extend(vars.1.iter().cloned());
         }
         let enforcement = vec![seccomp.summary(), landlock.summary()];
+        if limits.cgroup.is_some() {
+            limits::cgroupfs_not_writable(&mounts, &fs.mountinfo())?;
+        }
 
         if cli.info_fd.is_some() && cli.info_fd == cli.status_fd {
             return Err(Error::new(
@@ -818,7 +827,8 @@ impl Plan {
             cwd_required,
             env,
             caps: caps_keep,
-            rlimits: profile_rlimits(&profile)?,
+            rlimits: limits.rlimits,
+            cgroup: limits.cgroup,
             timeout_ms: cli.timeout.map(|s| (s * 1000.0).ceil() as u64),
             seccomp,
             landlock,
@@ -978,34 +988,7 @@ fn not_found_hint(
     ))
 }
 
-pub fn profile_rlimits(p: &Resolved) -> Result<Vec<(String, u64)>> {
-    let r = &p.rlimits;
-    let size = |s: &Option<Size>| -> Result<Option<u64>> {
-        match s {
-            // 0 is a valid limit for these (no core dumps), in either spelling.
-            Some(Size::Bytes(0)) => Ok(Some(0)),
-            Some(Size::Text(t)) if t.trim() == "0" => Ok(Some(0)),
-            Some(s) => compile::parse_size(s)
-                .map(Some)
-                .map_err(|e| Error::new(p.where_set("rlimits"), e)),
-            None => Ok(None),
-        }
-    };
-    let all = [
-        ("nofile", r.nofile),
-        ("nproc", r.nproc),
-        ("fsize", size(&r.fsize)?),
-        ("as", size(&r.address_space)?),
-        ("core", size(&r.core)?),
-        ("cpu", r.cpu),
-        ("stack", size(&r.stack)?),
-        ("memlock", size(&r.memlock)?),
-    ];
-    Ok(all
-        .into_iter()
-        .filter_map(|(k, v)| v.map(|v| (k.to_string(), v)))
-        .collect())
-}
+pub use limits::profile_rlimits;
 
 fn cli_mount(kind: MountArg, value: &OsStr, host: &Host, fs: &dyn HostFs) -> Result<Mount> {
     let origin = format!("{} {}", kind.flag(), value.to_string_lossy());

@@ -51,6 +51,9 @@ pub struct Record {
     pub env: Vec<(String, String)>,
     pub caps: Vec<u32>,
     pub rlimits: Vec<(String, u64)>,
+    /// The sandbox's cgroup leaf and its ceilings, if it has one.
+    #[serde(default)]
+    pub cgroup: Option<crate::cgroup::CgroupPlan>,
     pub seccomp: SeccompPlan,
     pub landlock: LandlockPlan,
 }

@@ -233,7 +233,7 @@ pub fn render(
         masks: _,  // likewise
         env_keep: _,
         env_ops: _,
-        rlimits: _,
+        limits: _,
         dbus: _,
     } = &r;
     let mut t = toml::Table::new();
@@ -401,12 +401,29 @@ pub fn render(
         t.insert("env".into(), toml::Value::Table(env));
     }
     if let Ok(limits) = crate::plan::profile_rlimits(&r) {
-        if !limits.is_empty() {
-            let lt: toml::Table = limits
-                .into_iter()
-                .map(|(k, v)| (k, toml::Value::Integer(v as i64)))
-                .collect();
-            t.insert("rlimits".into(), toml::Value::Table(lt));
+        let mut lt: toml::Table = limits
+            .into_iter()
+            .map(|(k, v)| (k, toml::Value::Integer(v as i64)))
+            .collect();
+        if let Ok(req) = crate::plan::limits::profile_request(&r) {
+            if let Some(m) = req.memory {
+                lt.insert("memory".into(), toml::Value::Integer(m as i64));
+            }
+            if let Some(c) = req.cpus {
+                lt.insert("cpus".into(), toml::Value::Float(c));
+            }
+            if let Some(p) = req.pids {
+                lt.insert("pids".into(), toml::Value::Integer(p as i64));
+            }
+        }
+        if let Some(mode) = r.limits.cgroup {
+            lt.insert(
+                "cgroup".into(),
+                toml::Value::try_from(mode).unwrap_or_else(|_| s("required")),
+            );
+        }
+        if !lt.is_empty() {
+            t.insert("limits".into(), toml::Value::Table(lt));
         }
     }
     if let Some((own, talk)) = &r.dbus {

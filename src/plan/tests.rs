@@ -25,6 +25,8 @@ struct FakeFs {
     files: BTreeMap<PathBuf, String>,
     /// newuidmap/newgidmap present but neither setuid nor with file capabilities.
     unprivileged_helpers: bool,
+    /// /proc/self/mountinfo.
+    mountinfo: String,
 }
 
 impl HostFs for FakeFs {
@@ -72,6 +74,9 @@ impl HostFs for FakeFs {
     }
     fn read_file(&self, p: &Path, _: u64) -> Option<Vec<u8>> {
         self.files.get(p).map(|t| t.as_bytes().to_vec())
+    }
+    fn mountinfo(&self) -> String {
+        self.mountinfo.clone()
     }
 }
 
@@ -148,6 +153,11 @@ fn host(subids: bool) -> Host {
         tty: None,
         uid_map: "0 0 4294967295\n".into(),
         gid_map: "0 0 4294967295\n".into(),
+        rlimit_hard: vec![("nofile".into(), 4096), ("nproc".into(), 2000)],
+        cgroup_self: std::cell::OnceCell::from((
+            "0::/user.slice/user-1000.slice/session-2.scope\n".to_string(),
+            777,
+        )),
     }
 }
 
@@ -549,7 +559,7 @@ fn plan_level_profile_errors_name_the_line() {
                 "r.toml",
                 "version = 1\ninclude = [\"minimal\"]\n[rlimits]\nfsize = \"lots\"\n",
             ),
-            "r.toml:3:1: rlimits",
+            "r.toml:3:1: limits",
         ),
         (
             write(
@@ -1123,4 +1133,171 @@ fn profile_path_resolution_edges() {
         resolve_for_create(&fs, Path::new("/home/alice/.config/app"), home),
         Err(Unresolved::Planted { .. })
     ));
+}
+
+/// `[limits]` and the limit options: the command line over the profile, clamped to
+/// the caller's hard limits (host(): nofile 4096, nproc 2000), `unlimited`, and the
+/// cgroup ceilings decided from the host's delegation, the same for --dry-run.
+#[test]
+fn limits_from_profile_and_command_line() {
+    let fs = merged_usr();
+    let h = host(false);
+    let get = |p: &Plan, k: &str| p.rlimits.iter().find(|(n, _)| n == k).map(|(_, v)| *v);
+    // minimal's nproc 4096 is above the caller's 2000: the caller's holds.
+    let p = plan(&["--profile", "minimal", "true"], &h, &fs).unwrap();
+    assert_eq!(get(&p, "nproc"), Some(2000));
+    assert!(p.cgroup.is_none());
+    let p = plan(
+        &[
+            "--limit", "nproc=64", "--limit", "core=0", "--limit", "as=1G", "true",
+        ],
+        &h,
+        &fs,
+    )
+    .unwrap();
+    assert_eq!(get(&p, "nproc"), Some(64));
+    assert_eq!(get(&p, "core"), Some(0));
+    assert_eq!(get(&p, "as"), Some(1 << 30));
+    // The last one given wins; `unlimited` lifts the profile's up to the caller's.
+    let p = plan(
+        &[
+            "--profile",
+            "untrusted",
+            "--limit",
+            "nofile=10",
+            "--limit",
+            "nofile=unlimited",
+            "--limit",
+            "nproc=5",
+            "true",
+        ],
+        &h,
+        &fs,
+    )
+    .unwrap();
+    assert_eq!(get(&p, "nofile"), Some(4096));
+    assert_eq!(get(&p, "nproc"), Some(5));
+    assert_eq!(get(&p, "cpu"), Some(600), "the profile's others stay");
+    for (args, want) in [
+        (
+            &["--limit", "nproc=2001"][..],
+            "--limit nproc=2001: above your own hard limit (2000)",
+        ),
+        (&["--limit", "nproc"][..], "expected KEY=VALUE"),
+        (&["--limit", "procs=1"][..], "unknown limit \"procs\""),
+        (&["--limit", "as=lots"][..], "--limit as=lots: as:"),
+        (&["--cpus", "0"][..], "--cpus 0: cpus 0 is out of range"),
+        (&["--memory", "2X"][..], "--memory 2X: memory:"),
+    ] {
+        let mut a = args.to_vec();
+        a.push("true");
+        let e = plan(&a, &h, &fs).unwrap_err().to_string();
+        assert!(e.contains(want), "{args:?}: {e}");
+    }
+}
+
+#[test]
+fn cgroup_limits_follow_the_delegation() {
+    let mut fs = merged_usr();
+    let h = host(false);
+    // No cgroup2 mount at all: an error naming the option, for --dry-run as for a launch.
+    let e = plan(&["--memory", "1G", "true"], &h, &fs)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("--memory 1G: cannot set memory 1 GiB: no cgroup v2"),
+        "{e}"
+    );
+    // A login session scope: not delegated, the fix named.
+    fs.mountinfo = "30 26 0:27 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n".into();
+    let e = plan(&["--pids", "50", "true"], &h, &fs)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("session-2.scope, and its parent /sys/fs/cgroup/user.slice/user-1000.slice belongs to uid 0"), "{e}");
+    assert!(e.contains("systemd-run --user --scope"), "{e}");
+    // best-effort in the profile: a notice, no leaf; --require cgroup makes it an error.
+    let dir = std::env::temp_dir().join(format!("sbx-cg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let prof = dir.join("be.toml");
+    std::fs::write(&prof, "version = 1\ninclude = [\"minimal\"]\n[limits]\nmemory = \"512M\"\ncgroup = \"best-effort\"\n").unwrap();
+    let prof = prof.to_str().unwrap();
+    let p = plan(&["--profile", prof, "true"], &h, &fs).unwrap();
+    assert!(p.cgroup.is_none());
+    assert!(
+        p.notices
+            .iter()
+            .any(|n| n.contains("best-effort\": running without memory 512 MiB")),
+        "{:?}",
+        p.notices
+    );
+    let e = plan(&["--profile", prof, "--require", "cgroup", "true"], &h, &fs)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("be.toml:3:1: limits: cannot set memory 512 MiB"),
+        "{e}"
+    );
+    // On the command line it is wanted: an error even over a best-effort profile.
+    assert!(plan(&["--profile", prof, "--pids", "9", "true"], &h, &fs).is_err());
+    // `unlimited` on the command line drops the profile's ceiling.
+    let p = plan(
+        &["--profile", prof, "--memory", "unlimited", "true"],
+        &h,
+        &fs,
+    )
+    .unwrap();
+    assert!(p.cgroup.is_none() && p.notices.iter().all(|n| !n.contains("best-effort")));
+    // Delegated (the user manager's layout): the leaf beside sbx's cgroup, named
+    // after the launcher, with the controllers it lacks turned on.
+    let mut h = host(false);
+    h.cgroup_self = std::cell::OnceCell::from((
+        "0::/user.slice/user-1000.slice/user@1000.service/app.slice/t.scope\n".to_string(),
+        777,
+    ));
+    let parent =
+        PathBuf::from("/sys/fs/cgroup/user.slice/user-1000.slice/user@1000.service/app.slice");
+    for f in ["", "cgroup.procs", "cgroup.subtree_control"] {
+        fs.owners.insert(parent.join(f), 1000);
+    }
+    fs.owners.insert(parent.clone(), 1000);
+    fs.files.insert(
+        parent.join("cgroup.controllers"),
+        "cpuset cpu io memory pids\n".into(),
+    );
+    fs.files
+        .insert(parent.join("cgroup.subtree_control"), "memory\n".into());
+    let p = plan(
+        &["--profile", prof, "--cpus", "1.5", "--pids", "300", "true"],
+        &h,
+        &fs,
+    )
+    .unwrap();
+    let cg = p.cgroup.expect("a cgroup plan");
+    assert_eq!(cg.parent, parent);
+    assert_eq!(cg.leaf, "sbx-4242-777");
+    assert_eq!(cg.enable, vec!["cpu", "pids"]);
+    assert_eq!(
+        cg.writes,
+        vec![
+            ("memory.max".to_string(), (512u64 << 20).to_string(), true),
+            ("memory.swap.max".into(), "0".into(), false),
+            ("cpu.max".into(), "150000 100000".into(), true),
+            ("pids.max".into(), "300".into(), true),
+        ]
+    );
+    // With a leaf, no writable bind may reach the cgroup file system (the sandbox
+    // would own its limits); read-only is fine, and so is any bind without a leaf.
+    fs.entries.insert("/sys/fs/cgroup".into(), Entry::Dir);
+    fs.real
+        .insert("/sys/fs/cgroup".into(), "/sys/fs/cgroup".into());
+    fs.real.insert("/sys".into(), "/sys".into());
+    for src in ["/sys/fs/cgroup", "/sys"] {
+        let e = plan(&["--pids", "9", "--bind", src, "true"], &h, &fs)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("holds the cgroup v2 file system"), "{src}: {e}");
+        assert!(plan(&["--pids", "9", "--ro-bind", src, "true"], &h, &fs).is_ok());
+        assert!(plan(&["--bind", src, "true"], &h, &fs).is_ok());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

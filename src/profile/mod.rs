@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::Error;
 use schema::{
-    IdMode, LandlockMode, MountEntry, NetMode, ProfileFile, Rlimits, SeccompMode, SCHEMA_VERSION,
+    IdMode, LandlockMode, Limits, MountEntry, NetMode, ProfileFile, SeccompMode, SCHEMA_VERSION,
 };
 
 /// Includes nest at most this deep.
@@ -334,10 +334,10 @@ pub struct Resolved {
     pub masks: Vec<(String, Loc)>,
     pub env_keep: Vec<String>,
     pub env_ops: Vec<EnvOp>,
-    pub rlimits: Rlimits,
+    pub limits: Limits,
     /// `[dbus]` from any profile merged: (own, talk); None: no session bus.
     pub dbus: Option<(Vec<String>, Vec<String>)>,
-    /// Where the last value of a scalar key was set (`hostname`, `ids`, `rlimits`), for
+    /// Where the last value of a scalar key was set (`hostname`, `ids`, `limits`), for
     /// errors found once the whole plan is built.
     pub key_locs: std::collections::BTreeMap<&'static str, Loc>,
 }
@@ -526,10 +526,10 @@ fn merge(src: &Source, f: ProfileFile, out: &mut Resolved) {
             .extend(env.set.into_iter().map(|(k, v)| EnvOp::Set(k, v)));
         out.env_ops.extend(env.unset.into_iter().map(EnvOp::Unset));
     }
-    if let Some(r) = f.rlimits {
-        out.key_locs.insert("rlimits", at(r.span().start));
+    if let Some(r) = f.limits {
+        out.key_locs.insert("limits", at(r.span().start));
         let r = r.into_inner();
-        let o = &mut out.rlimits;
+        let o = &mut out.limits;
         o.nofile = r.nofile.or(o.nofile);
         o.nproc = r.nproc.or(o.nproc);
         o.fsize = r.fsize.or(o.fsize.take());
@@ -538,6 +538,10 @@ fn merge(src: &Source, f: ProfileFile, out: &mut Resolved) {
         o.cpu = r.cpu.or(o.cpu);
         o.stack = r.stack.or(o.stack.take());
         o.memlock = r.memlock.or(o.memlock.take());
+        o.memory = r.memory.or(o.memory.take());
+        o.cpus = r.cpus.or(o.cpus);
+        o.pids = r.pids.or(o.pids);
+        o.cgroup = r.cgroup.or(o.cgroup);
     }
 }
 

@@ -43,7 +43,9 @@ pub struct ProfileFile {
     pub env: Option<EnvTable>,
     /// The session bus, through xdg-dbus-proxy with this filter.
     pub dbus: Option<DbusTable>,
-    pub rlimits: Option<Spanned<Rlimits>>,
+    /// `[limits]` (also spelled `[rlimits]`, its name before cgroup limits joined it).
+    #[serde(alias = "rlimits")]
+    pub limits: Option<Spanned<Limits>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -171,10 +173,12 @@ pub struct EnvTable {
     pub unset: Vec<String>,
 }
 
-/// Resource limits, applied as both soft and hard limit to the command.
+/// Resource limits: the rlimits, applied as both soft and hard limit to the command
+/// (`nproc` counts the sandbox's own processes: its user namespace's), and the
+/// cgroup v2 ceilings `memory`, `cpus`, `pids` over the whole sandbox.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Rlimits {
+pub struct Limits {
     pub nofile: Option<u64>,
     pub nproc: Option<u64>,
     pub fsize: Option<Size>,
@@ -185,4 +189,21 @@ pub struct Rlimits {
     pub cpu: Option<u64>,
     pub stack: Option<Size>,
     pub memlock: Option<Size>,
+    /// cgroup memory.max for the whole sandbox.
+    pub memory: Option<Size>,
+    /// CPUs' worth of time (fractional): cgroup cpu.max.
+    pub cpus: Option<f64>,
+    /// cgroup pids.max for the whole sandbox.
+    pub pids: Option<u64>,
+    /// What the cgroup ceilings do where no cgroup v2 subtree is delegated.
+    pub cgroup: Option<CgroupMode>,
+}
+
+/// `required` (default): no delegation is an error (exit 125); `best-effort`: the
+/// sandbox runs without the cgroup ceilings, and sbx says so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CgroupMode {
+    Required,
+    BestEffort,
 }

@@ -183,7 +183,7 @@ fn a_user_profile_extends_the_builtin_of_the_same_name() {
 fn merge_order_and_scalar_precedence() {
     let d = Dirs::new("merge");
     d.user("a", "version = 1\nhostname = \"a\"\nnet = \"host\"\nmask = [\"/ma\"]\n[[mount]]\ntype = \"dir\"\ndst = \"/a\"\n[env]\nset = { X = \"a\", Y = \"a\" }\nkeep = [\"K1\"]\n[rlimits]\nnofile = 10\ncpu = 5\n");
-    d.user("b", "version = 1\nhostname = \"b\"\nmask = [\"/mb\"]\n[[mount]]\ntype = \"dir\"\ndst = \"/b\"\n[env]\nunset = [\"Y\"]\nkeep = [\"K2\", \"K1\"]\n[rlimits]\nnofile = 20\n");
+    d.user("b", "version = 1\nhostname = \"b\"\nmask = [\"/mb\"]\n[[mount]]\ntype = \"dir\"\ndst = \"/b\"\n[env]\nunset = [\"Y\"]\nkeep = [\"K2\", \"K1\"]\n[limits]\nnofile = 20\n");
     d.user(
         "top",
         "version = 1\ninclude = [\"a\", \"b\", \"a\"]\n[[mount]]\ntype = \"dir\"\ndst = \"/top\"\n[env]\nset = { Y = \"top\" }\n",
@@ -219,8 +219,8 @@ fn merge_order_and_scalar_precedence() {
             EnvOp::Set("Y".into(), "top".into())
         ]
     );
-    assert_eq!(r.rlimits.nofile, Some(20));
-    assert_eq!(r.rlimits.cpu, Some(5));
+    assert_eq!(r.limits.nofile, Some(20));
+    assert_eq!(r.limits.cpu, Some(5));
     assert!(
         r.mounts[2].1.to_string().contains("top.toml:3:1"),
         "{}",

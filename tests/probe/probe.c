@@ -84,9 +84,26 @@ static int without_landlock(char **cmd) {
     return result(-1);
 }
 
+/* A fork bomb that settles: every process forks until fork fails, then waits for
+ * stdin to close, so the population stops at whatever ceiling stopped it and can be
+ * counted. The first process says which errno refused it. */
+static int forkbomb(void) {
+    pid_t first = getpid();
+    while (fork() >= 0)
+        ;
+    if (getpid() == first)
+        printf("refused %s\n", strerrorname_np(errno));
+    char b;
+    while (read(0, &b, 1) > 0)
+        ;
+    _exit(0);
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IONBF, 0);
     const char *c = argc > 1 ? argv[1] : "";
+    if (!strcmp(c, "forkbomb"))
+        return forkbomb();
 #if defined(__x86_64__)
     if (!strcmp(c, "x32") && argc == 3)
         /* The same call through the x32 ABI: bit 30 set. */

@@ -1,0 +1,354 @@
+//! The pure part on recorded layouts: what /proc/self/cgroup and mountinfo say on a
+//! systemd desktop (unified), in a login session scope, on a hybrid host (this
+//! project's test machine), on a cgroup v1-only host, in a container with a
+//! read-only cgroup mount, and under an administrator's delegation.
+
+use super::*;
+use crate::host::Entry;
+use std::collections::BTreeMap;
+use std::io;
+
+/// Owners and file contents of a recorded host (absent owner: root).
+#[derive(Default)]
+struct Layout {
+    owners: BTreeMap<PathBuf, u32>,
+    files: BTreeMap<PathBuf, String>,
+}
+
+impl Layout {
+    /// `dir` and its delegation files owned by `uid`, offering `controllers`.
+    fn delegated(mut self, dir: &str, uid: u32, controllers: &str, enabled: &str) -> Self {
+        for p in ["", "cgroup.procs", "cgroup.subtree_control"] {
+            self.owners.insert(Path::new(dir).join(p), uid);
+        }
+        self.owners.insert(PathBuf::from(dir), uid);
+        self.files.insert(
+            Path::new(dir).join("cgroup.controllers"),
+            format!("{controllers}\n"),
+        );
+        self.files.insert(
+            Path::new(dir).join("cgroup.subtree_control"),
+            format!("{enabled}\n"),
+        );
+        self
+    }
+}
+
+impl HostFs for Layout {
+    fn canonicalize(&self, p: &Path) -> io::Result<PathBuf> {
+        Ok(p.to_path_buf())
+    }
+    fn entry(&self, _: &Path) -> Entry {
+        Entry::Dir
+    }
+    fn is_executable_file(&self, _: &Path) -> bool {
+        false
+    }
+    fn is_privileged_helper(&self, _: &Path) -> bool {
+        false
+    }
+    fn owner(&self, p: &Path) -> Option<u32> {
+        Some(self.owners.get(p).copied().unwrap_or(0))
+    }
+    fn sockets_in(&self, _: &Path) -> Vec<std::ffi::OsString> {
+        Vec::new()
+    }
+    fn names_in(&self, _: &Path) -> Vec<std::ffi::OsString> {
+        Vec::new()
+    }
+    fn read_file(&self, p: &Path, _: u64) -> Option<Vec<u8>> {
+        self.files.get(p).map(|t| t.as_bytes().to_vec())
+    }
+}
+
+/// Debian 12 / Fedora desktop, unified hierarchy (systemd 252).
+const UNIFIED_MOUNTINFO: &str = "\
+22 1 259:2 / / rw,relatime shared:1 - ext4 /dev/nvme0n1p2 rw
+26 22 0:23 / /sys rw,nosuid,nodev,noexec,relatime shared:7 - sysfs sysfs rw
+30 26 0:27 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:9 - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot
+";
+const TERMINAL: &str = "0::/user.slice/user-1000.slice/user@1000.service/app.slice/app-org.gnome.Terminal.slice/vte-spawn-5a1b.scope\n";
+const APP_SLICE: &str =
+    "/sys/fs/cgroup/user.slice/user-1000.slice/user@1000.service/app.slice/app-org.gnome.Terminal.slice";
+
+/// This project's test machine: v1 controllers, an empty v2 hierarchy at unified.
+const HYBRID_MOUNTINFO: &str = "\
+31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+39 31 0:36 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids
+40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+";
+const HYBRID_CGROUP: &str = "\
+9:name=systemd:/
+8:pids:/
+4:memory:/process_api/04c7
+1:cpu:/
+0::/
+";
+
+fn all() -> Request {
+    Request {
+        memory: Some(1 << 30),
+        cpus: Some(0.5),
+        pids: Some(100),
+    }
+}
+
+#[test]
+fn a_terminal_under_the_user_manager_gets_a_leaf_beside_its_scope() {
+    let l = Layout::default().delegated(APP_SLICE, 1000, "cpu memory pids", "memory");
+    let (parent, enable) = find(1000, TERMINAL, UNIFIED_MOUNTINFO, &l, &all()).unwrap();
+    assert_eq!(parent, Path::new(APP_SLICE));
+    // memory is on already; the others are turned on for the leaf.
+    assert_eq!(enable, vec!["cpu", "pids"]);
+}
+
+#[test]
+fn a_login_session_scope_is_not_delegated() {
+    let own = "0::/user.slice/user-1000.slice/session-2.scope\n";
+    let l = Layout::default();
+    let e = find(1000, own, UNIFIED_MOUNTINFO, &l, &all()).unwrap_err();
+    assert_eq!(
+        e,
+        Missing::NotDelegated(
+            "/sys/fs/cgroup/user.slice/user-1000.slice/session-2.scope".into(),
+            "/sys/fs/cgroup/user.slice/user-1000.slice".into(),
+            Some(0)
+        )
+    );
+    assert!(
+        e.explain().contains("systemd-run --user --scope"),
+        "{}",
+        e.explain()
+    );
+}
+
+#[test]
+fn a_directory_owned_without_its_files_is_not_delegated() {
+    // chown of the directory alone: cgroup.procs stays root's, and moving a
+    // process in would fail.
+    let mut l = Layout::default();
+    l.owners.insert(APP_SLICE.into(), 1000);
+    assert!(matches!(
+        find(1000, TERMINAL, UNIFIED_MOUNTINFO, &l, &all()),
+        Err(Missing::NotDelegated(..))
+    ));
+    // Another user's delegation is not ours.
+    let l = Layout::default().delegated(APP_SLICE, 1001, "cpu memory pids", "");
+    assert!(matches!(
+        find(1000, TERMINAL, UNIFIED_MOUNTINFO, &l, &all()),
+        Err(Missing::NotDelegated(_, _, Some(1001)))
+    ));
+}
+
+#[test]
+fn the_hybrid_layout_says_the_controllers_are_bound_to_v1() {
+    // The root cgroup: nothing above it to make a leaf in.
+    let l = Layout::default();
+    let e = find(0, HYBRID_CGROUP, HYBRID_MOUNTINFO, &l, &all()).unwrap_err();
+    assert_eq!(e, Missing::RootCgroup("/sys/fs/cgroup/unified".into()));
+    let note = v1_note(HYBRID_MOUNTINFO, &all()).unwrap();
+    assert!(
+        note.contains("cpu at /sys/fs/cgroup/cpu, memory at /sys/fs/cgroup/memory, pids at /sys/fs/cgroup/pids"),
+        "{note}"
+    );
+    assert_eq!(v1_note(UNIFIED_MOUNTINFO, &all()), None);
+    // An administrator's delegation on the v2 side has no controllers to give.
+    let own = "4:memory:/\n0::/sbx-test/alice/session\n";
+    let l = Layout::default().delegated("/sys/fs/cgroup/unified/sbx-test/alice", 1000, "", "");
+    let e = find(1000, own, HYBRID_MOUNTINFO, &l, &all()).unwrap_err();
+    let Missing::Controllers(parent, missing, v1) = &e else {
+        panic!("{e:?}")
+    };
+    assert_eq!(parent, Path::new("/sys/fs/cgroup/unified/sbx-test/alice"));
+    assert_eq!(missing, &vec!["cpu", "memory", "pids"]);
+    assert!(v1.contains(&("memory".into(), "/sys/fs/cgroup/memory".into())));
+    let text = e.explain();
+    assert!(
+        text.contains("memory is bound to cgroup v1 at /sys/fs/cgroup/memory"),
+        "{text}"
+    );
+    assert!(
+        text.contains("systemd.unified_cgroup_hierarchy=1"),
+        "{text}"
+    );
+    // Only what is asked for is needed: nothing, then nothing is missing.
+    let none = Request::default();
+    assert_eq!(
+        find(1000, own, HYBRID_MOUNTINFO, &l, &none).unwrap(),
+        (
+            PathBuf::from("/sys/fs/cgroup/unified/sbx-test/alice"),
+            vec![]
+        )
+    );
+}
+
+#[test]
+fn a_v1_only_host_has_no_cgroup2() {
+    let mi = "35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n";
+    let own = "4:memory:/user.slice\n";
+    let e = find(1000, own, mi, &Layout::default(), &all()).unwrap_err();
+    assert_eq!(e, Missing::NoCgroup2);
+    assert!(e.explain().contains("cgroup v1 only"));
+}
+
+#[test]
+fn a_read_only_cgroup_mount_is_refused() {
+    // Docker without --cgroupns=private/rw: the container's own cgroup, read-only.
+    let mi = "650 640 0:27 / /sys/fs/cgroup ro,nosuid,nodev,noexec,relatime - cgroup2 cgroup ro\n";
+    let own = "0::/\n";
+    let e = find(1000, own, mi, &Layout::default(), &all()).unwrap_err();
+    assert_eq!(e, Missing::ReadOnly("/sys/fs/cgroup".into()));
+}
+
+#[test]
+fn no_v2_line_or_a_foreign_mount_root_is_not_found() {
+    assert_eq!(
+        find(
+            1000,
+            "4:memory:/\n",
+            UNIFIED_MOUNTINFO,
+            &Layout::default(),
+            &all()
+        )
+        .unwrap_err(),
+        Missing::NotInV2
+    );
+    // A mount of another part of the hierarchy does not show sbx's cgroup.
+    let mi = "30 26 0:27 /machine.slice /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n";
+    assert_eq!(
+        find(1000, TERMINAL, mi, &Layout::default(), &all()).unwrap_err(),
+        Missing::NotInV2
+    );
+}
+
+#[test]
+fn a_mount_of_a_subtree_and_escaped_mount_points_resolve() {
+    // The hierarchy mounted from /user.slice at a path with a space (\040).
+    let mi = "30 26 0:27 /user.slice /mnt/cg\\040v2 rw - cgroup2 cgroup2 rw\n";
+    let parent =
+        "/mnt/cg v2/user-1000.slice/user@1000.service/app.slice/app-org.gnome.Terminal.slice";
+    let l = Layout::default().delegated(parent, 1000, "memory", "");
+    let req = Request {
+        memory: Some(1 << 20),
+        ..Default::default()
+    };
+    assert_eq!(
+        find(1000, TERMINAL, mi, &l, &req).unwrap(),
+        (PathBuf::from(parent), vec!["memory"])
+    );
+}
+
+#[test]
+fn values_written() {
+    assert_eq!(cpu_max(0.5), "50000 100000");
+    assert_eq!(cpu_max(2.0), "200000 100000");
+    // The kernel's floor: 1 ms per period.
+    assert_eq!(cpu_max(0.001), "1000 100000");
+    assert_eq!(
+        all().writes(),
+        vec![
+            ("memory.max".into(), "1073741824".into(), true),
+            ("memory.swap.max".into(), "0".into(), false),
+            ("cpu.max".into(), "50000 100000".into(), true),
+            ("pids.max".into(), "100".into(), true),
+        ]
+    );
+    assert!(Request::default().writes().is_empty());
+    assert!(Request::default().is_empty());
+    assert!(!all().is_empty());
+}
+
+#[test]
+fn leaf_names_name_their_launcher() {
+    let n = leaf_name(4242, 987654);
+    assert_eq!(n, "sbx-4242-987654");
+    assert_eq!(leaf_owner(&n), Some((4242, 987654)));
+    for other in [
+        "sbx-",
+        "sbx-1",
+        "sbx-a-1",
+        "app.slice",
+        "sbx-1-x",
+        "xsbx-1-2",
+    ] {
+        assert_eq!(leaf_owner(other), None, "{other}");
+    }
+}
+
+/// The writing part on this machine's real cgroup v2 hierarchy, as root (no
+/// controller needed, nothing of the host's changed but a directory made and
+/// removed): a leaf made, a process cloned straight into it, the leaf removed once
+/// that process is reaped; a dead launcher's leaf removed, a live one's kept.
+#[test]
+fn a_leaf_is_made_entered_by_clone_and_removed() {
+    // SAFETY: trivial getter.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root to make a cgroup");
+        return;
+    }
+    let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let Some(m) = cgroup2_mounts(&mi)
+        .into_iter()
+        .find(|m| m.root == "/" && !m.ro)
+    else {
+        eprintln!("skipped: no read-write cgroup v2 mount");
+        return;
+    };
+    let parent = m.point.join(format!("sbx-unit-{}", std::process::id()));
+    std::fs::create_dir(&parent).unwrap();
+    let me = std::process::id();
+    let plan = CgroupPlan {
+        parent: parent.clone(),
+        leaf: leaf_name(me, crate::record::start_time(me as i32).unwrap()),
+        enable: vec![],
+        // A file that exists without any controller, and one that may not.
+        writes: vec![
+            ("cgroup.max.depth".into(), "1".into(), true),
+            ("memory.swap.max".into(), "0".into(), false),
+        ],
+        request: Request::default(),
+    };
+    // A dead launcher's leaf (pid 1 never has start time 1), and a live one's.
+    let stale = parent.join("sbx-1-1");
+    let live = parent.join(leaf_name(1, crate::record::start_time(1).unwrap()));
+    std::fs::create_dir(&stale).unwrap();
+    std::fs::create_dir(&live).unwrap();
+    let leaf = create(&plan, 0).unwrap();
+    assert!(!stale.exists(), "a dead launcher's leaf is removed");
+    assert!(live.exists(), "a live launcher's leaf stays");
+    assert_eq!(
+        std::fs::read_to_string(leaf.dir.join("cgroup.max.depth")).unwrap(),
+        "1\n"
+    );
+    // The child only makes syscalls (the test harness has other threads, whose
+    // locks a forked child must not need), into buffers made before the fork.
+    let want = format!("/sbx-unit-{me}/{}", plan.leaf).into_bytes();
+    let mut buf = [0u8; 4096];
+    let pid = crate::sys::clone_fork_into(0, Some(std::os::fd::AsFd::as_fd(&leaf.fd))).unwrap();
+    if pid == 0 {
+        // SAFETY: raw syscalls on a NUL-terminated path and a stack buffer.
+        unsafe {
+            let fd = libc::open(c"/proc/self/cgroup".as_ptr(), libc::O_RDONLY);
+            let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
+            let got = &buf[..n.max(0) as usize];
+            let found = got.windows(want.len()).any(|w| w == want.as_slice());
+            libc::_exit(if found { 0 } else { 1 });
+        }
+    }
+    let (_, status) = crate::sys::waitpid(pid, 0).unwrap().unwrap();
+    assert_eq!(
+        crate::sys::exit_code(status),
+        0,
+        "the child was born in the leaf"
+    );
+    // A second leaf of the same launcher is refused (the name is taken).
+    assert!(create(&plan, 0).is_err());
+    let dir = leaf.dir.clone();
+    leaf.remove();
+    assert!(!dir.exists());
+    std::fs::remove_dir(&live).unwrap();
+    std::fs::remove_dir(&parent).unwrap();
+}
