@@ -9,15 +9,28 @@
 //! the launcher removes it once PID 1 has been reaped, by which time the kernel has
 //! killed and reaped everything in the sandbox's pid namespace.
 //!
-//! Where the leaf goes: beside the cgroup sbx runs in, when that cgroup's parent is
-//! owned by the user. That is the systemd user manager's layout (everything under
-//! `user@UID.service` belongs to the user; a terminal runs in a scope under
-//! `app.slice`, and `systemd-run --user --scope sbx ...` makes one), and the layout
-//! an administrator gives by delegating a directory (chown of the directory, its
-//! `cgroup.procs` and `cgroup.subtree_control`; cgroup-v2.rst "Delegation") and
-//! starting the user's session in a child of it. The kernel lets a process move
-//! another only with write access to `cgroup.procs` of their common ancestor
-//! (cgroup-v2.rst "Delegation Containment"): the parent is that ancestor.
+//! Where the leaf goes (`find`), two layouts:
+//! - **systemd**: under the user manager (`user@UID.service`), every cgroup is the
+//!   user's, but systemd alone writes them: it rewrites a slice's
+//!   `cgroup.subtree_control` when its units change, which would take the
+//!   controllers from a leaf sbx put there, mid-run and silently. So sbx needs its own
+//!   cgroup to be one systemd delegated (`systemd-run --user --scope -p Delegate=yes
+//!   sbx ...`; systemd marks it with the `user.delegate` or `trusted.delegate`
+//!   xattr, systemd.io/CGROUP_DELEGATION). sbx moves itself into a child
+//!   `sbx-PID-START.launcher` (a cgroup that hands controllers to children may hold
+//!   no process, cgroup-v2.rst "No Internal Process Constraint") and makes the leaf
+//!   beside it.
+//! - **administrator**: elsewhere, the parent of sbx's cgroup, when that parent and
+//!   its `cgroup.procs` and `cgroup.subtree_control` are the user's (cgroup-v2.rst
+//!   "Delegation": the administrator chowns them and starts the user's session in a
+//!   child). The leaf goes in that parent.
+//!
+//! Either way the kernel lets a process move another only with write access to
+//! `cgroup.procs` of their common ancestor ("Delegation Containment"), which is the
+//! delegated cgroup. The hierarchy must be mounted with `nsdelegate` (systemd does):
+//! without it, a sandbox that can mount cgroup2 (a nesting profile) could write its
+//! own leaf's limits, whose files belong to the user it runs as; with it, the root of
+//! the sandbox's cgroup namespace (the leaf) is read-only from inside.
 //!
 //! A leaf is named `sbx-PID-START` after the launcher (its pid and start time), so a
 //! later launch can tell a leaf whose launcher died (SIGKILL) from a live one and
@@ -73,7 +86,9 @@ impl Request {
     /// that the memory ceiling is one (a hog swapped out instead of killed would
     /// still take the machine's swap); it exists only where swap is accounted.
     pub fn writes(&self) -> Vec<(String, String, bool)> {
-        let mut w = Vec::new();
+        // Cgroups the sandbox may make below its leaf (a nested container runtime):
+        // few, and removed with it (`remove_tree`).
+        let mut w = vec![("cgroup.max.descendants".to_string(), "64".to_string(), true)];
         if let Some(m) = self.memory {
             w.push(("memory.max".into(), m.to_string(), true));
             w.push(("memory.swap.max".into(), "0".into(), false));
@@ -100,6 +115,9 @@ pub fn cpu_max(cpus: f64) -> String {
 pub struct CgroupPlan {
     pub parent: PathBuf,
     pub leaf: String,
+    /// systemd layout: the child of `parent` the launcher moves into first.
+    #[serde(default)]
+    pub launcher: Option<String>,
     pub enable: Vec<String>,
     pub writes: Vec<(String, String, bool)>,
     pub request: Request,
@@ -124,6 +142,10 @@ pub enum Missing {
     RootCgroup(PathBuf),
     /// sbx's cgroup's parent is not the user's: (sbx's cgroup, its parent, owner).
     NotDelegated(PathBuf, PathBuf, Option<u32>),
+    /// Under the systemd user manager, sbx's own cgroup is not a delegated one.
+    SystemdNotDelegated(PathBuf),
+    /// The hierarchy is mounted without `nsdelegate`.
+    NoNsdelegate(PathBuf),
     /// Delegated, but without these controllers: (parent, missing, v1 mounts of them).
     Controllers(PathBuf, Vec<&'static str>, Vec<(String, String)>),
 }
@@ -131,8 +153,8 @@ pub enum Missing {
 impl Missing {
     pub fn explain(&self) -> String {
         let how =
-            "run sbx under your systemd user manager (`systemd-run --user --scope sbx ...`), \
-                   or have the administrator delegate a cgroup v2 directory to you and start your \
+            "start sbx in a scope your systemd user manager delegates (`systemd-run --user \
+                   --scope -p Delegate=yes sbx ...`), or have the administrator delegate a cgroup v2 directory to you and start your \
                    session in a child of it (sbx(1), LIMITS)";
         match self {
             Missing::NoCgroup2 => "no cgroup v2 hierarchy is mounted (this host uses cgroup v1 only); \
@@ -157,6 +179,19 @@ impl Missing {
                     Some(o) => format!("belongs to uid {o}"),
                     None => "cannot be read".into(),
                 }
+            ),
+            Missing::SystemdNotDelegated(me) => format!(
+                "sbx runs in {}, under the systemd user manager, which delegates no cgroup \
+                 to it: start sbx in a delegated scope, `systemd-run --user --scope -p \
+                 Delegate=yes sbx ...`",
+                me.display()
+            ),
+            Missing::NoNsdelegate(m) => format!(
+                "the cgroup v2 hierarchy at {} is mounted without nsdelegate, so a sandbox \
+                 able to mount it could raise its own limits; remount it with nsdelegate \
+                 (`mount -o remount,nsdelegate {}`, as systemd mounts it)",
+                m.display(),
+                m.display()
             ),
             Missing::Controllers(parent, missing, v1) => {
                 let v1: Vec<String> = v1
@@ -212,6 +247,7 @@ struct Cgroup2Mount {
     root: String,
     point: PathBuf,
     ro: bool,
+    nsdelegate: bool,
 }
 
 /// The fields of a mountinfo line that matter here: (root, mount point, mount
@@ -251,10 +287,11 @@ fn cgroup2_mounts(mountinfo: &str) -> Vec<Cgroup2Mount> {
         .lines()
         .filter_map(mountinfo_fields)
         .filter(|(_, _, _, fstype, _)| *fstype == "cgroup2")
-        .map(|(root, point, opts, _, _)| Cgroup2Mount {
+        .map(|(root, point, opts, _, sopts)| Cgroup2Mount {
             root,
             point: PathBuf::from(point),
             ro: opts.split(',').any(|o| o == "ro"),
+            nsdelegate: sopts.split(',').any(|o| o == "nsdelegate"),
         })
         .collect()
 }
@@ -291,15 +328,41 @@ fn own_cgroup(proc_cgroup: &str) -> Option<&str> {
         .filter(|p| p.starts_with('/'))
 }
 
+/// Where the leaf goes: the delegated cgroup the leaf is made in, the controllers to
+/// turn on there, and (systemd layout) that the launcher moves into a child first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delegation {
+    pub parent: PathBuf,
+    pub enable: Vec<&'static str>,
+    pub launcher_moves: bool,
+}
+
+/// Delegated to `uid`: the directory and the two files a delegate writes are the
+/// user's (cgroup-v2.rst "Delegation": chown of the directory, cgroup.procs,
+/// cgroup.subtree_control).
+fn owned(fs: &dyn HostFs, dir: &Path, uid: u32) -> bool {
+    fs.owner(dir) == Some(uid)
+        && ["cgroup.procs", "cgroup.subtree_control"]
+            .iter()
+            .all(|f| fs.owner(&dir.join(f)) == Some(uid))
+}
+
+/// systemd's mark on a cgroup it delegated (systemd.io/CGROUP_DELEGATION).
+fn marked_delegated(fs: &dyn HostFs, dir: &Path) -> bool {
+    ["trusted.delegate", "user.delegate"]
+        .iter()
+        .any(|n| fs.xattr(dir, n).as_deref() == Some(b"1"))
+}
+
 /// Where the leaf goes, or why it cannot: the pure part, from /proc/self/cgroup, the
-/// mount table and the owners (and `cgroup.controllers`) of the directories.
+/// mount table and the owners, xattrs and `cgroup.controllers` of the directories.
 pub fn find(
     uid: u32,
     proc_cgroup: &str,
     mountinfo: &str,
     fs: &dyn HostFs,
     req: &Request,
-) -> std::result::Result<(PathBuf, Vec<&'static str>), Missing> {
+) -> std::result::Result<Delegation, Missing> {
     let mounts = cgroup2_mounts(mountinfo);
     if mounts.is_empty() {
         return Err(Missing::NoCgroup2);
@@ -324,27 +387,35 @@ pub fn find(
     if mount.ro {
         return Err(Missing::ReadOnly(mount.point.clone()));
     }
-    // The root of the mount has no parent within it (and the hierarchy's root is
-    // never delegated).
-    let parent = match me.parent() {
-        Some(p) if me != mount.point && p.starts_with(&mount.point) => p.to_path_buf(),
-        _ => return Err(Missing::RootCgroup(mount.point.clone())),
+    let systemd = rel.split('/').any(|c| {
+        c.strip_prefix("user@")
+            .and_then(|c| c.strip_suffix(".service"))
+            .is_some_and(|n| !n.is_empty())
+    });
+    let (parent, launcher_moves) = if systemd {
+        if !(owned(fs, &me, uid) && marked_delegated(fs, &me)) {
+            return Err(Missing::SystemdNotDelegated(me));
+        }
+        (me, true)
+    } else {
+        // The root of the mount has no parent within it (and the hierarchy's root is
+        // never delegated).
+        let parent = match me.parent() {
+            Some(p) if me != mount.point && p.starts_with(&mount.point) => p.to_path_buf(),
+            _ => return Err(Missing::RootCgroup(mount.point.clone())),
+        };
+        if !owned(fs, &parent, uid) {
+            let owner = fs.owner(&parent);
+            return Err(Missing::NotDelegated(me, parent, owner));
+        }
+        (parent, false)
     };
-    // Delegated: the directory and the two files a delegate writes are the user's
-    // (cgroup-v2.rst "Delegation": chown of the directory, cgroup.procs,
-    // cgroup.subtree_control).
-    let owner = fs.owner(&parent);
-    let delegated = owner == Some(uid)
-        && ["cgroup.procs", "cgroup.subtree_control"]
-            .iter()
-            .all(|f| fs.owner(&parent.join(f)) == Some(uid));
-    if !delegated {
-        return Err(Missing::NotDelegated(me, parent, owner));
-    }
-    let offered = fs
-        .read_small(&parent.join("cgroup.controllers"))
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_default();
+    let read = |f: &str| {
+        fs.read_small(&parent.join(f))
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    };
+    let offered = read("cgroup.controllers");
     let missing: Vec<&'static str> = req
         .controllers()
         .into_iter()
@@ -357,16 +428,20 @@ pub fn find(
             .collect();
         return Err(Missing::Controllers(parent, missing, v1));
     }
-    let on = fs
-        .read_small(&parent.join("cgroup.subtree_control"))
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_default();
+    if !mount.nsdelegate {
+        return Err(Missing::NoNsdelegate(mount.point.clone()));
+    }
+    let on = read("cgroup.subtree_control");
     let enable = req
         .controllers()
         .into_iter()
         .filter(|c| !on.split_whitespace().any(|o| o == *c))
         .collect();
-    Ok((parent, enable))
+    Ok(Delegation {
+        parent,
+        enable,
+        launcher_moves,
+    })
 }
 
 /// The leaf's name for a launcher: its pid and start time (proc(5) stat field 22),
@@ -375,8 +450,14 @@ pub fn leaf_name(pid: u32, start: u64) -> String {
     format!("sbx-{pid}-{start}")
 }
 
-/// The launcher a leaf name stands for.
+/// The cgroup a launcher moves itself into (systemd layout), beside its leaf.
+pub fn launcher_name(leaf: &str) -> String {
+    format!("{leaf}.launcher")
+}
+
+/// The launcher a leaf (or launcher cgroup) name stands for.
 pub fn leaf_owner(name: &str) -> Option<(u32, u64)> {
+    let name = name.strip_suffix(".launcher").unwrap_or(name);
     let (pid, start) = name.strip_prefix("sbx-")?.split_once('-')?;
     Some((pid.parse().ok()?, start.parse().ok()?))
 }
@@ -391,9 +472,52 @@ fn errno_of(e: &std::io::Error) -> i32 {
     e.raw_os_error().unwrap_or(libc::EIO)
 }
 
-/// Remove the leaves in `parent` whose launcher is gone (killed before it could
-/// remove its own); a leaf still holding processes is refused by the kernel (EBUSY)
-/// and stays. Returns what was removed.
+/// Remove `dir` and the cgroups below it, deepest first (rmdir refuses a cgroup
+/// with children); the sandbox may have made some (up to cgroup.max.descendants).
+fn remove_tree(dir: &Path) -> std::io::Result<()> {
+    for e in std::fs::read_dir(dir)?.flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            remove_tree(&e.path())?;
+        }
+    }
+    std::fs::remove_dir(dir)
+}
+
+/// Kill what is left in a leaf (`cgroup.kill`, Linux 5.14) and wait, up to
+/// `limit`, for `cgroup.events` to say it is empty (the file polls with POLLPRI on
+/// change). False when it is not.
+fn kill_and_wait(dir: &Path, limit: std::time::Duration) -> bool {
+    use std::io::{Read, Seek};
+    let _ = write_file(&dir.join("cgroup.kill"), "1");
+    let Ok(mut f) = std::fs::File::open(dir.join("cgroup.events")) else {
+        return true;
+    };
+    let start = std::time::Instant::now();
+    loop {
+        let mut text = String::new();
+        let _ = f.rewind();
+        let _ = f.read_to_string(&mut text);
+        if text.lines().any(|l| l == "populated 0") {
+            return true;
+        }
+        let left = limit.saturating_sub(start.elapsed());
+        if left.is_zero() {
+            return false;
+        }
+        let mut p = libc::pollfd {
+            fd: std::os::fd::AsRawFd::as_raw_fd(&f),
+            events: libc::POLLPRI,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        unsafe { libc::poll(&mut p, 1, left.as_millis().max(1) as libc::c_int) };
+    }
+}
+
+/// Remove the leaves (and launcher cgroups) in `parent` whose launcher is gone
+/// (killed before it could remove its own): what is left in them is killed first.
+/// Returns what was removed; a leaf whose processes have not died yet stays for the
+/// next launch.
 pub fn remove_stale(parent: &Path, uid: u32) -> Vec<PathBuf> {
     use std::os::unix::fs::MetadataExt;
     let Ok(dir) = std::fs::read_dir(parent) else {
@@ -406,11 +530,11 @@ pub fn remove_stale(parent: &Path, uid: u32) -> Vec<PathBuf> {
             continue;
         };
         let ours = e.metadata().is_ok_and(|m| m.is_dir() && m.uid() == uid);
-        if ours
-            && crate::record::start_time(pid as i32) != Some(start)
-            && std::fs::remove_dir(e.path()).is_ok()
-        {
-            removed.push(e.path());
+        if ours && crate::record::start_time(pid as i32) != Some(start) {
+            kill_and_wait(&e.path(), std::time::Duration::ZERO);
+            if remove_tree(&e.path()).is_ok() {
+                removed.push(e.path());
+            }
         }
     }
     removed
@@ -430,13 +554,28 @@ pub fn create(plan: &CgroupPlan, uid: u32) -> Result<Leaf> {
         });
     }
     let step = "cgroup limits";
+    if let Some(l) = &plan.launcher {
+        // systemd layout: out of the delegated cgroup, so that it can hand its
+        // controllers to the leaf.
+        let dir = plan.parent.join(l);
+        std::fs::create_dir(&dir)
+            .map_err(|e| Error::sys(step, format!("mkdir {}", dir.display()), errno_of(&e)))?;
+        let procs = dir.join("cgroup.procs");
+        write_file(&procs, "0").map_err(|e| {
+            Error::sys(
+                step,
+                format!("write 0 to {}", procs.display()),
+                errno_of(&e),
+            )
+        })?;
+    }
     if !plan.enable.is_empty() {
         let ctl = plan.parent.join("cgroup.subtree_control");
         let v: Vec<String> = plan.enable.iter().map(|c| format!("+{c}")).collect();
         write_file(&ctl, &v.join(" ")).map_err(|e| {
             let hint = if errno_of(&e) == libc::EBUSY {
                 " (the cgroup holds processes of its own: a cgroup with processes cannot \
-                 pass controllers to children)"
+                 pass controllers to children; start sbx alone in it)"
             } else {
                 ""
             };
@@ -488,11 +627,19 @@ pub fn create(plan: &CgroupPlan, uid: u32) -> Result<Leaf> {
 
 impl Leaf {
     /// Remove the leaf once the sandbox has ended. PID 1 has been reaped, so every
-    /// process of the sandbox has exited; the kernel clears `populated` as the last
-    /// one exits, before the reap.
+    /// process of its pid namespace has exited; what may be left is outside it (an
+    /// `--enter` that joined the leaf), and is killed: the sandbox is over.
     pub fn remove(self) {
         drop(self.fd);
-        if let Err(e) = std::fs::remove_dir(&self.dir) {
+        let empty = kill_and_wait(&self.dir, std::time::Duration::from_secs(2));
+        if let (Err(e), _) | (_, Err(e)) = (
+            if empty {
+                Ok(())
+            } else {
+                Err(std::io::Error::from_raw_os_error(libc::EBUSY))
+            },
+            remove_tree(&self.dir),
+        ) {
             eprintln!(
                 "sbx: cgroup limits: rmdir {}: {} (the next launch with limits removes it)",
                 crate::text::escape(&self.dir.display().to_string()),
@@ -500,6 +647,45 @@ impl Leaf {
             );
         }
     }
+}
+
+/// Move the calling process into a running sandbox's leaf (`--enter`: what it runs
+/// is held by the sandbox's ceilings too). The leaf must carry the name of the
+/// sandbox's launcher, alive: a record naming another cgroup is refused. The kernel
+/// wants write access to `cgroup.procs` of the common ancestor, so this works from
+/// the delegated subtree the sandbox was started in; elsewhere it fails, and so
+/// does `--enter` (never a process of the sandbox outside its ceilings).
+pub fn join(plan: &CgroupPlan, launcher: i32, pid1: i32) -> Result<()> {
+    let step = "join the sandbox's cgroup";
+    let live = crate::record::start_time(launcher);
+    // The leaf must be the launcher's and hold the sandbox's PID 1 (pids as seen
+    // here, the host's).
+    let holds = std::fs::read_to_string(plan.dir().join("cgroup.procs"))
+        .is_ok_and(|t| t.lines().any(|l| l == pid1.to_string()));
+    if leaf_owner(&plan.leaf) != live.map(|s| (launcher as u32, s)) || !holds {
+        return Err(Error::new(
+            step,
+            format!(
+                "the record's cgroup {} is not its launcher's (pid {launcher}), or does not \
+                 hold the sandbox's PID 1 ({pid1})",
+                plan.dir().display()
+            ),
+        ));
+    }
+    let procs = plan.dir().join("cgroup.procs");
+    write_file(&procs, "0").map_err(|e| {
+        let hint = if errno_of(&e) == libc::EACCES {
+            " (the kernel allows it only from the delegated subtree the sandbox was started \
+             in: run --enter from there)"
+        } else {
+            ""
+        };
+        Error::sys(
+            step,
+            format!("write 0 to {}{hint}", procs.display()),
+            errno_of(&e),
+        )
+    })
 }
 
 /// Current usage in a leaf, for `--inspect` and `--list --json`: (name, value).

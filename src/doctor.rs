@@ -100,8 +100,11 @@ pub fn checks(host: &Host, fs: &dyn HostFs) -> Vec<Check> {
     let per_sandbox = kernel_version().is_some_and(|v| v >= (5, 14));
     out.push(check(
         "process ceiling",
-        per_sandbox,
-        if per_sandbox {
+        per_sandbox && host.uid != 0,
+        if host.uid == 0 {
+            "you are root: the kernel never applies RLIMIT_NPROC to uid 0, so the profiles' \
+             nproc holds nothing; run sbx as an ordinary user, or use --pids (cgroup)"
+        } else if per_sandbox {
             "RLIMIT_NPROC counts each sandbox's own processes (Linux 5.14+): every profile's \
              nproc holds a fork bomb"
         } else {
@@ -117,12 +120,12 @@ pub fn checks(host: &Host, fs: &dyn HostFs) -> Vec<Check> {
     let mountinfo = fs.mountinfo();
     out.push(
         match cgroup::find(host.uid, &host.cgroup_self().0, &mountinfo, fs, &all) {
-            Ok((parent, _)) => check(
+            Ok(d) => check(
                 "cgroup limits",
                 true,
                 format!(
                     "--memory, --cpus and --pids make their leaf in {}",
-                    parent.display()
+                    d.parent.display()
                 ),
             ),
             Err(m) => check(

@@ -50,6 +50,11 @@ pub trait HostFs {
     fn mountinfo(&self) -> String {
         String::new()
     }
+    /// The extended attribute `name` of `p` itself (e.g. systemd's `user.delegate`
+    /// on a cgroup it delegated).
+    fn xattr(&self, _p: &Path, _name: &str) -> Option<Vec<u8>> {
+        None
+    }
     /// A regular file of at most `max` bytes, opened as the user without following a
     /// symlink and without blocking (a planted FIFO must not hang sbx); None
     /// otherwise.
@@ -116,6 +121,22 @@ impl HostFs for RealFs {
 
     fn mountinfo(&self) -> String {
         std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default()
+    }
+
+    fn xattr(&self, p: &Path, name: &str) -> Option<Vec<u8>> {
+        let path = crate::sys::cstr(p.as_os_str());
+        let name = std::ffi::CString::new(name).ok()?;
+        let mut buf = [0u8; 256];
+        // SAFETY: NUL-terminated strings and a buffer of the length given.
+        let n = unsafe {
+            libc::lgetxattr(
+                path.as_ptr(),
+                name.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        };
+        (n >= 0).then(|| buf[..n as usize].to_vec())
     }
 
     fn entry_owner(&self, p: &Path) -> (Entry, Option<u32>) {
@@ -230,6 +251,9 @@ impl HostFs for CachedFs<'_> {
     }
     fn mountinfo(&self) -> String {
         self.inner.mountinfo()
+    }
+    fn xattr(&self, p: &Path, name: &str) -> Option<Vec<u8>> {
+        self.inner.xattr(p, name)
     }
 }
 

@@ -217,6 +217,11 @@ fn enter(cli: &Cli, host: &Host, name: &str) -> Result<i32> {
         rec.env.push(("INPUTRC".into(), "/etc/inputrc".into()));
     }
     let prep = prepared(&rec, command);
+    // Into the sandbox's cgroup first, while paths are the host's (and before the
+    // cgroup namespace, whose root the kernel would not let us enter from outside).
+    if let Some(cg) = &rec.cgroup {
+        crate::cgroup::join(cg, rec.launcher, rec.pid1).map_err(|e| e.within(&step))?;
+    }
     let terminal = crate::tty::save();
     let set = launch::handled();
     sys::sigmask(libc::SIG_BLOCK, &set);

@@ -113,10 +113,7 @@ pub fn clone_fork_into(extra: libc::c_int, cgroup: Option<BorrowedFd>) -> SysRes
         )
     };
     check(ret, || {
-        format!(
-            "clone3(flags={:#x}|CLONE_INTO_CGROUP)",
-            extra as u64 | libc::SIGCHLD as u64
-        )
+        format!("clone3(flags={}|CLONE_INTO_CGROUP)", ns_flag_names(extra))
     })
     .map(|p| p as libc::pid_t)
 }

@@ -81,9 +81,38 @@ fn the_process_limit_counts_the_sandboxs_own_processes() {
 
 /// Every shipped profile that runs commands has a process ceiling, tight for
 /// `untrusted`, generous for the rest; `--limit` overrides it.
+/// `u`'s own hard limit on processes (a sandbox's ceiling is never above it).
+fn hard_nproc(u: &User) -> u64 {
+    let mut c = as_user(u, "cat");
+    c.arg("/proc/self/limits");
+    let o = output(c);
+    let line = stdout(&o)
+        .lines()
+        .find(|l| l.starts_with("Max processes"))
+        .unwrap()
+        .to_string();
+    line.split_whitespace()
+        .nth(3)
+        .unwrap()
+        .parse()
+        .unwrap_or(u64::MAX)
+}
+
+/// Whether `u` has a delegated cgroup here (then the no-delegation errors cannot
+/// be seen).
+fn cgroup_delegated(u: &User) -> bool {
+    let o = run(u, &["--doctor", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["name"] == "cgroup limits" && c["ok"] == true)
+}
+
 #[test]
 fn every_shipped_profile_has_a_process_ceiling() {
     let u = &users()[0];
+    let hard = hard_nproc(u);
     for (profile, want) in [
         ("minimal", 4096),
         ("default", 4096),
@@ -103,7 +132,11 @@ fn every_shipped_profile_has_a_process_ceiling() {
             .iter()
             .find(|r| r[0] == "nproc")
             .map(|r| r[1].as_u64().unwrap());
-        assert_eq!(nproc, Some(want), "{profile}");
+        assert_eq!(
+            nproc,
+            Some(want.min(hard)),
+            "{profile} (your hard limit: {hard})"
+        );
     }
     // In force inside, and overridable.
     let limits = sh(u, &["--limit", "nproc=300"], "cat /proc/self/limits");
@@ -116,6 +149,11 @@ fn every_shipped_profile_has_a_process_ceiling() {
         ["300", "300"]
     );
 }
+
+/// Held by the tests that load the machine (the fork bombs, the parallel build),
+/// so that the host's responsiveness is measured against the bomb alone, not
+/// against another test of this file running beside it.
+static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Tasks of `pids` and all their descendants (threads counted), from the host.
 fn tasks_under(root: i32) -> usize {
@@ -166,6 +204,7 @@ fn host_start_ms(u: &User) -> f64 {
 /// processes the user has elsewhere. When the sandbox ends nothing of either is left.
 #[test]
 fn a_fork_bomb_stops_at_the_sandboxs_ceiling() {
+    let _alone = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
     let probe = probe_bin();
     let p = probe.to_str().unwrap();
     for u in users() {
@@ -291,6 +330,7 @@ b.wait()
 for t in ts: t.join()
 print("threads", n)
 "#;
+    let _alone = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
     for u in users() {
         for profile in ["default", "dev"] {
             let out = sh(u, &["--profile", profile], build);
@@ -314,6 +354,13 @@ print("threads", n)
 #[test]
 fn cgroup_limits_without_delegation_are_refused() {
     for u in users() {
+        if cgroup_delegated(u) {
+            skip(
+                Lacking::Kernel,
+                &format!("{} has a delegated cgroup here: no error to see", u.name),
+            );
+            continue;
+        }
         for (args, what) in [
             (
                 &["--memory", "512M"][..],
@@ -447,6 +494,22 @@ impl Delegation {
         wait_output(child, "sbx in a delegated cgroup")
     }
 
+    /// As `sbx`, but returns once the command has printed `up`.
+    fn spawn(&self, u: &User, args: &[&str]) -> std::process::Child {
+        let quoted: Vec<String> = args.iter().map(|a| format!("'{a}'")).collect();
+        let script = format!("read go; exec {} {}", sbx_bin().display(), quoted.join(" "));
+        let mut c = as_user(u, "sh");
+        c.args(["-c", &script])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        std::fs::write(self.session.join("cgroup.procs"), child.id().to_string()).unwrap();
+        child.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
+        let fd = std::os::fd::AsRawFd::as_raw_fd(child.stdout.as_ref().unwrap());
+        assert!(read_until(fd, "up", Duration::from_secs(30)).contains("up"));
+        child
+    }
+
     fn leaves(&self) -> Vec<String> {
         std::fs::read_dir(&self.parent)
             .unwrap()
@@ -464,6 +527,33 @@ impl Drop for Delegation {
         }
         let _ = std::fs::remove_dir(&self.session);
         let _ = std::fs::remove_dir(&self.parent);
+    }
+}
+
+/// Wait until `cgroup.events` of `dir` says `populated 0`, woken by the kernel's
+/// notification on that file (POLLPRI), up to `limit`.
+fn wait_empty(dir: &Path, limit: Duration) -> bool {
+    use std::io::{Read, Seek};
+    let mut f = std::fs::File::open(dir.join("cgroup.events")).unwrap();
+    let start = Instant::now();
+    loop {
+        let mut text = String::new();
+        f.rewind().unwrap();
+        f.read_to_string(&mut text).unwrap();
+        if text.lines().any(|l| l == "populated 0") {
+            return true;
+        }
+        let left = limit.saturating_sub(start.elapsed());
+        if left.is_zero() {
+            return false;
+        }
+        let mut p = libc::pollfd {
+            fd: std::os::fd::AsRawFd::as_raw_fd(&f),
+            events: libc::POLLPRI,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        unsafe { libc::poll(&mut p, 1, left.as_millis() as i32) };
     }
 }
 
@@ -505,41 +595,61 @@ fn cgroup_limits_where_delegated() {
         // Inside, the leaf is the cgroup root, and its limit is in force.
         let o = d.sbx(u, &["--memory", "64M", "--", "cat", "/proc/self/cgroup"]);
         assert_eq!(stdout(&o), "0::/\n", "{}", stderr(&o));
-        // Half a CPU: a second of busy loop gets about half a second of CPU.
+        // Half a CPU: two seconds of busy loop get about one second of CPU, against
+        // about two without the ceiling.
         let busy = "import time, os\nt = time.time()\nwhile time.time() - t < 2: pass\nprint(os.times()[0] + os.times()[1])";
-        let o = d.sbx(u, &["--cpus", "0.5", "--", "python3", "-c", busy]);
-        let cpu: f64 = stdout(&o)
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("{}", stderr(&o)));
+        let cpu = |args: &[&str]| -> f64 {
+            let mut a = args.to_vec();
+            a.extend(["--", "python3", "-c", busy]);
+            let o = d.sbx(u, &a);
+            stdout(&o)
+                .trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("{}", stderr(&o)))
+        };
+        let (half, free) = (cpu(&["--cpus", "0.5"]), cpu(&["--memory", "1G"]));
+        eprintln!(
+            "as {}: {half:.2} s of CPU at --cpus 0.5, {free:.2} s without",
+            u.name
+        );
         assert!(
-            cpu < 1.3,
-            "as {}: {cpu} s of CPU in 2 s at --cpus 0.5",
+            half < 1.3 && half < free * 0.7,
+            "as {}: {half} s of CPU at --cpus 0.5 against {free} s",
             u.name
         );
         // --pids: the sandbox's tasks stop there.
         let o = d.sbx(u, &["--pids", "20", "--", "python3", "-c", FORKER, "50"]);
         assert!(stdout(&o).contains("errno 11"), "{}", stdout(&o));
         assert_eq!(d.leaves(), Vec::<String>::new(), "every leaf removed");
-        // sbx SIGKILLed: its leaf stays until the next launch with limits.
-        let mut c = as_user(u, "sh");
-        c.args([
-            "-c",
-            &format!(
-                "read go; exec {} --pids 50 -- sh -c 'echo up; read x'",
-                sbx_bin().display()
-            ),
-        ])
-        .stdin(Stdio::piped());
-        let mut child = c.stdout(Stdio::piped()).spawn().unwrap();
-        std::fs::write(d.session.join("cgroup.procs"), child.id().to_string()).unwrap();
-        child.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
-        let fd = std::os::fd::AsRawFd::as_raw_fd(child.stdout.as_ref().unwrap());
-        assert!(read_until(fd, "up", Duration::from_secs(30)).contains("up"));
+        // --enter from the same delegated subtree joins the leaf (the cgroup root
+        // inside); sbx SIGKILLed: its leaf stays until the next launch with limits.
+        let name = format!("cg{}", unique());
+        let mut child = d.spawn(
+            u,
+            &[
+                "--name",
+                &name,
+                "--pids",
+                "50",
+                "--",
+                "sh",
+                "-c",
+                "echo up; read x",
+            ],
+        );
+        let o = d.sbx(u, &["--enter", &name, "--", "cat", "/proc/self/cgroup"]);
+        assert_eq!(stdout(&o), "0::/\n", "as {}: {}", u.name, stderr(&o));
         // SAFETY: killing our own child.
         unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
         let _ = child.wait();
-        assert_eq!(d.leaves().len(), 1, "the killed sbx's leaf is left");
+        let left = d.leaves();
+        assert_eq!(left.len(), 1, "the killed sbx's leaf is left");
+        // Its processes die of PDEATHSIG in their own time: a leaf still holding one
+        // is not stale yet (the kernel refuses to remove it). Wait until it is empty.
+        assert!(
+            wait_empty(&d.parent.join(&left[0]), Duration::from_secs(30)),
+            "the killed sandbox lingers"
+        );
         let o = d.sbx(u, &["--pids", "50", "--", "true"]);
         assert_eq!(code(&o), 0, "{}", stderr(&o));
         assert_eq!(d.leaves(), Vec::<String>::new(), "the stale leaf removed");
@@ -573,6 +683,15 @@ fn inspect_and_list_show_limits_and_usage() {
         .unwrap();
         let fd = std::os::fd::AsRawFd::as_raw_fd(child.stdout.as_ref().unwrap());
         assert!(read_until(fd, "up", Duration::from_secs(30)).contains("up"));
+        // The record is written once PID 1 has started the command, maybe after
+        // the command printed: wait for the name to be listed.
+        let start = Instant::now();
+        while !stdout(&run(u, &["--list"])).contains(&name) {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "{name} never listed"
+            );
+        }
         let o = run(u, &["--inspect", &name]);
         assert_eq!(code(&o), 0, "{}", stderr(&o));
         let text = stdout(&o);
@@ -630,7 +749,8 @@ fn doctor_reports_the_host() {
         assert!(line("process ceiling").starts_with("ok "), "{text}");
         let cg = line("cgroup limits");
         assert!(
-            cg.starts_with("no ") && cg.contains("unavailable: "),
+            cg.starts_with("ok ") == cgroup_delegated(u)
+                && (cg.starts_with("ok ") || cg.contains("unavailable: ")),
             "{cg}"
         );
         let o = run(u, &["--doctor", "--json"]);

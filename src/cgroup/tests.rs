@@ -13,6 +13,7 @@ use std::io;
 struct Layout {
     owners: BTreeMap<PathBuf, u32>,
     files: BTreeMap<PathBuf, String>,
+    xattrs: BTreeMap<(PathBuf, String), Vec<u8>>,
 }
 
 impl Layout {
@@ -59,6 +60,11 @@ impl HostFs for Layout {
     fn read_file(&self, p: &Path, _: u64) -> Option<Vec<u8>> {
         self.files.get(p).map(|t| t.as_bytes().to_vec())
     }
+    fn xattr(&self, p: &Path, name: &str) -> Option<Vec<u8>> {
+        self.xattrs
+            .get(&(p.to_path_buf(), name.to_string()))
+            .cloned()
+    }
 }
 
 /// Debian 12 / Fedora desktop, unified hierarchy (systemd 252).
@@ -96,13 +102,60 @@ fn all() -> Request {
     }
 }
 
+const SCOPE: &str = "/sys/fs/cgroup/user.slice/user-1000.slice/user@1000.service/app.slice/app-org.gnome.Terminal.slice/vte-spawn-5a1b.scope";
+
 #[test]
-fn a_terminal_under_the_user_manager_gets_a_leaf_beside_its_scope() {
-    let l = Layout::default().delegated(APP_SLICE, 1000, "cpu memory pids", "memory");
-    let (parent, enable) = find(1000, TERMINAL, UNIFIED_MOUNTINFO, &l, &all()).unwrap();
-    assert_eq!(parent, Path::new(APP_SLICE));
-    // memory is on already; the others are turned on for the leaf.
-    assert_eq!(enable, vec!["cpu", "pids"]);
+fn under_the_user_manager_only_a_delegated_scope_takes_leaves() {
+    // Everything under user@1000.service is the user's, but systemd writes it: the
+    // terminal's scope and its slice are not delegated, and sbx says how to get one.
+    let l = Layout::default()
+        .delegated(APP_SLICE, 1000, "cpu memory pids", "memory")
+        .delegated(SCOPE, 1000, "cpu memory pids", "");
+    let e = find(1000, TERMINAL, UNIFIED_MOUNTINFO, &l, &all()).unwrap_err();
+    assert_eq!(e, Missing::SystemdNotDelegated(SCOPE.into()));
+    assert!(
+        e.explain()
+            .contains("systemd-run --user --scope -p Delegate=yes sbx"),
+        "{}",
+        e.explain()
+    );
+    // `systemd-run --user --scope -p Delegate=yes`: the scope carries systemd's mark;
+    // the leaf goes inside it, and the launcher moves out of the way first.
+    for mark in ["user.delegate", "trusted.delegate"] {
+        let mut l = Layout::default().delegated(SCOPE, 1000, "cpu memory pids", "memory");
+        l.xattrs.insert((SCOPE.into(), mark.into()), b"1".to_vec());
+        let d = find(1000, TERMINAL, UNIFIED_MOUNTINFO, &l, &all()).unwrap();
+        assert_eq!(
+            d,
+            Delegation {
+                parent: SCOPE.into(),
+                enable: vec!["cpu", "pids"],
+                launcher_moves: true
+            }
+        );
+        // Marked, but another user's: no.
+        let mut l = Layout::default().delegated(SCOPE, 1001, "cpu memory pids", "");
+        l.xattrs.insert((SCOPE.into(), mark.into()), b"1".to_vec());
+        assert!(find(1000, TERMINAL, UNIFIED_MOUNTINFO, &l, &all()).is_err());
+    }
+}
+
+#[test]
+fn without_nsdelegate_the_sandbox_could_write_its_limits() {
+    let own = "0::/srv/alice/session\n";
+    let mi = "30 26 0:27 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw\n";
+    let l = Layout::default().delegated("/sys/fs/cgroup/srv/alice", 1000, "cpu memory pids", "");
+    let e = find(1000, own, mi, &l, &all()).unwrap_err();
+    assert_eq!(e, Missing::NoNsdelegate("/sys/fs/cgroup".into()));
+    assert!(
+        e.explain().contains("remount,nsdelegate"),
+        "{}",
+        e.explain()
+    );
+    let mi = "30 26 0:27 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n";
+    let d = find(1000, own, mi, &l, &all()).unwrap();
+    assert_eq!(d.parent, Path::new("/sys/fs/cgroup/srv/alice"));
+    assert!(!d.launcher_moves);
 }
 
 #[test]
@@ -129,18 +182,29 @@ fn a_login_session_scope_is_not_delegated() {
 fn a_directory_owned_without_its_files_is_not_delegated() {
     // chown of the directory alone: cgroup.procs stays root's, and moving a
     // process in would fail.
+    let own = "0::/srv/alice/session\n";
+    let parent = "/sys/fs/cgroup/srv/alice";
     let mut l = Layout::default();
-    l.owners.insert(APP_SLICE.into(), 1000);
+    l.owners.insert(parent.into(), 1000);
     assert!(matches!(
-        find(1000, TERMINAL, UNIFIED_MOUNTINFO, &l, &all()),
+        find(1000, own, UNIFIED_MOUNTINFO, &l, &all()),
         Err(Missing::NotDelegated(..))
     ));
     // Another user's delegation is not ours.
-    let l = Layout::default().delegated(APP_SLICE, 1001, "cpu memory pids", "");
+    let l = Layout::default().delegated(parent, 1001, "cpu memory pids", "");
     assert!(matches!(
-        find(1000, TERMINAL, UNIFIED_MOUNTINFO, &l, &all()),
+        find(1000, own, UNIFIED_MOUNTINFO, &l, &all()),
         Err(Missing::NotDelegated(_, _, Some(1001)))
     ));
+    let l = Layout::default().delegated(parent, 1000, "cpu memory pids", "cpu memory pids");
+    assert_eq!(
+        find(1000, own, UNIFIED_MOUNTINFO, &l, &all()).unwrap(),
+        Delegation {
+            parent: parent.into(),
+            enable: vec![],
+            launcher_moves: false
+        }
+    );
 }
 
 #[test]
@@ -176,12 +240,10 @@ fn the_hybrid_layout_says_the_controllers_are_bound_to_v1() {
     );
     // Only what is asked for is needed: nothing, then nothing is missing.
     let none = Request::default();
+    // (and then the missing nsdelegate is what stops it).
     assert_eq!(
-        find(1000, own, HYBRID_MOUNTINFO, &l, &none).unwrap(),
-        (
-            PathBuf::from("/sys/fs/cgroup/unified/sbx-test/alice"),
-            vec![]
-        )
+        find(1000, own, HYBRID_MOUNTINFO, &l, &none).unwrap_err(),
+        Missing::NoNsdelegate("/sys/fs/cgroup/unified".into())
     );
 }
 
@@ -226,18 +288,21 @@ fn no_v2_line_or_a_foreign_mount_root_is_not_found() {
 
 #[test]
 fn a_mount_of_a_subtree_and_escaped_mount_points_resolve() {
-    // The hierarchy mounted from /user.slice at a path with a space (\040).
-    let mi = "30 26 0:27 /user.slice /mnt/cg\\040v2 rw - cgroup2 cgroup2 rw\n";
-    let parent =
-        "/mnt/cg v2/user-1000.slice/user@1000.service/app.slice/app-org.gnome.Terminal.slice";
+    // The hierarchy mounted from /srv at a path with a space (\040).
+    let mi = "30 26 0:27 /srv /mnt/cg\\040v2 rw - cgroup2 cgroup2 rw,nsdelegate\n";
+    let parent = "/mnt/cg v2/alice";
     let l = Layout::default().delegated(parent, 1000, "memory", "");
     let req = Request {
         memory: Some(1 << 20),
         ..Default::default()
     };
     assert_eq!(
-        find(1000, TERMINAL, mi, &l, &req).unwrap(),
-        (PathBuf::from(parent), vec!["memory"])
+        find(1000, "0::/srv/alice/session\n", mi, &l, &req).unwrap(),
+        Delegation {
+            parent: parent.into(),
+            enable: vec!["memory"],
+            launcher_moves: false
+        }
     );
 }
 
@@ -250,13 +315,14 @@ fn values_written() {
     assert_eq!(
         all().writes(),
         vec![
+            ("cgroup.max.descendants".into(), "64".into(), true),
             ("memory.max".into(), "1073741824".into(), true),
             ("memory.swap.max".into(), "0".into(), false),
             ("cpu.max".into(), "50000 100000".into(), true),
             ("pids.max".into(), "100".into(), true),
         ]
     );
-    assert!(Request::default().writes().is_empty());
+    assert_eq!(Request::default().writes().len(), 1);
     assert!(Request::default().is_empty());
     assert!(!all().is_empty());
 }
@@ -279,9 +345,11 @@ fn leaf_names_name_their_launcher() {
 }
 
 /// The writing part on this machine's real cgroup v2 hierarchy, as root (no
-/// controller needed, nothing of the host's changed but a directory made and
-/// removed): a leaf made, a process cloned straight into it, the leaf removed once
-/// that process is reaped; a dead launcher's leaf removed, a live one's kept.
+/// controller needed, nothing of the host's changed but directories made and
+/// removed): the launcher moved out of the delegated cgroup, a leaf made and filled,
+/// a process cloned straight into it, cgroups the sandbox made below it bounded
+/// and removed with it; a dead launcher's leaf (with children) and launcher cgroup
+/// removed, a live one's kept.
 #[test]
 fn a_leaf_is_made_entered_by_clone_and_removed() {
     // SAFETY: trivial getter.
@@ -297,31 +365,56 @@ fn a_leaf_is_made_entered_by_clone_and_removed() {
         eprintln!("skipped: no read-write cgroup v2 mount");
         return;
     };
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    let own = m
+        .point
+        .join(own_cgroup(&own).unwrap().trim_start_matches('/'));
     let parent = m.point.join(format!("sbx-unit-{}", std::process::id()));
     std::fs::create_dir(&parent).unwrap();
     let me = std::process::id();
+    let leaf = leaf_name(me, crate::record::start_time(me as i32).unwrap());
     let plan = CgroupPlan {
         parent: parent.clone(),
-        leaf: leaf_name(me, crate::record::start_time(me as i32).unwrap()),
+        launcher: Some(launcher_name(&leaf)),
+        leaf,
         enable: vec![],
-        // A file that exists without any controller, and one that may not.
+        // Files that exist without any controller, and one that may not.
         writes: vec![
-            ("cgroup.max.depth".into(), "1".into(), true),
+            ("cgroup.max.depth".into(), "2".into(), true),
+            ("cgroup.max.descendants".into(), "2".into(), true),
             ("memory.swap.max".into(), "0".into(), false),
         ],
         request: Request::default(),
     };
-    // A dead launcher's leaf (pid 1 never has start time 1), and a live one's.
+    // A dead launcher's leaf with a child and its launcher cgroup (pid 1 never has
+    // start time 1), and a live one's.
     let stale = parent.join("sbx-1-1");
+    let stale_launcher = parent.join(launcher_name("sbx-1-1"));
     let live = parent.join(leaf_name(1, crate::record::start_time(1).unwrap()));
-    std::fs::create_dir(&stale).unwrap();
-    std::fs::create_dir(&live).unwrap();
-    let leaf = create(&plan, 0).unwrap();
-    assert!(!stale.exists(), "a dead launcher's leaf is removed");
+    for d in [stale.join("child"), stale_launcher.clone(), live.clone()] {
+        std::fs::create_dir_all(&d).unwrap();
+    }
+    let made = create(&plan, 0);
+    // Back where the test harness was, whatever happened.
+    let back = || std::fs::write(own.join("cgroup.procs"), "0").unwrap();
+    let leaf = made.unwrap_or_else(|e| {
+        back();
+        panic!("{e}")
+    });
+    let moved = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    back();
+    assert!(
+        moved.contains(&format!("/sbx-unit-{me}/{}.launcher", plan.leaf)),
+        "the launcher moved out of the delegated cgroup: {moved}"
+    );
+    assert!(
+        !stale.exists() && !stale_launcher.exists(),
+        "a dead launcher's cgroups are removed"
+    );
     assert!(live.exists(), "a live launcher's leaf stays");
     assert_eq!(
         std::fs::read_to_string(leaf.dir.join("cgroup.max.depth")).unwrap(),
-        "1\n"
+        "2\n"
     );
     // The child only makes syscalls (the test harness has other threads, whose
     // locks a forked child must not need), into buffers made before the fork.
@@ -344,11 +437,39 @@ fn a_leaf_is_made_entered_by_clone_and_removed() {
         0,
         "the child was born in the leaf"
     );
+    // Cgroups made below the leaf: bounded by cgroup.max.descendants.
+    std::fs::create_dir_all(leaf.dir.join("a/b")).unwrap();
+    let third = std::fs::create_dir(leaf.dir.join("c")).unwrap_err();
+    assert_eq!(third.raw_os_error(), Some(libc::EAGAIN));
     // A second leaf of the same launcher is refused (the name is taken).
     assert!(create(&plan, 0).is_err());
     let dir = leaf.dir.clone();
     leaf.remove();
-    assert!(!dir.exists());
-    std::fs::remove_dir(&live).unwrap();
-    std::fs::remove_dir(&parent).unwrap();
+    assert!(!dir.exists(), "removed with what was made below it");
+    for d in [live, parent.join(launcher_name(&plan.leaf)), parent] {
+        std::fs::remove_dir(&d).unwrap();
+    }
+}
+
+#[test]
+fn joining_a_leaf_not_named_after_the_live_launcher_is_refused() {
+    let me = std::process::id();
+    let plan = |leaf: &str| CgroupPlan {
+        parent: "/nonexistent".into(),
+        leaf: leaf.into(),
+        launcher: None,
+        enable: vec![],
+        writes: vec![],
+        request: Request::default(),
+    };
+    for leaf in ["sbx-1-1", "app.slice", &format!("sbx-{me}-1")] {
+        let e = join(&plan(leaf), me as i32, 1).unwrap_err().to_string();
+        assert!(e.contains("is not its launcher's"), "{leaf}: {e}");
+    }
+    // The right name, but a cgroup that does not hold the sandbox's PID 1.
+    let start = crate::record::start_time(me as i32).unwrap();
+    let e = join(&plan(&leaf_name(me, start)), me as i32, 1)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("is not its launcher's"), "{e}");
 }

@@ -172,7 +172,10 @@ pub fn profile_request(p: &Resolved) -> Result<Request> {
             .transpose()
             .map_err(|e| at(format!("memory: {e}")))?,
         cpus: r.cpus.map(cpus_valid).transpose().map_err(at)?,
-        pids: r.pids,
+        pids: match r.pids {
+            Some(0) => return Err(at("pids: 0 would stop the sandbox before it starts".into())),
+            p => p,
+        },
     })
 }
 
@@ -191,6 +194,12 @@ pub fn resolve(cli: &Cli, profile: &Resolved, host: &Host, fs: &dyn HostFs) -> R
         || cli.require.contains(&crate::cli::Layer::Cgroup);
     let mut cgroup_step = profile.where_set("limits");
     for (key, value, opt) in cli_limits(cli)? {
+        if is_cgroup(&key) && matches!(value, Value::Int(0)) {
+            return Err(Error::new(
+                opt,
+                format!("{key} 0 would stop the sandbox before it starts; give a ceiling above 0"),
+            ));
+        }
         if is_cgroup(&key) {
             let v = match value {
                 Value::Unlimited => None,
@@ -236,6 +245,15 @@ pub fn resolve(cli: &Cli, profile: &Resolved, host: &Host, fs: &dyn HostFs) -> R
     }
     rlimits.sort_by_key(|(k, _)| KEYS.iter().position(|(n, _)| n == k));
     let mut notices = Vec::new();
+    // copy_process() skips the RLIMIT_NPROC check for uid 0 (INIT_USER): said, not
+    // assumed to hold.
+    if host.uid == 0 && rlimits.iter().any(|(k, v)| k == "nproc" && *v != UNLIMITED) {
+        notices.push(
+            "running as root: the kernel does not apply the process ceiling (nproc) to uid 0; \
+             run sbx as an ordinary user, or use --pids where cgroups are delegated"
+                .to_string(),
+        );
+    }
     let cgroup = if req.is_empty() {
         None
     } else {
@@ -245,13 +263,25 @@ pub fn resolve(cli: &Cli, profile: &Resolved, host: &Host, fs: &dyn HostFs) -> R
             _ => m.explain() + &cgroup::v1_note(&mountinfo, &req).unwrap_or_default(),
         };
         match cgroup::find(host.uid, &host.cgroup_self().0, &mountinfo, fs, &req) {
-            Ok((parent, enable)) => Some(CgroupPlan {
-                parent,
-                leaf: cgroup::leaf_name(host.pid, host.cgroup_self().1),
-                enable: enable.into_iter().map(String::from).collect(),
-                writes: req.writes(),
-                request: req,
-            }),
+            Ok(d) => {
+                // The leaf's name must tell a live launcher from a dead one.
+                let start = host.cgroup_self().1;
+                if start == 0 {
+                    return Err(Error::new(
+                        cgroup_step,
+                        "cannot read sbx's own start time (/proc/self/stat), which names its cgroup",
+                    ));
+                }
+                let leaf = cgroup::leaf_name(host.pid, start);
+                Some(CgroupPlan {
+                    parent: d.parent,
+                    launcher: d.launcher_moves.then(|| cgroup::launcher_name(&leaf)),
+                    leaf,
+                    enable: d.enable.into_iter().map(String::from).collect(),
+                    writes: req.writes(),
+                    request: req,
+                })
+            }
             Err(m) if cgroup_required => {
                 return Err(Error::new(
                     cgroup_step,

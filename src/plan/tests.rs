@@ -27,6 +27,8 @@ struct FakeFs {
     unprivileged_helpers: bool,
     /// /proc/self/mountinfo.
     mountinfo: String,
+    /// Extended attributes: (path, name) -> value.
+    xattrs: BTreeMap<(PathBuf, String), Vec<u8>>,
 }
 
 impl HostFs for FakeFs {
@@ -77,6 +79,11 @@ impl HostFs for FakeFs {
     }
     fn mountinfo(&self) -> String {
         self.mountinfo.clone()
+    }
+    fn xattr(&self, p: &Path, name: &str) -> Option<Vec<u8>> {
+        self.xattrs
+            .get(&(p.to_path_buf(), name.to_string()))
+            .cloned()
     }
 }
 
@@ -1146,6 +1153,26 @@ fn limits_from_profile_and_command_line() {
     // minimal's nproc 4096 is above the caller's 2000: the caller's holds.
     let p = plan(&["--profile", "minimal", "true"], &h, &fs).unwrap();
     assert_eq!(get(&p, "nproc"), Some(2000));
+    assert!(p.notices.iter().all(|n| !n.contains("running as root")));
+    // The kernel exempts uid 0 from RLIMIT_NPROC: said.
+    let mut root = host(false);
+    root.uid = 0;
+    let p = plan(&["--profile", "minimal", "true"], &root, &fs).unwrap();
+    assert!(
+        p.notices.iter().any(|n| n.contains("running as root")),
+        "{:?}",
+        p.notices
+    );
+    for args in [
+        &["--memory", "0"][..],
+        &["--pids", "0"],
+        &["--limit", "pids=0"],
+    ] {
+        let mut a = args.to_vec();
+        a.push("true");
+        let e = plan(&a, &h, &fs).unwrap_err().to_string();
+        assert!(e.contains("0 would stop the sandbox"), "{e}");
+    }
     assert!(p.cgroup.is_none());
     let p = plan(
         &[
@@ -1254,8 +1281,12 @@ fn cgroup_limits_follow_the_delegation() {
         "0::/user.slice/user-1000.slice/user@1000.service/app.slice/t.scope\n".to_string(),
         777,
     ));
-    let parent =
-        PathBuf::from("/sys/fs/cgroup/user.slice/user-1000.slice/user@1000.service/app.slice");
+    let parent = PathBuf::from(
+        "/sys/fs/cgroup/user.slice/user-1000.slice/user@1000.service/app.slice/t.scope",
+    );
+    // Started by `systemd-run --user --scope -p Delegate=yes`: systemd's mark.
+    fs.xattrs
+        .insert((parent.clone(), "user.delegate".into()), b"1".to_vec());
     for f in ["", "cgroup.procs", "cgroup.subtree_control"] {
         fs.owners.insert(parent.join(f), 1000);
     }
@@ -1275,10 +1306,12 @@ fn cgroup_limits_follow_the_delegation() {
     let cg = p.cgroup.expect("a cgroup plan");
     assert_eq!(cg.parent, parent);
     assert_eq!(cg.leaf, "sbx-4242-777");
+    assert_eq!(cg.launcher.as_deref(), Some("sbx-4242-777.launcher"));
     assert_eq!(cg.enable, vec!["cpu", "pids"]);
     assert_eq!(
         cg.writes,
         vec![
+            ("cgroup.max.descendants".to_string(), "64".into(), true),
             ("memory.max".to_string(), (512u64 << 20).to_string(), true),
             ("memory.swap.max".into(), "0".into(), false),
             ("cpu.max".into(), "150000 100000".into(), true),
