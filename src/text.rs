@@ -68,6 +68,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn byte_counts_for_people() {
+        assert_eq!(bytes(0), "0 B");
+        assert_eq!(bytes(1023), "1023 B");
+        assert_eq!(bytes(1024), "1 KiB");
+        assert_eq!(bytes(1536), "1.5 KiB");
+        assert_eq!(bytes(512 << 20), "512 MiB");
+        assert_eq!(bytes((1 << 30) + (1 << 29)), "1.5 GiB");
+        assert_eq!(bytes(3 << 40), "3 TiB");
+    }
+
+    #[test]
     fn control_characters_are_escaped() {
         assert!(matches!(escape("plain/path é"), Cow::Borrowed(_)));
         assert_eq!(escape("a\x1b]0;pwned\x07b"), "a\\x1b]0;pwned\\x07b");

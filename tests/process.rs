@@ -590,3 +590,94 @@ fn pid1_keeps_no_inherited_descriptor() {
         drop(held);
     }
 }
+
+/// The window between PID 1's birth and its PR_SET_PDEATHSIG: a launcher that dies
+/// there sends no signal, so PID 1 re-checks the launcher's pidfd and leaves. strace
+/// holds PID 1 just before that prctl (delay injection, per tracee: each process's
+/// first prctl), the test kills the launcher in the window, and the trace shows
+/// PID 1 then makes no namespace (`unshare`) and exits. Without the re-check it
+/// would build the sandbox until it first spoke to the dead launcher.
+#[test]
+fn the_launcher_dying_before_pid1_s_pdeathsig_stops_pid1() {
+    if !std::path::Path::new("/usr/bin/strace").exists() {
+        return skip(
+            Lacking::Setup,
+            "strace is missing (tests/setup.sh installs it)",
+        );
+    }
+    for u in users() {
+        let log = std::env::temp_dir().join(format!("sbx-pdeathsig-{}.log", unique()));
+        let sbx = sbx_bin();
+        let mut c = as_user(u, "/usr/bin/strace");
+        c.args(["-f", "-qq", "-o"])
+            .arg(&log)
+            .args([
+                "-e",
+                "trace=prctl,unshare,clone,clone3,exit_group",
+                "-e",
+                "inject=prctl:delay_enter=3000000:when=1",
+            ])
+            .arg(&sbx)
+            // The single-id map is PID 1's own first step: nothing waits on the
+            // launcher before the sandbox is built.
+            .args(["-q", "--ids", "single", "--", "true"])
+            .current_dir("/tmp")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let strace = c.spawn().unwrap();
+        // strace's child is the launcher; the launcher's is PID 1, held in its
+        // first prctl for 3 s.
+        let children = |p: i32| -> Vec<i32> {
+            std::fs::read_to_string(format!("/proc/{p}/task/{p}/children"))
+                .unwrap_or_default()
+                .split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect()
+        };
+        let start = std::time::Instant::now();
+        let (launcher, pid1) = loop {
+            let l = children(strace.id() as i32).first().copied();
+            if let Some(p1) = l.and_then(|l| children(l).first().copied()) {
+                break (l.unwrap(), p1);
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "as {}: PID 1 never appeared",
+                u.name
+            );
+            std::thread::yield_now();
+        };
+        // SAFETY: killing the launcher, a process of ours (as root) or of the user.
+        assert_eq!(unsafe { libc::kill(launcher, libc::SIGKILL) }, 0);
+        let st = wait_status(strace, "strace");
+        let trace = std::fs::read_to_string(&log).unwrap();
+        let _ = std::fs::remove_file(&log);
+        let mine: Vec<&str> = trace
+            .lines()
+            .filter(|l| l.starts_with(&format!("{pid1} ")))
+            .collect();
+        // strace writes the held call as "<unfinished ...>", then "resumed ... (DELAYED)".
+        assert!(
+            mine.iter().any(|l| l.contains("prctl(PR_SET_PDEATHSIG"))
+                && mine.iter().any(|l| l.contains("(DELAYED)")),
+            "as {}: PID 1 was held at its prctl: {trace}",
+            u.name
+        );
+        assert!(
+            trace.contains(&format!("{launcher} +++ killed by SIGKILL")),
+            "as {}: the launcher died in the window: {trace}",
+            u.name
+        );
+        assert!(
+            !mine.iter().any(|l| l.contains("unshare(")),
+            "as {}: PID 1 went on building the sandbox after its launcher died: {trace}",
+            u.name
+        );
+        assert!(
+            mine.iter().any(|l| l.contains("exit_group(125)")),
+            "as {}: PID 1 left as a setup failure: {trace}",
+            u.name
+        );
+        assert!(!st.success());
+    }
+}

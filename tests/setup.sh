@@ -8,7 +8,8 @@
 #   the browser profile's end-to-end tests; xdg-dbus-proxy, dbus-daemon and dbus-bin
 #   (dbus-send) for the dbus abstraction's test; git (the version-control metadata
 #   tests), dash (the terminal test's shell), make (the CI job), openssh-client
-#   (ssh-agent), libcap2-bin (setcap: a helper that fails at run time), bubblewrap
+#   (ssh-agent), libcap2-bin (setcap: a helper that fails at run time), strace (holds
+#   PID 1 in its PDEATHSIG window), bubblewrap
 #   (the oracle of the mount-tree property test); desktop-file-utils (the shipped
 #   launchers are checked with desktop-file-validate);
 # - two unprivileged test users: sbx-sub with subordinate ids, sbx-nosub without.
@@ -18,7 +19,7 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 need=""
-for pkg in uidmap libcap2-bin python3 bash dash util-linux procps passwd gcc libc6-dev make cargo git openssh-client passt \
+for pkg in uidmap libcap2-bin strace python3 bash dash util-linux procps passwd gcc libc6-dev make cargo git openssh-client passt \
   firefox-esr chromium xvfb x11-apps xauth xdg-dbus-proxy dbus-daemon dbus-bin bubblewrap \
   desktop-file-utils; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need="$need $pkg"
