@@ -122,6 +122,8 @@ fn every_shipped_profile_has_a_process_ceiling() {
         ("ci", 16384),
         ("browser", 8192),
         ("untrusted", 256),
+        // An abstraction run on its own sets none: the default.
+        ("system", 4096),
     ] {
         let o = run(u, &["--profile", profile, "--dry-run", "true"]);
         assert_eq!(code(&o), 0, "{profile}: {}", stderr(&o));

@@ -52,6 +52,9 @@ fn is_cgroup(key: &str) -> bool {
     matches!(key, "memory" | "cpus" | "pids")
 }
 
+/// The process ceiling of a profile that sets none (`minimal`'s).
+pub const DEFAULT_NPROC: u64 = 4096;
+
 /// RLIM_INFINITY: `unlimited` lifts a profile's limit (up to the caller's hard one).
 pub const UNLIMITED: u64 = u64::MAX;
 
@@ -237,6 +240,11 @@ pub fn resolve(cli: &Cli, profile: &Resolved, host: &Host, fs: &dyn HostFs) -> R
         }
         rlimits.retain(|(k, _)| *k != key);
         rlimits.push((key, v));
+    }
+    // A profile that sets no process ceiling (an abstraction run on its own, a
+    // profile of the user's) still gets one: no sandbox is without it unless it asks.
+    if !rlimits.iter().any(|(k, _)| k == "nproc") {
+        rlimits.push(("nproc".into(), DEFAULT_NPROC));
     }
     // The profile's (and `unlimited`) within the caller's own: a lower hard limit
     // already holds, and is kept.

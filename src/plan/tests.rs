@@ -1154,6 +1154,24 @@ fn limits_from_profile_and_command_line() {
     let p = plan(&["--profile", "minimal", "true"], &h, &fs).unwrap();
     assert_eq!(get(&p, "nproc"), Some(2000));
     assert!(p.notices.iter().all(|n| !n.contains("running as root")));
+    // A profile without a process ceiling gets the default one; `unlimited` lifts it.
+    let p = plan(&["--profile", "system", "true"], &h, &fs).unwrap();
+    assert_eq!(
+        get(&p, "nproc"),
+        Some(2000),
+        "4096, clamped to the caller's 2000"
+    );
+    let mut big = host(false);
+    big.rlimit_hard.retain(|(k, _)| k != "nproc");
+    let p = plan(&["--profile", "system", "true"], &big, &fs).unwrap();
+    assert_eq!(get(&p, "nproc"), Some(super::limits::DEFAULT_NPROC));
+    let p = plan(
+        &["--profile", "system", "--limit", "nproc=unlimited", "true"],
+        &big,
+        &fs,
+    )
+    .unwrap();
+    assert_eq!(get(&p, "nproc"), Some(super::limits::UNLIMITED));
     // The kernel exempts uid 0 from RLIMIT_NPROC: said.
     let mut root = host(false);
     root.uid = 0;
