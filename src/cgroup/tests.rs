@@ -473,3 +473,29 @@ fn joining_a_leaf_not_named_after_the_live_launcher_is_refused() {
         .to_string();
     assert!(e.contains("is not its launcher's"), "{e}");
 }
+
+#[test]
+fn mountinfo_lines_short_or_escaped() {
+    // Lines missing fields are skipped, never indexed past their end.
+    for line in [
+        "30 26 0:27 / /sys/fs/cgroup - cgroup2 cgroup2 rw\n",
+        "30 26 0:27 / /sys/fs/cgroup rw - cgroup2\n",
+        "- cgroup2 cgroup2 rw\n",
+        "garbage\n",
+    ] {
+        assert!(cgroup2_mounts(line).is_empty(), "{line}");
+    }
+    // \ooo escapes (space, tab, newline, backslash, any byte); a truncated or
+    // non-octal one stays as written.
+    assert_eq!(unescape("a\\040b\\011c\\012d\\134e"), "a b\tc\nd\\e");
+    assert_eq!(unescape("\\101\\102"), "AB");
+    assert_eq!(unescape("\\040x"), " x");
+    assert_eq!(unescape("ab\\04"), "ab\\04");
+    assert_eq!(unescape("ab\\0"), "ab\\0");
+    assert_eq!(unescape("\\089"), "\\089");
+    assert_eq!(unescape("plain"), "plain");
+    assert_eq!(
+        cgroup2_points("30 26 0:27 / /mnt/c\\040g rw - cgroup2 cgroup2 rw\n"),
+        vec![PathBuf::from("/mnt/c g")]
+    );
+}
