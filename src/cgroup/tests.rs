@@ -248,6 +248,22 @@ fn the_hybrid_layout_says_the_controllers_are_bound_to_v1() {
 }
 
 #[test]
+fn sys_fs_cgroup_is_preferred_among_mounts_of_the_whole_hierarchy() {
+    let mi = "\
+30 26 0:27 / /mnt/other rw - cgroup2 cgroup2 rw,nsdelegate
+31 26 0:27 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate
+32 26 0:27 / /mnt/third rw - cgroup2 cgroup2 rw,nsdelegate
+";
+    let l = Layout::default().delegated("/sys/fs/cgroup/srv/alice", 1000, "pids", "");
+    let req = Request {
+        pids: Some(9),
+        ..Default::default()
+    };
+    let d = find(1000, "0::/srv/alice/session\n", mi, &l, &req).unwrap();
+    assert_eq!(d.parent, Path::new("/sys/fs/cgroup/srv/alice"));
+}
+
+#[test]
 fn a_v1_only_host_has_no_cgroup2() {
     let mi = "35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n";
     let own = "4:memory:/user.slice\n";
@@ -443,10 +459,46 @@ fn a_leaf_is_made_entered_by_clone_and_removed() {
     assert_eq!(third.raw_os_error(), Some(libc::EAGAIN));
     // A second leaf of the same launcher is refused (the name is taken).
     assert!(create(&plan, 0).is_err());
+    // Usage is read from the leaf (cpu.stat is there without any controller).
+    assert!(usage(&leaf.dir).iter().any(|(k, _)| k == "cpu.usage_usec"));
+    // A process still in the leaf when the sandbox ends (an --enter) is killed, and
+    // the leaf removed all the same.
+    let stays = crate::sys::clone_fork_into(0, Some(std::os::fd::AsFd::as_fd(&leaf.fd))).unwrap();
+    if stays == 0 {
+        // SAFETY: waiting for a signal in the child.
+        unsafe {
+            loop {
+                libc::pause();
+            }
+        }
+    }
     let dir = leaf.dir.clone();
     leaf.remove();
-    assert!(!dir.exists(), "removed with what was made below it");
-    for d in [live, parent.join(launcher_name(&plan.leaf)), parent] {
+    assert!(
+        !dir.exists(),
+        "removed with what was made below it and what ran in it"
+    );
+    let (_, status) = crate::sys::waitpid(stays, 0).unwrap().unwrap();
+    assert!(libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGKILL);
+    // A required value that cannot be written fails the launch and leaves no leaf
+    // (memory.max: no memory controller here); an optional one is skipped.
+    let mut bad = plan.clone();
+    bad.leaf = "sbx-2-2".into();
+    bad.launcher = None;
+    bad.writes = vec![("memory.max".into(), "1".into(), true)];
+    let e = create(&bad, 0)
+        .err()
+        .expect("a required write fails")
+        .to_string();
+    assert!(e.contains("memory.max"), "{e}");
+    assert!(!parent.join("sbx-2-2").exists());
+    // Another user's stale-looking leaf is not ours to remove.
+    let theirs = parent.join("sbx-1-2");
+    std::fs::create_dir(&theirs).unwrap();
+    std::os::unix::fs::chown(&theirs, Some(12345), None).unwrap();
+    assert!(remove_stale(&parent, 0).is_empty());
+    assert!(theirs.exists());
+    for d in [theirs, live, parent.join(launcher_name(&plan.leaf)), parent] {
         std::fs::remove_dir(&d).unwrap();
     }
 }
