@@ -1172,7 +1172,23 @@ fn limits_from_profile_and_command_line() {
     )
     .unwrap();
     assert_eq!(get(&p, "nproc"), Some(super::limits::UNLIMITED));
-    // The kernel exempts uid 0 from RLIMIT_NPROC: said.
+    // Exactly the caller's hard limit is fine.
+    let p = plan(&["--limit", "nproc=2000", "true"], &h, &fs).unwrap();
+    assert_eq!(get(&p, "nproc"), Some(2000));
+    // The kernel exempts uid 0 from RLIMIT_NPROC: said (but not of no ceiling).
+    let mut root = big.clone();
+    root.uid = 0;
+    let p = plan(
+        &["--profile", "system", "--limit", "nproc=unlimited", "true"],
+        &root,
+        &fs,
+    )
+    .unwrap();
+    assert!(
+        p.notices.iter().all(|n| !n.contains("running as root")),
+        "{:?}",
+        p.notices
+    );
     let mut root = host(false);
     root.uid = 0;
     let p = plan(&["--profile", "minimal", "true"], &root, &fs).unwrap();
@@ -1350,6 +1366,23 @@ fn cgroup_limits_follow_the_delegation() {
         assert!(plan(&["--pids", "9", "--ro-bind", src, "true"], &h, &fs).is_ok());
         assert!(plan(&["--bind", src, "true"], &h, &fs).is_ok());
     }
+    // A hybrid host's delegation without controllers: the v1 binding said once.
+    let mut hy = merged_usr();
+    hy.mountinfo = "35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n\
+                    41 31 0:38 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw,nsdelegate\n"
+        .into();
+    let mut hh = host(false);
+    hh.cgroup_self = std::cell::OnceCell::from(("0::/d/alice/s\n".to_string(), 777));
+    let dp = PathBuf::from("/sys/fs/cgroup/unified/d/alice");
+    for f in ["", "cgroup.procs", "cgroup.subtree_control"] {
+        hy.owners.insert(dp.join(f), 1000);
+    }
+    hy.owners.insert(dp.clone(), 1000);
+    let e = plan(&["--memory", "1G", "true"], &hh, &hy)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(e.matches("bound to cgroup v1").count(), 1, "{e}");
+    assert!(!e.contains("besides"), "{e}");
     // A writable bind elsewhere is no concern of the cgroup's.
     assert!(plan(&["--pids", "9", "--bind", "/srv/proj", "true"], &h, &fs).is_ok());
     let _ = std::fs::remove_dir_all(&dir);
