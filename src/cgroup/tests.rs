@@ -387,6 +387,17 @@ fn a_leaf_is_made_entered_by_clone_and_removed() {
         .join(own_cgroup(&own).unwrap().trim_start_matches('/'));
     let parent = m.point.join(format!("sbx-unit-{}", std::process::id()));
     std::fs::create_dir(&parent).unwrap();
+    // Whatever fails below, nothing is left on the host: this process back where it
+    // was, what runs in the test's cgroups killed, the cgroups removed.
+    struct Cleanup(PathBuf, PathBuf);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = std::fs::write(self.1.join("cgroup.procs"), "0");
+            kill_and_wait(&self.0, std::time::Duration::from_secs(2));
+            let _ = remove_tree(&self.0);
+        }
+    }
+    let _cleanup = Cleanup(parent.clone(), own.clone());
     let me = std::process::id();
     let leaf = leaf_name(me, crate::record::start_time(me as i32).unwrap());
     let plan = CgroupPlan {
@@ -498,9 +509,15 @@ fn a_leaf_is_made_entered_by_clone_and_removed() {
     std::os::unix::fs::chown(&theirs, Some(12345), None).unwrap();
     assert!(remove_stale(&parent, 0).is_empty());
     assert!(theirs.exists());
-    for d in [theirs, live, parent.join(launcher_name(&plan.leaf)), parent] {
+    for d in [
+        theirs,
+        live,
+        parent.join(launcher_name(&plan.leaf)),
+        parent.clone(),
+    ] {
         std::fs::remove_dir(&d).unwrap();
     }
+    assert!(!parent.exists());
 }
 
 #[test]
