@@ -652,10 +652,14 @@ fn the_launcher_dying_before_pid1_s_pdeathsig_stops_pid1() {
         let st = wait_status(strace, "strace");
         let trace = std::fs::read_to_string(&log).unwrap();
         let _ = std::fs::remove_file(&log);
-        let mine: Vec<&str> = trace
-            .lines()
-            .filter(|l| l.starts_with(&format!("{pid1} ")))
-            .collect();
+        // Lines start with the pid, padded to the widest one seen.
+        let of = |pid: i32| -> Vec<&str> {
+            trace
+                .lines()
+                .filter(|l| l.split_whitespace().next() == Some(pid.to_string().as_str()))
+                .collect()
+        };
+        let mine = of(pid1);
         // strace writes the held call as "<unfinished ...>", then "resumed ... (DELAYED)".
         assert!(
             mine.iter().any(|l| l.contains("prctl(PR_SET_PDEATHSIG"))
@@ -664,7 +668,9 @@ fn the_launcher_dying_before_pid1_s_pdeathsig_stops_pid1() {
             u.name
         );
         assert!(
-            trace.contains(&format!("{launcher} +++ killed by SIGKILL")),
+            of(launcher)
+                .iter()
+                .any(|l| l.contains("+++ killed by SIGKILL")),
             "as {}: the launcher died in the window: {trace}",
             u.name
         );
