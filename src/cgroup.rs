@@ -1,7 +1,7 @@
 //! Memory, CPU and process ceilings through cgroup v2 (`--memory`, `--cpus`,
 //! `--pids`, `[limits]`), where the host delegates a cgroup subtree to the user.
 //!
-//! Two parts (DESIGN.md §5). The pure part reads `/proc/self/cgroup` and the mount
+//! Two parts (README, "Resource limits"; sbx(1), LIMITS). The pure part reads `/proc/self/cgroup` and the mount
 //! table and decides: where the delegated subtree is, whether it has the
 //! controllers, which leaf to make and what to write in it. The writing part makes
 //! the leaf before the sandbox exists, PID 1 is cloned straight into it

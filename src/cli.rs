@@ -1,4 +1,4 @@
-//! The command line (DESIGN.md §2). Parsing only: turning options into a plan is
+//! The command line (sbx(1), OPTIONS). Parsing only: turning options into a plan is
 //! `plan`'s job. Mount options keep their command-line order, which is the order
 //! they are applied in.
 

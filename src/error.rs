@@ -1,6 +1,6 @@
 //! sbx's own error: what step failed, which call, on what, and why.
 //!
-//! Every failure of sbx itself exits 125 (DESIGN.md §1.8); 126 and 127 are
+//! Every failure of sbx itself exits 125 (sbx(1), EXIT STATUS); 126 and 127 are
 //! reserved for "cannot execute" and "not found", decided in `exec`.
 
 use std::fmt;

@@ -1,4 +1,4 @@
-//! The command's own process: the last steps before execve, in DESIGN.md §1.7's order
+//! The command's own process: the last steps before execve, in the order README "How a launch works" gives
 //! (drop capabilities, close fds, rlimits, no_new_privs, then cwd and env, Landlock,
 //! seccomp last), then the PATH search with the shell's exit codes: 127 not found,
 //! 126 cannot execute. The cwd comes after the capabilities go, so it is entered with

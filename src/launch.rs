@@ -1,4 +1,4 @@
-//! The launch (DESIGN.md §1), one process role per function, in order:
+//! The launch (README, "How a launch works"), one process role per function, in order:
 //!
 //! ```text
 //! sbx (launcher, outside)         PID 1 (init)                        command
@@ -77,7 +77,7 @@ fn die_with_launcher(launcher: &OwnedFd) {
 
 /// Run the plan; returns the exit status for sbx.
 pub fn run(plan: &Plan) -> Result<i32> {
-    // The sandbox dies with sbx's caller too (DESIGN.md §4): PDEATHSIG on the launcher,
+    // The sandbox dies with sbx's caller too (sbx(1), SIGNALS): PDEATHSIG on the launcher,
     // then the parent re-checked, since it may have died before the prctl.
     // SAFETY: trivial getter.
     let caller = unsafe { libc::getppid() };
@@ -173,8 +173,8 @@ fn launch_with(plan: &Plan, prep: &Prepared, leaf: Option<&crate::cgroup::Leaf>)
     // in this clone (clone(2): CLONE_NEWUSER is acted on first) or later by PID 1 and
     // the command's process: the sandbox holds capabilities only over its own. Only
     // the pid namespace comes with it (PID 1 must be born in it); PID 1 unshares the
-    // rest itself, while the id helpers run (perf-floor.md: they are the longest
-    // step), and the launcher starts those helpers the moment clone returns, with no
+    // rest itself, while the id helpers run (README, Benchmark: they are the
+    // longest step), and the launcher starts those helpers the moment clone returns, with no
     // process in between to wake.
     let first = plan
         .namespaces
@@ -251,7 +251,7 @@ fn made_by_clone(ns: Namespace) -> bool {
 }
 
 /// A single-id map is written by PID 1 itself, first thing (one process fewer to
-/// wake on the way: perf-floor.md's launcher does the same). Subordinate ranges need
+/// wake on the way). Subordinate ranges need
 /// the setuid helpers, which the launcher runs from outside.
 fn maps_written_by_init(plan: &Plan) -> bool {
     plan.ids.mapping == userns::Mapping::Single
@@ -661,7 +661,7 @@ fn open_gate(gate: &OwnedFd, step: &[u8]) {
 
 /// Start the command's process now, so that what it does on its own runs beside
 /// PID 1's mount work: it makes the network namespace (the one namespace that costs,
-/// ~0.4 ms, perf-floor.md), brings `lo` up and passes the namespace to PID 1 (and with
+/// ~0.4 ms here), brings `lo` up and passes the namespace to PID 1 (and with
 /// `--net user`, with the user namespace, to the launcher for pasta), then drops its
 /// capabilities and locks itself down as far as it can before the root exists.
 fn start_command(

@@ -1,4 +1,4 @@
-//! Building the new root (DESIGN.md §1.5), run by PID 1 inside the new user, mount
+//! Building the new root (README, "How a launch works"), run by PID 1 inside the new user, mount
 //! and pid namespaces.
 //!
 //! 1. [`prepare`]: every mount is made detached first. Each bind source is opened

@@ -1,6 +1,6 @@
 //! The network namespace's loopback. A new network namespace has only `lo`, down;
 //! one SIOCSIFFLAGS brings it up and the kernel adds 127.0.0.1/8 and ::1 itself
-//! (perf-floor.md: an ioctl, not bwrap's rtnetlink exchange).
+//! (netdevice(7), SIOCSIFFLAGS: an ioctl, not bwrap's rtnetlink exchange).
 
 use crate::error::{Error, Result};
 use crate::sys;

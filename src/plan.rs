@@ -1,5 +1,5 @@
 //! The `Plan`: everything the launcher will do, decided up front as plain data
-//! (DESIGN.md §1.1). Built from the command line and the host facts by a pure
+//! (README, "How a launch works"). Built from the command line and the host facts by a pure
 //! function; every validation error happens here, before any namespace exists.
 //! `--dry-run` prints it as JSON.
 

@@ -1,4 +1,4 @@
-//! The seccomp filter, assembled in-process in microseconds (DESIGN.md §7: never compile
+//! The seccomp filter, assembled in-process in microseconds (README, "Hardening": never compile
 //! with libseccomp at launch). The policy is a pure function of the plan
 //! ([`SeccompPlan`]), and the assembled program is tested rule by rule with a small
 //! classic-BPF interpreter.

@@ -1,11 +1,11 @@
 //! The user namespace's id maps: which ids the sandbox sees, and how they get written.
 //!
-//! Two ways, decided in the plan (DESIGN.md §1.3):
+//! Two ways, decided in the plan (sbx(1), --ids):
 //! - **subordinate**: the user has ranges in /etc/subuid and /etc/subgid and the setuid
 //!   helpers exist. `newuidmap`/`newgidmap` (shadow's `uidmap`) write the user's own id and
 //!   the subordinate ranges, the latter mapped to themselves so files left by rootless
-//!   containers keep their owners inside. Both helpers run at once (perf-floor.md:
-//!   ~1.2 ms each), by absolute path, argv only, stderr captured.
+//!   containers keep their owners inside. Both helpers run at once (README,
+//!   Benchmark: ~1.2 ms of CPU each), by absolute path, argv only, stderr captured.
 //! - **single**: one id each way, written by sbx itself. `setgroups` is set to `deny` first:
 //!   the kernel requires it before an unprivileged gid_map write (user_namespaces(7);
 //!   CVE-2014-8989, dropping groups to escape negative-group ACLs).
@@ -317,8 +317,8 @@ pub fn start_maps(ids: &IdPlan, pid: libc::pid_t) -> Option<PendingMaps> {
             newgidmap,
         } => Some(PendingMaps(
             // Started together, reaped together: the two helpers overlap each other
-            // and PID 1's unshare of the remaining namespaces (perf-floor.md: about
-            // 1.2 ms each, the longest step of the launch).
+            // and PID 1's unshare of the remaining namespaces (README, Benchmark:
+            // about 1.2 ms each, the longest step of the launch).
             spawn_helper(newuidmap, pid, &ids.uid_map),
             spawn_helper(newgidmap, pid, &ids.gid_map),
         )),
