@@ -33,30 +33,24 @@ pub struct Prepared {
 }
 
 fn rlimit_resource(name: &str) -> libc::__rlimit_resource_t {
-    match name {
-        "nofile" => libc::RLIMIT_NOFILE,
-        "nproc" => libc::RLIMIT_NPROC,
-        "fsize" => libc::RLIMIT_FSIZE,
-        "as" => libc::RLIMIT_AS,
-        "core" => libc::RLIMIT_CORE,
-        "cpu" => libc::RLIMIT_CPU,
-        "stack" => libc::RLIMIT_STACK,
-        "memlock" => libc::RLIMIT_MEMLOCK,
-        other => unreachable!("the plan only holds known limits, not {other}"),
-    }
+    crate::plan::limits::RLIMITS
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map(|(_, r, _)| *r)
+        .unwrap_or_else(|| unreachable!("the plan only holds known limits, not {name}"))
 }
 
 /// sbx's own hard limits, by name (what a sandbox's limits are clamped to).
 pub fn hard_rlimits() -> Vec<(String, u64)> {
-    crate::plan::limits::rlimit_keys()
-        .filter_map(|k| {
+    crate::plan::limits::RLIMITS
+        .iter()
+        .filter_map(|(k, res, _)| {
             let mut r = libc::rlimit {
                 rlim_cur: 0,
                 rlim_max: 0,
             };
             // SAFETY: valid out-pointer.
-            (unsafe { libc::getrlimit(rlimit_resource(k), &mut r) } == 0)
-                .then(|| (k.to_string(), r.rlim_max))
+            (unsafe { libc::getrlimit(*res, &mut r) } == 0).then(|| (k.to_string(), r.rlim_max))
         })
         .collect()
 }

@@ -323,20 +323,13 @@ fn prepared(rec: &Record, command: Vec<OsString>) -> Prepared {
 /// /proc/PID/limits (the truth, whatever the record says): soft values, `unlimited`
 /// as null.
 fn rlimits_of(pid: i32) -> serde_json::Map<String, serde_json::Value> {
-    const NAMES: [(&str, &str); 8] = [
-        ("Max open files", "nofile"),
-        ("Max processes", "nproc"),
-        ("Max file size", "fsize"),
-        ("Max address space", "as"),
-        ("Max core file size", "core"),
-        ("Max cpu time", "cpu"),
-        ("Max stack size", "stack"),
-        ("Max locked memory", "memlock"),
-    ];
     let text = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap_or_default();
     let mut out = serde_json::Map::new();
     for line in text.lines() {
-        if let Some((_, key)) = NAMES.iter().find(|(n, _)| line.starts_with(n)) {
+        let row = crate::plan::limits::RLIMITS
+            .iter()
+            .find(|(_, _, label)| line.starts_with(label));
+        if let Some((key, _, _)) = row {
             let soft = line
                 .split_at(26.min(line.len()))
                 .1

@@ -204,18 +204,22 @@ pub fn resolve(cli: &Cli, profile: &Resolved, host: &Host, fs: &dyn HostFs) -> R
             ));
         }
         if is_cgroup(&key) {
-            let v = match value {
-                Value::Unlimited => None,
-                Value::Int(n) => Some(n as f64),
-                Value::Cpus(c) => Some(c),
+            let int = match value {
+                Value::Int(n) => Some(n),
+                _ => None,
             };
             match key.as_str() {
-                "memory" => req.memory = v.map(|n| n as u64),
-                "cpus" => req.cpus = v,
-                _ => req.pids = v.map(|n| n as u64),
+                "memory" => req.memory = int,
+                "pids" => req.pids = int,
+                _ => {
+                    req.cpus = match value {
+                        Value::Cpus(c) => Some(c),
+                        _ => None,
+                    }
+                }
             }
             // Asked for on the command line: wanted, so never silently dropped.
-            if v.is_some() {
+            if value != Value::Unlimited {
                 cgroup_required = true;
                 cgroup_step = opt;
             }
@@ -366,10 +370,18 @@ pub fn describe(r: &Request) -> String {
     parts.join(", ")
 }
 
-/// The names of the rlimits sbx knows, for the launch (setrlimit's resource).
-pub fn rlimit_keys() -> impl Iterator<Item = &'static str> {
-    KEYS.iter().map(|(k, _)| *k).filter(|k| !is_cgroup(k))
-}
+/// The rlimits among KEYS: (name, setrlimit(2)'s resource, its row in
+/// /proc/PID/limits).
+pub const RLIMITS: [(&str, libc::__rlimit_resource_t, &str); 8] = [
+    ("nofile", libc::RLIMIT_NOFILE, "Max open files"),
+    ("nproc", libc::RLIMIT_NPROC, "Max processes"),
+    ("fsize", libc::RLIMIT_FSIZE, "Max file size"),
+    ("as", libc::RLIMIT_AS, "Max address space"),
+    ("core", libc::RLIMIT_CORE, "Max core file size"),
+    ("cpu", libc::RLIMIT_CPU, "Max cpu time"),
+    ("stack", libc::RLIMIT_STACK, "Max stack size"),
+    ("memlock", libc::RLIMIT_MEMLOCK, "Max locked memory"),
+];
 
 #[cfg(test)]
 mod tests {
@@ -417,6 +429,13 @@ mod tests {
             let text = format!("version = 1\n[limits]\n{k} = {v}\n");
             assert!(crate::profile::resolve_text(&text).is_ok(), "{k}");
         }
-        assert_eq!(rlimit_keys().count(), 8);
+        // The rlimits are KEYS' non-cgroup keys, in the same order.
+        let from_keys: Vec<&str> = KEYS
+            .iter()
+            .map(|(k, _)| *k)
+            .filter(|k| !is_cgroup(k))
+            .collect();
+        let rlimits: Vec<&str> = RLIMITS.iter().map(|(k, _, _)| *k).collect();
+        assert_eq!(rlimits, from_keys);
     }
 }
