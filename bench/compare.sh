@@ -133,6 +133,15 @@ else
   echo "   cgroup limits: not measurable as $(id -un) here: ${cg#no }"
 fi
 
+echo "== dev in a git repository ($(id -un)): .git read-only vs staged for commit (--vcs commit,"
+echo "   dev's mode: the top level copied to the records directory, 8 more binds, written back after)"
+repo="$work/repo"
+mkdir -p "$repo" && (cd "$repo" && git init -q && for i in $(seq 200); do echo "$i" > "f$i"; done &&
+  git add -A && git -c user.name=b -c user.email=b@e commit -q -m bench)
+(cd "$repo" && python3 "$bin/interleave.py" --vs read-only "$(( runs / 3 ))" \
+  "$bin/sbx -q --profile dev --vcs commit -- /bin/true" \
+  "$bin/sbx -q --profile dev --vcs read-only -- /bin/true")
+
 echo "== 1000 extra read-only binds ($(id -un))"
 sbx_binds=() bwrap_binds=()
 for i in $(seq 1000); do

@@ -191,8 +191,12 @@ pub struct Cli {
     #[arg(long = "require", value_name = "LAYER", value_enum, action = ArgAction::Append)]
     pub require: Vec<Layer>,
 
-    /// Let the sandbox write the version-control metadata the host's tools execute (.git config, hooks, info, modules; .hg), read-only by default inside writable directories
-    #[arg(long = "vcs-writable")]
+    /// What the sandbox may do to version-control metadata (.git, .hg) in its writable directories: read-only, commit (git commit works; what git executes stays read-only), writable; the profile's `vcs`, else read-only
+    #[arg(long = "vcs", value_name = "MODE", value_enum)]
+    pub vcs: Option<crate::profile::schema::VcsMode>,
+
+    /// Same as --vcs writable: the sandbox may write hooks and config the host's git will run
+    #[arg(long = "vcs-writable", conflicts_with = "vcs")]
     pub vcs_writable: bool,
 
     /// Print the resolved plan as JSON and run nothing

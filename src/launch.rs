@@ -336,6 +336,14 @@ fn supervise(
     // Recorded once PID 1 has started the command (and so sits in every namespace
     // it will ever be in); if PID 1 fails first, the wait below reports it.
     let started = (init.recv_parent(), init.recv_fd());
+    if matches!(started, (Some(ToParent::Started), Some(_))) {
+        for _ in &plan.git_staged {
+            match init.recv_fd() {
+                Some(fd) => crate::vcs_stage::received(fd),
+                None => break,
+            }
+        }
+    }
     let pid1_namespaces = match (&started, plan.info_fd) {
         (&(Some(ToParent::Started), Some(_)), Some(_)) => {
             let ns = record::ns_inodes(&pid1.to_string());
@@ -800,8 +808,26 @@ fn setup(
     // once it has exited (pidfd_open(2)), where a pid read from /proc could be
     // another's by then.
     let pidfd = sys::pidfd_open(command.pid).map_err(|e| e.at("start the command"))?;
+    // Each git directory staged for `--vcs commit`: its tmpfs, opened now (the
+    // command has not run anything of its own yet), read by the launcher after the
+    // run, when this namespace is gone (vcs_stage.rs).
+    let staged = plan
+        .git_staged
+        .iter()
+        .map(|s| {
+            sys::open_no_symlinks(
+                &sys::cstr(s.dst.as_os_str()),
+                libc::O_RDONLY | libc::O_DIRECTORY,
+            )
+            .map_err(|e| e.at("--vcs commit: open the staged git directory"))
+        })
+        .collect::<Result<Vec<_>>>()?;
     launcher.send_parent(ToParent::Started);
     launcher.send_fd(pidfd.as_fd())?;
+    for fd in &staged {
+        launcher.send_fd(fd.as_fd())?;
+    }
+    drop(staged);
     // --info-fd names PID 1's namespaces, which the launcher reads while PID 1 waits
     // here: once PID 1 is not dumpable the launcher may not (PID 1's mm belongs to the
     // host's user namespace, where the launcher lacks CAP_SYS_PTRACE: ptrace(2),

@@ -12,6 +12,7 @@ pub mod dbus_proxy;
 pub mod doctor;
 pub mod error;
 pub mod exec;
+pub mod gitindex;
 pub mod host;
 pub mod landlock;
 pub mod launch;
@@ -32,6 +33,7 @@ pub mod tools;
 pub mod trace;
 pub mod tty;
 pub mod userns;
+pub mod vcs_stage;
 
 use error::EXIT_SETUP;
 
@@ -154,21 +156,30 @@ pub fn main() -> i32 {
     // A repository the sandbox creates in a writable directory cannot be made
     // read-only beforehand (nothing is there to bind): it is found afterwards and
     // named, before the user runs git there.
-    let watched: Vec<std::path::PathBuf> = match cli.vcs_writable {
-        true => Vec::new(),
-        false => plan
+    let watched: Vec<std::path::PathBuf> = match plan.vcs {
+        profile::schema::VcsMode::Writable => Vec::new(),
+        _ => plan
             .mounts
             .iter()
             .filter_map(|m| match &m.op {
+                // Not the objects, refs and logs of a staged git directory: they
+                // are in one already.
                 plan::MountOp::Bind {
                     src,
+                    dst,
                     access: plan::Access::ReadWrite,
-                    ..
-                } if src.is_dir() => Some(src.clone()),
+                } if src.is_dir() && !plan.git_staged.iter().any(|s| dst.starts_with(&s.dst)) => {
+                    Some(src.clone())
+                }
                 _ => None,
             })
             .collect(),
     };
+    let mut plan = plan;
+    let (stages, notes) = vcs_stage::begin(&mut plan);
+    for n in notes {
+        eprintln!("sbx: warning: {}", text::escape(&n));
+    }
     let started = std::time::SystemTime::now();
     let terminal = tty::save();
     let code = match launch::run(&plan) {
@@ -197,6 +208,11 @@ pub fn main() -> i32 {
                 );
             }
         }
+    }
+    // After the look for new repositories: writing back changes the git
+    // directory's own change time.
+    for w in vcs_stage::finish(stages) {
+        eprintln!("sbx: warning: {}", text::escape(&w));
     }
     // sbx exits now, and its memory goes with it: freeing the plan's many small
     // allocations first would only delay the exit its caller waits for.

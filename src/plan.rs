@@ -13,7 +13,7 @@ use crate::cli::{Cli, EnvArg, MountArg, NetArg};
 use crate::error::{Error, Result};
 use crate::host::{Host, HostFs};
 use crate::landlock::LandlockPlan;
-use crate::profile::schema::{IdMode, NetMode};
+use crate::profile::schema::{IdMode, NetMode, VcsMode};
 use crate::profile::vars::{expand, Vars};
 use crate::profile::{self, EnvOp, Locations, Resolved};
 use crate::seccomp::SeccompPlan;
@@ -231,6 +231,11 @@ pub struct Plan {
     /// Said after "command not found inside the sandbox": where the command is on
     /// the host, and how to grant it, when no mount grants that place.
     pub not_found_hint: Option<String>,
+    /// `--vcs` (or the profile's `vcs`): what the sandbox may do to `.git` and `.hg`.
+    pub vcs: VcsMode,
+    /// Git directories staged for `--vcs commit`, which the launcher prepares and
+    /// copies back (see plan/vcs.rs).
+    pub git_staged: Vec<vcs::Staged>,
     /// `-q`: notices found during the launch are not printed either.
     #[serde(skip)]
     pub quiet: bool,
@@ -655,10 +660,19 @@ impl Plan {
                 Some(sock)
             }
         };
-        // Metadata the host's tools execute stays read-only in writable directories.
-        if !cli.vcs_writable {
-            let protected = vcs::protect(&mounts, fs)?;
-            if protected.iter().any(|m| {
+        // Metadata the host's tools execute stays read-only in writable directories
+        // (or staged, for `--vcs commit`).
+        let vcs = match (cli.vcs_writable, cli.vcs) {
+            (true, _) => VcsMode::Writable,
+            (false, Some(m)) => m,
+            (false, None) => profile.vcs.unwrap_or(VcsMode::ReadOnly),
+        };
+        let mut git_staged = Vec::new();
+        // Said with -v: a dev run commits every day, and a notice on each would be noise.
+        let mut vcs_line = None;
+        if vcs != VcsMode::Writable {
+            let (protected, staged) = vcs::protect(&mounts, fs, vcs == VcsMode::Commit)?;
+            let read_only = protected.iter().any(|m| {
                 matches!(
                     m.op,
                     MountOp::Bind {
@@ -666,14 +680,27 @@ impl Plan {
                         ..
                     }
                 )
-            }) {
+            });
+            if !staged.is_empty() {
+                vcs_line = Some(format!(
+                    "git can commit in {} (--vcs commit): what git executes there (config, hooks, \
+                     info) stays read-only; index and HEAD are copied back after checks, anything \
+                     else the sandbox adds to .git is discarded",
+                    staged
+                        .iter()
+                        .map(|s| s.dst.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            } else if read_only {
                 notices.push(
                     "version-control metadata (.git, .hg) in writable directories is read-only here \
-                     (what a sandbox writes there, your git would run): --vcs-writable to commit from inside"
+                     (what a sandbox writes there, your git would run): --vcs commit to commit from inside"
                         .into(),
                 );
             }
             mounts.extend(protected);
+            git_staged = staged;
         }
         // Every op runs, in order, as in bubblewrap; one that cannot is refused now,
         // as --dry-run refuses it. A later mount over an earlier one wins and what it
@@ -784,7 +811,8 @@ impl Plan {
         }) {
             warnings.extend(vars.1.iter().cloned());
         }
-        let enforcement = vec![seccomp.summary(), landlock.summary()];
+        let mut enforcement = vec![seccomp.summary(), landlock.summary()];
+        enforcement.extend(vcs_line);
         if limits.cgroup.is_some() {
             limits::cgroupfs_not_writable(&mounts, &fs.mountinfo())?;
         }
@@ -834,6 +862,8 @@ impl Plan {
             landlock,
             enforcement,
             skipped,
+            vcs,
+            git_staged,
             warnings,
             notices,
         })

@@ -225,6 +225,7 @@ pub fn render(
         gid: _,
         seccomp: _,
         landlock: _,
+        vcs: _,
         tcp_bind: _,
         tcp_connect: _,
         seccomp_allow: _,
@@ -254,6 +255,7 @@ pub fn render(
         ("ids", r.ids.map(|n| enum_str(&n))),
         ("seccomp", r.seccomp.map(|n| enum_str(&n))),
         ("landlock", r.landlock.map(|n| enum_str(&n))),
+        ("vcs", r.vcs.map(|n| enum_str(&n))),
     ] {
         if let Some(v) = v {
             t.insert(k.into(), s(&v));

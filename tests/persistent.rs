@@ -444,22 +444,50 @@ fn project_metadata_the_host_executes_stays_read_only() {
              echo ordinary > newfile && echo ordinary > libs/sub/newfile && echo done",
             m = mark.display()
         );
-        let o = in_home(
-            u,
-            &u.home,
-            &proj,
-            &["-q", "--profile", "dev", "--", "sh", "-c", &attack],
-        );
-        let out = stdout(&o);
-        assert!(out.contains("done"), "as {}: {}", u.name, stderr(&o));
-        assert!(!out.contains("WROTE"), "as {}: {out}", u.name);
-        for (p, b) in watched.iter().zip(&before) {
-            assert_eq!(
-                &snapshot_any(&proj.join(p)),
-                b,
-                "as {}: {p} changed",
-                u.name
+        // Read-only (every write refused), then dev's own `commit` (the top level
+        // of .git staged: a write there may succeed inside, and is discarded).
+        for mode in ["read-only", "commit"] {
+            let o = in_home(
+                u,
+                &u.home,
+                &proj,
+                &[
+                    "-q",
+                    "--profile",
+                    "dev",
+                    "--vcs",
+                    mode,
+                    "--",
+                    "sh",
+                    "-c",
+                    &attack,
+                ],
             );
+            let out = stdout(&o);
+            assert!(
+                out.contains("done"),
+                "as {} ({mode}): {}",
+                u.name,
+                stderr(&o)
+            );
+            let wrote: Vec<&str> = out.lines().filter(|l| l.starts_with("WROTE")).collect();
+            match mode {
+                "read-only" => assert!(wrote.is_empty(), "as {}: {out}", u.name),
+                _ => assert_eq!(
+                    wrote,
+                    ["WROTE sh -c echo ../evil > .git/commondir"],
+                    "as {}: only the staged top level takes a new name",
+                    u.name
+                ),
+            }
+            for (p, b) in watched.iter().zip(&before) {
+                assert_eq!(
+                    &snapshot_any(&proj.join(p)),
+                    b,
+                    "as {} ({mode}): {p} changed",
+                    u.name
+                );
+            }
         }
         assert_eq!(
             std::fs::read_to_string(proj.join("newfile")).unwrap(),
@@ -584,7 +612,7 @@ fn project_metadata_the_host_executes_stays_read_only() {
         assert_eq!(code(&o), 125);
         assert!(
             stderr(&o).contains(&format!("{} is a symlink", link.display()))
-                && stderr(&o).contains("--vcs-writable"),
+                && stderr(&o).contains("--vcs writable"),
             "{}",
             stderr(&o)
         );
@@ -990,5 +1018,255 @@ fn the_profile_directory_stays_out_of_reach_whatever_the_ops_around_it() {
             1,
             "only .keep is there"
         );
+    }
+}
+
+/// Rewrites the index entry of `hidden.c` with the file's current stat data and its
+/// old object id (checksum recomputed): the classic way to hide an edit from
+/// `git status`, which trusts matching stat data without reading the file.
+const HIDE_EDIT: &str = r#"
+import hashlib, os, struct, sys
+p = sys.argv[1] + "/index"
+b = open(p, "rb").read()
+assert b[:4] == b"DIRC" and struct.unpack(">I", b[4:8])[0] in (2, 3)
+n = struct.unpack(">I", b[8:12])[0]
+i, out = 12, bytearray(b[:12])
+for _ in range(n):
+    flags = struct.unpack(">H", b[i + 60:i + 62])[0]
+    nl, at = flags & 0xfff, 64 if flags & 0x4000 else 62
+    ln = (at + nl + 8) // 8 * 8
+    e = bytearray(b[i:i + ln])
+    if b[i + at:i + at + nl] == b"hidden.c":
+        # An old mtime: not "racily clean", which git would read again.
+        old = os.stat(".git/HEAD").st_mtime - 60
+        os.utime("hidden.c", (old, old))
+        s = os.stat("hidden.c")
+        mode = struct.unpack(">I", e[24:28])[0]
+        e[0:40] = struct.pack(">10I", int(s.st_ctime), s.st_ctime_ns % 10**9,
+            int(s.st_mtime), s.st_mtime_ns % 10**9, s.st_dev & 0xffffffff,
+            s.st_ino & 0xffffffff, mode, int(sys.argv[2]), int(sys.argv[3]), s.st_size)
+    out += e
+    i += ln
+out += b[i:-20]
+out += hashlib.sha1(out).digest()
+open(p + ".new", "wb").write(out)
+os.rename(p + ".new", p)
+"#;
+
+#[test]
+fn a_sandbox_that_commits_leaves_git_nothing_to_run_or_hide() {
+    for u in users() {
+        let fx = Fixture::new(u, "gitstage");
+        let mark = fx.path.join("pwned");
+        let setup = |name: &str| {
+            let d = fx.path.join(name);
+            std::fs::create_dir(&d).unwrap();
+            fx.chown(&d, u);
+            for (f, text) in [
+                ("Makefile", "all:\n\techo ok\n"),
+                ("README", "readme\n"),
+                ("hidden.c", "int x;\n"),
+            ] {
+                fx.file(&format!("{name}/{f}"), text, u);
+            }
+            git(u, &d, &["init", "-q"]);
+            git(u, &d, &["add", "-A"]);
+            git(u, &d, &["commit", "-q", "-m", "init"]);
+            d
+        };
+        let hide = fx.path.join("hide.py");
+        std::fs::write(&hide, HIDE_EDIT).unwrap();
+        let (uid, gid) = (u.uid.to_string(), u.gid.to_string());
+        // The control: on the host, the rewritten index hides the edit.
+        let ctl = setup("ctl");
+        std::fs::write(ctl.join("hidden.c"), "int y;\n").unwrap();
+        let mut c = as_user(u, "python3");
+        c.args([hide.to_str().unwrap(), ".git", &uid, &gid])
+            .current_dir(&ctl);
+        assert!(output(c).status.success());
+        assert_eq!(
+            stdout(&git(u, &ctl, &["status", "--porcelain"])),
+            "",
+            "the control: the edit is hidden"
+        );
+
+        let proj = setup("proj");
+        let watched = ["hooks", "config", "info", "description"];
+        let before: Vec<_> = watched
+            .iter()
+            .map(|p| snapshot_any(&proj.join(".git").join(p)))
+            .collect();
+        let attack = format!(
+            "set -e; g() {{ git -c user.name=t -c user.email=t@e \"$@\"; }}; \
+             echo legit > legit.txt && g add legit.txt && g commit -q -m legit; \
+             echo pwn >> Makefile && g update-index --assume-unchanged Makefile; \
+             echo pwn >> README && g update-index --skip-worktree README; \
+             echo 'int y;' > hidden.c && python3 {hide} .git {uid} {gid}; \
+             g replace HEAD HEAD~1; \
+             mkdir .git/rebase-merge .git/sequencer .git/remotes; \
+             printf 'exec touch {m}\\n' > .git/rebase-merge/git-rebase-todo; \
+             cp .git/rebase-merge/git-rebase-todo .git/sequencer/todo; \
+             echo refs/heads/master > .git/rebase-merge/head-name; touch .git/rebase-merge/interactive; \
+             g rev-parse HEAD > .git/rebase-merge/onto; cp .git/rebase-merge/onto .git/rebase-merge/orig-head; \
+             echo 'URL: {m}' > .git/remotes/origin; echo x > .git/some-new-name; \
+             echo ../evil > .git/commondir; printf '[core]\\n\\tfsmonitor = touch {m}\\n' > .git/config.worktree; \
+             (echo hook > .git/hooks/post-commit) 2>/dev/null && echo WROTE hook || true; \
+             (echo '[core]' >> .git/config) 2>/dev/null && echo WROTE config || true; \
+             echo done",
+            hide = hide.display(),
+            m = mark.display()
+        );
+        let o = in_home(
+            u,
+            &u.home,
+            &proj,
+            &[
+                "--profile",
+                "dev",
+                "--ro-bind",
+                hide.to_str().unwrap(),
+                "--",
+                "sh",
+                "-c",
+                &attack,
+            ],
+        );
+        let err = stderr(&o);
+        assert_eq!(stdout(&o), "done\n", "as {}: {err}", u.name);
+        // The commit is the host's; the replace ref is gone, with a warning.
+        assert_eq!(
+            stdout(&git(u, &proj, &["log", "--format=%s"])),
+            "legit\ninit\n",
+            "as {}",
+            u.name
+        );
+        assert_eq!(stdout(&git(u, &proj, &["replace", "-l"])), "");
+        assert!(err.contains("refs/replace/"), "as {}: {err}", u.name);
+        // Every edit shows, none flagged away.
+        assert_eq!(
+            stdout(&git(u, &proj, &["status", "--porcelain"])),
+            " M Makefile\n M README\n M hidden.c\n",
+            "as {}",
+            u.name
+        );
+        let flags = stdout(&git(u, &proj, &["ls-files", "-v"]));
+        assert!(
+            flags.lines().all(|l| l.starts_with("H ")),
+            "as {}: {flags}",
+            u.name
+        );
+        // Nothing new in .git, named; what git executes unchanged.
+        for name in [
+            "commondir",
+            "config.worktree",
+            "rebase-merge",
+            "sequencer",
+            "remotes",
+            "some-new-name",
+        ] {
+            assert!(
+                std::fs::symlink_metadata(proj.join(".git").join(name)).is_err(),
+                "as {}: .git/{name} reached the host",
+                u.name
+            );
+            assert!(err.contains(name), "as {}: {name} not named: {err}", u.name);
+        }
+        for (p, b) in watched.iter().zip(&before) {
+            assert_eq!(
+                &snapshot_any(&proj.join(".git").join(p)),
+                b,
+                "as {}: .git/{p} changed",
+                u.name
+            );
+        }
+        let mut c = as_user(u, "git");
+        c.args(["rebase", "--continue"])
+            .current_dir(&proj)
+            .env("HOME", &proj);
+        assert!(!output(c).status.success(), "no rebase is in progress");
+        git(u, &proj, &["status"]);
+        assert!(
+            !mark.exists(),
+            "as {}: the host's git ran planted code",
+            u.name
+        );
+    }
+}
+
+#[test]
+fn a_git_the_host_ran_meanwhile_wins_over_the_sandbox() {
+    for u in users() {
+        let fx = Fixture::new(u, "gitrace");
+        let proj = fx.path.join("proj");
+        std::fs::create_dir(&proj).unwrap();
+        fx.chown(&proj, u);
+        git(u, &proj, &["init", "-q"]);
+        git(u, &proj, &["commit", "-q", "--allow-empty", "-m", "init"]);
+        for f in ["inside.txt", "host.txt"] {
+            fx.file(&format!("proj/{f}"), "x\n", u);
+        }
+        // Two FIFOs outside the project: "staged" from the sandbox, "go" to it. The
+        // test holds both open read-write, so neither open blocks nor sees EOF.
+        let (staged, go) = (fx.path.join("staged"), fx.path.join("go"));
+        for f in [&staged, &go] {
+            let c = std::ffi::CString::new(f.to_str().unwrap()).unwrap();
+            // SAFETY: valid path.
+            assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o666) }, 0);
+            std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o666)).unwrap();
+        }
+        let open = |p: &Path| {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(p)
+                .unwrap()
+        };
+        let (staged_fd, mut go_fd) = (open(&staged), open(&go));
+        let script = format!(
+            "git add inside.txt && echo staged > {s} && read x < {g} && echo end",
+            s = staged.display(),
+            g = go.display()
+        );
+        let mut c = sbx_cmd(
+            u,
+            [
+                "--profile",
+                "dev",
+                "--bind",
+                staged.to_str().unwrap(),
+                "--bind",
+                go.to_str().unwrap(),
+                "--",
+                "sh",
+                "-c",
+                &script,
+            ],
+        );
+        c.current_dir(&proj).env("HOME", &u.home);
+        c.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let child = c.spawn().unwrap();
+        let got = read_until(
+            std::os::fd::AsRawFd::as_raw_fd(&staged_fd),
+            "staged",
+            Duration::from_secs(60),
+        );
+        assert!(
+            got.contains("staged"),
+            "as {}: the sandbox never staged",
+            u.name
+        );
+        git(u, &proj, &["add", "host.txt"]);
+        use std::io::Write;
+        go_fd.write_all(b"go\n").unwrap();
+        let o = wait_output(child, "sbx");
+        assert_eq!(stdout(&o), "end\n", "as {}: {}", u.name, stderr(&o));
+        assert!(
+            stderr(&o).contains("index from the sandbox was not kept: it changed on the host"),
+            "as {}: {}",
+            u.name,
+            stderr(&o)
+        );
+        assert_eq!(stdout(&git(u, &proj, &["ls-files"])), "host.txt\n");
     }
 }

@@ -824,7 +824,7 @@ fn the_man_page_lists_every_secret_mask() {
 }
 
 #[test]
-fn dev_knows_the_git_identity_and_commits_when_asked() {
+fn dev_knows_the_git_identity_and_commits() {
     for u in users() {
         let h = Home::new(u, "gitid");
         h.fx.file(
@@ -841,8 +841,21 @@ fn dev_knows_the_git_identity_and_commits_when_asked() {
         };
         git(&["init", "-q"]);
         let commit = "git commit -q --allow-empty -m inside && git log -1 --format=%an/%ae";
-        // By default the repository's metadata is read-only: no commit, no change.
-        let o = h.sh(u, "dev", &format!("git config user.name; {commit}"));
+        // Read-only, the repository's metadata takes no commit and no change.
+        let o = output(h.cmd(
+            u,
+            &[
+                "-q",
+                "--profile",
+                "dev",
+                "--vcs",
+                "read-only",
+                "--",
+                "sh",
+                "-c",
+                commit,
+            ],
+        ));
         assert_eq!(
             code(&o),
             128,
@@ -851,16 +864,28 @@ fn dev_knows_the_git_identity_and_commits_when_asked() {
             stdout(&o)
         );
         assert!(
-            stdout(&o).starts_with("Ada Tester\n"),
-            "the identity is readable: {}",
-            stdout(&o)
-        );
-        assert!(
             stderr(&o).contains("Read-only file system"),
             "{}",
             stderr(&o)
         );
-        // With --vcs-writable, the commit is made, as the user's identity.
+        // dev's own mode stages .git: a file added and committed inside, as the
+        // user's identity, is the host's next commit, and the host's index agrees.
+        h.fx.file("work/proj/added.txt", "added\n", u);
+        let o = h.sh(
+            u,
+            "dev",
+            &format!("git config user.name; git add -A && {commit}"),
+        );
+        assert_eq!(
+            ok(&o, "dev"),
+            "Ada Tester\nAda Tester/ada@example.org\n",
+            "as {}",
+            u.name
+        );
+        assert_eq!(git(&["log", "-1", "--format=%s"]), "inside\n");
+        assert_eq!(git(&["ls-files"]), "added.txt\nsrc.txt\n");
+        assert_eq!(git(&["status", "--porcelain"]), "", "as {}", u.name);
+        // --vcs-writable (same as --vcs writable): written in place.
         let o = output(h.cmd(
             u,
             &[
@@ -871,16 +896,11 @@ fn dev_knows_the_git_identity_and_commits_when_asked() {
                 "--",
                 "sh",
                 "-c",
-                commit,
+                "git commit -q --allow-empty -m again && echo '# ok' >> .git/config && echo wrote",
             ],
         ));
-        assert_eq!(
-            ok(&o, "dev --vcs-writable"),
-            "Ada Tester/ada@example.org\n",
-            "as {}",
-            u.name
-        );
-        assert_eq!(git(&["log", "-1", "--format=%s"]), "inside\n");
+        assert_eq!(ok(&o, "dev --vcs-writable"), "wrote\n", "as {}", u.name);
+        assert_eq!(git(&["log", "-1", "--format=%s"]), "again\n");
     }
 }
 

@@ -27,8 +27,17 @@
 //! Every file read here is opened without following a symlink and must be a
 //! regular file (a planted FIFO must not hang the launch); the walk is bounded.
 //!
-//! `--vcs-writable` lets a user who wants to commit from inside opt out. Not
-//! covered: a repository the sandbox *creates* where none was (git runs its config
+//! `--vcs commit` (the `dev` profile's `vcs = "commit"`) keeps all of that except for
+//! a repository's own `.git` directory, which is *staged* so that `git commit` works:
+//! its top level is a private copy (a directory can only be bound whole, and git
+//! writes `index` and `HEAD` by creating `NAME.lock` and renaming it, so the top
+//! level must take new names; a name the sandbox adds there, `commondir`,
+//! `config.worktree`, `rebase-merge/git-rebase-todo` with `exec` lines, never reaches
+//! the host), with `objects`, `refs` and `logs` bound writable (data git checks:
+//! content-addressed objects, ref files), everything else read-only, and the staged
+//! files written back after checks (crate::vcs_stage). A linked worktree's or a
+//! submodule's git directory stays read-only. `--vcs writable` (or `--vcs-writable`)
+//! opts out of all of it. Not covered: a repository the sandbox *creates* where none was (git runs its config
 //! only when used inside that directory; the launcher warns when a writable
 //! directory gained one, see [`new_repositories`]); direnv's `.envrc` and editor
 //! workspace settings are guarded by their own tools (`direnv allow` hashes,
@@ -101,81 +110,62 @@ fn worktree_of(fs: &dyn HostFs, gitdir: &Path) -> Option<PathBuf> {
         .ok()
 }
 
-/// git's offset varint (varint.c).
-fn varint(b: &[u8], i: &mut usize) -> Option<usize> {
-    let mut c = *b.get(*i)?;
-    *i += 1;
-    let mut v = (c & 127) as usize;
-    while c & 128 != 0 {
-        c = *b.get(*i)?;
-        *i += 1;
-        v = v.checked_add(1)?.checked_mul(128)? + (c & 127) as usize;
-    }
-    Some(v)
-}
-
-/// The paths of the gitlinks (submodules: mode 160000) in a git index, versions 2 to
-/// 4 (gitformat-index(5)); `hash` is 20 (SHA-1) or 32 (SHA-256). None: not an index
-/// this understands.
-pub fn gitlinks(index: &[u8], hash: usize) -> Option<Vec<PathBuf>> {
-    let u32_at = |i: usize| -> Option<u32> {
-        Some(u32::from_be_bytes(index.get(i..i + 4)?.try_into().ok()?))
-    };
-    if index.get(..4)? != b"DIRC" {
-        return None;
-    }
-    let version = u32_at(4)?;
-    if !(2..=4).contains(&version) {
-        return None;
-    }
-    let count = u32_at(8)? as usize;
-    let mut out = Vec::new();
-    let mut i = 12;
-    let mut prev: Vec<u8> = Vec::new();
-    for _ in 0..count {
-        let start = i;
-        let mode = u32_at(i + 24)?;
-        i += 40 + hash;
-        let flags = u16::from_be_bytes(index.get(i..i + 2)?.try_into().ok()?);
-        i += 2;
-        if version >= 3 && flags & 0x4000 != 0 {
-            i += 2;
-        }
-        let path = if version == 4 {
-            let strip = varint(index, &mut i)?;
-            let end = i + index.get(i..)?.iter().position(|b| *b == 0)?;
-            let mut p = prev.get(..prev.len().checked_sub(strip)?)?.to_vec();
-            p.extend_from_slice(&index[i..end]);
-            i = end + 1;
-            p
-        } else {
-            let end = i + index.get(i..)?.iter().position(|b| *b == 0)?;
-            let p = index[i..end].to_vec();
-            // NUL padding to a multiple of 8 bytes from the entry's start (1 to 8).
-            i = start + (end - start + 8) / 8 * 8;
-            p
-        };
-        if mode & 0o170000 == 0o160000 {
-            out.push(PathBuf::from(std::ffi::OsString::from(
-                String::from_utf8_lossy(&path).into_owned(),
-            )));
-        }
-        prev = path;
-    }
-    Some(out)
-}
-
-/// What to protect: read-only entries and the directories to make mount points.
+/// What to protect: read-only entries (true: a git directory to stage for
+/// `--vcs commit`) and the directories to make mount points.
 #[derive(Default)]
 struct Found {
-    read_only: BTreeSet<PathBuf>,
+    read_only: std::collections::BTreeMap<PathBuf, bool>,
     mount_points: BTreeSet<PathBuf>,
 }
+
+/// Top-level files of a git directory that `git commit` (and `add`, `reset`,
+/// `pack-refs`) rewrites by lock file and rename, so they cannot be bound in place:
+/// copied into the staging directory at the launch and back after the run, each
+/// checked first (`crate::vcs_stage`). All are data git reads, none a program or a
+/// setting it runs.
+pub const STAGED_FILES: [&str; 6] = [
+    "index",
+    "HEAD",
+    "ORIG_HEAD",
+    "COMMIT_EDITMSG",
+    "packed-refs",
+    "FETCH_HEAD",
+];
+
+/// Directories of a git directory written in place under `--vcs commit`: content
+/// addressed objects, refs and their logs (data; `refs/replace`, which changes what
+/// `git log` shows, is restored after the run).
+pub const WRITTEN_DIRS: [&str; 3] = ["objects", "refs", "logs"];
+
+/// A git directory staged for `--vcs commit`: a tmpfs at `dst` holds copies of its
+/// staged files (`before`: name and content, read when the plan was built), with
+/// the rest of its top level bound over it. PID 1 passes the launcher a descriptor
+/// of that tmpfs, through which the launcher reads what the sandbox left
+/// (crate::vcs_stage).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Staged {
+    #[serde(serialize_with = "super::lossy")]
+    pub gitdir: PathBuf,
+    #[serde(serialize_with = "super::lossy")]
+    pub dst: PathBuf,
+    /// The top level's names at planning time.
+    #[serde(skip)]
+    pub names: Vec<std::ffi::OsString>,
+    #[serde(skip)]
+    pub before: Vec<(&'static str, Vec<u8>)>,
+}
+
+/// The largest staged file copied (the index of a very large tree is far smaller).
+pub const MAX_STAGED: u64 = 256 << 20;
 
 /// The mounts that protect the metadata in the writable binds of `mounts`: mount
 /// points first (each followed by what was mounted at or under it, again), then the
 /// read-only binds. Err: a `.git` or `.hg` that is a symlink.
-pub fn protect(mounts: &[Mount], fs: &dyn HostFs) -> Result<Vec<Mount>> {
+pub fn protect(
+    mounts: &[Mount],
+    fs: &dyn HostFs,
+    commit: bool,
+) -> Result<(Vec<Mount>, Vec<Staged>)> {
     let binds = writable_dirs(mounts, fs);
     let roots: BTreeSet<PathBuf> = binds.iter().map(|(s, _)| s.clone()).collect();
     let mut found = Found::default();
@@ -194,13 +184,14 @@ pub fn protect(mounts: &[Mount], fs: &dyn HostFs) -> Result<Vec<Mount>> {
             let p = w.join(name);
             match fs.entry(&p) {
                 Entry::Dir => {
-                    found.read_only.insert(p.clone());
+                    let stage = commit && name == ".git" && stageable(fs, &p);
+                    found.read_only.insert(p.clone(), stage);
                     if name == ".git" {
                         gitdirs.push(p);
                     }
                 }
                 Entry::File if name == ".git" => {
-                    found.read_only.insert(p.clone());
+                    found.read_only.insert(p.clone(), false);
                     gitdirs.extend(gitdir_of(fs, &p));
                 }
                 Entry::Symlink(target) => {
@@ -209,7 +200,7 @@ pub fn protect(mounts: &[Mount], fs: &dyn HostFs) -> Result<Vec<Mount>> {
                         format!(
                             "{} is a symlink (to {}) in a writable directory: it cannot be kept \
                              read-only, since the link itself can be replaced. Replace it with the \
-                             directory it names, or pass --vcs-writable to let the sandbox write it",
+                             directory it names, or pass --vcs writable to let the sandbox write it",
                             p.display(),
                             target.display()
                         ),
@@ -231,7 +222,7 @@ pub fn protect(mounts: &[Mount], fs: &dyn HostFs) -> Result<Vec<Mount>> {
                 continue;
             }
             if inside(&binds, &g).is_some() {
-                found.read_only.insert(g.clone());
+                found.read_only.entry(g.clone()).or_insert(false);
             }
             let config = text(fs, &g.join("config")).unwrap_or_default();
             // Submodules from the index: the authoritative list.
@@ -243,8 +234,9 @@ pub fn protect(mounts: &[Mount], fs: &dyn HostFs) -> Result<Vec<Mount>> {
                 };
                 let index = fs.read_file(&g.join("index"), MAX_INDEX);
                 let wt = worktree_of(fs, &g).unwrap_or_else(|| w.clone());
-                for p in index.and_then(|b| gitlinks(&b, hash)).unwrap_or_default() {
-                    worktrees.push(wt.join(p));
+                let links = index.and_then(|b| crate::gitindex::gitlinks(&b, hash));
+                for p in links.unwrap_or_default() {
+                    worktrees.push(wt.join(String::from_utf8_lossy(&p).as_ref()));
                 }
             }
             // Absorbed submodules (any depth: a name may hold `/`), nested ones too.
@@ -291,7 +283,7 @@ pub fn protect(mounts: &[Mount], fs: &dyn HostFs) -> Result<Vec<Mount>> {
                 access: Access::ReadWrite,
             },
             origin: "a directory holding version-control metadata, made a mount point \
-                     (--vcs-writable)"
+                     (--vcs writable)"
                 .into(),
         });
         // Whatever was mounted at or under it (a --ro-bind, a mask) is placed again.
@@ -302,8 +294,18 @@ pub fn protect(mounts: &[Mount], fs: &dyn HostFs) -> Result<Vec<Mount>> {
                 .cloned(),
         );
     }
-    for p in &found.read_only {
-        if let Some((_, dst)) = inside(&binds, p) {
+    let mut staged = Vec::new();
+    for (p, stage) in &found.read_only {
+        let Some((_, dst)) = inside(&binds, p) else {
+            continue;
+        };
+        if *stage {
+            let (mounts, staged_dir) = stage_mounts(fs, p, &dst);
+            out.extend(mounts);
+            staged.push(staged_dir);
+            continue;
+        }
+        {
             out.push(Mount {
                 op: MountOp::Bind {
                     src: p.clone(),
@@ -311,12 +313,105 @@ pub fn protect(mounts: &[Mount], fs: &dyn HostFs) -> Result<Vec<Mount>> {
                     access: Access::ReadOnly,
                 },
                 origin: "version-control metadata the host executes (read-only by default; \
-                         --vcs-writable)"
+                         --vcs writable)"
                     .into(),
             });
         }
     }
-    Ok(out)
+    Ok((out, staged))
+}
+
+/// A git directory `--vcs commit` can stage: SHA-1 objects (the index is rewritten
+/// after the run, and its checksum is SHA-1 only here), objects and refs present.
+fn stageable(fs: &dyn HostFs, gitdir: &Path) -> bool {
+    let config = text(fs, &gitdir.join("config")).unwrap_or_default();
+    config_value(&config, "objectformat").is_none_or(|f| f == "sha1")
+        && fs.entry(&gitdir.join("objects")) == Entry::Dir
+        && fs.entry(&gitdir.join("refs")) == Entry::Dir
+}
+
+/// The mounts of a staged git directory: a tmpfs over it holding copies of the
+/// staged files, then `objects`, `refs` and `logs` bound writable and every other
+/// entry read-only (their mount points made in the tmpfs), symlinks repeated.
+fn stage_mounts(fs: &dyn HostFs, gitdir: &Path, dst: &Path) -> (Vec<Mount>, Staged) {
+    let op = |op: MountOp, origin: &str| Mount {
+        op,
+        origin: origin.into(),
+    };
+    let mut names = fs.names_in(gitdir);
+    names.sort();
+    let mut before = Vec::new();
+    let mut rest = Vec::new();
+    for name in &names {
+        let src = gitdir.join(name);
+        let dst = dst.join(name);
+        let staged = STAGED_FILES
+            .iter()
+            .find(|f| name.as_encoded_bytes() == f.as_bytes());
+        match (fs.entry(&src), staged) {
+            (Entry::File, Some(f)) => {
+                if let Some(content) = fs.read_file(&src, MAX_STAGED) {
+                    before.push((*f, content));
+                }
+            }
+            (Entry::Dir, _)
+                if WRITTEN_DIRS
+                    .iter()
+                    .any(|d| name.as_encoded_bytes() == d.as_bytes()) =>
+            {
+                rest.push(op(
+                    MountOp::Bind {
+                        src,
+                        dst,
+                        access: Access::ReadWrite,
+                    },
+                    "git objects, refs and logs, written in place (--vcs commit)",
+                ))
+            }
+            (Entry::Dir | Entry::File, _) => rest.push(op(
+                MountOp::Bind {
+                    src,
+                    dst,
+                    access: Access::ReadOnly,
+                },
+                "version-control metadata the host executes, read-only (--vcs commit)",
+            )),
+            (Entry::Symlink(target), _) => rest.push(op(
+                MountOp::Symlink { target, link: dst },
+                "a symlink of the git directory, repeated (--vcs commit)",
+            )),
+            _ => {}
+        }
+    }
+    // Room for git's lock file beside each staged file, and a margin.
+    let bytes: u64 = before.iter().map(|(_, c)| c.len() as u64).sum();
+    let mut out = vec![op(
+        MountOp::Tmpfs {
+            dst: dst.to_path_buf(),
+            size: 3 * bytes + (16 << 20),
+            mode: 0o755,
+        },
+        "git directory staged for commit (--vcs commit): its top level on a tmpfs, index \
+         and HEAD written back after checks, anything new discarded",
+    )];
+    for (name, content) in &before {
+        out.push(op(
+            MountOp::File {
+                dst: dst.join(name),
+                content: content.clone(),
+                mode: 0o644,
+            },
+            "a staged git file, copied (--vcs commit)",
+        ));
+    }
+    out.extend(rest);
+    let staged = Staged {
+        gitdir: gitdir.to_path_buf(),
+        dst: dst.to_path_buf(),
+        names,
+        before,
+    };
+    (out, staged)
 }
 
 /// `.git` and `.hg` entries directly in, or one level below, each writable directory,
@@ -344,58 +439,4 @@ pub fn new_repositories(roots: &[PathBuf]) -> BTreeSet<(PathBuf, i64)> {
         }
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn entry(mode: u32, path: &str, v4_strip: Option<usize>) -> Vec<u8> {
-        let mut e = vec![0u8; 24];
-        e.extend_from_slice(&mode.to_be_bytes());
-        e.extend_from_slice(&[0u8; 12]);
-        e.extend_from_slice(&[0u8; 20]);
-        e.extend_from_slice(&(path.len() as u16).to_be_bytes());
-        match v4_strip {
-            Some(n) => {
-                e.push(n as u8);
-                e.extend_from_slice(path.as_bytes());
-                e.push(0);
-            }
-            None => {
-                e.extend_from_slice(path.as_bytes());
-                let len = e.len();
-                e.resize(len + (8 - len % 8), 0);
-            }
-        }
-        e
-    }
-
-    #[test]
-    fn gitlinks_are_read_from_every_index_version() {
-        for version in [2u32, 3] {
-            let mut idx = b"DIRC".to_vec();
-            idx.extend_from_slice(&version.to_be_bytes());
-            idx.extend_from_slice(&3u32.to_be_bytes());
-            idx.extend(entry(0o100644, "README", None));
-            idx.extend(entry(0o160000, "libs/sub", None));
-            idx.extend(entry(0o160000, "vendor", None));
-            assert_eq!(
-                gitlinks(&idx, 20).unwrap(),
-                [PathBuf::from("libs/sub"), PathBuf::from("vendor")]
-            );
-        }
-        // Version 4: each path strips bytes of the one before.
-        let mut idx = b"DIRC".to_vec();
-        idx.extend_from_slice(&4u32.to_be_bytes());
-        idx.extend_from_slice(&2u32.to_be_bytes());
-        idx.extend(entry(0o100644, "libs/a.c", Some(0)));
-        idx.extend(entry(0o160000, "sub", Some(3)));
-        assert_eq!(gitlinks(&idx, 20).unwrap(), [PathBuf::from("libs/sub")]);
-        assert!(
-            gitlinks(b"DIRC\0\0\0\x02\0\0\0\x05", 20).is_none(),
-            "truncated"
-        );
-        assert!(gitlinks(b"nope", 20).is_none());
-    }
 }

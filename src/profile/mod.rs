@@ -6,7 +6,7 @@
 //! depth-first in the order listed, then the profile itself. A profile reached twice
 //! is read once. Mount entries and masks are concatenated in that order; `env.keep`
 //! lists are joined; `env.set`/`env.unset` are applied in that order; every scalar
-//! (`hostname`, `cwd`, `net`, `ids`, `uid`, `gid`, `seccomp`, `landlock`, each rlimit) takes the
+//! (`hostname`, `cwd`, `net`, `ids`, `uid`, `gid`, `seccomp`, `landlock`, `vcs`, each rlimit) takes the
 //! last value set, so a profile overrides what it includes.
 
 pub mod schema;
@@ -18,7 +18,8 @@ use std::path::{Path, PathBuf};
 
 use crate::error::Error;
 use schema::{
-    IdMode, LandlockMode, Limits, MountEntry, NetMode, ProfileFile, SeccompMode, SCHEMA_VERSION,
+    IdMode, LandlockMode, Limits, MountEntry, NetMode, ProfileFile, SeccompMode, VcsMode,
+    SCHEMA_VERSION,
 };
 
 /// Includes nest at most this deep.
@@ -324,6 +325,7 @@ pub struct Resolved {
     pub gid: Option<u32>,
     pub seccomp: Option<SeccompMode>,
     pub landlock: Option<LandlockMode>,
+    pub vcs: Option<VcsMode>,
     /// tcp_bind and tcp_connect, joined in merge order (None: never set).
     pub tcp_bind: Option<Vec<u16>>,
     pub tcp_connect: Option<Vec<u16>>,
@@ -476,6 +478,10 @@ fn merge(src: &Source, f: ProfileFile, out: &mut Resolved) {
     if let Some(l) = f.landlock {
         out.key_locs.insert("landlock", at(l.span().start));
         out.landlock = Some(l.into_inner());
+    }
+    if let Some(v) = f.vcs {
+        out.key_locs.insert("vcs", at(v.span().start));
+        out.vcs = Some(v.into_inner());
     }
     for (list, ports) in [
         (&mut out.tcp_bind, f.tcp_bind),

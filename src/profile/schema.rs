@@ -32,6 +32,9 @@ pub struct ProfileFile {
     #[serde(default)]
     pub seccomp_deny: Vec<Spanned<String>>,
     pub landlock: Option<Spanned<LandlockMode>>,
+    /// What a sandbox may do to the version-control metadata in its writable
+    /// directories: `read-only` (the default), `commit`, `writable`.
+    pub vcs: Option<Spanned<VcsMode>>,
     /// TCP ports the command may bind (Landlock ABI 4); unset: not restricted.
     pub tcp_bind: Option<Vec<Spanned<u16>>>,
     /// TCP ports the command may connect to (Landlock ABI 4); unset: not restricted.
@@ -90,6 +93,21 @@ pub enum LandlockMode {
     Default,
     Require,
     Off,
+}
+
+/// Version-control metadata (`.git`, `.hg`) inside writable directories, which the
+/// host's tools execute (hooks, config): all of it read-only; a repository's own
+/// `.git` staged so that `git commit` works while what git would run stays
+/// read-only (see plan/vcs.rs); or writable as any other file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum VcsMode {
+    /// Read-only: nothing of .git or .hg can be written (the default)
+    ReadOnly,
+    /// A repository's own .git is staged: objects, refs and logs written in place, index and HEAD copied back after checks, what git executes read-only, anything new discarded
+    Commit,
+    /// Writable like any other file: a sandbox can plant hooks and config the host's git will run
+    Writable,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
