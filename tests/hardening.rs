@@ -49,8 +49,15 @@ fn denied() -> Vec<(String, u64)> {
         ("process_vm_readv", libc::SYS_process_vm_readv),
         ("process_vm_writev", libc::SYS_process_vm_writev),
         ("quotactl", libc::SYS_quotactl),
+        ("quotactl_fd", libc::SYS_quotactl_fd),
         ("lookup_dcookie", libc::SYS_lookup_dcookie),
         ("vhangup", libc::SYS_vhangup),
+        // Linux 6.15's other way to change the mount tree (x86_64 and the generic
+        // table: 467); the old module calls (x86_64 174 and 178), ENOSYS since 2.6 but
+        // still numbered.
+        ("open_tree_attr", 467),
+        ("create_module", 174),
+        ("query_module", 178),
     ]
     .iter()
     .map(|(n, nr)| (n.to_string(), *nr as u64))
