@@ -113,6 +113,11 @@ pub fn main() -> i32 {
     if cli.verbose {
         trace::enable();
     }
+    if let Some(shell) = cli.completions {
+        use std::io::Write;
+        let _ = std::io::stdout().write_all(&cli::completions(shell));
+        return 0;
+    }
     let host = host::Host::gather();
     if cli.doctor {
         return doctor::run(&host, cli.json);

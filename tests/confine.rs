@@ -446,7 +446,7 @@ fn verbose_and_dry_run_report_what_is_enforced() {
         let o = run(u, &["-v", "--", "true"]);
         let err = stderr(&o);
         assert!(
-            err.contains("enforced: seccomp: default policy, 42 syscalls refused"),
+            err.contains("enforced: seccomp: default policy, 46 syscalls refused"),
             "{err}"
         );
         assert!(
