@@ -428,17 +428,23 @@ pub struct Cli {
     /// core.fsmonitor that the user's next plain git status would run on the host.
     /// Files in the work tree stay writable.
     ///
-    /// commit: As read-only, except that a repository's own .git directory is staged,
-    /// so that git add and git commit work: its top level is a private copy in sbx's
-    /// records directory, with objects, refs and logs written in place and everything
-    /// else read-only. After the run, index, HEAD, ORIG_HEAD, COMMIT_EDITMSG,
-    /// packed-refs and FETCH_HEAD are written back the way git writes them (unless git
-    /// changed them on the host meanwhile); the index is rewritten so that no entry the
-    /// sandbox changed keeps the stat data, assume-valid or skip-worktree bits that
-    /// would hide an edit from git status; refs/replace is put back as it was; any
-    /// other name the sandbox added to the top level (commondir, config.worktree,
-    /// rebase-merge with its exec lines) is discarded and named. Linked worktrees and
-    /// submodules stay read-only. The dev profile's mode.
+    /// commit: As read-only, except that a repository's own .git directory is staged, so
+    /// that git add and git commit work: its top level is a tmpfs holding copies of index,
+    /// HEAD, ORIG_HEAD, COMMIT_EDITMSG, packed-refs and FETCH_HEAD; refs and logs are
+    /// written in place; the host's objects are read-only and new objects go to the tmpfs;
+    /// everything else is read-only. After the run, sbx adds to the repository each new
+    /// loose object whose content is what its name says (packs, the commit-graph and
+    /// anything else the sandbox wrote there are dropped, so run git gc outside), removes
+    /// from refs and logs whatever is not a file or a directory, puts refs/replace back as
+    /// it was, and writes back the staged files the way git writes them (unless git changed
+    /// them on the host meanwhile), the index rewritten so that no entry the sandbox
+    /// changed keeps the stat data, assume-valid or skip-worktree bits that would hide an
+    /// edit from git status, and refused if it names a path git must not check out (.git,
+    /// ..) or a new submodule. Any other name the sandbox added to the top level
+    /// (commondir, config.worktree, rebase-merge with its exec lines, MERGE_HEAD) is
+    /// discarded and named: finish a rebase or a merge inside, or abort it, before the
+    /// sandbox ends. Linked worktrees and submodules stay read-only. The dev profile's
+    /// mode.
     ///
     /// writable: Written like any other file: the sandbox can plant hooks and config
     /// that the host's git will run.

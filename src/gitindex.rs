@@ -151,10 +151,52 @@ pub fn gitlinks(index: &[u8], hash: usize) -> Option<Vec<Vec<u8>>> {
     )
 }
 
+/// Whether git would accept `path` in an index (read-cache.c, verify_path, with
+/// core.protectNTFS and core.protectHFS as on any host): no empty, `.` or `..`
+/// component and no `.git` in any spelling a filesystem may fold to it (any case,
+/// trailing dots or spaces, the 8.3 name `git~1`); `.gitmodules` not a symlink. An
+/// index that names `.git/hooks/pre-commit` or `../.bashrc` has the host's next
+/// `git checkout -- .` write there.
+pub fn path_is_safe(path: &[u8], mode: u32) -> bool {
+    if path.is_empty() || path.starts_with(b"/") {
+        return false;
+    }
+    path.split(|c| *c == b'/').all(|comp| {
+        // HFS+ ignores zero-width code points (U+200C..U+200F, U+202A..U+202E,
+        // U+206A..U+206F, U+FEFF) in names: they are dropped before comparing.
+        let mut folded = Vec::with_capacity(comp.len());
+        let mut i = 0;
+        while i < comp.len() {
+            match comp.get(i..i + 3) {
+                Some([0xe2, 0x80, 0x8c..=0x8f] | [0xe2, 0x80, 0xaa..=0xae])
+                | Some([0xe2, 0x81, 0xaa..=0xaf] | [0xef, 0xbb, 0xbf]) => i += 3,
+                _ => {
+                    folded.push(comp[i].to_ascii_lowercase());
+                    i += 1;
+                }
+            }
+        }
+        // NTFS drops trailing dots and spaces.
+        let trimmed = folded
+            .iter()
+            .rposition(|c| *c != b'.' && *c != b' ')
+            .map_or(&folded[..0], |end| &folded[..=end]);
+        !comp.is_empty()
+            && comp != b"."
+            && comp != b".."
+            && trimmed != b".git"
+            && folded != b"git~1"
+            && !(mode & 0o170000 == 0o120000 && trimmed == b".gitmodules")
+    })
+}
+
 /// The SHA-1 index `new` a sandbox wrote, made safe to hand to the host's git: see
 /// the module's comment. `old`: the index before the run (None: there was none).
 /// Err: an index that cannot be rewritten (a split or sparse index, a required
-/// extension, or not an index), said in words.
+/// extension, or not an index), or that git must not be given: a path git would
+/// refuse ([`path_is_safe`]) or a submodule at a new path (the host's `git status`
+/// runs in a submodule, with that repository's own config: a sandbox that made one
+/// with a `core.fsmonitor` would have it run), said in words.
 pub fn sanitize(old: Option<&[u8]>, new: &[u8]) -> Result<Vec<u8>, String> {
     let idx = parse(new, 20).ok_or("not a git index (version 2 to 4, SHA-1)")?;
     for sig in &idx.extensions {
@@ -174,6 +216,18 @@ pub fn sanitize(old: Option<&[u8]>, new: &[u8]) -> Result<Vec<u8>, String> {
         .map(|o| o.entries.into_iter().map(|e| (e.path.clone(), e)).collect())
         .unwrap_or_default();
     let mut out_entries = Vec::with_capacity(idx.entries.len());
+    for e in &idx.entries {
+        let shown = String::from_utf8_lossy(&e.path);
+        if !path_is_safe(&e.path, e.mode()) {
+            return Err(format!("a path git must not check out: {shown:?}"));
+        }
+        let was_gitlink = before
+            .get(&e.path)
+            .is_some_and(|o| o.mode() & 0o170000 == 0o160000);
+        if e.mode() & 0o170000 == 0o160000 && !was_gitlink {
+            return Err(format!("a new submodule at {shown:?}"));
+        }
+    }
     for mut e in idx.entries {
         if before.get(&e.path) != Some(&e) {
             let kept = before.get(&e.path).filter(|o| o.oid == e.oid);

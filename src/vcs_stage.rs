@@ -2,15 +2,18 @@
 //! and why, is plan/vcs.rs).
 //!
 //! In the sandbox, the git directory's top level is a tmpfs holding copies of the
-//! staged files (index, HEAD, ...), with objects, refs and logs bound writable over
-//! it and everything else read-only: `git commit` writes objects and refs in place
-//! and renames its new index over the copy, while a `commondir`, `config.worktree`,
+//! staged files (index, HEAD, ...), with refs and logs bound writable over it, the
+//! host's objects read-only (an alternate of the tmpfs's own `objects`) and
+//! everything else read-only: `git commit` writes new objects to the tmpfs and refs
+//! in place and renames its new index over the copy, while a `commondir`, `config.worktree`,
 //! hook directory or `rebase-merge/git-rebase-todo` (whose `exec` lines `git rebase
 //! --continue` runs) it creates there never reaches the host. PID 1 passes the
 //! launcher a descriptor of that tmpfs once the root is built; it outlives the
 //! sandbox's mount namespace, and nothing of it is ever on the host's disk.
 //!
-//! After the run, each staged file the sandbox changed is checked and written back
+//! After the run, each new loose object whose content hashes to its name joins the
+//! host's object store; anything but files and directories is removed from refs and
+//! logs; each staged file the sandbox changed is checked and written back
 //! the way git writes it (`NAME.lock`, created exclusively, then renamed: a git
 //! running on the host meanwhile holds the lock and wins), unless the host's copy
 //! changed during the run; the index is rewritten by [`crate::gitindex::sanitize`];
@@ -32,8 +35,6 @@ use crate::sys;
 
 /// The largest staged file read (git's index of a very large tree is far smaller).
 const MAX_FILE: u64 = crate::plan::vcs::MAX_STAGED;
-/// Bounds on the walk of `refs/replace`.
-const MAX_REPLACE: usize = 4096;
 
 /// A git directory staged for one run.
 pub struct Stage {
@@ -45,6 +46,159 @@ pub struct Stage {
     names: BTreeSet<OsString>,
     /// `refs/replace`, relative name to content (a symlink: "-> target").
     replace: BTreeMap<PathBuf, Vec<u8>>,
+}
+
+/// The largest object imported (a bigger one stays in the sandbox, said).
+const MAX_OBJECT: u64 = 1 << 30;
+
+/// Whether `raw` (an inflated loose object) is `type len\0content` with its length
+/// right and its SHA-1 `oid`.
+fn object_matches(raw: &[u8], oid: &[u8; 20]) -> bool {
+    let Some(nul) = raw.iter().position(|c| *c == 0) else {
+        return false;
+    };
+    let Some((kind, len)) = std::str::from_utf8(&raw[..nul])
+        .ok()
+        .and_then(|h| h.split_once(' '))
+    else {
+        return false;
+    };
+    matches!(kind, "blob" | "tree" | "commit" | "tag")
+        && len.parse::<usize>().ok() == Some(raw.len() - nul - 1)
+        && sha1::digest(raw) == *oid
+}
+
+fn hex_pair(b: &[u8]) -> Option<u8> {
+    let d = |c: u8| (c as char).to_digit(16).filter(|_| !c.is_ascii_uppercase());
+    Some((d(b[0])? * 16 + d(b[1])?) as u8)
+}
+
+/// Add to the host's object store every loose object the sandbox wrote that is
+/// what its name says (zlib, a valid header, the SHA-1 of both): the file itself,
+/// through a private name and a rename, never over an existing one. Packs, the
+/// commit-graph and anything else it wrote stay behind. Returns (added, refused).
+fn import_objects(staging: BorrowedFd, real: BorrowedFd) -> (usize, Vec<String>) {
+    let (mut added, mut refused) = (0, Vec::new());
+    let dir_flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW;
+    let Ok(objects) = sys::openat(staging, c"objects", dir_flags) else {
+        return (0, refused);
+    };
+    let Ok(host) = sys::openat(real, c"objects", dir_flags) else {
+        return (0, refused);
+    };
+    for fan in names_in(objects.as_fd(), 4096) {
+        let fb = fan.as_bytes();
+        let Some(first) = (fb.len() == 2).then(|| hex_pair(fb)).flatten() else {
+            continue;
+        };
+        let Ok(sub) = sys::openat(objects.as_fd(), &c(&fan), dir_flags) else {
+            continue;
+        };
+        for name in names_in(sub.as_fd(), usize::MAX) {
+            let nb = name.as_bytes();
+            if nb.len() != 38 {
+                continue;
+            }
+            let mut oid = [0u8; 20];
+            oid[0] = first;
+            let parsed = (0..19).all(|i| {
+                hex_pair(&nb[i * 2..i * 2 + 2])
+                    .map(|v| oid[i + 1] = v)
+                    .is_some()
+            });
+            if !parsed {
+                continue;
+            }
+            let shown = format!("{}{}", fan.to_string_lossy(), name.to_string_lossy());
+            let Some(data) = read_at(sub.as_fd(), &name, MAX_OBJECT) else {
+                refused.push(shown);
+                continue;
+            };
+            let ok = miniz_oxide::inflate::decompress_to_vec_zlib_with_limit(
+                &data,
+                MAX_OBJECT as usize + 64,
+            )
+            .is_ok_and(|raw| object_matches(&raw, &oid));
+            if !ok {
+                refused.push(shown);
+                continue;
+            }
+            let fan_c = c(&fan);
+            let _ = sys::mkdirat(host.as_fd(), &fan_c, 0o755);
+            let Ok(to) = sys::openat(host.as_fd(), &fan_c, dir_flags) else {
+                refused.push(shown);
+                continue;
+            };
+            if sys::openat(to.as_fd(), &c(&name), libc::O_PATH | libc::O_NOFOLLOW).is_ok() {
+                continue; // the host has it: never replaced
+            }
+            let tmp = CString::new(format!("tmp_obj_sbx_{}_{added}", std::process::id()))
+                .expect("no NUL");
+            let written = sys::create_file_with(to.as_fd(), &tmp, 0o444)
+                .map_err(|e| e.to_string())
+                .and_then(|fd| {
+                    std::fs::File::from(fd)
+                        .write_all(&data)
+                        .map_err(|e| e.to_string())
+                });
+            // SAFETY: valid fds and C strings.
+            let renamed = written.is_ok()
+                && unsafe {
+                    libc::renameat(
+                        to.as_raw_fd(),
+                        tmp.as_ptr(),
+                        to.as_raw_fd(),
+                        c(&name).as_ptr(),
+                    )
+                } == 0;
+            if renamed {
+                added += 1;
+            } else {
+                // SAFETY: valid fd and C string.
+                unsafe { libc::unlinkat(to.as_raw_fd(), tmp.as_ptr(), 0) };
+                refused.push(shown);
+            }
+        }
+    }
+    (added, refused)
+}
+
+/// Remove, under refs and logs of `gitdir`, every entry that is neither a regular
+/// file nor a directory (git writes nothing else there): a symlink at `logs/HEAD`
+/// has the host's next commit append to the file it names, a symlinked
+/// `refs/replace` escapes its restoring, a FIFO hangs git. Returns what was removed.
+fn remove_odd_entries(gitdir: &Path) -> Vec<PathBuf> {
+    let mut removed = Vec::new();
+    let mut todo: Vec<PathBuf> = crate::plan::vcs::WRITTEN_DIRS
+        .iter()
+        .map(|d| gitdir.join(d))
+        .collect();
+    // The three themselves must be directories of their own.
+    todo.retain(|d| match std::fs::symlink_metadata(d) {
+        Ok(m) if m.is_dir() => true,
+        Ok(_) => {
+            let _ = std::fs::remove_file(d);
+            removed.push(d.clone());
+            false
+        }
+        Err(_) => false,
+    });
+    while let Some(d) = todo.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            match e.file_type() {
+                Ok(t) if t.is_dir() => todo.push(e.path()),
+                Ok(t) if t.is_file() => {}
+                _ => {
+                    let _ = std::fs::remove_file(e.path());
+                    removed.push(e.path());
+                }
+            }
+        }
+    }
+    removed
 }
 
 /// The staging tmpfs of each staged git directory, in the plan's order, as PID 1
@@ -138,9 +292,6 @@ fn walk_replace(gitdir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
             continue;
         };
         for e in rd.flatten() {
-            if out.len() + dirs.len() >= MAX_REPLACE {
-                return out;
-            }
             let name = e.file_name();
             let Ok(kind) = e.file_type() else { continue };
             if kind.is_dir() {
@@ -167,14 +318,20 @@ fn is_oid_line(b: &[u8]) -> bool {
 /// characters check-ref-format refuses.
 fn is_ref_name(b: &[u8]) -> bool {
     b.starts_with(b"refs/")
+        && std::str::from_utf8(b).is_ok()
         && !b.windows(2).any(|w| w == b"..")
         && b.iter()
-            .all(|c| c.is_ascii_graphic() && !b" ~^:?*[\\".contains(c))
+            .all(|c| (c.is_ascii_graphic() || *c >= 0x80) && !b" ~^:?*[\\".contains(c))
 }
 
 /// The staged file `name` as the sandbox left it, checked and made safe; Err: why it
 /// is not written back.
-fn checked(name: &str, old: Option<&[u8]>, new: Vec<u8>) -> Result<Vec<u8>, String> {
+fn checked(
+    name: &str,
+    old: Option<&[u8]>,
+    new: Vec<u8>,
+    known_replace: &BTreeSet<Vec<u8>>,
+) -> Result<Vec<u8>, String> {
     let lines = || new.split_inclusive(|c| *c == b'\n');
     let ok = match name {
         "index" => return crate::gitindex::sanitize(old, &new),
@@ -200,7 +357,9 @@ fn checked(name: &str, old: Option<&[u8]>, new: Vec<u8>) -> Result<Vec<u8>, Stri
                         && l[..40].iter().all(u8::is_ascii_hexdigit)
                         && l[40] == b' '
                         && is_ref_name(refname.strip_suffix(b"\n").unwrap_or(refname))
-                        && (!refname.starts_with(b"refs/replace/") || had.contains(l)))
+                        && (!refname.starts_with(b"refs/replace/")
+                            || had.contains(l)
+                            || known_replace.contains(l)))
             })
         }
         _ => true, // COMMIT_EDITMSG: a message
@@ -252,13 +411,28 @@ fn write_back(
     Ok(())
 }
 
-/// The names in directory `dir` (at most 4096).
-fn names_in(dir: BorrowedFd) -> Vec<OsString> {
+/// Write `data` at `p` (a ref file put back), following no symlink at its end.
+fn write_nofollow(p: &Path, data: &[u8]) {
+    use std::os::unix::fs::OpenOptionsExt;
+    if data.starts_with(b"-> ") {
+        return; // a symlink was there: not put back
+    }
+    let _ = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(p)
+        .and_then(|mut f| f.write_all(data));
+}
+
+/// The names in directory `dir` (at most `max`).
+fn names_in(dir: BorrowedFd, max: usize) -> Vec<OsString> {
     let Ok(fd) = sys::openat(dir, c".", libc::O_RDONLY | libc::O_DIRECTORY) else {
         return Vec::new();
     };
     std::fs::read_dir(format!("/proc/self/fd/{}", fd.as_raw_fd()))
-        .map(|rd| rd.flatten().take(4096).map(|e| e.file_name()).collect())
+        .map(|rd| rd.flatten().take(max).map(|e| e.file_name()).collect())
         .unwrap_or_default()
 }
 
@@ -269,6 +443,69 @@ pub fn finish(stages: Vec<Stage>) -> Vec<String> {
     let received = std::mem::take(&mut *RECEIVED.lock().unwrap_or_else(|e| e.into_inner()));
     for (s, staging) in stages.into_iter().zip(received) {
         let shown = s.gitdir.display().to_string();
+        // What git would follow, block on, or trust without checking: gone first.
+        let odd = remove_odd_entries(&s.gitdir);
+        if !odd.is_empty() {
+            out.push(format!(
+                "--vcs commit: removed what is neither a file nor a directory from {shown}: {}",
+                odd.iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        let (added, refused) = import_objects(staging.as_fd(), s.real.as_fd());
+        crate::trace::step("launcher", || {
+            format!("--vcs commit: {added} objects added to {shown}")
+        });
+        if !refused.is_empty() {
+            out.push(format!(
+                "--vcs commit: {} objects the sandbox wrote are not what their names say (or too \
+                 large, or unreadable) and were not added to {shown}: {}",
+                refused.len(),
+                refused
+                    .iter()
+                    .take(5)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        // refs/replace as it was (no symlink is left under refs to lead elsewhere).
+        let now = walk_replace(&s.gitdir);
+        let root = s.gitdir.join("refs/replace");
+        for (rel, data) in &now {
+            if s.replace.get(rel) == Some(data) {
+                continue;
+            }
+            let p = root.join(rel);
+            let _ = std::fs::remove_file(&p);
+            if let Some(old) = s.replace.get(rel) {
+                write_nofollow(&p, old);
+            }
+            out.push(format!(
+                "--vcs commit: removed {} the sandbox wrote (replace refs change what git log and \
+                 git diff show)",
+                p.display()
+            ));
+        }
+        for (rel, data) in &s.replace {
+            if !now.contains_key(rel) {
+                write_nofollow(&root.join(rel), data);
+            }
+        }
+        // Replace refs git may find in packed-refs: those it had, loose or packed.
+        let known: BTreeSet<Vec<u8>> = s
+            .replace
+            .iter()
+            .map(|(rel, oid)| {
+                let mut l = oid.strip_suffix(b"\n").unwrap_or(oid).to_vec();
+                l.extend_from_slice(b" refs/replace/");
+                l.extend_from_slice(rel.as_os_str().as_bytes());
+                l.push(b'\n');
+                l
+            })
+            .collect();
         // packed-refs before the index and HEAD: a ref `pack-refs` moved there
         // exists before anything points at it.
         for name in [
@@ -286,7 +523,7 @@ pub fn finish(stages: Vec<Stage>) -> Vec<String> {
             if Some(new.as_slice()) == old {
                 continue;
             }
-            let done = checked(name, old, new)
+            let done = checked(name, old, new, &known)
                 .and_then(|data| write_back(s.real.as_fd(), name, old, &data));
             if let Err(why) = done {
                 out.push(format!(
@@ -294,34 +531,13 @@ pub fn finish(stages: Vec<Stage>) -> Vec<String> {
                 ));
             }
         }
-        // refs/replace as it was.
-        let now = walk_replace(&s.gitdir);
-        let root = s.gitdir.join("refs/replace");
-        for (rel, data) in &now {
-            if s.replace.get(rel) == Some(data) {
-                continue;
-            }
-            let p = root.join(rel);
-            let _ = std::fs::remove_file(&p);
-            if let Some(old) = s.replace.get(rel).filter(|o| !o.starts_with(b"-> ")) {
-                let _ = std::fs::write(&p, old);
-            }
-            out.push(format!(
-                "--vcs commit: removed {} the sandbox wrote (replace refs change what git log and \
-                 git diff show)",
-                p.display()
-            ));
-        }
-        for (rel, data) in &s.replace {
-            if !now.contains_key(rel) && !data.starts_with(b"-> ") {
-                let _ = std::fs::write(root.join(rel), data);
-            }
-        }
         // What the sandbox added to the top level, discarded.
-        let added: Vec<String> = names_in(staging.as_fd())
+        let added: Vec<String> = names_in(staging.as_fd(), 4096)
             .into_iter()
             .filter(|n| {
-                !s.names.contains(n) && !STAGED_FILES.iter().any(|f| n.as_bytes() == f.as_bytes())
+                !s.names.contains(n)
+                    && !STAGED_FILES.iter().any(|f| n.as_bytes() == f.as_bytes())
+                    && n.as_bytes() != crate::plan::vcs::HOST_OBJECTS.as_bytes()
             })
             .filter(|n| !n.as_bytes().ends_with(b".lock"))
             .map(|n| String::from_utf8_lossy(&n.into_vec()).into_owned())

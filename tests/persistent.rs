@@ -1270,3 +1270,201 @@ fn a_git_the_host_ran_meanwhile_wins_over_the_sandbox() {
         assert_eq!(stdout(&git(u, &proj, &["ls-files"])), "host.txt\n");
     }
 }
+
+/// Adds an entry (mode, object id, path) to a git index, sorted, checksum
+/// recomputed: git's own commands refuse the paths this test needs.
+const ADD_ENTRY: &str = r#"
+import hashlib, struct, sys
+p, mode, oid, path = sys.argv[1] + "/index", int(sys.argv[2], 8), bytes.fromhex(sys.argv[3]), sys.argv[4].encode()
+b = open(p, "rb").read()
+n = struct.unpack(">I", b[8:12])[0]
+i, ents = 12, []
+for _ in range(n):
+    flags = struct.unpack(">H", b[i + 60:i + 62])[0]
+    nl = flags & 0xfff
+    ln = (62 + nl + 8) // 8 * 8
+    ents.append((b[i + 62:i + 62 + nl], b[i:i + ln]))
+    i += ln
+e = bytearray(40 + 20 + 2)
+struct.pack_into(">I", e, 24, mode)
+e[40:60] = oid
+struct.pack_into(">H", e, 60, len(path))
+e += path
+e += b"\0" * ((62 + len(path) + 8) // 8 * 8 - len(e))
+ents.append((path, bytes(e)))
+ents.sort()
+out = bytearray(b"DIRC" + struct.pack(">II", 2, len(ents)))
+for _, raw in ents:
+    out += raw
+out += hashlib.sha1(out).digest()
+open(p + ".new", "wb").write(out)
+import os; os.rename(p + ".new", p)
+"#;
+
+/// What a sandbox under `--vcs commit` writes to the host's git data is checked
+/// before the host's git reads it: each case is one way to have the host's git run,
+/// write, hang or hide something.
+#[test]
+fn git_data_a_committing_sandbox_writes_is_checked_first() {
+    for u in users() {
+        let fx = Fixture::new(u, "gitdata");
+        let mark = fx.path.join("pwned");
+        let victim = fx.file("victim.txt", "untouched\n", u);
+        let add = fx.file("add.py", ADD_ENTRY, u);
+        let proj = fx.path.join("proj");
+        std::fs::create_dir(&proj).unwrap();
+        fx.chown(&proj, u);
+        fx.file("proj/a.txt", "a\n", u);
+        git(u, &proj, &["init", "-q"]);
+        git(u, &proj, &["add", "-A"]);
+        git(u, &proj, &["commit", "-q", "-m", "init"]);
+        let sandbox = |script: &str| {
+            let o = in_home(
+                u,
+                &u.home,
+                &proj,
+                &[
+                    "--profile",
+                    "dev",
+                    "--ro-bind",
+                    add.to_str().unwrap(),
+                    "--",
+                    "sh",
+                    "-c",
+                    &format!("set -e; g() {{ git -c user.name=t -c user.email=t@e \"$@\"; }}; {script}; echo done"),
+                ],
+            );
+            assert_eq!(
+                stdout(&o),
+                "done\n",
+                "as {}: {script}: {}",
+                u.name,
+                stderr(&o)
+            );
+            stderr(&o)
+        };
+        let blob = |text: &str, write: bool| {
+            let mut c = as_user(u, "git");
+            c.args(["hash-object", "--stdin"])
+                .args(write.then_some("-w"))
+                .current_dir(&proj)
+                .env("HOME", &proj)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped());
+            let mut child = c.spawn().unwrap();
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(text.as_bytes())
+                .unwrap();
+            String::from_utf8(child.wait_with_output().unwrap().stdout)
+                .unwrap()
+                .trim()
+                .to_string()
+        };
+        let hook = blob(&format!("#!/bin/sh\ntouch {}\n", mark.display()), true);
+        // 1. Index paths git would check out into .git or outside the work tree.
+        for path in [
+            ".git/hooks/pre-commit",
+            ".GIT./hooks/x",
+            "../escape",
+            "a/../../b",
+        ] {
+            let err = sandbox(&format!(
+                "python3 {} .git 100755 {hook} '{path}'",
+                add.display()
+            ));
+            assert!(
+                err.contains("index from the sandbox was not kept: a path git must not check out"),
+                "as {}: {path}: {err}",
+                u.name
+            );
+            assert!(!stdout(&git(u, &proj, &["ls-files"])).contains("escape"));
+        }
+        // 2. A submodule the host never had (its repository runs its own config in
+        //    the host's `git status`).
+        let err = sandbox(&format!(
+            "mkdir -p deep/er/sub && cd deep/er/sub && g init -q && \
+             g config core.fsmonitor 'touch {m}; false' && g -c core.fsmonitor= commit -q --allow-empty -m x && \
+             h=$(g -c core.fsmonitor= rev-parse HEAD) && cd ../../.. && \
+             g update-index --add --cacheinfo 160000,$h,deep/er/sub",
+            m = mark.display()
+        ));
+        assert!(
+            err.contains("a new submodule at \"deep/er/sub\""),
+            "as {}: {err}",
+            u.name
+        );
+        git(u, &proj, &["status", "--short"]);
+        assert!(
+            !mark.exists(),
+            "as {}: a planted submodule's config ran",
+            u.name
+        );
+        std::fs::remove_dir_all(proj.join("deep")).unwrap();
+        // 3. Symlinks and FIFOs under refs and logs: git would write through them
+        //    (the reflog into another file) or block on them.
+        let err = sandbox(&format!(
+            "rm .git/logs/HEAD && ln -s {v} .git/logs/HEAD && mkfifo .git/refs/heads/fifo && \
+             mkdir .git/objects-elsewhere 2>/dev/null || true; \
+             ln -s ../objects .git/refs/replace",
+            v = victim.display()
+        ));
+        assert!(
+            err.contains("neither a file nor a directory"),
+            "as {}: {err}",
+            u.name
+        );
+        for p in ["logs/HEAD", "refs/heads/fifo", "refs/replace"] {
+            let m = std::fs::symlink_metadata(proj.join(".git").join(p));
+            assert!(m.is_err(), "as {}: .git/{p} is still there", u.name);
+        }
+        git(u, &proj, &["commit", "-q", "--allow-empty", "-m", "host"]);
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched\n");
+        // 4. The host's objects are read-only inside; an object written inside
+        //    whose content is not what its name says, a commit-graph and a pack stay
+        //    out; real new objects come in.
+        let head = stdout(&git(u, &proj, &["rev-parse", "HEAD"]))
+            .trim()
+            .to_string();
+        let err = sandbox(&format!(
+            "if (echo x > .git/{h}/pack/p) 2>/dev/null; then echo WROTE; fi; \
+             o=$(echo genuine | g hash-object -w --stdin); \
+             f=.git/objects/$(echo {head} | cut -c1-2)/$(echo {head} | cut -c3-); \
+             mkdir -p $(dirname $f) && python3 -c 'import zlib,sys; open(sys.argv[1],\"wb\").write(zlib.compress(b\"blob 5\\0forge\"))' $f; \
+             g commit-graph write --reachable; g repack -q -a; echo $o > /dev/null",
+            h = "sbx-host-objects",
+        ));
+        assert!(
+            err.contains("not what their names say"),
+            "as {}: {err}",
+            u.name
+        );
+        let mut c = as_user(u, "git");
+        c.args(["cat-file", "-t", &head])
+            .current_dir(&proj)
+            .env("HOME", &proj);
+        assert_eq!(
+            stdout(&output(c)),
+            "commit\n",
+            "as {}: the host's commit",
+            u.name
+        );
+        assert!(!proj.join(".git/objects/info/commit-graph").exists());
+        let genuine = blob("genuine\n", false);
+        let mut c = as_user(u, "git");
+        c.args(["cat-file", "-p", &genuine])
+            .current_dir(&proj)
+            .env("HOME", &proj);
+        assert_eq!(stdout(&output(c)), "genuine\n", "as {}", u.name);
+        let mut c = as_user(u, "git");
+        c.args(["fsck", "--no-dangling"])
+            .current_dir(&proj)
+            .env("HOME", &proj);
+        let o = output(c);
+        assert!(o.status.success(), "as {}: {}", u.name, stderr(&o));
+        assert!(!mark.exists());
+    }
+}

@@ -185,3 +185,65 @@ fn indexes_that_cannot_be_rewritten_are_refused_by_name() {
     bad[at..at + 4].copy_from_slice(&1000u32.to_be_bytes());
     assert!(sanitize(None, &bad).is_err());
 }
+
+#[test]
+fn paths_git_would_refuse_are_refused_in_every_spelling() {
+    for bad in [
+        ".git/hooks/pre-commit",
+        ".GIT/config",
+        ".git./hooks/x",
+        ".git ./x",
+        "git~1/config",
+        "sub/.Git/hooks/x",
+        "../escape",
+        "a/../../b",
+        "a//b",
+        "./a",
+        "/etc/passwd",
+        "",
+        ".g\u{200c}it/x",
+    ] {
+        assert!(!path_is_safe(bad.as_bytes(), 0o100644), "{bad:?}");
+    }
+    assert!(
+        !path_is_safe(b".gitmodules", 0o120000),
+        "a symlinked .gitmodules"
+    );
+    for good in [
+        ".gitignore",
+        ".gitmodules",
+        "src/.github/ci.yml",
+        "a.git/x",
+        "git~2",
+        "..a",
+    ] {
+        assert!(path_is_safe(good.as_bytes(), 0o100644), "{good:?}");
+    }
+}
+
+#[test]
+fn an_index_with_a_bad_path_or_a_new_submodule_is_refused() {
+    let old = index(2, &[raw(0o160000, "vendor", 1, 1, 0, None)], &[]);
+    let bad = index(
+        2,
+        &[raw(0o100755, ".git/hooks/post-checkout", 1, 2, 0, None)],
+        &[],
+    );
+    assert!(sanitize(Some(&old), &bad)
+        .unwrap_err()
+        .contains("must not check out"));
+    let new_link = index(
+        2,
+        &[
+            raw(0o160000, "deep/sub", 1, 3, 0, None),
+            raw(0o160000, "vendor", 1, 1, 0, None),
+        ],
+        &[],
+    );
+    assert!(sanitize(Some(&old), &new_link)
+        .unwrap_err()
+        .contains("a new submodule at \"deep/sub\""));
+    // An existing submodule moved to another commit is ordinary.
+    let moved = index(2, &[raw(0o160000, "vendor", 1, 9, 0, None)], &[]);
+    assert!(sanitize(Some(&old), &moved).is_ok());
+}

@@ -33,9 +33,10 @@
 //! writes `index` and `HEAD` by creating `NAME.lock` and renaming it, so the top
 //! level must take new names; a name the sandbox adds there, `commondir`,
 //! `config.worktree`, `rebase-merge/git-rebase-todo` with `exec` lines, never reaches
-//! the host), with `objects`, `refs` and `logs` bound writable (data git checks:
-//! content-addressed objects, ref files), everything else read-only, and the staged
-//! files written back after checks (crate::vcs_stage). A linked worktree's or a
+//! the host), with `refs` and `logs` bound writable, the host's objects read-only
+//! and new ones written to the tmpfs, everything else read-only; after the run the
+//! launcher adds the new objects that are what their names say and writes the
+//! staged files back after checks (crate::vcs_stage). A linked worktree's or a
 //! submodule's git directory stays read-only. `--vcs writable` (or `--vcs-writable`)
 //! opts out of all of it. Not covered: a repository the sandbox *creates* where none was (git runs its config
 //! only when used inside that directory; the launcher warns when a writable
@@ -132,10 +133,20 @@ pub const STAGED_FILES: [&str; 6] = [
     "FETCH_HEAD",
 ];
 
-/// Directories of a git directory written in place under `--vcs commit`: content
-/// addressed objects, refs and their logs (data; `refs/replace`, which changes what
-/// `git log` shows, is restored after the run).
-pub const WRITTEN_DIRS: [&str; 3] = ["objects", "refs", "logs"];
+/// Directories of a git directory written in place under `--vcs commit`: refs and
+/// their logs (data; after the run anything in them that is not a file or a
+/// directory is removed, and `refs/replace`, which changes what `git log` shows, is
+/// restored). Objects are not among them: see [`HOST_OBJECTS`].
+pub const WRITTEN_DIRS: [&str; 2] = ["refs", "logs"];
+
+/// Where, in a staged git directory, the host's objects are bound read-only. The
+/// staged `objects` is a directory of the tmpfs whose `info/alternates` names it:
+/// git reads every object the host has and writes new ones to the tmpfs, and the
+/// launcher adds to the host's repository only those whose content matches their
+/// name (git itself trusts an object file, a pack or the commit-graph without
+/// hashing it again, so a sandbox that could write the host's object store could
+/// make `git diff` and `git status` show what is not there).
+pub const HOST_OBJECTS: &str = "sbx-host-objects";
 
 /// A git directory staged for `--vcs commit`: a tmpfs at `dst` holds copies of its
 /// staged files (`before`: name and content, read when the plan was built), with
@@ -331,7 +342,8 @@ fn stageable(fs: &dyn HostFs, gitdir: &Path) -> bool {
 }
 
 /// The mounts of a staged git directory: a tmpfs over it holding copies of the
-/// staged files, then `objects`, `refs` and `logs` bound writable and every other
+/// staged files, then `refs` and `logs` bound writable, the host's objects
+/// read-only beside `objects` (which names them in `info/alternates`), every other
 /// entry read-only (their mount points made in the tmpfs), symlinks repeated.
 fn stage_mounts(fs: &dyn HostFs, gitdir: &Path, dst: &Path) -> (Vec<Mount>, Staged) {
     let op = |op: MountOp, origin: &str| Mount {
@@ -354,6 +366,28 @@ fn stage_mounts(fs: &dyn HostFs, gitdir: &Path, dst: &Path) -> (Vec<Mount>, Stag
                     before.push((*f, content));
                 }
             }
+            (Entry::Dir, _) if name == "objects" => {
+                let host = dst.with_file_name(HOST_OBJECTS);
+                let mut alternates = host.as_os_str().as_encoded_bytes().to_vec();
+                alternates.push(b'\n');
+                rest.push(op(
+                    MountOp::Bind {
+                        src,
+                        dst: host,
+                        access: Access::ReadOnly,
+                    },
+                    "the host's git objects, read-only (--vcs commit)",
+                ));
+                rest.push(op(
+                    MountOp::File {
+                        dst: dst.join("info/alternates"),
+                        content: alternates,
+                        mode: 0o644,
+                    },
+                    "new git objects go to the staging directory, checked after the run \
+                     (--vcs commit)",
+                ));
+            }
             (Entry::Dir, _)
                 if WRITTEN_DIRS
                     .iter()
@@ -365,7 +399,7 @@ fn stage_mounts(fs: &dyn HostFs, gitdir: &Path, dst: &Path) -> (Vec<Mount>, Stag
                         dst,
                         access: Access::ReadWrite,
                     },
-                    "git objects, refs and logs, written in place (--vcs commit)",
+                    "git refs and logs, written in place (--vcs commit)",
                 ))
             }
             (Entry::Dir | Entry::File, _) => rest.push(op(
@@ -383,12 +417,13 @@ fn stage_mounts(fs: &dyn HostFs, gitdir: &Path, dst: &Path) -> (Vec<Mount>, Stag
             _ => {}
         }
     }
-    // Room for git's lock file beside each staged file, and a margin.
+    // Room for git's lock file beside each staged file, and for new objects as in
+    // any tmpfs sbx makes.
     let bytes: u64 = before.iter().map(|(_, c)| c.len() as u64).sum();
     let mut out = vec![op(
         MountOp::Tmpfs {
             dst: dst.to_path_buf(),
-            size: 3 * bytes + (16 << 20),
+            size: 3 * bytes + (1 << 30),
             mode: 0o755,
         },
         "git directory staged for commit (--vcs commit): its top level on a tmpfs, index \
