@@ -74,7 +74,7 @@ pub fn mask(caps: &[u32]) -> u64 {
 /// Lower the effective set for a moment so that path lookups run with the user's own
 /// rights only (bind sources: "nothing unreadable becomes readable").
 pub fn with_effective_cleared<T>(f: impl FnOnce() -> T) -> Result<T> {
-    let permitted = sys::cap_permitted();
+    let permitted = sys::cap_permitted().map_err(|e| e.at("read capabilities"))?;
     sys::capset(0, permitted, 0).map_err(|e| e.at("drop effective capabilities"))?;
     let out = f();
     sys::capset(permitted, permitted, 0).map_err(|e| e.at("restore effective capabilities"))?;

@@ -510,7 +510,7 @@ fn kill_and_wait(dir: &Path, limit: std::time::Duration) -> bool {
             revents: 0,
         };
         // SAFETY: one valid pollfd.
-        unsafe { libc::poll(&mut p, 1, left.as_millis().max(1) as libc::c_int) };
+        unsafe { libc::poll(&mut p, 1, crate::sys::poll_ms(left).max(1)) };
     }
 }
 

@@ -535,7 +535,7 @@ fn wait_sandbox(
         let ready = {
             let mut fds = vec![signals.as_fd()];
             fds.extend(recorded.as_ref().map(|(_, command)| command.as_fd()));
-            sys::poll_readable(&fds, deadline)
+            sys::poll_readable(&fds, deadline).map_err(|e| e.at("wait for the sandbox"))?
         };
         if ready.get(1) == Some(&true) {
             if let Some((path, _)) = recorded.take() {
@@ -867,7 +867,11 @@ fn shed_privileges(command: Command) -> Result<()> {
 fn reap(command: libc::pid_t) -> i32 {
     let set = handled();
     loop {
-        let (sig, code) = sys::sigwait(&set);
+        // An error here cannot end (an invalid set): PID 1 stops, and the
+        // kernel with it every process in the namespace.
+        let Ok((sig, code)) = sys::sigwait(&set) else {
+            return crate::error::EXIT_SETUP;
+        };
         if sig == libc::SIGCHLD {
             while let Ok(Some((pid, status))) = sys::waitpid(-1, libc::WNOHANG) {
                 if pid == command {

@@ -133,7 +133,7 @@ fn wait_gone(fd: std::os::fd::BorrowedFd, limit: Duration) -> bool {
     loop {
         let left = end.saturating_duration_since(Instant::now());
         // SAFETY: one valid pollfd; a pidfd polls readable once the process exits.
-        let n = unsafe { libc::poll(&mut p, 1, left.as_millis() as libc::c_int) };
+        let n = unsafe { libc::poll(&mut p, 1, crate::sys::poll_ms(left)) };
         if n > 0 {
             return true;
         }
@@ -257,7 +257,7 @@ fn enter(cli: &Cli, host: &Host, name: &str) -> Result<i32> {
         );
     }
     loop {
-        let (sig, code) = sys::sigwait(&set);
+        let (sig, code) = sys::sigwait(&set).map_err(|e| e.at(step.clone()))?;
         if sig == libc::SIGCHLD {
             if let Some((_, status)) =
                 sys::waitpid(pid, libc::WNOHANG).map_err(|e| e.at(step.clone()))?

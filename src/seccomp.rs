@@ -645,8 +645,13 @@ pub fn install(prog: &Program) -> Result<(), i32> {
     if prog.is_empty() {
         return Ok(());
     }
+    // sock_fprog's length is 16 bits: a longer program would be cut, and a cut
+    // program ends anywhere. (The kernel's own limit, BPF_MAXINSNS, is 4096.)
+    let Ok(len) = u16::try_from(prog.len()) else {
+        return Err(libc::E2BIG);
+    };
     let fprog = libc::sock_fprog {
-        len: prog.len() as u16,
+        len,
         filter: prog.as_ptr() as *mut libc::sock_filter,
     };
     // SAFETY: fprog points at a valid program that outlives the call.
@@ -720,6 +725,20 @@ mod tests {
 
     const EPERM: u32 = RET_ERRNO | libc::EPERM as u32;
     const ENOSYS: u32 = RET_ERRNO | libc::ENOSYS as u32;
+
+    /// A program too long for sock_fprog's 16-bit length is refused, never cut
+    /// (and never reaches prctl: this thread stays unfiltered).
+    #[test]
+    fn a_program_longer_than_its_length_field_is_refused() {
+        let ins = libc::sock_filter {
+            code: RET_K,
+            jt: 0,
+            jf: 0,
+            k: RET_ALLOW,
+        };
+        assert_eq!(install(&vec![ins; 65_536]), Err(libc::E2BIG));
+        assert_eq!(install(&vec![ins; 70_000]), Err(libc::E2BIG));
+    }
 
     fn verdict(nr: i64, args: [u64; 6]) -> u32 {
         run(&build(&SeccompPlan::default()), AUDIT_ARCH, nr as u32, args)

@@ -194,16 +194,25 @@ pub fn pidfd_send_signal(fd: BorrowedFd, sig: libc::c_int) -> SysResult<()> {
     check(ret, || format!("pidfd_send_signal({sig})")).map(drop)
 }
 
-/// True if `fd` (a pidfd) is readable now, i.e. that process has exited.
+/// True if `fd` (a pidfd) is readable now, i.e. that process has exited. A signal
+/// interrupting the poll is not an answer: polled again. Any other failure (the
+/// descriptor is not a pidfd) answers true: every caller then takes the safe path
+/// (PID 1 stops rather than outlive a launcher it cannot watch).
 pub fn pidfd_exited(fd: BorrowedFd) -> bool {
     let mut p = libc::pollfd {
         fd: fd.as_raw_fd(),
         events: libc::POLLIN,
         revents: 0,
     };
-    // SAFETY: one valid pollfd, zero timeout.
-    let n = unsafe { libc::poll(&mut p, 1, 0) };
-    n != 0
+    loop {
+        // SAFETY: one valid pollfd, zero timeout.
+        let n = unsafe { libc::poll(&mut p, 1, 0) };
+        match n {
+            0 => return false,
+            n if n < 0 && errno() == libc::EINTR => continue,
+            _ => return true,
+        }
+    }
 }
 
 pub fn kill(pid: libc::pid_t, sig: libc::c_int) {
@@ -259,15 +268,20 @@ pub fn sigmask(how: libc::c_int, set: &libc::sigset_t) {
     unsafe { libc::sigprocmask(how, set, std::ptr::null_mut()) };
 }
 
-/// Wait for one of the (blocked) signals in `set`; returns (signo, si_code).
-pub fn sigwait(set: &libc::sigset_t) -> (libc::c_int, libc::c_int) {
+/// Wait for one of the (blocked) signals in `set`; returns (signo, si_code). EINTR
+/// is waited through; any other error (EINVAL: an invalid set, which would fail
+/// forever) is returned instead of spinning.
+pub fn sigwait(set: &libc::sigset_t) -> SysResult<(libc::c_int, libc::c_int)> {
     loop {
         // SAFETY: siginfo_t is plain data filled by the kernel.
         let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
         // SAFETY: valid pointers.
         let sig = unsafe { libc::sigwaitinfo(set, &mut info) };
         if sig > 0 {
-            return (sig, info.si_code);
+            return Ok((sig, info.si_code));
+        }
+        if errno() != libc::EINTR {
+            return check(-1, || "sigwaitinfo".into()).map(|_| (0, 0));
         }
     }
 }
@@ -296,8 +310,11 @@ pub fn read_signal(fd: BorrowedFd) -> Option<(libc::c_int, libc::c_int)> {
 }
 
 /// Wait until one of `fds` is readable or `deadline` passes; returns which are
-/// readable (all false at the deadline).
-pub fn poll_readable(fds: &[BorrowedFd], deadline: Option<std::time::Instant>) -> Vec<bool> {
+/// readable (all false at the deadline); Err: poll failed (not a timeout).
+pub fn poll_readable(
+    fds: &[BorrowedFd],
+    deadline: Option<std::time::Instant>,
+) -> SysResult<Vec<bool>> {
     let mut p: Vec<libc::pollfd> = fds
         .iter()
         .map(|fd| libc::pollfd {
@@ -309,19 +326,22 @@ pub fn poll_readable(fds: &[BorrowedFd], deadline: Option<std::time::Instant>) -
     loop {
         let timeout = match deadline {
             None => -1,
-            Some(d) => {
-                let left = d.saturating_duration_since(std::time::Instant::now());
-                // Rounded up: poll's unit is the millisecond.
-                left.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int
-            }
+            Some(d) => poll_ms(d.saturating_duration_since(std::time::Instant::now())),
         };
         // SAFETY: a valid array of pollfds.
         let n = unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, timeout) };
         if n < 0 && errno() == libc::EINTR {
             continue;
         }
-        return p.iter().map(|x| x.revents != 0).collect();
+        check(n as libc::c_long, || "poll".into())?;
+        return Ok(p.iter().map(|x| x.revents != 0).collect());
     }
+}
+
+/// A poll(2) timeout for `left`: milliseconds rounded up (a remaining 0.4 ms is 1,
+/// not 0, which would return at once and spin), capped at i32::MAX.
+pub fn poll_ms(left: std::time::Duration) -> libc::c_int {
+    left.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int
 }
 
 /// The pid (in our pid namespace) of the process behind a pidfd, from its fdinfo
@@ -843,22 +863,24 @@ pub fn capset(effective: u64, permitted: u64, inheritable: u64) -> SysResult<()>
     .map(drop)
 }
 
-/// The permitted set of this thread.
-pub fn cap_permitted() -> u64 {
+/// The permitted set of this thread; Err: capget failed (a wrong answer would have
+/// the caller restore or drop the wrong set).
+pub fn cap_permitted() -> SysResult<u64> {
     let mut hdr = CapHeader {
         version: LINUX_CAPABILITY_VERSION_3,
         pid: 0,
     };
     let mut data = [CapData::default(); 2];
     // SAFETY: header and two data structs as capget(2) v3 requires.
-    unsafe {
+    let ret = unsafe {
         libc::syscall(
             libc::SYS_capget,
             &mut hdr as *mut CapHeader,
             data.as_mut_ptr(),
         )
     };
-    (data[0].permitted as u64) | ((data[1].permitted as u64) << 32)
+    check(ret, || "capget".into())?;
+    Ok((data[0].permitted as u64) | ((data[1].permitted as u64) << 32))
 }
 
 /// Borrow a raw fd that the caller knows is open for the duration of the borrow.
@@ -918,8 +940,9 @@ pub fn await_ready(fd: BorrowedFd, limit: std::time::Duration) -> Result<(), Str
             events: libc::POLLIN,
             revents: 0,
         };
-        // SAFETY: one valid pollfd.
-        let n = unsafe { libc::poll(&mut pfd, 1, left.as_millis() as libc::c_int) };
+        // SAFETY: one valid pollfd; rounded up, so a wait under a millisecond
+        // sleeps instead of spinning at timeout 0.
+        let n = unsafe { libc::poll(&mut pfd, 1, poll_ms(left)) };
         if n < 0 && errno() != libc::EINTR {
             return Err(format!("poll: errno {}", errno()));
         }
@@ -934,5 +957,74 @@ pub fn await_ready(fd: BorrowedFd, limit: std::time::Duration) -> Result<(), Str
             _ if errno() == libc::EINTR => {}
             _ => return Err(format!("read: errno {}", errno())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn poll_timeouts_round_up_so_short_waits_sleep() {
+        use std::time::Duration;
+        assert_eq!(poll_ms(Duration::ZERO), 0);
+        assert_eq!(poll_ms(Duration::from_micros(1)), 1);
+        assert_eq!(poll_ms(Duration::from_micros(400)), 1);
+        assert_eq!(poll_ms(Duration::from_micros(1_001)), 2);
+        assert_eq!(poll_ms(Duration::from_secs(1 << 40)), i32::MAX);
+        // A 0.3 ms deadline: one poll that sleeps, not a spin of zero timeouts.
+        let (r, _w) = {
+            let mut fds = [0; 2];
+            // SAFETY: a two-element array for pipe2.
+            assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+            // SAFETY: pipe2 just returned these.
+            unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+        };
+        let start = std::time::Instant::now();
+        let deadline = start + Duration::from_micros(300);
+        assert_eq!(
+            poll_readable(&[r.as_fd()], Some(deadline)).unwrap(),
+            [false]
+        );
+        assert!(std::time::Instant::now() >= deadline);
+    }
+
+    #[test]
+    fn a_pidfd_is_exited_only_once_its_process_is() {
+        let me = pidfd_open(std::process::id() as libc::pid_t).unwrap();
+        assert!(!pidfd_exited(me.as_fd()));
+        // Not a pidfd at all (a closed pipe's read end polls readable, POLLHUP):
+        // the safe answer.
+        let mut fds = [0; 2];
+        // SAFETY: a two-element array for pipe2.
+        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+        // SAFETY: pipe2 just returned these.
+        let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        drop(w);
+        assert!(pidfd_exited(r.as_fd()));
+    }
+
+    #[test]
+    fn capget_reports_the_permitted_set() {
+        let permitted = cap_permitted().unwrap();
+        // SAFETY: trivial getter.
+        if unsafe { libc::geteuid() } != 0 {
+            assert_eq!(permitted, 0);
+        } else {
+            assert_ne!(permitted & (1 << 21), 0, "CAP_SYS_ADMIN");
+        }
+    }
+
+    /// The error path (EINVAL, EFAULT) needs a set safe code cannot make; this
+    /// pins the ordinary one: a pending blocked signal is returned.
+    #[test]
+    fn sigwait_returns_a_pending_signal() {
+        let set = sigset(&[libc::SIGUSR2]);
+        sigmask(libc::SIG_BLOCK, &set);
+        // SAFETY: signal to this thread.
+        unsafe { libc::pthread_kill(libc::pthread_self(), libc::SIGUSR2) };
+        assert_eq!(sigwait(&set).unwrap().0, libc::SIGUSR2);
+        sigmask(libc::SIG_UNBLOCK, &set);
     }
 }
