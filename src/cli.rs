@@ -111,10 +111,14 @@ pub struct Cli {
     /// Check what this host gives sbx (user namespaces, subordinate ids, Landlock, the process ceiling, cgroup limits, network, records), each missing piece with its fix
     ///
     /// Report what this host gives sbx, one line each, with the fix for what is
-    /// missing: user namespaces, subordinate ids, Landlock, whether the process ceiling
-    /// counts each sandbox's own processes (Linux 5.14), where cgroup limits would go
-    /// (or why they cannot), pasta for --net user, and where sandboxes are recorded.
-    /// --json too. Exit status 0 unless sbx cannot run here at all (125).
+    /// missing: user namespaces (naming Ubuntu's AppArmor restriction, Debian's
+    /// kernel.unprivileged_userns_clone or user.max_user_namespaces when one is the
+    /// cause), subordinate ids and the setuid newuidmap/newgidmap, Landlock, whether
+    /// the process ceiling counts each sandbox's own processes (Linux 5.14), where
+    /// cgroup limits would go (or why they cannot), pasta for --net user, seccomp,
+    /// xdg-dbus-proxy, the display, sound and bus sockets a GUI profile would use, and
+    /// where sandboxes are recorded. --json too. Exit status 0 unless sbx cannot run
+    /// here at all (125).
     #[arg(long = "doctor")]
     pub doctor: bool,
 

@@ -54,15 +54,48 @@ fn kernel_version() -> Option<(u32, u32)> {
 
 pub fn checks(host: &Host, fs: &dyn HostFs) -> Vec<Check> {
     let mut out = Vec::new();
+    let sysctl = |name: &str| {
+        fs.read_small(std::path::Path::new(&format!("/proc/sys/{name}")))
+            .and_then(|b| String::from_utf8(b).ok())
+            .map(|t| t.trim().to_string())
+    };
+    // Ubuntu 23.10+ confines unprivileged user namespaces to programs an AppArmor
+    // profile allows (`userns,`); Debian before 11 and some hardened kernels gate
+    // them behind kernel.unprivileged_userns_clone; max_user_namespaces 0 turns them off.
+    let apparmor = sysctl("kernel/apparmor_restrict_unprivileged_userns").as_deref() == Some("1");
+    let clone_off = sysctl("kernel/unprivileged_userns_clone").as_deref() == Some("0");
+    let max_zero = sysctl("user/max_user_namespaces").as_deref() == Some("0");
     out.push(match userns_works() {
-        Ok(()) => check("user namespaces", true, "unprivileged user namespaces work"),
+        Ok(()) => check(
+            "user namespaces",
+            true,
+            if apparmor {
+                "unprivileged user namespaces work (AppArmor restricts them, and allows sbx)"
+            } else {
+                "unprivileged user namespaces work"
+            },
+        ),
         Err(e) => check(
             "user namespaces",
             false,
             format!(
-                "unshare(CLONE_NEWUSER): {}: sbx cannot run; check user.max_user_namespaces and \
-                 kernel.apparmor_restrict_unprivileged_userns",
-                crate::error::strerror(e)
+                "unshare(CLONE_NEWUSER): {}: sbx cannot run; {}",
+                crate::error::strerror(e),
+                if apparmor {
+                    "AppArmor restricts unprivileged user namespaces \
+                     (kernel.apparmor_restrict_unprivileged_userns = 1): install sbx's profile, \
+                     sudo install -m 644 /usr/share/sbx/apparmor/sbx /etc/apparmor.d/sbx && \
+                     sudo apparmor_parser -r /etc/apparmor.d/sbx (the Debian package does this)"
+                } else if clone_off {
+                    "kernel.unprivileged_userns_clone = 0: sudo sysctl -w \
+                     kernel.unprivileged_userns_clone=1 (and in /etc/sysctl.d to keep it)"
+                } else if max_zero {
+                    "user.max_user_namespaces = 0: sudo sysctl -w user.max_user_namespaces=15000"
+                } else {
+                    "check user.max_user_namespaces, kernel.unprivileged_userns_clone and \
+                     kernel.apparmor_restrict_unprivileged_userns, or a container's seccomp \
+                     policy"
+                }
             ),
         ),
     });
@@ -157,6 +190,37 @@ pub fn checks(host: &Host, fs: &dyn HostFs) -> Vec<Check> {
             }
         },
     ));
+    // seccomp: the kernel offers filters when PR_GET_SECCOMP answers (EINVAL: built
+    // without CONFIG_SECCOMP).
+    // SAFETY: a query without side effects.
+    let seccomp = unsafe { libc::prctl(libc::PR_GET_SECCOMP, 0, 0, 0, 0) } >= 0;
+    out.push(check(
+        "seccomp",
+        seccomp,
+        if seccomp {
+            "filters available: every profile's deny-list applies"
+        } else {
+            "the kernel has no seccomp (CONFIG_SECCOMP_FILTER): profiles with seccomp on \
+             fail; seccomp = \"off\" in a profile runs without it, announced"
+        },
+    ));
+    let proxy = fs.is_executable_file(std::path::Path::new(crate::plan::dbus::PROXY));
+    out.push(check(
+        "session bus",
+        proxy,
+        if proxy {
+            format!(
+                "{} filters the bus for the dbus abstraction",
+                crate::plan::dbus::PROXY
+            )
+        } else {
+            format!(
+                "{} is missing (package xdg-dbus-proxy): profiles with [dbus] cannot start",
+                crate::plan::dbus::PROXY
+            )
+        },
+    ));
+    out.push(desktop(host, fs));
     let located = crate::record::dir_for(host);
     out.push(match &located.dir {
         Some(d) => check(
@@ -179,6 +243,80 @@ pub fn checks(host: &Host, fs: &dyn HostFs) -> Vec<Check> {
     out
 }
 
+/// The display, sound and bus sockets a GUI profile would grant, found or not
+/// (only said: a server or CI machine has none, and needs none).
+fn desktop(host: &Host, fs: &dyn HostFs) -> Check {
+    use std::path::PathBuf;
+    let var = |k: &str| {
+        host.env
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.to_string_lossy().into_owned())
+    };
+    let runtime = var("XDG_RUNTIME_DIR").map(PathBuf::from);
+    let socket = |p: &PathBuf| {
+        p.parent().is_some_and(|d| {
+            fs.sockets_in(d)
+                .iter()
+                .any(|n| Some(n.as_os_str()) == p.file_name())
+        })
+    };
+    let mut found = Vec::new();
+    let mut missing = Vec::new();
+    let mut look = |what: &str, p: Option<PathBuf>| match p {
+        Some(p) if socket(&p) => found.push(format!("{what} {}", p.display())),
+        Some(p) => missing.push(format!("{what} ({} is not a socket)", p.display())),
+        None => missing.push(what.to_string()),
+    };
+    look(
+        "wayland",
+        var("WAYLAND_DISPLAY").and_then(|w| runtime.as_ref().map(|r| r.join(w))),
+    );
+    look(
+        "x11",
+        var("DISPLAY")
+            .and_then(|d| {
+                let n = d.strip_prefix(':')?.split('.').next()?.to_string();
+                n.bytes().all(|b| b.is_ascii_digit()).then_some(n)
+            })
+            .map(|n| PathBuf::from(format!("/tmp/.X11-unix/X{n}"))),
+    );
+    look(
+        "pulseaudio",
+        runtime.as_ref().map(|r| r.join("pulse/native")),
+    );
+    look("pipewire", runtime.as_ref().map(|r| r.join("pipewire-0")));
+    look(
+        "session bus",
+        var("DBUS_SESSION_BUS_ADDRESS").and_then(|a| {
+            Some(PathBuf::from(
+                a.strip_prefix("unix:path=")?.split(',').next()?,
+            ))
+        }),
+    );
+    let ok = found
+        .iter()
+        .any(|f| f.starts_with("wayland") || f.starts_with("x11"));
+    check(
+        "desktop",
+        ok,
+        format!(
+            "for the browser profile and the x11, wayland, pulseaudio, pipewire and dbus \
+             abstractions: found {}; not here: {}",
+            if found.is_empty() {
+                "none".to_string()
+            } else {
+                found.join(", ")
+            },
+            if missing.is_empty() {
+                "none".to_string()
+            } else {
+                missing.join(", ")
+            }
+        ),
+    )
+}
+
 /// Print the report; the exit status is 0 when sbx can run here at all.
 pub fn run(host: &Host, json: bool) -> i32 {
     let checks = checks(host, &RealFs);
@@ -197,5 +335,48 @@ pub fn run(host: &Host, json: bool) -> i32 {
     match checks.first() {
         Some(c) if !c.ok => crate::error::EXIT_SETUP,
         _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// On a host where nothing is installed (ImaginaryFs: no helper, no pasta, no
+    /// proxy, no socket), each line says what is missing and the package or command
+    /// that brings it.
+    #[test]
+    fn each_missing_piece_is_named_with_its_fix() {
+        let range = crate::userns::SubidRange {
+            start: 100000,
+            count: 65536,
+        };
+        let host = Host {
+            user: "ada".into(),
+            subuid: vec![range],
+            subgid: vec![range],
+            ..Host::default()
+        };
+        let report = checks(&host, &crate::host::ImaginaryFs);
+        let line = |name: &str| report.iter().find(|c| c.name == name).unwrap();
+        let sub = line("subordinate ids");
+        assert!(!sub.ok && sub.detail.contains("package uidmap"), "{sub:?}");
+        let net = line("network");
+        assert!(!net.ok && net.detail.contains("package passt"), "{net:?}");
+        let bus = line("session bus");
+        assert!(
+            !bus.ok && bus.detail.contains("package xdg-dbus-proxy"),
+            "{bus:?}"
+        );
+        let desk = line("desktop");
+        assert!(!desk.ok && desk.detail.contains("found none"), "{desk:?}");
+        // Without ranges, the line says how to add them.
+        let host = Host {
+            user: "ada".into(),
+            ..Host::default()
+        };
+        let checks = checks(&host, &crate::host::ImaginaryFs);
+        let sub = checks.iter().find(|c| c.name == "subordinate ids").unwrap();
+        assert!(sub.detail.contains("ada:100000:65536"), "{sub:?}");
     }
 }

@@ -3,6 +3,8 @@
 //! completion scripts in completions/. `SBX_BLESS=1 cargo test --test docs` writes
 //! them.
 
+mod common;
+
 use clap::CommandFactory;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -126,4 +128,56 @@ fn sbx_prints_completions_that_bash_loads() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(125), "an unknown shell is an error");
+}
+
+/// The AppArmor profile parses with apparmor_parser (package apparmor). Debian 12's
+/// parser (3.0) predates the `userns` rule and the 4.0 ABI: there, the rest of the
+/// profile is parsed and the skip is said; a 4.x parser checks all of it.
+#[test]
+fn the_apparmor_profile_parses() {
+    let parser = ["/usr/sbin/apparmor_parser", "/sbin/apparmor_parser"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists());
+    let Some(parser) = parser else {
+        common::skip(
+            common::Lacking::Setup,
+            "apparmor_parser is missing (package apparmor)",
+        );
+        return;
+    };
+    let profile = std::fs::read_to_string(format!("{ROOT}/packaging/apparmor/sbx")).unwrap();
+    assert!(profile.contains("\nabi <abi/4.0>,\n"));
+    assert!(profile.contains("profile sbx /usr/bin/sbx flags=(unconfined) {\n  userns,\n"));
+    let parse = |text: &str| {
+        let dir = std::env::temp_dir().join(format!("sbx-apparmor-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("sbx");
+        std::fs::write(&file, text).unwrap();
+        // -Q: parse and compile only, load nothing; -K: no cache.
+        let o = std::process::Command::new(parser)
+            .args(["-Q", "-K", "-T"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        o
+    };
+    let modern = std::path::Path::new("/etc/apparmor.d/abi/4.0").exists();
+    let text = if modern {
+        profile.clone()
+    } else {
+        common::skip(
+            common::Lacking::Kernel,
+            "this apparmor_parser predates ABI 4.0 and the userns rule: the rest of the \
+             profile is parsed",
+        );
+        profile
+            .replace("abi <abi/4.0>,\n", "")
+            .replace("  userns,\n", "")
+    };
+    let o = parse(&text);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // And the parser does refuse a broken profile (the check is not vacuous).
+    let o = parse(&text.replace("flags=(unconfined) {", "flags=(unconfined) "));
+    assert!(!o.status.success());
 }

@@ -774,6 +774,9 @@ fn doctor_reports_the_host() {
                 "process ceiling",
                 "cgroup limits",
                 "network",
+                "seccomp",
+                "session bus",
+                "desktop",
                 "records"
             ]
         );

@@ -11,7 +11,8 @@
 #   (ssh-agent), libcap2-bin (setcap: a helper that fails at run time), strace (holds
 #   PID 1 in its PDEATHSIG window), bubblewrap
 #   (the oracle of the mount-tree property test); desktop-file-utils (the shipped
-#   launchers are checked with desktop-file-validate);
+#   launchers are checked with desktop-file-validate); apparmor (apparmor_parser
+#   checks the shipped AppArmor profile);
 # - two unprivileged test users: sbx-sub with subordinate ids, sbx-nosub without.
 set -eu
 if [ "$(id -u)" != 0 ]; then
@@ -21,7 +22,7 @@ fi
 need=""
 for pkg in uidmap libcap2-bin strace python3 bash dash util-linux procps passwd gcc libc6-dev make cargo git openssh-client passt \
   firefox-esr chromium xvfb x11-apps xauth xdg-dbus-proxy dbus-daemon dbus-bin bubblewrap \
-  desktop-file-utils; do
+  desktop-file-utils apparmor; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need="$need $pkg"
 done
 if [ -n "$need" ]; then
