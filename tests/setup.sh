@@ -12,7 +12,8 @@
 #   PID 1 in its PDEATHSIG window), bubblewrap
 #   (the oracle of the mount-tree property test); desktop-file-utils (the shipped
 #   launchers are checked with desktop-file-validate); apparmor (apparmor_parser
-#   checks the shipped AppArmor profile);
+#   checks the shipped AppArmor profile); dpkg-dev (cargo-deb, which this script
+#   installs with cargo, builds the package with it);
 # - two unprivileged test users: sbx-sub with subordinate ids, sbx-nosub without.
 set -eu
 if [ "$(id -u)" != 0 ]; then
@@ -22,7 +23,7 @@ fi
 need=""
 for pkg in uidmap libcap2-bin strace python3 bash dash util-linux procps passwd gcc libc6-dev make cargo git openssh-client passt \
   firefox-esr chromium xvfb x11-apps xauth xdg-dbus-proxy dbus-daemon dbus-bin bubblewrap \
-  desktop-file-utils apparmor; do
+  desktop-file-utils apparmor dpkg-dev; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need="$need $pkg"
 done
 if [ -n "$need" ]; then
@@ -52,3 +53,9 @@ done
 echo "test users ready:"
 id sbx-sub; grep '^sbx-sub:' /etc/subuid /etc/subgid
 id sbx-nosub
+
+# cargo-deb, for the package test (tests/package.rs builds and unpacks the .deb).
+if ! command -v cargo-deb >/dev/null 2>&1; then
+  echo "installing cargo-deb (for tests/package.rs)"
+  cargo install cargo-deb --locked --quiet
+fi
