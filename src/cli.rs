@@ -435,20 +435,28 @@ pub struct Cli {
     /// commit: As read-only, except that a repository's own .git directory is staged, so
     /// that git add and git commit work: its top level is a tmpfs holding copies of index,
     /// HEAD, ORIG_HEAD, COMMIT_EDITMSG, packed-refs and FETCH_HEAD; refs and logs are
-    /// written in place; the host's objects are read-only and new objects go to the tmpfs;
-    /// everything else is read-only. After the run, sbx adds to the repository each new
-    /// loose object whose content is what its name says (packs, the commit-graph and
-    /// anything else the sandbox wrote there are dropped, so run git gc outside), removes
-    /// from refs and logs whatever is not a file or a directory, puts refs/replace back as
-    /// it was, and writes back the staged files the way git writes them (unless git changed
-    /// them on the host meanwhile), the index rewritten so that no entry the sandbox
-    /// changed keeps the stat data, assume-valid or skip-worktree bits that would hide an
-    /// edit from git status, and refused if it names a path git must not check out (.git,
-    /// ..) or a new submodule. Any other name the sandbox added to the top level
-    /// (commondir, config.worktree, rebase-merge with its exec lines, MERGE_HEAD) is
-    /// discarded and named: finish a rebase or a merge inside, or abort it, before the
-    /// sandbox ends. Linked worktrees and submodules stay read-only. The dev profile's
-    /// mode.
+    /// written in place; the host's objects are read-only and new objects go to the tmpfs
+    /// (git's automatic gc and maintenance are off inside); everything else is read-only.
+    /// After the run, sbx puts refs/replace back as it was, removes from refs and logs
+    /// whatever is not a file or a directory, adds to the repository each new loose object
+    /// that is one zlib stream whose content hashes to its name (packs, the commit-graph
+    /// and anything else written there are dropped), and writes back the staged files the
+    /// way git writes them (unless git changed them on the host meanwhile), the index
+    /// rewritten so that no entry the sandbox changed keeps the stat data, assume-valid or
+    /// skip-worktree bits that would hide an edit from git status, and refused if it names
+    /// a path git must not check out (.git, ..) or a new submodule. Any other name the
+    /// sandbox added to the top level (commondir, config.worktree, rebase-merge with its
+    /// exec lines, MERGE_HEAD) is discarded and named: finish or abort a rebase or a merge
+    /// inside. Linked worktrees and submodules stay read-only.
+    ///
+    /// Its limits: refs and logs are live, so a git the host runs during the sandbox's run
+    /// sees them as the sandbox leaves them from moment to moment; the sandbox may move any
+    /// ref, tags and remote-tracking refs included, and sbx does not list the moves (look
+    /// with git log --all and git reflog before you push); a commit the sandbox makes may
+    /// hold a submodule whose nested repository's config the host's git runs once that
+    /// commit is checked out; objects the sandbox packs itself (git gc) are dropped and the
+    /// refs that name them break. Use it for a program you trust not to attack git;
+    /// read-only is every shipped profile's mode.
     ///
     /// writable: Written like any other file: the sandbox can plant hooks and config
     /// that the host's git will run.

@@ -778,6 +778,21 @@ impl Plan {
             env.retain(|(k, _)| k != "DBUS_SESSION_BUS_ADDRESS");
             env.push(("DBUS_SESSION_BUS_ADDRESS".into(), address.into()));
         }
+        // --vcs commit keeps only loose objects (each checked against its name):
+        // git must not pack them on its own (gc --auto after a large commit,
+        // maintenance), or refs would point at objects that never reach the host.
+        // git-config(1), ENVIRONMENT: GIT_CONFIG_COUNT adds to every other source.
+        if !git_staged.is_empty() && !env.iter().any(|(k, _)| k == "GIT_CONFIG_COUNT") {
+            for (k, v) in [
+                ("GIT_CONFIG_COUNT", "2"),
+                ("GIT_CONFIG_KEY_0", "gc.auto"),
+                ("GIT_CONFIG_VALUE_0", "0"),
+                ("GIT_CONFIG_KEY_1", "maintenance.auto"),
+                ("GIT_CONFIG_VALUE_1", "false"),
+            ] {
+                env.push((k.into(), v.into()));
+            }
+        }
 
         let mut caps_keep = Vec::new();
         for name in &cli.cap_add {

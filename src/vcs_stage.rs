@@ -48,8 +48,44 @@ pub struct Stage {
     replace: BTreeMap<PathBuf, Vec<u8>>,
 }
 
-/// The largest object imported (a bigger one stays in the sandbox, said).
-const MAX_OBJECT: u64 = 1 << 30;
+/// The largest object imported (a bigger one stays in the sandbox, said), and the
+/// most the import inflates in all: a few kilobytes of zlib can claim a gigabyte.
+const MAX_OBJECT: u64 = 256 << 20;
+const INFLATE_BUDGET: usize = 1 << 30;
+
+/// Inflate `data` (one zlib stream, nothing after it) whose header declares its
+/// size: the header first (64 bytes at most), then exactly that many bytes. None:
+/// not such a stream, larger than `max`, or trailing bytes (git refuses "garbage at
+/// end of loose object").
+fn inflate_object(data: &[u8], max: usize) -> Option<Vec<u8>> {
+    use miniz_oxide::inflate::stream::{inflate, InflateState};
+    use miniz_oxide::{DataFormat, MZFlush, MZStatus};
+    let mut state = InflateState::new_boxed(DataFormat::Zlib);
+    let mut head = [0u8; 64];
+    let first = inflate(&mut state, data, &mut head, MZFlush::None);
+    let got = &head[..first.bytes_written];
+    let nul = got.iter().position(|c| *c == 0)?;
+    let (_, len) = std::str::from_utf8(&got[..nul]).ok()?.split_once(' ')?;
+    let total = nul + 1 + len.parse::<usize>().ok().filter(|l| *l <= max)?;
+    let mut out = vec![0u8; total];
+    let n = got.len().min(total);
+    out[..n].copy_from_slice(&got[..n]);
+    if got.len() > total {
+        return None;
+    }
+    let rest = inflate(
+        &mut state,
+        &data[first.bytes_consumed..],
+        &mut out[n..],
+        MZFlush::Finish,
+    );
+    let ended = matches!(rest.status, Ok(MZStatus::StreamEnd))
+        || (n == total && matches!(first.status, Ok(MZStatus::StreamEnd)));
+    (ended
+        && n + rest.bytes_written == total
+        && first.bytes_consumed + rest.bytes_consumed == data.len())
+    .then_some(out)
+}
 
 /// Whether `raw` (an inflated loose object) is `type len\0content` with its length
 /// right and its SHA-1 `oid`.
@@ -79,6 +115,7 @@ fn hex_pair(b: &[u8]) -> Option<u8> {
 /// commit-graph and anything else it wrote stay behind. Returns (added, refused).
 fn import_objects(staging: BorrowedFd, real: BorrowedFd) -> (usize, Vec<String>) {
     let (mut added, mut refused) = (0, Vec::new());
+    let mut budget = INFLATE_BUDGET;
     let dir_flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW;
     let Ok(objects) = sys::openat(staging, c"objects", dir_flags) else {
         return (0, refused);
@@ -114,11 +151,11 @@ fn import_objects(staging: BorrowedFd, real: BorrowedFd) -> (usize, Vec<String>)
                 refused.push(shown);
                 continue;
             };
-            let ok = miniz_oxide::inflate::decompress_to_vec_zlib_with_limit(
-                &data,
-                MAX_OBJECT as usize + 64,
-            )
-            .is_ok_and(|raw| object_matches(&raw, &oid));
+            let raw = (budget > 0)
+                .then(|| inflate_object(&data, (MAX_OBJECT as usize).min(budget)))
+                .flatten();
+            budget = budget.saturating_sub(raw.as_ref().map_or(data.len(), Vec::len));
+            let ok = raw.is_some_and(|raw| object_matches(&raw, &oid));
             if !ok {
                 refused.push(shown);
                 continue;
@@ -184,7 +221,17 @@ fn remove_odd_entries(gitdir: &Path) -> Vec<PathBuf> {
         Err(_) => false,
     });
     while let Some(d) = todo.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
+        // A directory the sandbox made unreadable (git can still pass through one
+        // it may not list) is the user's own: made listable again first.
+        let rd = std::fs::read_dir(&d).or_else(|_| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755))?;
+            std::fs::read_dir(&d)
+        });
+        let Ok(rd) = rd else {
+            // Still unreadable: nothing in it can be vouched for.
+            let _ = std::fs::remove_dir_all(&d);
+            removed.push(d);
             continue;
         };
         for e in rd.flatten() {
@@ -454,23 +501,6 @@ pub fn finish(stages: Vec<Stage>) -> Vec<String> {
                     .join(", ")
             ));
         }
-        let (added, refused) = import_objects(staging.as_fd(), s.real.as_fd());
-        crate::trace::step("launcher", || {
-            format!("--vcs commit: {added} objects added to {shown}")
-        });
-        if !refused.is_empty() {
-            out.push(format!(
-                "--vcs commit: {} objects the sandbox wrote are not what their names say (or too \
-                 large, or unreadable) and were not added to {shown}: {}",
-                refused.len(),
-                refused
-                    .iter()
-                    .take(5)
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-        }
         // refs/replace as it was (no symlink is left under refs to lead elsewhere).
         let now = walk_replace(&s.gitdir);
         let root = s.gitdir.join("refs/replace");
@@ -493,6 +523,25 @@ pub fn finish(stages: Vec<Stage>) -> Vec<String> {
             if !now.contains_key(rel) {
                 write_nofollow(&root.join(rel), data);
             }
+        }
+        // Objects after the refs are put back: a launcher stopped while it imports
+        // leaves no replace ref behind.
+        let (added, refused) = import_objects(staging.as_fd(), s.real.as_fd());
+        crate::trace::step("launcher", || {
+            format!("--vcs commit: {added} objects added to {shown}")
+        });
+        if !refused.is_empty() {
+            out.push(format!(
+                "--vcs commit: {} objects the sandbox wrote are not what their names say (or too \
+                 large, or unreadable) and were not added to {shown}: {}",
+                refused.len(),
+                refused
+                    .iter()
+                    .take(5)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
         }
         // Replace refs git may find in packed-refs: those it had, loose or packed.
         let known: BTreeSet<Vec<u8>> = s
@@ -550,4 +599,42 @@ pub fn finish(stages: Vec<Stage>) -> Vec<String> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use miniz_oxide::deflate::compress_to_vec_zlib;
+
+    fn object(body: &[u8]) -> Vec<u8> {
+        let mut raw = format!("blob {}\0", body.len()).into_bytes();
+        raw.extend_from_slice(body);
+        raw
+    }
+
+    #[test]
+    fn an_object_is_inflated_only_when_it_is_one_stream_of_its_declared_size() {
+        let raw = object(b"hello\n");
+        let z = compress_to_vec_zlib(&raw, 6);
+        assert_eq!(inflate_object(&z, 1 << 20).unwrap(), raw);
+        let oid: [u8; 20] = sha1::digest(&raw);
+        assert!(object_matches(&raw, &oid));
+        // Trailing bytes after the stream.
+        let mut trailing = z.clone();
+        trailing.extend_from_slice(b"junk");
+        assert!(inflate_object(&trailing, 1 << 20).is_none());
+        // A header that lies about the length, either way.
+        for lie in [b"blob 5\0hello\n".to_vec(), b"blob 9\0hello\n".to_vec()] {
+            assert!(inflate_object(&compress_to_vec_zlib(&lie, 6), 1 << 20).is_none());
+        }
+        // A bomb: 64 MiB of zeros in a few kilobytes, over the limit, refused
+        // before it is inflated.
+        let bomb = compress_to_vec_zlib(&object(&vec![0u8; 64 << 20]), 9);
+        assert!(bomb.len() < 1 << 20);
+        assert!(inflate_object(&bomb, 1 << 20).is_none());
+        // An object whose content is not its name.
+        assert!(!object_matches(&raw, &[0u8; 20]));
+        // Not zlib at all.
+        assert!(inflate_object(b"plain text", 1 << 20).is_none());
+    }
 }

@@ -1123,6 +1123,8 @@ fn a_sandbox_that_commits_leaves_git_nothing_to_run_or_hide() {
             &[
                 "--profile",
                 "dev",
+                "--vcs",
+                "commit",
                 "--ro-bind",
                 hide.to_str().unwrap(),
                 "--",
@@ -1232,6 +1234,8 @@ fn a_git_the_host_ran_meanwhile_wins_over_the_sandbox() {
             [
                 "--profile",
                 "dev",
+                "--vcs",
+                "commit",
                 "--bind",
                 staged.to_str().unwrap(),
                 "--bind",
@@ -1326,6 +1330,8 @@ fn git_data_a_committing_sandbox_writes_is_checked_first() {
                 &[
                     "--profile",
                     "dev",
+                    "--vcs",
+                    "commit",
                     "--ro-bind",
                     add.to_str().unwrap(),
                     "--",
@@ -1409,7 +1415,8 @@ fn git_data_a_committing_sandbox_writes_is_checked_first() {
         let err = sandbox(&format!(
             "rm .git/logs/HEAD && ln -s {v} .git/logs/HEAD && mkfifo .git/refs/heads/fifo && \
              mkdir .git/objects-elsewhere 2>/dev/null || true; \
-             ln -s ../objects .git/refs/replace",
+             ln -s ../objects .git/refs/replace && \
+             mkdir .git/logs/hidden && ln -s {v} .git/logs/hidden/x && chmod 0311 .git/logs/hidden",
             v = victim.display()
         ));
         assert!(
@@ -1417,7 +1424,13 @@ fn git_data_a_committing_sandbox_writes_is_checked_first() {
             "as {}: {err}",
             u.name
         );
-        for p in ["logs/HEAD", "refs/heads/fifo", "refs/replace"] {
+        // A directory made unlistable (git still passes through it) hides nothing.
+        for p in [
+            "logs/HEAD",
+            "refs/heads/fifo",
+            "refs/replace",
+            "logs/hidden/x",
+        ] {
             let m = std::fs::symlink_metadata(proj.join(".git").join(p));
             assert!(m.is_err(), "as {}: .git/{p} is still there", u.name);
         }
