@@ -27,11 +27,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::sys;
 
 const SYS_LANDLOCK_CREATE_RULESET: libc::c_long = 444;
-const SYS_LANDLOCK_ADD_RULE: libc::c_long = 445;
-const SYS_LANDLOCK_RESTRICT_SELF: libc::c_long = 446;
 const LANDLOCK_CREATE_RULESET_VERSION: u32 = 1;
-const RULE_PATH_BENEATH: u32 = 1;
-const RULE_NET_PORT: u32 = 2;
 
 /// The ABI whose semantics sbx applies (see the module comment).
 pub const PINNED_ABI: i64 = 6;
@@ -312,18 +308,6 @@ struct RulesetAttr {
     scoped: u64,
 }
 
-#[repr(C, packed)]
-struct PathBeneathAttr {
-    allowed_access: u64,
-    parent_fd: i32,
-}
-
-#[repr(C)]
-struct NetPortAttr {
-    allowed_access: u64,
-    port: u64,
-}
-
 /// The kernel's Landlock ABI version, or None without Landlock.
 pub fn abi() -> Option<i64> {
     // SAFETY: the version query takes no attribute.
@@ -344,7 +328,7 @@ pub struct Prepared {
     handled_fs: u64,
     handled_net: u64,
     scoped: u64,
-    fs: Vec<(std::ffi::CString, u64)>,
+    fs: Vec<(PathBuf, u64)>,
     net: Vec<(u16, u64)>,
 }
 
@@ -372,140 +356,149 @@ impl Prepared {
             fs: plan
                 .fs_rules
                 .iter()
-                .map(|r| (sys::cstr(r.path.as_os_str()), r.access))
+                .map(|r| (r.path.clone(), r.access))
                 .collect(),
             net,
         }
     }
 }
 
-/// Restrict this thread (and what it execs). Runs in the command's process after
-/// pivot_root (the rule paths are the sandbox's) and after no_new_privs.
+/// Restrict this thread (and what it execs), through the `landlock` crate (the
+/// kernel's maintainers' own). Runs in the command's process after pivot_root (the
+/// rule paths are the sandbox's) and after no_new_privs. Every right is a hard
+/// requirement: the plan asked only for what this kernel's ABI has. The one
+/// adjustment is per rule: a rule naming a file gets the file rights of its set
+/// (landlock_add_rule(2) refuses directory rights on a file).
 pub fn apply(p: &Prepared) -> Result<(), sys::SysError> {
+    use landlock::{
+        AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort, PathBeneath, PathFd,
+        Ruleset, RulesetAttr as _, RulesetCreatedAttr as _, Scope,
+    };
     if !p.applied {
         return Ok(());
     }
-    let attr = RulesetAttr {
-        handled_access_fs: p.handled_fs,
-        handled_access_net: p.handled_net,
-        scoped: p.scoped,
+    let fail = |call: String, e: &dyn std::error::Error| {
+        // The errno of the system call under the crate's error, where there is one.
+        let mut source = e.source();
+        let mut errno = libc::EINVAL;
+        while let Some(s) = source {
+            if let Some(io) = s.downcast_ref::<std::io::Error>() {
+                errno = io.raw_os_error().unwrap_or(errno);
+            }
+            source = s.source();
+        }
+        sys::SysError {
+            call: format!("{call}: {e}"),
+            errno,
+        }
     };
-    // Older ABIs take a shorter attribute: pass only the fields they know.
-    let size = if p.scoped != 0 {
-        std::mem::size_of::<RulesetAttr>()
-    } else if p.handled_net != 0 {
-        16
-    } else {
-        8
-    };
-    // SAFETY: a valid attribute of at least the size passed.
-    let fd = unsafe {
-        libc::syscall(
-            SYS_LANDLOCK_CREATE_RULESET,
-            &attr as *const RulesetAttr,
-            size,
-            0u32,
+    let fs = BitFlags::<AccessFs>::from_bits_truncate(p.handled_fs);
+    let net = BitFlags::<AccessNet>::from_bits_truncate(p.handled_net);
+    let scopes = BitFlags::<Scope>::from_bits_truncate(p.scoped);
+    let head = || {
+        format!(
+            "landlock_create_ruleset(fs={:#x}, net={:#x}, scoped={:#x})",
+            p.handled_fs, p.handled_net, p.scoped
         )
     };
-    if fd < 0 {
-        return Err(sys::SysError {
-            call: format!(
-                "landlock_create_ruleset(fs={:#x}, net={:#x}, scoped={:#x})",
-                p.handled_fs, p.handled_net, p.scoped
-            ),
-            errno: sys::errno(),
-        });
+    let mut ruleset = Ruleset::default().set_compatibility(CompatLevel::HardRequirement);
+    if !fs.is_empty() {
+        ruleset = ruleset.handle_access(fs).map_err(|e| fail(head(), &e))?;
     }
-    let ruleset = fd as libc::c_int;
-    let result = add_rules(ruleset, p).and_then(|()| {
-        // SAFETY: the descriptor was just created by the kernel.
-        if unsafe { libc::syscall(SYS_LANDLOCK_RESTRICT_SELF, ruleset, 0u32) } < 0 {
-            Err(sys::SysError {
-                call: "landlock_restrict_self".into(),
-                errno: sys::errno(),
-            })
-        } else {
-            Ok(())
-        }
-    });
-    // SAFETY: closing our own descriptor.
-    unsafe { libc::close(ruleset) };
-    result
-}
-
-fn add_rules(ruleset: libc::c_int, p: &Prepared) -> Result<(), sys::SysError> {
+    if !net.is_empty() {
+        ruleset = ruleset.handle_access(net).map_err(|e| fail(head(), &e))?;
+    }
+    if !scopes.is_empty() {
+        ruleset = ruleset.scope(scopes).map_err(|e| fail(head(), &e))?;
+    }
+    let mut created = ruleset.create().map_err(|e| fail(head(), &e))?;
     for (path, access) in &p.fs {
-        // O_PATH: a rule needs no right to read the object, only to name it.
-        // SAFETY: NUL-terminated path.
-        let fd = unsafe { libc::open(path.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
-        if fd < 0 {
-            return Err(sys::SysError {
-                call: format!("open({path:?}, O_PATH) for a Landlock rule"),
-                errno: sys::errno(),
-            });
-        }
-        let add = |allowed_access: u64| {
-            let attr = PathBeneathAttr {
-                allowed_access,
-                parent_fd: fd,
-            };
-            // SAFETY: a valid packed attribute.
-            let r = unsafe {
-                libc::syscall(
-                    SYS_LANDLOCK_ADD_RULE,
-                    ruleset,
-                    RULE_PATH_BENEATH,
-                    &attr as *const PathBeneathAttr,
-                    0u32,
-                )
-            };
-            (r, sys::errno())
-        };
-        // Most rules name directories; a file refuses the directory-only rights with
-        // EINVAL (landlock_add_rule(2)) and gets the rest, with no stat beforehand.
-        let (mut r, mut errno) = add(*access);
-        if r < 0 && errno == libc::EINVAL && access & !FILE_RIGHTS != 0 {
-            (r, errno) = add(access & FILE_RIGHTS);
-        }
-        // SAFETY: closing our own descriptor.
-        unsafe { libc::close(fd) };
-        if r < 0 {
-            return Err(sys::SysError {
-                call: format!(
-                    "landlock_add_rule({path:?}, [{}])",
-                    names(*access).join(",")
-                ),
-                errno,
-            });
-        }
-    }
-    for (port, access) in &p.net {
-        let attr = NetPortAttr {
-            allowed_access: *access,
-            port: u64::from(*port),
-        };
-        // SAFETY: a valid attribute.
-        let r = unsafe {
-            libc::syscall(
-                SYS_LANDLOCK_ADD_RULE,
-                ruleset,
-                RULE_NET_PORT,
-                &attr as *const NetPortAttr,
-                0u32,
+        let shown = || {
+            format!(
+                "landlock_add_rule({path:?}, [{}])",
+                names(*access).join(",")
             )
         };
-        if r < 0 {
-            return Err(sys::SysError {
-                call: format!("landlock_add_rule(tcp port {port})"),
-                errno: sys::errno(),
-            });
-        }
+        // O_PATH: a rule needs no right to read the object, only to name it.
+        let fd = PathFd::new(path)
+            .map_err(|e| fail(format!("open({path:?}, O_PATH) for a Landlock rule"), &e))?;
+        // A file takes only the file rights of the set (the kernel refuses directory
+        // rights on one with EINVAL).
+        let is_dir = {
+            use std::os::fd::AsFd;
+            sys::fstat(fd.as_fd()).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+        };
+        let access = if is_dir {
+            *access
+        } else {
+            access & FILE_RIGHTS
+        };
+        let rule = PathBeneath::new(fd, BitFlags::<AccessFs>::from_bits_truncate(access));
+        created = created.add_rule(rule).map_err(|e| fail(shown(), &e))?;
     }
+    for (port, access) in &p.net {
+        let rule = NetPort::new(*port, BitFlags::<AccessNet>::from_bits_truncate(*access));
+        created = created
+            .add_rule(rule)
+            .map_err(|e| fail(format!("landlock_add_rule(tcp port {port})"), &e))?;
+    }
+    created
+        .restrict_self()
+        .map_err(|e| fail("landlock_restrict_self".into(), &e))?;
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
+
+    /// Every right sbx grants, by ABI, is the crate's for that ABI (the kernel's
+    /// maintainers keep its table), and its bit is the crate's bit.
+    #[test]
+    fn the_rights_sbx_grants_are_the_landlock_crates() {
+        use landlock::{AccessFs, AccessNet, BitFlags, Scope, ABI};
+        for (n, abi) in [
+            (1, ABI::V1),
+            (2, ABI::V2),
+            (3, ABI::V3),
+            (4, ABI::V4),
+            (5, ABI::V5),
+            (6, ABI::V6),
+        ] {
+            use landlock::Access;
+            assert_eq!(fs_rights(n), AccessFs::from_all(abi).bits(), "ABI {n}");
+        }
+        for (ours, theirs) in [
+            (EXECUTE, AccessFs::Execute),
+            (WRITE_FILE, AccessFs::WriteFile),
+            (READ_FILE, AccessFs::ReadFile),
+            (READ_DIR, AccessFs::ReadDir),
+            (REMOVE_DIR, AccessFs::RemoveDir),
+            (REMOVE_FILE, AccessFs::RemoveFile),
+            (MAKE_CHAR, AccessFs::MakeChar),
+            (MAKE_DIR, AccessFs::MakeDir),
+            (MAKE_REG, AccessFs::MakeReg),
+            (MAKE_SOCK, AccessFs::MakeSock),
+            (MAKE_FIFO, AccessFs::MakeFifo),
+            (MAKE_BLOCK, AccessFs::MakeBlock),
+            (MAKE_SYM, AccessFs::MakeSym),
+            (REFER, AccessFs::Refer),
+            (TRUNCATE, AccessFs::Truncate),
+            (IOCTL_DEV, AccessFs::IoctlDev),
+        ] {
+            assert_eq!(ours, BitFlags::from(theirs).bits(), "{theirs:?}");
+        }
+        // The file rights sbx keeps for a rule naming a file are the crate's.
+        assert_eq!(FILE_RIGHTS, AccessFs::from_file(ABI::V6).bits());
+        assert_eq!(BIND_TCP, BitFlags::from(AccessNet::BindTcp).bits());
+        assert_eq!(CONNECT_TCP, BitFlags::from(AccessNet::ConnectTcp).bits());
+        assert_eq!(
+            SCOPE_ABSTRACT_UNIX_SOCKET,
+            BitFlags::from(Scope::AbstractUnixSocket).bits()
+        );
+        assert_eq!(SCOPE_SIGNAL, BitFlags::from(Scope::Signal).bits());
+        assert_eq!(PINNED_ABI, ABI::V6 as i64);
+    }
+
     use super::*;
 
     fn rule(p: &str, a: u64) -> FsRule {
