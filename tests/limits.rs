@@ -202,8 +202,8 @@ fn host_start_ms(u: &User) -> f64 {
 /// which churns: its processes die when refused and others take their place) and
 /// one that settles (every process forks until refused, then waits). The shell's
 /// hits the ceiling ("Cannot fork") while the host starts a process in under
-/// 100 ms; the settled one holds exactly the sandbox's ceiling, however many
-/// processes the user has elsewhere. When the sandbox ends nothing of either is left.
+/// 100 ms; the settled one holds the sandbox's ceiling (never more, at most a few
+/// less), however many processes the user has elsewhere. When the sandbox ends nothing of either is left.
 #[test]
 fn a_fork_bomb_stops_at_the_sandboxs_ceiling() {
     let _alone = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
@@ -293,7 +293,15 @@ fn a_fork_bomb_stops_at_the_sandboxs_ceiling() {
                 "as {} under {profile}: the settled bomb holds {held} tasks",
                 u.name
             );
-            assert_eq!(held, ceiling, "as {} under {profile}", u.name);
+            // Never above the ceiling, and at it but for a few: each process stops at
+            // its first refusal, so a task counted for a moment when the bomb filled
+            // up (one being reaped: the kernel uncharges it after it is gone from
+            // /proc) leaves the settled bomb a slot or two short.
+            assert!(
+                held <= ceiling && held + 4 >= ceiling,
+                "as {} under {profile}: the bomb settled at {held} tasks, the ceiling is {ceiling}",
+                u.name
+            );
             drop(child.stdin.take());
             let st = wait_status(child, "settling fork bomb sandbox");
             assert_eq!(st.code(), Some(0));
