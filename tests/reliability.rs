@@ -289,8 +289,10 @@ fn a_fork_bomb_is_contained_and_the_host_stays_responsive() {
         let marker = format!("bomb{}", unique());
         // The shell stays (waiting for a sleep started before the bomb, which may leave
         // no room to fork one later) while the bomb spreads, so only the limits and
-        // --timeout end it.
-        let bomb = format!(": {marker}; sleep 100 & f() {{ f | f & }}; f; wait");
+        // --timeout end it. The bomb runs in a subshell the shell forked before it:
+        // the shell itself forks nothing once the bomb has taken every slot (a shell
+        // that cannot fork exits 2, ending the sandbox before --timeout).
+        let bomb = format!(": {marker}; sleep 100 & (f() {{ f | f & }}; f) & wait");
         // RLIMIT_NPROC counts every process of the user, zombies included: let what
         // earlier tests ran as this user (browsers, pasta) finish dying and be reaped.
         let settle = Instant::now() + Duration::from_secs(20);
