@@ -296,12 +296,20 @@ fn info_and_status_fds_describe_the_sandbox() {
                 "exit 3",
             ],
         );
-        // SAFETY: dup2 only, between fork and exec.
+        // SAFETY: fcntl, dup2 and close only, between fork and exec. Both are first
+        // copied above 100: either may itself be 3 or 4 in this multithreaded test
+        // process, and dup2 onto it would lose it.
         unsafe {
             c.pre_exec(move || {
-                if libc::dup2(iw, 3) < 0 || libc::dup2(sw, 4) < 0 {
+                let (a, b) = (
+                    libc::fcntl(iw, libc::F_DUPFD, 100),
+                    libc::fcntl(sw, libc::F_DUPFD, 100),
+                );
+                if a < 0 || b < 0 || libc::dup2(a, 3) < 0 || libc::dup2(b, 4) < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
+                libc::close(a);
+                libc::close(b);
                 Ok(())
             });
         }

@@ -535,9 +535,17 @@ fn pid1_keeps_no_inherited_descriptor() {
         unsafe {
             c.pre_exec(move || {
                 // fd 7: a file the caller left open (not close-on-exec); fd 9: --info-fd.
-                if libc::dup2(held_fd, 7) < 0 || libc::dup2(info_fd, 9) < 0 {
+                // Both are first copied above 100: either may itself be 7 or 9 in this
+                // multithreaded test process, and dup2 onto it would lose it.
+                let (a, b) = (
+                    libc::fcntl(held_fd, libc::F_DUPFD, 100),
+                    libc::fcntl(info_fd, libc::F_DUPFD, 100),
+                );
+                if a < 0 || b < 0 || libc::dup2(a, 7) < 0 || libc::dup2(b, 9) < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
+                libc::close(a);
+                libc::close(b);
                 Ok(())
             });
         }
