@@ -538,19 +538,22 @@ fn project_metadata_the_host_executes_stays_read_only() {
                 "--",
                 "sh",
                 "-c",
-                "mkdir -p newdir/.git && echo made",
+                "mkdir -p newdir/.git lib/vendor/deep/er/sub/.git && echo made",
             ],
         );
         assert!(stdout(&o).contains("made"));
-        assert!(
-            stderr(&o).contains(&format!(
-                "the sandbox created {}",
-                proj.join("newdir/.git").display()
-            )),
-            "as {}: {}",
-            u.name,
-            stderr(&o)
-        );
+        // Deep ones too: a prompt that runs `git status` runs one's config on `cd`.
+        for planted in ["newdir/.git", "lib/vendor/deep/er/sub/.git"] {
+            assert!(
+                stderr(&o).contains(&format!(
+                    "the sandbox created {}",
+                    proj.join(planted).display()
+                )),
+                "as {}: {planted}: {}",
+                u.name,
+                stderr(&o)
+            );
+        }
         // A FIFO planted where a config is read does not hang the next launch.
         let bare = fx.path.join("bare");
         std::fs::create_dir(&bare).unwrap();

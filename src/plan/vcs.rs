@@ -38,9 +38,10 @@
 //! launcher adds the new objects that are what their names say and writes the
 //! staged files back after checks (crate::vcs_stage). A linked worktree's or a
 //! submodule's git directory stays read-only. `--vcs writable` (or `--vcs-writable`)
-//! opts out of all of it. Not covered: a repository the sandbox *creates* where none was (git runs its config
-//! only when used inside that directory; the launcher warns when a writable
-//! directory gained one, see [`new_repositories`]); direnv's `.envrc` and editor
+//! opts out of all of it. Not covered: a repository the sandbox *creates* where
+//! none was (git runs its config only when used inside that directory; the launcher
+//! names each one a writable directory gained, eight levels deep, see
+//! [`new_repositories`]); direnv's `.envrc` and editor
 //! workspace settings are guarded by their own tools (`direnv allow` hashes,
 //! workspace trust).
 
@@ -449,27 +450,39 @@ fn stage_mounts(fs: &dyn HostFs, gitdir: &Path, dst: &Path) -> (Vec<Mount>, Stag
     (out, staged)
 }
 
-/// `.git` and `.hg` entries directly in, or one level below, each writable directory,
-/// with their change times: taken before and after a run, the difference is a
-/// repository the sandbox created (or replaced), which the launcher warns about.
+/// How deep, and through how many directories in all, the look for repositories a
+/// sandbox created goes (it runs after every run with a writable directory: bounded).
+const NEW_REPO_DEPTH: usize = 8;
+const NEW_REPO_DIRS: usize = 20_000;
+
+/// `.git` and `.hg` entries in each writable directory and below it (to
+/// [`NEW_REPO_DEPTH`] levels, [`NEW_REPO_DIRS`] directories; not into a repository's
+/// own metadata, not through symlinks), with their change times: taken after a run,
+/// one changed since it began is a repository the sandbox created (or replaced),
+/// which the launcher names. A shell prompt that runs `git status` in every
+/// directory would run a planted repository's `core.fsmonitor` on `cd` alone.
 pub fn new_repositories(roots: &[PathBuf]) -> BTreeSet<(PathBuf, i64)> {
     use std::os::unix::fs::MetadataExt;
     let mut out = BTreeSet::new();
-    let mut look = |d: &Path| {
-        for name in [".git", ".hg"] {
-            let p = d.join(name);
-            if let Ok(m) = std::fs::symlink_metadata(&p) {
-                out.insert((p, m.ctime() * 1_000_000_000 + m.ctime_nsec()));
-            }
+    let mut todo: std::collections::VecDeque<(PathBuf, usize)> =
+        roots.iter().map(|r| (r.clone(), 0)).collect();
+    let mut visited = 0;
+    while let Some((d, depth)) = todo.pop_front() {
+        visited += 1;
+        if visited > NEW_REPO_DIRS {
+            break;
         }
-    };
-    for r in roots {
-        look(r);
-        if let Ok(entries) = std::fs::read_dir(r) {
-            for e in entries.flatten().take(4096) {
-                if e.file_type().is_ok_and(|t| t.is_dir()) {
-                    look(&e.path());
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name();
+            if name == ".git" || name == ".hg" {
+                if let Ok(m) = std::fs::symlink_metadata(e.path()) {
+                    out.insert((e.path(), m.ctime() * 1_000_000_000 + m.ctime_nsec()));
                 }
+            } else if depth < NEW_REPO_DEPTH && e.file_type().is_ok_and(|t| t.is_dir()) {
+                todo.push_back((e.path(), depth + 1));
             }
         }
     }
