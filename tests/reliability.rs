@@ -194,14 +194,24 @@ fn two_thousand_in_a_row_leave_nothing_behind() {
         );
         let first = median(&mut times[..100].to_vec());
         let last = median(&mut times[1900..].to_vec());
+        // A leak (mounts, descriptors, records) raises every launch, the fastest
+        // included; a busy spell on a shared machine raises some. So the growth test
+        // compares the 10th percentiles of the first and last hundred.
+        let p10 = |w: &[f64]| {
+            let mut v = w.to_vec();
+            v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            v[10]
+        };
+        let (first_p10, last_p10) = (p10(&times[..100]), p10(&times[1900..]));
         eprintln!(
-            "as {}: 2000 launches in {total:.1} s ({:.0}/s); median first 100 {first:.2} ms, last 100 {last:.2} ms",
+            "as {}: 2000 launches in {total:.1} s ({:.0}/s); median first 100 {first:.2} ms, \
+             last 100 {last:.2} ms; 10th percentile {first_p10:.2} and {last_p10:.2} ms",
             u.name,
             2000.0 / total
         );
         assert!(
-            last <= first * 1.5 + 1.0,
-            "as {}: launch time grew from {first:.2} to {last:.2} ms",
+            last_p10 <= first_p10 * 1.5 + 1.0,
+            "as {}: launch time grew from {first_p10:.2} to {last_p10:.2} ms (10th percentiles)",
             u.name
         );
     }
