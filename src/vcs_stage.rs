@@ -128,7 +128,7 @@ fn import_objects(staging: BorrowedFd, real: BorrowedFd) -> (usize, Vec<String>)
         let Some(first) = (fb.len() == 2).then(|| hex_pair(fb)).flatten() else {
             continue;
         };
-        let Ok(sub) = sys::openat(objects.as_fd(), &c(&fan), dir_flags) else {
+        let Ok(sub) = sys::openat(objects.as_fd(), &sys::cstr(&fan), dir_flags) else {
             continue;
         };
         for name in names_in(sub.as_fd(), usize::MAX) {
@@ -160,13 +160,19 @@ fn import_objects(staging: BorrowedFd, real: BorrowedFd) -> (usize, Vec<String>)
                 refused.push(shown);
                 continue;
             }
-            let fan_c = c(&fan);
+            let fan_c = sys::cstr(&fan);
             let _ = sys::mkdirat(host.as_fd(), &fan_c, 0o755);
             let Ok(to) = sys::openat(host.as_fd(), &fan_c, dir_flags) else {
                 refused.push(shown);
                 continue;
             };
-            if sys::openat(to.as_fd(), &c(&name), libc::O_PATH | libc::O_NOFOLLOW).is_ok() {
+            if sys::openat(
+                to.as_fd(),
+                &sys::cstr(&name),
+                libc::O_PATH | libc::O_NOFOLLOW,
+            )
+            .is_ok()
+            {
                 continue; // the host has it: never replaced
             }
             let tmp = CString::new(format!("tmp_obj_sbx_{}_{added}", std::process::id()))
@@ -185,7 +191,7 @@ fn import_objects(staging: BorrowedFd, real: BorrowedFd) -> (usize, Vec<String>)
                         to.as_raw_fd(),
                         tmp.as_ptr(),
                         to.as_raw_fd(),
-                        c(&name).as_ptr(),
+                        sys::cstr(&name).as_ptr(),
                     )
                 } == 0;
             if renamed {
@@ -257,16 +263,12 @@ pub fn received(fd: OwnedFd) {
     RECEIVED.lock().unwrap_or_else(|e| e.into_inner()).push(fd);
 }
 
-fn c(name: &std::ffi::OsStr) -> CString {
-    CString::new(name.as_bytes()).unwrap_or_default()
-}
-
 /// A regular file `name` in `dir`, opened without following a symlink or blocking
 /// on a FIFO; None: absent, not a regular file, or larger than `max`.
 fn read_at(dir: BorrowedFd, name: &std::ffi::OsStr, max: u64) -> Option<Vec<u8>> {
     let fd = sys::openat(
         dir,
-        &c(name),
+        &sys::cstr(name),
         libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK,
     )
     .ok()?;
@@ -283,8 +285,11 @@ fn read_at(dir: BorrowedFd, name: &std::ffi::OsStr, max: u64) -> Option<Vec<u8>>
 }
 
 fn open_dir(path: &Path) -> Result<OwnedFd, String> {
-    sys::open_no_symlinks(&c(path.as_os_str()), libc::O_RDONLY | libc::O_DIRECTORY)
-        .map_err(|e| e.to_string())
+    sys::open_no_symlinks(
+        &sys::cstr(path.as_os_str()),
+        libc::O_RDONLY | libc::O_DIRECTORY,
+    )
+    .map_err(|e| e.to_string())
 }
 
 /// Before the launch: open each staged git directory and note its `refs/replace`.
@@ -345,7 +350,7 @@ fn walk_replace(gitdir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
                 dirs.push(rel.join(&name));
             } else if kind.is_symlink() {
                 let mut v = b"-> ".to_vec();
-                v.extend(sys::readlinkat(fd.as_fd(), &c(&name)).unwrap_or_default());
+                v.extend(sys::readlinkat(fd.as_fd(), &sys::cstr(&name)).unwrap_or_default());
                 out.insert(rel.join(&name), v);
             } else {
                 let data = read_at(fd.as_fd(), &name, 4096).unwrap_or_default();

@@ -1119,23 +1119,7 @@ fn a_sandbox_that_commits_leaves_git_nothing_to_run_or_hide() {
             hide = hide.display(),
             m = mark.display()
         );
-        let o = in_home(
-            u,
-            &u.home,
-            &proj,
-            &[
-                "--profile",
-                "dev",
-                "--vcs",
-                "commit",
-                "--ro-bind",
-                hide.to_str().unwrap(),
-                "--",
-                "sh",
-                "-c",
-                &attack,
-            ],
-        );
+        let o = committing(u, &proj, &hide, &attack);
         let err = stderr(&o);
         assert_eq!(stdout(&o), "done\n", "as {}: {err}", u.name);
         // The commit is the host's; the replace ref is gone, with a warning.
@@ -1278,6 +1262,29 @@ fn a_git_the_host_ran_meanwhile_wins_over_the_sandbox() {
     }
 }
 
+/// `sh -c script` under `dev --vcs commit` in `proj`, with `tool` (a helper script
+/// outside the project) bound read-only.
+fn committing(u: &User, proj: &Path, tool: &Path, script: &str) -> std::process::Output {
+    let tool = tool.to_str().unwrap();
+    in_home(
+        u,
+        &u.home,
+        proj,
+        &[
+            "--profile",
+            "dev",
+            "--vcs",
+            "commit",
+            "--ro-bind",
+            tool,
+            "--",
+            "sh",
+            "-c",
+            script,
+        ],
+    )
+}
+
 /// Adds an entry (mode, object id, path) to a git index, sorted, checksum
 /// recomputed: git's own commands refuse the paths this test needs.
 const ADD_ENTRY: &str = r#"
@@ -1326,23 +1333,10 @@ fn git_data_a_committing_sandbox_writes_is_checked_first() {
         git(u, &proj, &["add", "-A"]);
         git(u, &proj, &["commit", "-q", "-m", "init"]);
         let sandbox = |script: &str| {
-            let o = in_home(
-                u,
-                &u.home,
-                &proj,
-                &[
-                    "--profile",
-                    "dev",
-                    "--vcs",
-                    "commit",
-                    "--ro-bind",
-                    add.to_str().unwrap(),
-                    "--",
-                    "sh",
-                    "-c",
-                    &format!("set -e; g() {{ git -c user.name=t -c user.email=t@e \"$@\"; }}; {script}; echo done"),
-                ],
+            let script = format!(
+                "set -e; g() {{ git -c user.name=t -c user.email=t@e \"$@\"; }}; {script}; echo done"
             );
+            let o = committing(u, &proj, &add, &script);
             assert_eq!(
                 stdout(&o),
                 "done\n",
