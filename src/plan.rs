@@ -719,6 +719,11 @@ impl Plan {
             })
             .map(|(_, m)| m.clone())
             .collect();
+        // ~/.config/sbx/profiles is where a later run without XDG_CONFIG_HOME looks:
+        // protected whatever this run's XDG_CONFIG_HOME says.
+        let mut protected = profile.dirs.clone();
+        protected.push(host.home.join(".config/sbx/profiles"));
+        trust::check(&mounts, &built, locs, &protected, fs)?;
         // A mask with nothing to hide is left out of the plan (the launch would look
         // and skip it): a long list of masks costs a launch only what exists.
         let idle: std::collections::BTreeSet<usize> = built.idle_masks().iter().copied().collect();
@@ -728,11 +733,6 @@ impl Plan {
             .filter(|(i, _)| !idle.contains(i))
             .map(|(_, m)| m)
             .collect();
-        // ~/.config/sbx/profiles is where a later run without XDG_CONFIG_HOME looks:
-        // protected whatever this run's XDG_CONFIG_HOME says.
-        let mut protected = profile.dirs.clone();
-        protected.push(host.home.join(".config/sbx/profiles"));
-        trust::check(&visible, locs, &protected, fs)?;
 
         // --- process details ---
         let hostname = hostname_text;

@@ -1024,6 +1024,60 @@ fn the_profile_directory_stays_out_of_reach_whatever_the_ops_around_it() {
     }
 }
 
+/// A mask over the profile directory inside a writable home does not protect it
+/// when the sandbox can rename a directory above the mask: the mount moves with the
+/// renamed directory and a new ~/.config/sbx/profiles can be made in its place
+/// (rename(2) refuses only the mount point itself, EBUSY). Such a profile is
+/// refused; masking the directory right below the bind holds, and the same attack
+/// then fails inside.
+#[test]
+fn a_mask_the_sandbox_could_move_away_does_not_protect_the_profiles() {
+    let attack = "mv ~/.config ~/.config-moved && mkdir -p ~/.config/sbx/profiles \
+                  && echo 'version = 1' > ~/.config/sbx/profiles/default.toml";
+    for u in users() {
+        let fx = fake_home(u, "trust-rename");
+        let profiles = Fixture::new(u, "trust-rename-profiles");
+        let profile = |name: &str, mask: &str| {
+            profiles
+                .file(
+                    &format!("{name}.toml"),
+                    &format!(
+                        "version = 1\ninclude = [\"minimal\"]\nmask = [\"{mask}\"]\n\
+                         [[mount]]\ntype = \"bind\"\nsrc = \"~\"\n"
+                    ),
+                    u,
+                )
+                .to_str()
+                .unwrap()
+                .to_string()
+        };
+        let run = |prof: &str| {
+            let mut c = sbx_cmd(u, ["-q", "--profile", prof, "--", "sh", "-c", attack]);
+            c.env("HOME", &fx.path).current_dir(&fx.path);
+            output(c)
+        };
+        let o = run(&profile("deep", "~/.config/sbx"));
+        assert_eq!(code(&o), 125, "as {}: accepted: {}", u.name, stderr(&o));
+        assert!(
+            stderr(&o).contains(&format!(
+                "could rename {} and make a new one",
+                fx.path.join(".config").display()
+            )),
+            "{}",
+            stderr(&o)
+        );
+        let o = run(&profile("top", "~/.config"));
+        assert_eq!(code(&o), 1, "as {}: {}", u.name, stderr(&o));
+        assert!(
+            stderr(&o).contains("Device or resource busy"),
+            "{}",
+            stderr(&o)
+        );
+        assert!(!fx.path.join(".config-moved").exists());
+        assert!(!fx.path.join(".config/sbx/profiles/default.toml").exists());
+    }
+}
+
 /// Rewrites the index entry of `hidden.c` with the file's current stat data and its
 /// old object id (checksum recomputed): the classic way to hide an edit from
 /// `git status`, which trusts matching stat data without reading the file.

@@ -1049,56 +1049,95 @@ size = "5M"
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// The trust rule's last clause: a mask counts only over a real directory reached
-/// without a symlink. Here ~/.config is a user's link (dotfiles): a mask at
-/// ~/.config/sbx would land on the link's target, leaving the profile directory
-/// writable through the bind of ~: refused. With ~/.config a real directory, the
-/// mask counts and the bind is allowed.
+/// The trust rule's clauses, one case each, with the home bound writable (a user's
+/// own profile): the profile directory ~/.config/sbx/profiles is reachable unless a
+/// later mount covers it for the whole run.
 #[test]
-fn a_mask_reached_through_a_link_does_not_protect_the_profile_directory() {
+fn the_profile_directory_counts_as_covered_only_where_the_sandbox_cannot_undo_it() {
     let dir = std::env::temp_dir().join(format!("sbx-plan-trust-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let prof = dir.join("home-rw.toml");
-    std::fs::write(
-        &prof,
-        "version = 1\ninclude = [\"minimal\", \"home-masks\"]\n[[mount]]\ntype = \"bind\"\nsrc = \"/home/alice\"\n",
-    )
-    .unwrap();
-    let prof = prof.to_str().unwrap();
-    let base = || {
+    let profile = |name: &str, masks: &str| {
+        let prof = dir.join(format!("{name}.toml"));
+        std::fs::write(
+            &prof,
+            format!(
+                "version = 1\ninclude = [\"minimal\"]\nmask = [{masks}]\n\
+                 [[mount]]\ntype = \"bind\"\nsrc = \"/home/alice\"\n"
+            ),
+        )
+        .unwrap();
+        prof.to_str().unwrap().to_string()
+    };
+    let base = |config: Entry| {
         let mut fs = merged_usr();
         fs.entries.insert("/home/alice".into(), Entry::Dir);
+        fs.entries.insert("/home/alice/.config".into(), config);
         fs
     };
-    // ~/.config real: the mask over ~/.config/sbx is what makes the bind acceptable.
-    let mut fs = base();
-    fs.entries.insert("/home/alice/.config".into(), Entry::Dir);
-    fs.entries
-        .insert("/home/alice/.config/sbx".into(), Entry::Dir);
-    fs.entries
-        .insert("/home/alice/.config/sbx/profiles".into(), Entry::Dir);
-    assert!(plan(&["--profile", prof, "true"], &host(true), &fs).is_ok());
-    // ~/.config a link: the same path exists (lstat follows the parent link) but is
-    // reached through it.
-    let mut fs = with_link(base(), "/home/alice/.config", "/dotfiles/config", 1000);
-    fs.entries
-        .insert("/home/alice/.config/sbx".into(), Entry::Dir);
-    fs.entries
-        .insert("/dotfiles/config/sbx/profiles".into(), Entry::Dir);
-    fs.real.insert(
-        "/home/alice/.config/sbx".into(),
-        "/dotfiles/config/sbx".into(),
+    let real_config = || {
+        let mut fs = base(Entry::Dir);
+        for d in [
+            "/home/alice/.config/sbx",
+            "/home/alice/.config/sbx/profiles",
+        ] {
+            fs.entries.insert(d.into(), Entry::Dir);
+        }
+        fs
+    };
+    let refused = |prof: &str, fs: &FakeFs, why: &str| {
+        let e = plan(&["--profile", prof, "true"], &host(true), fs).unwrap_err();
+        let e = e.to_string();
+        assert!(
+            e.contains("write access to the profile directory") && e.contains(why),
+            "{prof}: {e}"
+        );
+    };
+    let deep = profile("deep", "\"~/.config/sbx\"");
+    let top = profile("top", "\"~/.config\"");
+    let none = profile("none", "");
+
+    // Nothing covers it: refused.
+    refused(&none, &real_config(), "no later mount covers it");
+    // A mask right below the bind's destination holds (a mount point cannot be
+    // renamed): allowed.
+    assert!(plan(&["--profile", &top, "true"], &host(true), &real_config()).is_ok());
+    // A mask deeper down does not: the sandbox could rename ~/.config (the mask
+    // moves with it) and make a new ~/.config/sbx/profiles.
+    refused(
+        &deep,
+        &real_config(),
+        "could rename /home/alice/.config and make",
     );
-    fs.real.insert(
-        "/home/alice/.config/sbx/profiles".into(),
-        "/dotfiles/config/sbx/profiles".into(),
-    );
-    let e = plan(&["--profile", prof, "true"], &host(true), &fs).unwrap_err();
-    assert!(
-        e.to_string()
-            .contains("write access to the profile directory"),
-        "{e}"
-    );
+    // A mask of a directory that does not exist is skipped at launch: it covers
+    // nothing, and the bind could make the directory.
+    let mut fs = base(Entry::Missing);
+    fs.entries
+        .remove(std::path::Path::new("/home/alice/.config"));
+    refused(&top, &fs, "no later mount covers it");
+    // ~/.config a file: the sandbox could replace it with a directory.
+    refused(&top, &base(Entry::File), "a file on the way");
+    // ~/.config a user's link to ~/dotfiles, masked where it really is: the real
+    // directory is covered, but the link is the bind's to replace (pointing
+    // ~/.config at a directory of the sandbox's making).
+    let mut fs = with_link(base(Entry::Dir), "/home/alice/.config", "dotfiles", 1000);
+    for d in [
+        "/home/alice/dotfiles/sbx",
+        "/home/alice/dotfiles/sbx/profiles",
+    ] {
+        fs.entries.insert(d.into(), Entry::Dir);
+    }
+    for (l, r) in [
+        ("/home/alice/.config", "/home/alice/dotfiles"),
+        ("/home/alice/.config/sbx", "/home/alice/dotfiles/sbx"),
+        (
+            "/home/alice/.config/sbx/profiles",
+            "/home/alice/dotfiles/sbx/profiles",
+        ),
+    ] {
+        fs.real.insert(l.into(), r.into());
+    }
+    let dotfiles = profile("dotfiles", "\"~/dotfiles\"");
+    refused(&dotfiles, &fs, "reached through a symlink");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

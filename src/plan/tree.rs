@@ -548,6 +548,20 @@ fn opaque(what: &str) -> Node {
     }
 }
 
+/// Why a host path a writable bind shows stays within the sandbox's reach.
+#[derive(Debug, PartialEq)]
+pub enum Exposed {
+    /// No later mount covers it.
+    Uncovered,
+    /// A symlink lies on the way to it inside the bind.
+    Link,
+    /// This directory (the one nearest the bind) could be renamed, taking the
+    /// covering mount along, and a new one made in its place.
+    Movable(PathBuf),
+    /// The path cannot be looked up inside (a file on the way).
+    Unreachable,
+}
+
 /// The tree once every op has run, and the masks that found nothing to hide.
 pub struct Built<'a>(Tree<'a>, Vec<usize>);
 
@@ -560,6 +574,48 @@ impl Built<'_> {
     /// The indices of the masks with nothing to hide (the launch would skip them).
     pub fn idle_masks(&self) -> &[usize] {
         &self.1
+    }
+
+    /// Where the writable bind `j` (at `dst` inside) shows the host path that is at
+    /// `inside` (below `dst`), and why the sandbox can still reach it there:
+    /// `Ok(())` when a later mount hides it for the whole run, `Err` naming what
+    /// leaves it writable. A later mount over it holds only if the sandbox can
+    /// move nothing on the way: rename(2) refuses a mount point (EBUSY) but not a
+    /// plain directory above one, and the mount moves with that directory, so
+    /// every directory between `dst` and the covering mount must be a mount point
+    /// itself, and no symlink (writable in the bind) may lie on the way.
+    pub fn hidden_from(
+        &self,
+        j: usize,
+        dst: &Path,
+        inside: &Path,
+    ) -> std::result::Result<(), Exposed> {
+        let (Ok((rd, _)), Ok((r, _))) = (self.0.resolve(dst), self.0.resolve(inside)) else {
+            return Err(Exposed::Unreachable);
+        };
+        let rest = inside.strip_prefix(dst).unwrap_or(Path::new(""));
+        if r != rd.join(rest) {
+            return Err(Exposed::Link);
+        }
+        // The innermost mount there: the bind itself (it stands at `rd`) unless a
+        // later one covers the path.
+        let at = match r
+            .ancestors()
+            .find_map(|a| self.0.mounted.get(a).map(|&k| (a, k)))
+        {
+            Some((at, k)) if k != j => at,
+            _ => return Err(Exposed::Uncovered),
+        };
+        match at
+            .ancestors()
+            .skip(1)
+            .take_while(|a| *a != rd)
+            .filter(|a| !self.0.mounted.contains_key(*a))
+            .last()
+        {
+            Some(movable) => Err(Exposed::Movable(movable.to_path_buf())),
+            None => Ok(()),
+        }
     }
 
     /// Something is at `p` (symlinks followed inside the root).

@@ -16,18 +16,29 @@
 //! sandbox that could edit `~/.config/sbx/profiles/default.toml` would choose the
 //! confinement of every later sandbox (the lesson of firejail's user-writable
 //! `.local` overrides). A writable bind that reaches a profile directory, from above
-//! or below, is refused unless a mask that exists on the host covers it.
+//! or below, is refused unless a later mount covers it for the whole run: a mount
+//! that really stands (a mask of a missing path is skipped), reached without a
+//! symlink, with nothing the sandbox could rename between the bind and it (the
+//! mount would move along with a renamed directory, and a new profile directory
+//! could be made in its place).
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::path::{Component, Path, PathBuf};
 
+use super::tree::{Built, Exposed};
 use super::{Access, Mount, MountOp};
 use crate::error::{Error, Result};
 use crate::host::{Entry, HostFs};
 use crate::profile::Locations;
 
-pub fn check(mounts: &[Mount], locs: &Locations, extra: &[PathBuf], fs: &dyn HostFs) -> Result<()> {
+pub fn check(
+    mounts: &[Mount],
+    built: &Built,
+    locs: &Locations,
+    extra: &[PathBuf],
+    fs: &dyn HostFs,
+) -> Result<()> {
     let mut dirs: Vec<PathBuf> = locs.dirs().iter().map(|p| p.to_path_buf()).collect();
     dirs.extend(extra.iter().cloned());
     // Bind sources are resolved paths: compare with the directories resolved too (a
@@ -38,7 +49,8 @@ pub fn check(mounts: &[Mount], locs: &Locations, extra: &[PathBuf], fs: &dyn Hos
             dirs.push(r);
         }
     }
-    for (i, m) in mounts.iter().enumerate() {
+    for i in built.standing() {
+        let m = &mounts[i];
         let MountOp::Bind { src, dst, access } = &m.op else {
             continue;
         };
@@ -54,40 +66,44 @@ pub fn check(mounts: &[Mount], locs: &Locations, extra: &[PathBuf], fs: &dyn Hos
             } else {
                 continue;
             };
-            if !masked_later(&mounts[i + 1..], &inside, src, dst, fs) {
+            if let Err(why) = built.hidden_from(i, dst, &inside) {
+                let why = match why {
+                    Exposed::Uncovered => " (no later mount covers it)".to_string(),
+                    Exposed::Unreachable => {
+                        " (a file on the way the sandbox could replace with a directory)"
+                            .to_string()
+                    }
+                    Exposed::Link => {
+                        " (the mask over it is reached through a symlink the sandbox could replace)"
+                            .to_string()
+                    }
+                    Exposed::Movable(p) => format!(
+                        " (the mask over it does not hold: the sandbox could rename {} and make a \
+                         new one in its place)",
+                        p.display()
+                    ),
+                };
+                // The fix that holds: the directory right below the bind's
+                // destination, covered (a mount point cannot be renamed).
+                let top = inside
+                    .strip_prefix(dst)
+                    .ok()
+                    .and_then(|r| r.components().next())
+                    .map(|c| format!(", or mask or bind read-only {}", dst.join(c).display()))
+                    .unwrap_or_default();
                 return Err(Error::new(
                     m.origin.clone(),
                     format!(
                         "refused: it would give the sandbox write access to the profile directory {} \
-                         (at {} inside); bind it read-only or mask that directory",
+                         (at {} inside){why}; bind it read-only{top}",
                         d.display(),
-                        inside.display()
+                        inside.display(),
                     ),
                 ));
             }
         }
     }
     Ok(())
-}
-
-/// A later mask covers `inside`, and it will really be mounted: what it covers exists
-/// on the host, looked up through the bind (`src` shown at `dst`) as the launch will
-/// see it. A mask of a missing path is skipped at launch, and the writable bind could
-/// then create the directory.
-fn masked_later(later: &[Mount], inside: &Path, src: &Path, dst: &Path, fs: &dyn HostFs) -> bool {
-    later.iter().any(|m| match &m.op {
-        MountOp::Mask { dst: mask } if inside.starts_with(mask) => {
-            let host = match mask.strip_prefix(dst) {
-                Ok(rest) => src.join(rest),
-                Err(_) => mask.clone(),
-            };
-            // A real directory or file, reached without a symlink: a mask over a
-            // symlink lands on its target and leaves the link itself writable.
-            matches!(fs.entry(&host), Entry::Dir | Entry::File)
-                && fs.canonicalize(&host).ok().as_deref() == Some(host.as_path())
-        }
-        _ => false,
-    })
 }
 
 /// `p` with symlinks resolved as far as it exists, the rest appended as written.
