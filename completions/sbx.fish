@@ -46,7 +46,7 @@ complete -c sbx -l cap-add -d 'Keep a capability (e.g. NET_RAW); it only acts in
 complete -c sbx -l require -d 'Make a hardening layer mandatory: landlock (all of it, or exit 125), seccomp (a profile turning it off is an error) or cgroup (a profile\'s best-effort cgroup limits are required)' -r -f -a "landlock\t''
 seccomp\t''
 cgroup\t''"
-complete -c sbx -l vcs -d 'What the sandbox may do to version-control metadata (.git, .hg) in its writable directories: read-only, commit (git commit works; what git executes stays read-only), writable; the profile\'s `vcs`, else read-only' -r -f -a "read-only\t'Read-only: nothing of .git or .hg can be written (the default)'
+complete -c sbx -l vcs -d 'What the sandbox may do to version-control metadata (.git, .hg) in its writable directories: read-only, commit (git commit works; what git executes stays read-only; dev\'s mode), writable; the profile\'s `vcs`, else read-only' -r -f -a "read-only\t'Read-only: nothing of .git or .hg can be written (the default)'
 commit\t'A repository\'s own .git is staged: objects, refs and logs written in place, index and HEAD copied back after checks, what git executes read-only, anything new discarded'
 writable\t'Writable like any other file: a sandbox can plant hooks and config the host\'s git will run'"
 complete -c sbx -l profiles -d 'List the available profiles, where each comes from and what it is for'

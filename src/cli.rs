@@ -418,7 +418,7 @@ pub struct Cli {
     #[arg(long = "require", value_name = "LAYER", value_enum, action = ArgAction::Append)]
     pub require: Vec<Layer>,
 
-    /// What the sandbox may do to version-control metadata (.git, .hg) in its writable directories: read-only, commit (git commit works; what git executes stays read-only), writable; the profile's `vcs`, else read-only
+    /// What the sandbox may do to version-control metadata (.git, .hg) in its writable directories: read-only, commit (git commit works; what git executes stays read-only; dev's mode), writable; the profile's `vcs`, else read-only
     ///
     /// What the sandbox may do to the version-control metadata that the host's tools
     /// execute, inside its writable directories (the profile's vcs, else read-only).
@@ -433,30 +433,33 @@ pub struct Cli {
     /// Files in the work tree stay writable.
     ///
     /// commit: As read-only, except that a repository's own .git directory is staged, so
-    /// that git add and git commit work: its top level is a tmpfs holding copies of index,
-    /// HEAD, ORIG_HEAD, COMMIT_EDITMSG, packed-refs and FETCH_HEAD; refs and logs are
-    /// written in place; the host's objects are read-only and new objects go to the tmpfs
-    /// (git's automatic gc and maintenance are off inside); everything else is read-only.
-    /// After the run, sbx puts refs/replace back as it was, removes from refs and logs
-    /// whatever is not a file or a directory, adds to the repository each new loose object
-    /// that is one zlib stream whose content hashes to its name (packs, the commit-graph
-    /// and anything else written there are dropped), and writes back the staged files the
-    /// way git writes them (unless git changed them on the host meanwhile), the index
-    /// rewritten so that no entry the sandbox changed keeps the stat data, assume-valid or
-    /// skip-worktree bits that would hide an edit from git status, and refused if it names
-    /// a path git must not check out (.git, ..) or a new submodule. Any other name the
-    /// sandbox added to the top level (commondir, config.worktree, rebase-merge with its
-    /// exec lines, MERGE_HEAD) is discarded and named: finish or abort a rebase or a merge
-    /// inside. Linked worktrees and submodules stay read-only.
+    /// that git add, git commit, git branch and git stash work (the dev profile's mode): its
+    /// top level is a tmpfs holding copies of index, HEAD, ORIG_HEAD, COMMIT_EDITMSG,
+    /// packed-refs, FETCH_HEAD and the loose refs; reflogs start empty (the stash's is
+    /// copied); the host's objects are read-only and new objects go to the tmpfs (git's
+    /// automatic gc and maintenance are off inside); everything else is read-only.
+    /// Nothing of the host's .git is writable during the run. After it, sbx adds to the
+    /// repository each new loose object that is one zlib stream whose content hashes to
+    /// its name, whose trees pass git fsck's checks (no entry named .git in any spelling a
+    /// filesystem folds to it, no .., no .gitmodules or .gitattributes as a symlink, no
+    /// .gitmodules that git would refuse, no submodule in a repository that had none)
+    /// and that points at nothing missing (packs, the commit-graph and anything else
+    /// written there are dropped). It then writes back, the way git writes them and only
+    /// if the host's copy did not change meanwhile: packed-refs, each ref the sandbox
+    /// created, moved or deleted (never refs/replace; a ref only to an object the
+    /// repository now has), listing the moves on stderr; the reflog lines of what was
+    /// written; the index, rewritten so that no entry the sandbox changed keeps the stat
+    /// data, assume-valid or skip-worktree bits that would hide an edit from git status,
+    /// and refused if it names a path git must not check out (.git, ..) or a new
+    /// submodule; HEAD. Any other name the sandbox added to the top level (commondir,
+    /// config.worktree, rebase-merge with its exec lines, MERGE_HEAD) is discarded and
+    /// named: finish or abort a rebase or a merge inside. Linked worktrees, submodules, a
+    /// repository with more than 16384 loose refs and SHA-256 repositories stay
+    /// read-only.
     ///
-    /// Its limits: refs and logs are live, so a git the host runs during the sandbox's run
-    /// sees them as the sandbox leaves them from moment to moment; the sandbox may move any
-    /// ref, tags and remote-tracking refs included, and sbx does not list the moves (look
-    /// with git log --all and git reflog before you push); a commit the sandbox makes may
-    /// hold a submodule whose nested repository's config the host's git runs once that
-    /// commit is checked out; objects the sandbox packs itself (git gc) are dropped and the
-    /// refs that name them break. Use it for a program you trust not to attack git;
-    /// read-only is every shipped profile's mode.
+    /// What it still allows, by design: the sandbox may move any ref (branches, tags,
+    /// remote-tracking refs), so look at the listed moves before you push; what a commit
+    /// holds is the sandbox's work, to review like any other change.
     ///
     /// writable: Written like any other file: the sandbox can plant hooks and config
     /// that the host's git will run.

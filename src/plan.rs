@@ -692,6 +692,14 @@ impl Plan {
                         .collect::<Vec<_>>()
                         .join(", ")
                 ));
+            } else if read_only && vcs == VcsMode::Commit {
+                notices.push(
+                    "version-control metadata (.git, .hg) in writable directories is read-only here: \
+                     linked worktrees, submodules, SHA-256 repositories and repositories whose refs \
+                     cannot be copied (over 16384 loose refs, or a symlink or FIFO under refs) are \
+                     not staged for --vcs commit"
+                        .into(),
+                );
             } else if read_only {
                 notices.push(
                     "version-control metadata (.git, .hg) in writable directories is read-only here \

@@ -442,6 +442,30 @@ pub fn openat(dirfd: BorrowedFd, path: &CStr, flags: libc::c_int) -> SysResult<O
     check(ret as libc::c_long, || format!("openat({})", show(path))).map(fd_from)
 }
 
+/// Open `path` in `dirfd` for appending, made with `mode` where missing, following
+/// no symlink at its end and not blocking on a FIFO.
+pub fn open_append(dirfd: BorrowedFd, path: &CStr, mode: libc::mode_t) -> SysResult<OwnedFd> {
+    let flags = libc::O_WRONLY
+        | libc::O_APPEND
+        | libc::O_CREAT
+        | libc::O_NOFOLLOW
+        | libc::O_NONBLOCK
+        | libc::O_CLOEXEC;
+    // SAFETY: valid fd and C string; O_CREAT takes the mode.
+    let ret = unsafe {
+        libc::openat(
+            dirfd.as_raw_fd(),
+            path.as_ptr(),
+            flags,
+            mode as libc::c_uint,
+        )
+    };
+    check(ret as libc::c_long, || {
+        format!("openat({}, O_APPEND|O_CREAT)", show(path))
+    })
+    .map(fd_from)
+}
+
 /// Open a canonical path (no symlink in it by construction) as O_PATH, refusing to
 /// follow any symlink: a component swapped for a symlink since the plan resolved the
 /// path makes this fail (ELOOP) instead of reaching elsewhere.

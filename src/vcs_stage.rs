@@ -2,24 +2,32 @@
 //! and why, is plan/vcs.rs).
 //!
 //! In the sandbox, the git directory's top level is a tmpfs holding copies of the
-//! staged files (index, HEAD, ...), with refs and logs bound writable over it, the
-//! host's objects read-only (an alternate of the tmpfs's own `objects`) and
-//! everything else read-only: `git commit` writes new objects to the tmpfs and refs
-//! in place and renames its new index over the copy, while a `commondir`, `config.worktree`,
-//! hook directory or `rebase-merge/git-rebase-todo` (whose `exec` lines `git rebase
-//! --continue` runs) it creates there never reaches the host. PID 1 passes the
-//! launcher a descriptor of that tmpfs once the root is built; it outlives the
-//! sandbox's mount namespace, and nothing of it is ever on the host's disk.
+//! staged files (index, HEAD, ...) and of the loose refs, reflogs that start empty
+//! (the stash's copied), the host's objects read-only (an alternate of the tmpfs's
+//! own `objects`) and everything else read-only: `git commit` writes new objects,
+//! refs and reflog lines to the tmpfs and renames its new index over the copy,
+//! while a `commondir`, `config.worktree`, hook directory or
+//! `rebase-merge/git-rebase-todo` (whose `exec` lines `git rebase --continue` runs)
+//! it creates there never reaches the host. Nothing of the host's git directory is
+//! writable during the run: a git running on the host meanwhile sees none of the
+//! sandbox's moment-to-moment state. PID 1 passes the launcher a descriptor of that
+//! tmpfs once the root is built; it outlives the sandbox's mount namespace, and
+//! nothing of it is ever on the host's disk.
 //!
-//! After the run, each new loose object whose content hashes to its name joins the
-//! host's object store; anything but files and directories is removed from refs and
-//! logs; each staged file the sandbox changed is checked and written back
-//! the way git writes it (`NAME.lock`, created exclusively, then renamed: a git
-//! running on the host meanwhile holds the lock and wins), unless the host's copy
-//! changed during the run; the index is rewritten by [`crate::gitindex::sanitize`];
-//! `refs/replace`, which silently changes what `git log` and `git diff` show, is put
-//! back as it was; what else the sandbox added is named and discarded.
+//! After the run, in this order: each new loose object that is what its name says
+//! joins the host's store if it passes [`objects::judge`] (trees checked as
+//! `git fsck` checks them, nothing pointing at a refused or missing object); then
+//! packed-refs, each loose ref the sandbox created, moved or deleted (named in the
+//! report), its reflog lines, the index (rewritten by [`crate::gitindex::sanitize`])
+//! and HEAD are written back the way git writes them (`NAME.lock`, created
+//! exclusively, then renamed: a git running on the host meanwhile holds the lock and
+//! wins), each only if the host's copy is what it was at the launch and the object
+//! it names is in the host's store. `refs/replace` (which silently changes what
+//! `git log` and `git diff` show) is never written back, and what else the sandbox
+//! added is named and discarded.
 
+pub mod objects;
+mod refs;
 pub mod sha1;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -44,8 +52,11 @@ pub struct Stage {
     before: BTreeMap<&'static str, Vec<u8>>,
     /// The names of the git directory's top level then.
     names: BTreeSet<OsString>,
-    /// `refs/replace`, relative name to content (a symlink: "-> target").
-    replace: BTreeMap<PathBuf, Vec<u8>>,
+    /// The loose refs and the reflogs copied in (path under `refs/` or `logs/`).
+    refs: BTreeMap<PathBuf, Vec<u8>>,
+    logs: BTreeMap<PathBuf, Vec<u8>>,
+    /// New trees may hold gitlinks (the repository had submodules).
+    submodules: bool,
 }
 
 /// The largest object imported (a bigger one stays in the sandbox, said), and the
@@ -87,21 +98,14 @@ fn inflate_object(data: &[u8], max: usize) -> Option<Vec<u8>> {
     .then_some(out)
 }
 
-/// Whether `raw` (an inflated loose object) is `type len\0content` with its length
-/// right and its SHA-1 `oid`.
-fn object_matches(raw: &[u8], oid: &[u8; 20]) -> bool {
-    let Some(nul) = raw.iter().position(|c| *c == 0) else {
-        return false;
-    };
-    let Some((kind, len)) = std::str::from_utf8(&raw[..nul])
-        .ok()
-        .and_then(|h| h.split_once(' '))
-    else {
-        return false;
-    };
-    matches!(kind, "blob" | "tree" | "commit" | "tag")
-        && len.parse::<usize>().ok() == Some(raw.len() - nul - 1)
-        && sha1::digest(raw) == *oid
+/// The type of `raw` (an inflated loose object) if it is `type len\0content` with
+/// its length right and its SHA-1 `oid`.
+fn object_matches(raw: &[u8], oid: &[u8; 20]) -> Option<objects::Kind> {
+    let nul = raw.iter().position(|c| *c == 0)?;
+    let (kind, len) = std::str::from_utf8(&raw[..nul]).ok()?.split_once(' ')?;
+    let kind = objects::Kind::parse(kind)?;
+    (len.parse::<usize>().ok() == Some(raw.len() - nul - 1) && sha1::digest(raw) == *oid)
+        .then_some(kind)
 }
 
 fn hex_pair(b: &[u8]) -> Option<u8> {
@@ -109,19 +113,15 @@ fn hex_pair(b: &[u8]) -> Option<u8> {
     Some((d(b[0])? * 16 + d(b[1])?) as u8)
 }
 
-/// Add to the host's object store every loose object the sandbox wrote that is
-/// what its name says (zlib, a valid header, the SHA-1 of both): the file itself,
-/// through a private name and a rename, never over an existing one. Packs, the
-/// commit-graph and anything else it wrote stay behind. Returns (added, refused).
-fn import_objects(staging: BorrowedFd, real: BorrowedFd) -> (usize, Vec<String>) {
-    let (mut added, mut refused) = (0, Vec::new());
+/// The loose objects the sandbox wrote that are what their names say (zlib, a
+/// valid header, the SHA-1 of both), and the names of the others (not zlib, lying,
+/// too large, over the inflate budget, unreadable).
+fn collect_objects(staging: BorrowedFd) -> (BTreeMap<objects::Oid, objects::Object>, Vec<String>) {
+    let (mut found, mut refused) = (BTreeMap::new(), Vec::new());
     let mut budget = INFLATE_BUDGET;
     let dir_flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW;
     let Ok(objects) = sys::openat(staging, c"objects", dir_flags) else {
-        return (0, refused);
-    };
-    let Ok(host) = sys::openat(real, c"objects", dir_flags) else {
-        return (0, refused);
+        return (found, refused);
     };
     for fan in names_in(objects.as_fd(), 4096) {
         let fb = fan.as_bytes();
@@ -146,112 +146,87 @@ fn import_objects(staging: BorrowedFd, real: BorrowedFd) -> (usize, Vec<String>)
             if !parsed {
                 continue;
             }
-            let shown = format!("{}{}", fan.to_string_lossy(), name.to_string_lossy());
-            let Some(data) = read_at(sub.as_fd(), &name, MAX_OBJECT) else {
-                refused.push(shown);
-                continue;
-            };
-            let raw = (budget > 0)
-                .then(|| inflate_object(&data, (MAX_OBJECT as usize).min(budget)))
-                .flatten();
-            budget = budget.saturating_sub(raw.as_ref().map_or(data.len(), Vec::len));
-            let ok = raw.is_some_and(|raw| object_matches(&raw, &oid));
-            if !ok {
-                refused.push(shown);
-                continue;
-            }
-            let fan_c = sys::cstr(&fan);
-            let _ = sys::mkdirat(host.as_fd(), &fan_c, 0o755);
-            let Ok(to) = sys::openat(host.as_fd(), &fan_c, dir_flags) else {
-                refused.push(shown);
-                continue;
-            };
-            if sys::openat(
-                to.as_fd(),
-                &sys::cstr(&name),
-                libc::O_PATH | libc::O_NOFOLLOW,
-            )
-            .is_ok()
-            {
-                continue; // the host has it: never replaced
-            }
-            let tmp = CString::new(format!("tmp_obj_sbx_{}_{added}", std::process::id()))
-                .expect("no NUL");
-            let written = sys::create_file_with(to.as_fd(), &tmp, 0o444)
-                .map_err(|e| e.to_string())
-                .and_then(|fd| {
-                    std::fs::File::from(fd)
-                        .write_all(&data)
-                        .map_err(|e| e.to_string())
-                });
-            // SAFETY: valid fds and C strings.
-            let renamed = written.is_ok()
-                && unsafe {
-                    libc::renameat(
-                        to.as_raw_fd(),
-                        tmp.as_ptr(),
-                        to.as_raw_fd(),
-                        sys::cstr(&name).as_ptr(),
-                    )
-                } == 0;
-            if renamed {
-                added += 1;
-            } else {
-                // SAFETY: valid fd and C string.
-                unsafe { libc::unlinkat(to.as_raw_fd(), tmp.as_ptr(), 0) };
-                refused.push(shown);
+            let data = read_at(sub.as_fd(), &name, MAX_OBJECT);
+            let raw = data.as_ref().and_then(|data| {
+                (budget > 0)
+                    .then(|| inflate_object(data, (MAX_OBJECT as usize).min(budget)))
+                    .flatten()
+            });
+            budget = budget.saturating_sub(raw.as_ref().map_or(0, Vec::len));
+            match raw.and_then(|raw| object_matches(&raw, &oid).map(|k| (k, raw))) {
+                Some((kind, raw)) => {
+                    let nul = raw.iter().position(|c| *c == 0).unwrap_or(0);
+                    let keep =
+                        kind != objects::Kind::Blob || raw.len() - nul - 1 <= objects::KEEP_BLOB;
+                    let body = keep.then(|| raw[nul + 1..].to_vec());
+                    found.insert(oid, objects::Object { kind, body });
+                }
+                None => refused.push(format!(
+                    "{}{}",
+                    fan.to_string_lossy(),
+                    name.to_string_lossy()
+                )),
             }
         }
     }
-    (added, refused)
+    (found, refused)
 }
 
-/// Remove, under refs and logs of `gitdir`, every entry that is neither a regular
-/// file nor a directory (git writes nothing else there): a symlink at `logs/HEAD`
-/// has the host's next commit append to the file it names, a symlinked
-/// `refs/replace` escapes its restoring, a FIFO hangs git. Returns what was removed.
-fn remove_odd_entries(gitdir: &Path) -> Vec<PathBuf> {
-    let mut removed = Vec::new();
-    let mut todo: Vec<PathBuf> = crate::plan::vcs::WRITTEN_DIRS
-        .iter()
-        .map(|d| gitdir.join(d))
-        .collect();
-    // The three themselves must be directories of their own.
-    todo.retain(|d| match std::fs::symlink_metadata(d) {
-        Ok(m) if m.is_dir() => true,
-        Ok(_) => {
-            let _ = std::fs::remove_file(d);
-            removed.push(d.clone());
-            false
-        }
-        Err(_) => false,
-    });
-    while let Some(d) = todo.pop() {
-        // A directory the sandbox made unreadable (git can still pass through one
-        // it may not list) is the user's own: made listable again first.
-        let rd = std::fs::read_dir(&d).or_else(|_| {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755))?;
-            std::fs::read_dir(&d)
-        });
-        let Ok(rd) = rd else {
-            // Still unreadable: nothing in it can be vouched for.
-            let _ = std::fs::remove_dir_all(&d);
-            removed.push(d);
+/// Add the accepted objects to the host's store: each file as the sandbox wrote it
+/// (already checked), through a private name and a rename, never over an existing
+/// one. Packs, the commit-graph and anything else it wrote stay behind. Returns
+/// how many were added.
+fn add_objects(
+    staging: BorrowedFd,
+    real: BorrowedFd,
+    accepted: impl Iterator<Item = objects::Oid>,
+) -> usize {
+    let mut added = 0;
+    let dir_flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW;
+    let (Ok(from), Ok(host)) = (
+        sys::openat(staging, c"objects", dir_flags),
+        sys::openat(real, c"objects", dir_flags),
+    ) else {
+        return 0;
+    };
+    for oid in accepted {
+        let h = objects::hex(&oid);
+        let (fan, name) = (sys::cstr(h[..2].as_ref()), sys::cstr(h[2..].as_ref()));
+        let Some(data) = sys::openat(from.as_fd(), &fan, dir_flags)
+            .ok()
+            .and_then(|d| read_at(d.as_fd(), h[2..].as_ref(), MAX_OBJECT))
+        else {
             continue;
         };
-        for e in rd.flatten() {
-            match e.file_type() {
-                Ok(t) if t.is_dir() => todo.push(e.path()),
-                Ok(t) if t.is_file() => {}
-                _ => {
-                    let _ = std::fs::remove_file(e.path());
-                    removed.push(e.path());
-                }
-            }
+        let _ = sys::mkdirat(host.as_fd(), &fan, 0o755);
+        let Ok(to) = sys::openat(host.as_fd(), &fan, dir_flags) else {
+            continue;
+        };
+        if sys::openat(to.as_fd(), &name, libc::O_PATH | libc::O_NOFOLLOW).is_ok() {
+            continue; // the host has it: never replaced
+        }
+        let tmp =
+            CString::new(format!("tmp_obj_sbx_{}_{added}", std::process::id())).expect("no NUL");
+        let written = sys::create_file_with(to.as_fd(), &tmp, 0o444)
+            .map_err(|e| e.to_string())
+            .and_then(|fd| {
+                std::fs::File::from(fd)
+                    .write_all(&data)
+                    .map_err(|e| e.to_string())
+            });
+        // SAFETY: valid fds and C strings.
+        let renamed = written.is_ok()
+            && unsafe {
+                libc::renameat(to.as_raw_fd(), tmp.as_ptr(), to.as_raw_fd(), name.as_ptr())
+            } == 0;
+        if renamed {
+            added += 1;
+        } else {
+            // SAFETY: valid fd and C string.
+            unsafe { libc::unlinkat(to.as_raw_fd(), tmp.as_ptr(), 0) };
         }
     }
-    removed
+    added
 }
 
 /// The staging tmpfs of each staged git directory, in the plan's order, as PID 1
@@ -292,7 +267,7 @@ fn open_dir(path: &Path) -> Result<OwnedFd, String> {
     .map_err(|e| e.to_string())
 }
 
-/// Before the launch: open each staged git directory and note its `refs/replace`.
+/// Before the launch: open each staged git directory.
 /// One that cannot be opened is made read-only in the plan instead (said in the
 /// returned notices): never writable without the checks after the run.
 pub fn begin(plan: &mut Plan) -> (Vec<Stage>, Vec<String>) {
@@ -308,7 +283,9 @@ pub fn begin(plan: &mut Plan) -> (Vec<Stage>, Vec<String>) {
                     real,
                     before: s.before.iter().cloned().collect(),
                     names: s.names.iter().cloned().collect(),
-                    replace: walk_replace(&s.gitdir),
+                    refs: s.refs.iter().cloned().collect(),
+                    logs: s.logs.iter().cloned().collect(),
+                    submodules: s.submodules,
                 });
                 kept.push(s);
             }
@@ -331,36 +308,6 @@ pub fn begin(plan: &mut Plan) -> (Vec<Stage>, Vec<String>) {
     (stages, notices)
 }
 
-/// `refs/replace` as it is now: relative path to content, following no symlink.
-fn walk_replace(gitdir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let root = gitdir.join("refs/replace");
-    let mut out = BTreeMap::new();
-    let mut dirs = vec![PathBuf::new()];
-    while let Some(rel) = dirs.pop() {
-        let Ok(fd) = open_dir(&root.join(&rel)) else {
-            continue;
-        };
-        let Ok(rd) = std::fs::read_dir(root.join(&rel)) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let name = e.file_name();
-            let Ok(kind) = e.file_type() else { continue };
-            if kind.is_dir() {
-                dirs.push(rel.join(&name));
-            } else if kind.is_symlink() {
-                let mut v = b"-> ".to_vec();
-                v.extend(sys::readlinkat(fd.as_fd(), &sys::cstr(&name)).unwrap_or_default());
-                out.insert(rel.join(&name), v);
-            } else {
-                let data = read_at(fd.as_fd(), &name, 4096).unwrap_or_default();
-                out.insert(rel.join(&name), data);
-            }
-        }
-    }
-    out
-}
-
 /// Whether `b` is one line holding an object id (40 hex digits) and nothing else.
 fn is_oid_line(b: &[u8]) -> bool {
     b.len() == 41 && b[40] == b'\n' && b[..40].iter().all(u8::is_ascii_hexdigit)
@@ -377,41 +324,43 @@ fn is_ref_name(b: &[u8]) -> bool {
 }
 
 /// The staged file `name` as the sandbox left it, checked and made safe; Err: why it
-/// is not written back.
+/// is not written back. `has`: the object is in the host's store (after the import).
 fn checked(
     name: &str,
     old: Option<&[u8]>,
     new: Vec<u8>,
-    known_replace: &BTreeSet<Vec<u8>>,
+    has: &dyn Fn(&objects::Oid) -> bool,
 ) -> Result<Vec<u8>, String> {
     let lines = || new.split_inclusive(|c| *c == b'\n');
+    let present = |l: &[u8]| objects::parse_hex(&l[..40]).is_some_and(|o| has(&o));
     let ok = match name {
         "index" => return crate::gitindex::sanitize(old, &new),
         "HEAD" => {
-            is_oid_line(&new)
+            (is_oid_line(&new) && present(&new))
                 || new
                     .strip_prefix(b"ref: ")
                     .and_then(|r| r.strip_suffix(b"\n"))
                     .is_some_and(is_ref_name)
         }
-        "ORIG_HEAD" => is_oid_line(&new),
+        "ORIG_HEAD" => is_oid_line(&new) && present(&new),
         "FETCH_HEAD" => lines().all(|l| l.len() > 41 && l[..40].iter().all(u8::is_ascii_hexdigit)),
         "packed-refs" => {
             let had: BTreeSet<&[u8]> = old
                 .unwrap_or_default()
                 .split_inclusive(|c| *c == b'\n')
                 .collect();
+            // A line the host had stands; a new one names a ref git may write and
+            // an object the host has, and is not a replace ref.
             lines().all(|l| {
                 let refname = l.get(41..).unwrap_or_default();
-                l.starts_with(b"#")
+                had.contains(l)
+                    || l.starts_with(b"#")
                     || (l.starts_with(b"^") && l.len() == 42 && is_oid_line(&l[1..]))
                     || (l.len() > 41
-                        && l[..40].iter().all(u8::is_ascii_hexdigit)
                         && l[40] == b' '
+                        && present(l)
                         && is_ref_name(refname.strip_suffix(b"\n").unwrap_or(refname))
-                        && (!refname.starts_with(b"refs/replace/")
-                            || had.contains(l)
-                            || known_replace.contains(l)))
+                        && !refname.starts_with(b"refs/replace/"))
             })
         }
         _ => true, // COMMIT_EDITMSG: a message
@@ -419,7 +368,11 @@ fn checked(
     if ok {
         Ok(new)
     } else {
-        Err("not in the format git writes (or a new refs/replace entry)".into())
+        Err(
+            "not in the format git writes, a replace ref, or naming an object that did not \
+             reach the host"
+                .into(),
+        )
     }
 }
 
@@ -463,21 +416,6 @@ fn write_back(
     Ok(())
 }
 
-/// Write `data` at `p` (a ref file put back), following no symlink at its end.
-fn write_nofollow(p: &Path, data: &[u8]) {
-    use std::os::unix::fs::OpenOptionsExt;
-    if data.starts_with(b"-> ") {
-        return; // a symlink was there: not put back
-    }
-    let _ = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(p)
-        .and_then(|mut f| f.write_all(data));
-}
-
 /// The names in directory `dir` (at most `max`).
 fn names_in(dir: BorrowedFd, max: usize) -> Vec<OsString> {
     let Ok(fd) = sys::openat(dir, c".", libc::O_RDONLY | libc::O_DIRECTORY) else {
@@ -488,102 +426,123 @@ fn names_in(dir: BorrowedFd, max: usize) -> Vec<OsString> {
         .unwrap_or_default()
 }
 
-/// After the run: write back what may be, restore `refs/replace`. Returns warnings
-/// to print.
+/// Join `items` for a message, the first `n` of them.
+fn listed(items: &[String], n: usize) -> String {
+    let mut s = items.iter().take(n).cloned().collect::<Vec<_>>().join(", ");
+    if items.len() > n {
+        s += &format!(" and {} more", items.len() - n);
+    }
+    s
+}
+
+/// After the run: add the objects that may be added, then write back what may be.
+/// Returns the lines to print: what moved, and what was not kept and why.
 pub fn finish(stages: Vec<Stage>) -> Vec<String> {
     let mut out = Vec::new();
     let received = std::mem::take(&mut *RECEIVED.lock().unwrap_or_else(|e| e.into_inner()));
     for (s, staging) in stages.into_iter().zip(received) {
         let shown = s.gitdir.display().to_string();
-        // What git would follow, block on, or trust without checking: gone first.
-        let odd = remove_odd_entries(&s.gitdir);
-        if !odd.is_empty() {
+        let not_kept = |what: &str, items: &[String]| {
+            format!(
+                "--vcs commit: {} {what} from the sandbox not kept in {shown}: {}",
+                items.len(),
+                listed(items, 5)
+            )
+        };
+        // Objects first: a ref is moved only to what the host's store then has.
+        let (new, bad) = collect_objects(staging.as_fd());
+        let host = sys::openat(
+            s.real.as_fd(),
+            c"objects",
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+        )
+        .map(|o| objects::HostStore::open(o.as_fd()));
+        let Ok(host) = host else {
             out.push(format!(
-                "--vcs commit: removed what is neither a file nor a directory from {shown}: {}",
-                odd.iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                "--vcs commit: cannot open {shown}/objects: nothing kept"
             ));
-        }
-        // refs/replace as it was (no symlink is left under refs to lead elsewhere).
-        let now = walk_replace(&s.gitdir);
-        let root = s.gitdir.join("refs/replace");
-        for (rel, data) in &now {
-            if s.replace.get(rel) == Some(data) {
-                continue;
-            }
-            let p = root.join(rel);
-            let _ = std::fs::remove_file(&p);
-            if let Some(old) = s.replace.get(rel) {
-                write_nofollow(&p, old);
-            }
-            out.push(format!(
-                "--vcs commit: removed {} the sandbox wrote (replace refs change what git log and \
-                 git diff show)",
-                p.display()
-            ));
-        }
-        for (rel, data) in &s.replace {
-            if !now.contains_key(rel) {
-                write_nofollow(&root.join(rel), data);
-            }
-        }
-        // Objects after the refs are put back: a launcher stopped while it imports
-        // leaves no replace ref behind.
-        let (added, refused) = import_objects(staging.as_fd(), s.real.as_fd());
+            continue;
+        };
+        let refused = objects::judge(&new, &host, s.submodules);
+        let added = add_objects(
+            staging.as_fd(),
+            s.real.as_fd(),
+            new.keys().filter(|o| !refused.contains_key(*o)).copied(),
+        );
         crate::trace::step("launcher", || {
             format!("--vcs commit: {added} objects added to {shown}")
         });
-        if !refused.is_empty() {
-            out.push(format!(
-                "--vcs commit: {} objects the sandbox wrote are not what their names say (or too \
-                 large, or unreadable) and were not added to {shown}: {}",
-                refused.len(),
-                refused
-                    .iter()
-                    .take(5)
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", ")
+        if !bad.is_empty() {
+            out.push(not_kept(
+                "objects that are not what their names say (or too large, or unreadable)",
+                &bad,
             ));
         }
-        // Replace refs git may find in packed-refs: those it had, loose or packed.
-        let known: BTreeSet<Vec<u8>> = s
-            .replace
-            .iter()
-            .map(|(rel, oid)| {
-                let mut l = oid.strip_suffix(b"\n").unwrap_or(oid).to_vec();
-                l.extend_from_slice(b" refs/replace/");
-                l.extend_from_slice(rel.as_os_str().as_bytes());
-                l.push(b'\n');
-                l
-            })
-            .collect();
-        // packed-refs before the index and HEAD: a ref `pack-refs` moved there
-        // exists before anything points at it.
-        for name in [
-            "packed-refs",
-            "index",
-            "HEAD",
-            "ORIG_HEAD",
-            "COMMIT_EDITMSG",
-            "FETCH_HEAD",
-        ] {
+        if !refused.is_empty() {
+            let why: Vec<String> = refused
+                .iter()
+                .map(|(o, why)| format!("{} ({why})", objects::hex(o)))
+                .collect();
+            out.push(not_kept("objects", &why));
+        }
+        let has = |o: &objects::Oid| host.has(o);
+        // packed-refs before the loose refs: `git pack-refs` removes a loose ref
+        // only once it is packed.
+        let mut packed_kept = true;
+        let staged = |name: &str, out: &mut Vec<String>| -> bool {
             let old = s.before.get(name).map(Vec::as_slice);
             let Some(new) = read_at(staging.as_fd(), std::ffi::OsStr::new(name), MAX_FILE) else {
-                continue;
+                return true;
             };
             if Some(new.as_slice()) == old {
-                continue;
+                return true;
             }
-            let done = checked(name, old, new, &known)
+            let done = checked(name, old, new, &has)
                 .and_then(|data| write_back(s.real.as_fd(), name, old, &data));
-            if let Err(why) = done {
-                out.push(format!(
-                    "--vcs commit: {shown}/{name} from the sandbox was not kept: {why}"
-                ));
+            match done {
+                Ok(()) => true,
+                Err(why) => {
+                    out.push(format!(
+                        "--vcs commit: {shown}/{name} from the sandbox was not kept: {why}"
+                    ));
+                    false
+                }
             }
+        };
+        packed_kept &= staged("packed-refs", &mut out);
+        let after = sys::openat(
+            staging.as_fd(),
+            c"refs",
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+        )
+        .map(|d| refs::walk(d.as_fd(), 4096))
+        .unwrap_or_default();
+        let moved = refs::write(s.real.as_fd(), &s.refs, &after, &has, packed_kept);
+        if !moved.moved.is_empty() {
+            out.push(format!("git in {shown}: {}", listed(&moved.moved, 8)));
+        }
+        if !moved.refused.is_empty() {
+            out.push(not_kept("ref changes", &moved.refused));
+        }
+        let head_kept = ["index", "HEAD", "ORIG_HEAD", "COMMIT_EDITMSG", "FETCH_HEAD"]
+            .map(|name| staged(name, &mut out))[1];
+        let logs_after = sys::openat(
+            staging.as_fd(),
+            c"logs",
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+        )
+        .map(|d| refs::walk(d.as_fd(), MAX_FILE))
+        .unwrap_or_default();
+        let log_refused = refs::write_logs(
+            s.real.as_fd(),
+            &s.logs,
+            &logs_after,
+            &moved.written,
+            head_kept,
+            &has,
+        );
+        if !log_refused.is_empty() {
+            out.push(not_kept("reflog changes", &log_refused));
         }
         // What the sandbox added to the top level, discarded.
         let added: Vec<String> = names_in(staging.as_fd(), 4096)
@@ -623,7 +582,7 @@ mod tests {
         let z = compress_to_vec_zlib(&raw, 6);
         assert_eq!(inflate_object(&z, 1 << 20).unwrap(), raw);
         let oid: [u8; 20] = sha1::digest(&raw);
-        assert!(object_matches(&raw, &oid));
+        assert_eq!(object_matches(&raw, &oid), Some(objects::Kind::Blob));
         // Trailing bytes after the stream.
         let mut trailing = z.clone();
         trailing.extend_from_slice(b"junk");
@@ -638,7 +597,7 @@ mod tests {
         assert!(bomb.len() < 1 << 20);
         assert!(inflate_object(&bomb, 1 << 20).is_none());
         // An object whose content is not its name.
-        assert!(!object_matches(&raw, &[0u8; 20]));
+        assert!(object_matches(&raw, &[0u8; 20]).is_none());
         // Not zlib at all.
         assert!(inflate_object(b"plain text", 1 << 20).is_none());
     }

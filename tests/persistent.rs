@@ -738,55 +738,6 @@ fn enter_runs_no_file_the_sandbox_wrote() {
 }
 
 #[test]
-fn another_user_cannot_stop_your_sbx() {
-    let _records = records_lock();
-    if !is_root() {
-        skip(
-            Lacking::Setup,
-            "squatting another user's /tmp/sbx-UID needs root to set up",
-        );
-        return;
-    }
-    let (victim, other) = (&users()[0], &users()[1]);
-    let squat = std::path::PathBuf::from(format!("/tmp/sbx-{}", victim.uid));
-    let _ = std::fs::remove_dir(&squat); // the victim's own, empty, if left
-    for kind in ["dir", "symlink"] {
-        if kind == "dir" {
-            std::fs::create_dir(&squat).unwrap();
-            std::fs::set_permissions(&squat, std::fs::Permissions::from_mode(0o777)).unwrap();
-        } else {
-            std::os::unix::fs::symlink("/tmp", &squat).unwrap();
-        }
-        std::os::unix::fs::lchown(&squat, Some(other.uid), Some(other.gid)).unwrap();
-        let o = run(victim, &["--", "echo", "launched"]);
-        let list = run(victim, &["--list"]);
-        if kind == "dir" {
-            std::fs::remove_dir(&squat).unwrap();
-        } else {
-            std::fs::remove_file(&squat).unwrap();
-        }
-        assert_eq!(code(&o), 0, "{kind}: {}", stderr(&o));
-        assert_eq!(stdout(&o), "launched\n");
-        let err = stderr(&o);
-        assert!(
-            err.contains(&format!("sandbox records: {}", squat.display())),
-            "{kind}: {err}"
-        );
-        assert_eq!(
-            err.matches("sandbox records").count(),
-            1,
-            "said once: {err}"
-        );
-        assert_eq!(code(&list), 0, "{}", stderr(&list));
-        assert!(
-            stderr(&list).contains(&squat.display().to_string()),
-            "--list says what it could not read: {}",
-            stderr(&list)
-        );
-    }
-}
-
-#[test]
 fn the_current_directory_grant_never_shares_host_places() {
     for u in users() {
         // A private socket directory as the ssh-agent makes one, with a listener.
@@ -1266,7 +1217,8 @@ fn a_git_the_host_ran_meanwhile_wins_over_the_sandbox() {
         };
         let (staged_fd, mut go_fd) = (open(&staged), open(&go));
         let script = format!(
-            "git add inside.txt && echo staged > {s} && read x < {g} && echo end",
+            "git add inside.txt && git -c user.name=t -c user.email=t@e commit -qm inside && \
+             echo staged > {s} && read x < {g} && echo end",
             s = staged.display(),
             g = go.display()
         );
@@ -1275,8 +1227,6 @@ fn a_git_the_host_ran_meanwhile_wins_over_the_sandbox() {
             [
                 "--profile",
                 "dev",
-                "--vcs",
-                "commit",
                 "--bind",
                 staged.to_str().unwrap(),
                 "--bind",
@@ -1302,17 +1252,98 @@ fn a_git_the_host_ran_meanwhile_wins_over_the_sandbox() {
             u.name
         );
         git(u, &proj, &["add", "host.txt"]);
+        git(u, &proj, &["commit", "-q", "-m", "host"]);
         use std::io::Write;
         go_fd.write_all(b"go\n").unwrap();
         let o = wait_output(child, "sbx");
         assert_eq!(stdout(&o), "end\n", "as {}: {}", u.name, stderr(&o));
-        assert!(
-            stderr(&o).contains("index from the sandbox was not kept: it changed on the host"),
-            "as {}: {}",
-            u.name,
-            stderr(&o)
-        );
+        for what in ["index", "refs/heads/master"] {
+            assert!(
+                stderr(&o).contains(&format!("{what}: it changed on the host"))
+                    || stderr(&o).contains(&format!(
+                        "{what} from the sandbox was not kept: it changed on the host"
+                    )),
+                "as {}: {what}: {}",
+                u.name,
+                stderr(&o)
+            );
+        }
         assert_eq!(stdout(&git(u, &proj, &["ls-files"])), "host.txt\n");
+        assert_eq!(
+            stdout(&git(u, &proj, &["log", "--format=%s"])),
+            "host\ninit\n"
+        );
+    }
+}
+
+/// What a developer does with git in a day works under plain `--profile dev` and
+/// lands on the host: a commit, a new branch with a commit, a tag, a branch
+/// deleted, a stash pushed beside one the host had; the moves are listed, the
+/// reflogs gain the sandbox's lines, and the host's `git fsck` finds nothing wrong.
+#[test]
+fn everyday_git_in_dev_lands_on_the_host() {
+    for u in users() {
+        let fx = Fixture::new(u, "gitday");
+        let proj = fx.path.join("proj");
+        std::fs::create_dir(&proj).unwrap();
+        fx.chown(&proj, u);
+        fx.file("proj/a.txt", "a\n", u);
+        git(u, &proj, &["init", "-q"]);
+        git(u, &proj, &["add", "-A"]);
+        git(u, &proj, &["commit", "-q", "-m", "init"]);
+        git(u, &proj, &["branch", "old"]);
+        std::fs::write(proj.join("a.txt"), "host stash\n").unwrap();
+        git(u, &proj, &["stash", "-q"]);
+        let script = "set -e; g() { git -c user.name=t -c user.email=t@e \"$@\"; }; \
+                      echo b > b.txt && g add b.txt && g commit -qm second; \
+                      g checkout -qb topic && echo c > c.txt && g add c.txt && g commit -qm topic; \
+                      g checkout -q master && g tag v1 && g branch -qD old; \
+                      echo wip > a.txt && g stash -q; g stash list | wc -l";
+        let mut c = sbx_cmd(u, ["--profile", "dev", "--", "sh", "-c", script]);
+        c.current_dir(&proj).env("HOME", &u.home);
+        let o = output(c);
+        let err = stderr(&o);
+        assert_eq!(stdout(&o).trim(), "2", "as {}: {err}", u.name);
+        assert_eq!(code(&o), 0, "as {}: {err}", u.name);
+        let out = |args: &[&str]| stdout(&git(u, &proj, args));
+        assert_eq!(out(&["log", "--format=%s", "master"]), "second\ninit\n");
+        assert_eq!(out(&["log", "--format=%s", "-1", "topic"]), "topic\n");
+        assert_eq!(out(&["tag"]), "v1\n");
+        assert_eq!(out(&["branch", "--list", "old"]), "");
+        assert_eq!(out(&["stash", "list"]).lines().count(), 2, "as {}", u.name);
+        assert_eq!(out(&["symbolic-ref", "HEAD"]), "refs/heads/master\n");
+        assert_eq!(out(&["status", "--porcelain"]), "", "as {}", u.name);
+        for moved in [
+            "refs/heads/master ",
+            "refs/heads/topic new at",
+            "refs/tags/v1 new at",
+            "refs/heads/old deleted",
+            "refs/stash ",
+        ] {
+            assert!(err.contains(moved), "as {}: {moved}: {err}", u.name);
+        }
+        let reflog = out(&["reflog", "--format=%gs", "master"]);
+        assert!(
+            reflog.starts_with("commit: second\n"),
+            "as {}: {reflog}",
+            u.name
+        );
+        // What sbx made in .git is the user's to go on with: a host commit on the
+        // new branch appends to the reflog sbx created.
+        out(&["checkout", "-q", "topic"]);
+        out(&["commit", "-q", "--allow-empty", "-m", "host on topic"]);
+        let reflog = out(&["reflog", "--format=%gs", "topic"]);
+        assert!(
+            reflog.starts_with("commit: host on topic\ncommit: topic\n"),
+            "as {}: {reflog}",
+            u.name
+        );
+        let mut c = as_user(u, "git");
+        c.args(["fsck", "--strict", "--no-dangling"])
+            .current_dir(&proj)
+            .env("HOME", &proj);
+        let f = output(c);
+        assert!(f.status.success(), "as {}: {}", u.name, stderr(&f));
     }
 }
 
@@ -1461,30 +1492,69 @@ fn git_data_a_committing_sandbox_writes_is_checked_first() {
             u.name
         );
         std::fs::remove_dir_all(proj.join("deep")).unwrap();
-        // 3. Symlinks and FIFOs under refs and logs: git would write through them
-        //    (the reflog into another file) or block on them.
+        // 3. Refs and reflogs: a legitimate commit lands and is reported; a
+        //    symlink or FIFO (git would write through or block on it), a replace
+        //    ref (it changes what git log shows), a ref to an object the host does
+        //    not have, and a branch moved to a commit whose tree checks out into
+        //    .git/hooks do not reach the host.
+        let before = stdout(&git(u, &proj, &["rev-parse", "HEAD"]));
         let err = sandbox(&format!(
-            "rm .git/logs/HEAD && ln -s {v} .git/logs/HEAD && mkfifo .git/refs/heads/fifo && \
-             mkdir .git/objects-elsewhere 2>/dev/null || true; \
-             ln -s ../objects .git/refs/replace && \
-             mkdir .git/logs/hidden && ln -s {v} .git/logs/hidden/x && chmod 0311 .git/logs/hidden",
+            "g commit -q --allow-empty -m legit && \
+             rm -f .git/logs/HEAD && ln -s {v} .git/logs/HEAD && mkfifo .git/refs/heads/fifo && \
+             ln -s {v} .git/refs/heads/link && mkdir -p .git/refs/replace && \
+             g rev-parse HEAD > .git/refs/replace/$(g rev-parse HEAD~1) && \
+             echo 0123456789012345678901234567890123456789 > .git/refs/heads/ghost && \
+             t=$(printf '100755 blob {hook}\\tpost-checkout\\n' | g mktree) && \
+             t=$(printf '040000 tree '$t'\\thooks\\n' | g mktree) && \
+             t=$(printf '040000 tree '$t'\\t.git\\n' | g mktree --missing) && \
+             g update-ref refs/heads/evil $(g commit-tree $t -p HEAD -m evil)",
             v = victim.display()
         ));
+        let log = stdout(&git(u, &proj, &["log", "--format=%s", "-2"]));
+        assert_eq!(log, "legit\ninit\n", "as {}: {err}", u.name);
         assert!(
-            err.contains("neither a file nor a directory"),
-            "as {}: {err}",
+            err.contains(&format!("git in {}", proj.join(".git").display()))
+                && err.contains(&format!("refs/heads/master {}", &before[..7])),
+            "as {}: the move is not reported: {err}",
             u.name
         );
-        // A directory made unlistable (git still passes through it) hides nothing.
+        for (what, why) in [
+            ("refs/replace/", "replace refs change what git log"),
+            ("refs/heads/ghost", "did not reach the host's objects"),
+            ("refs/heads/evil", "did not reach the host's objects"),
+            ("", "git must not check out"),
+        ] {
+            assert!(
+                err.contains(what) && err.contains(why),
+                "as {}: {what}: {err}",
+                u.name
+            );
+        }
         for p in [
-            "logs/HEAD",
             "refs/heads/fifo",
+            "refs/heads/link",
             "refs/replace",
-            "logs/hidden/x",
+            "refs/heads/ghost",
+            "refs/heads/evil",
         ] {
             let m = std::fs::symlink_metadata(proj.join(".git").join(p));
-            assert!(m.is_err(), "as {}: .git/{p} is still there", u.name);
+            assert!(m.is_err(), "as {}: .git/{p} reached the host", u.name);
         }
+        // The branch's reflog gained the legitimate commit; HEAD's, which the
+        // sandbox replaced by a symlink, gained nothing.
+        let reflog = std::fs::read_to_string(proj.join(".git/logs/refs/heads/master")).unwrap();
+        assert!(
+            std::fs::read_to_string(proj.join(".git/logs/HEAD"))
+                .unwrap()
+                .ends_with("commit (initial): init\n"),
+            "as {}",
+            u.name
+        );
+        assert!(
+            reflog.ends_with("commit: legit\n"),
+            "as {}: {reflog}",
+            u.name
+        );
         git(u, &proj, &["commit", "-q", "--allow-empty", "-m", "host"]);
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched\n");
         // 4. The host's objects are read-only inside; an object written inside

@@ -845,9 +845,21 @@ fn dev_knows_the_git_identity_and_commits() {
         };
         git(&["init", "-q"]);
         let commit = "git commit -q --allow-empty -m inside && git log -1 --format=%an/%ae";
-        // By default (dev's vcs = "read-only"), the repository's metadata takes no
-        // commit and no change.
-        let o = h.sh(u, "dev", commit);
+        // With --vcs read-only, the repository's metadata takes no commit and no
+        // change.
+        let o = output(h.cmd(
+            u,
+            &[
+                "--profile",
+                "dev",
+                "--vcs",
+                "read-only",
+                "--",
+                "sh",
+                "-c",
+                commit,
+            ],
+        ));
         assert_eq!(
             code(&o),
             128,
@@ -860,24 +872,12 @@ fn dev_knows_the_git_identity_and_commits() {
             "{}",
             stderr(&o)
         );
-        // --vcs commit stages .git: a file added and committed inside, as the
-        // user's identity, is the host's next commit, and the host's index agrees.
+        // By default (dev's vcs = "commit") .git is staged: a file added and
+        // committed inside, as the user's identity, is the host's next commit, and
+        // the host's index agrees.
         h.fx.file("work/proj/added.txt", "added\n", u);
         let script = format!("git config user.name; git add -A && {commit}");
-        let o = output(h.cmd(
-            u,
-            &[
-                "-q",
-                "--profile",
-                "dev",
-                "--vcs",
-                "commit",
-                "--",
-                "sh",
-                "-c",
-                &script,
-            ],
-        ));
+        let o = output(h.cmd(u, &["-q", "--profile", "dev", "--", "sh", "-c", &script]));
         assert_eq!(
             ok(&o, "dev"),
             "Ada Tester\nAda Tester/ada@example.org\n",

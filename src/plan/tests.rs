@@ -1153,6 +1153,24 @@ fn profile_path_resolution_edges() {
         Err(Unresolved::Io(e)) => assert_eq!(e.raw_os_error(), Some(libc::ELOOP)),
         other => panic!("{other:?}"),
     }
+    // A chain of 40 root links resolves (the kernel's own limit, path_resolution(7));
+    // one more is ELOOP.
+    let chain = |n: usize| {
+        let mut fs = merged_usr();
+        for i in 0..n {
+            fs = with_link(fs, &format!("/srv/l{i}"), &format!("/srv/l{}", i + 1), 0);
+        }
+        fs.entries.insert(format!("/srv/l{n}").into(), Entry::Dir);
+        fs
+    };
+    assert_eq!(
+        resolve_profile_path(&chain(40), Path::new("/srv/l0"), None).unwrap(),
+        PathBuf::from("/srv/l40")
+    );
+    match resolve_profile_path(&chain(41), Path::new("/srv/l0"), None) {
+        Err(Unresolved::Io(e)) => assert_eq!(e.raw_os_error(), Some(libc::ELOOP)),
+        other => panic!("{other:?}"),
+    }
     // `..` after a root link steps back from where the link led.
     let mut fs = with_link(merged_usr(), "/opt/tool", "/usr/lib/tool", 0);
     fs.entries.insert("/usr/lib/tool".into(), Entry::Dir);
@@ -1173,6 +1191,8 @@ fn profile_path_resolution_edges() {
         resolve_for_create(&fs, Path::new("/home/alice/.config/app"), home).unwrap(),
         PathBuf::from("/home/alice/.config/app")
     );
+    // A path to make that ends in `..` names no new directory: refused.
+    assert!(resolve_for_create(&fs, Path::new("/home/alice/m1/m2/.."), home).is_err());
     // A planted link on the way to a directory to be made is refused, not followed.
     let fs = with_link(merged_usr(), "/home/alice/.config", "/etc", 1000);
     assert!(matches!(

@@ -277,9 +277,10 @@ pub fn resolve_for_create(
                 return Ok(full);
             }
             Err(Unresolved::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                // (file_name is None for a path that ends in `..`.)
                 let name = existing.file_name().map(|n| n.to_os_string());
                 match (name, existing.parent()) {
-                    (Some(n), Some(parent)) if n != ".." => {
+                    (Some(n), Some(parent)) => {
                         rest.push(n);
                         existing = parent.to_path_buf();
                     }

@@ -134,11 +134,16 @@ pub const STAGED_FILES: [&str; 6] = [
     "FETCH_HEAD",
 ];
 
-/// Directories of a git directory written in place under `--vcs commit`: refs and
-/// their logs (data; after the run anything in them that is not a file or a
-/// directory is removed, and `refs/replace`, which changes what `git log` shows, is
-/// restored). Objects are not among them: see [`HOST_OBJECTS`].
-pub const WRITTEN_DIRS: [&str; 2] = ["refs", "logs"];
+/// How many loose refs (and directories of them) a staged git directory may hold:
+/// they are copied at every launch. A repository with more stays read-only (said).
+pub const MAX_REFS: usize = 16384;
+/// The largest loose ref file copied (a ref is one line).
+const MAX_REF_FILE: u64 = 4096;
+/// The reflogs copied at the launch: only the stash's, whose entries are the stash
+/// list (`git stash drop` rewrites it). Other reflogs start empty inside; the lines
+/// the sandbox adds are appended to the host's after the run.
+pub const COPIED_LOGS: [&str; 1] = ["refs/stash"];
+const MAX_COPIED_LOG: u64 = 1 << 20;
 
 /// Where, in a staged git directory, the host's objects are bound read-only. The
 /// staged `objects` is a directory of the tmpfs whose `info/alternates` names it:
@@ -165,6 +170,16 @@ pub struct Staged {
     pub names: Vec<std::ffi::OsString>,
     #[serde(skip)]
     pub before: Vec<(&'static str, Vec<u8>)>,
+    /// The loose refs (path under `refs/`, content) copied into the staging tmpfs.
+    #[serde(skip)]
+    pub refs: Vec<(PathBuf, Vec<u8>)>,
+    /// The reflogs copied (path under `logs/`, content).
+    #[serde(skip)]
+    pub logs: Vec<(PathBuf, Vec<u8>)>,
+    /// The repository had submodules (its index holds gitlinks): new trees may
+    /// hold gitlinks too.
+    #[serde(skip)]
+    pub submodules: bool,
 }
 
 /// The largest staged file copied (the index of a very large tree is far smaller).
@@ -312,10 +327,11 @@ pub fn protect(
             continue;
         };
         if *stage {
-            let (mounts, staged_dir) = stage_mounts(fs, p, &dst);
-            out.extend(mounts);
-            staged.push(staged_dir);
-            continue;
+            if let Some((mounts, staged_dir)) = stage_mounts(fs, p, &dst) {
+                out.extend(mounts);
+                staged.push(staged_dir);
+                continue;
+            }
         }
         {
             out.push(Mount {
@@ -342,15 +358,53 @@ fn stageable(fs: &dyn HostFs, gitdir: &Path) -> bool {
         && fs.entry(&gitdir.join("refs")) == Entry::Dir
 }
 
+/// Files below a directory: relative path and content.
+type Files = Vec<(PathBuf, Vec<u8>)>;
+
+/// The loose refs under `refs` (directories, then files with their contents), or
+/// None when there is something git does not write there (a symlink, a FIFO, a
+/// file too large) or more than [`MAX_REFS`]: such a directory is not staged.
+fn walk_refs(fs: &dyn HostFs, refs: &Path) -> Option<(Vec<PathBuf>, Files)> {
+    let (mut dirs, mut files) = (Vec::new(), Vec::new());
+    let mut todo = vec![PathBuf::new()];
+    while let Some(rel) = todo.pop() {
+        for name in fs.names_in(&refs.join(&rel)) {
+            let r = rel.join(&name);
+            match fs.entry(&refs.join(&r)) {
+                Entry::Dir => {
+                    dirs.push(r.clone());
+                    todo.push(r);
+                }
+                Entry::File => files.push((r.clone(), fs.read_file(&refs.join(&r), MAX_REF_FILE)?)),
+                _ => return None,
+            }
+            if dirs.len() + files.len() > MAX_REFS {
+                return None;
+            }
+        }
+    }
+    dirs.sort();
+    files.sort();
+    Some((dirs, files))
+}
+
 /// The mounts of a staged git directory: a tmpfs over it holding copies of the
-/// staged files, then `refs` and `logs` bound writable, the host's objects
-/// read-only beside `objects` (which names them in `info/alternates`), every other
-/// entry read-only (their mount points made in the tmpfs), symlinks repeated.
-fn stage_mounts(fs: &dyn HostFs, gitdir: &Path, dst: &Path) -> (Vec<Mount>, Staged) {
+/// staged files and of the loose refs, an empty `logs` (but for the stash's), the
+/// host's objects read-only beside `objects` (which names them in
+/// `info/alternates`), every other entry read-only (their mount points made in the
+/// tmpfs), symlinks repeated. None: the refs cannot be copied (see [`walk_refs`]).
+fn stage_mounts(fs: &dyn HostFs, gitdir: &Path, dst: &Path) -> Option<(Vec<Mount>, Staged)> {
     let op = |op: MountOp, origin: &str| Mount {
         op,
         origin: origin.into(),
     };
+    let (ref_dirs, refs) = walk_refs(fs, &gitdir.join("refs"))?;
+    let mut logs = Vec::new();
+    for l in COPIED_LOGS {
+        if let Some(content) = fs.read_file(&gitdir.join("logs").join(l), MAX_COPIED_LOG) {
+            logs.push((PathBuf::from(l), content));
+        }
+    }
     let mut names = fs.names_in(gitdir);
     names.sort();
     let mut before = Vec::new();
@@ -389,20 +443,8 @@ fn stage_mounts(fs: &dyn HostFs, gitdir: &Path, dst: &Path) -> (Vec<Mount>, Stag
                      (--vcs commit)",
                 ));
             }
-            (Entry::Dir, _)
-                if WRITTEN_DIRS
-                    .iter()
-                    .any(|d| name.as_encoded_bytes() == d.as_bytes()) =>
-            {
-                rest.push(op(
-                    MountOp::Bind {
-                        src,
-                        dst,
-                        access: Access::ReadWrite,
-                    },
-                    "git refs and logs, written in place (--vcs commit)",
-                ))
-            }
+            // Copied above (refs) or started afresh (logs).
+            (Entry::Dir, _) if name == "refs" || name == "logs" => {}
             (Entry::Dir | Entry::File, _) => rest.push(op(
                 MountOp::Bind {
                     src,
@@ -427,8 +469,8 @@ fn stage_mounts(fs: &dyn HostFs, gitdir: &Path, dst: &Path) -> (Vec<Mount>, Stag
             size: 3 * bytes + (1 << 30),
             mode: 0o755,
         },
-        "git directory staged for commit (--vcs commit): its top level on a tmpfs, index \
-         and HEAD written back after checks, anything new discarded",
+        "git directory staged for commit (--vcs commit): its top level on a tmpfs, index, \
+         HEAD and refs written back after checks, anything new discarded",
     )];
     for (name, content) in &before {
         out.push(op(
@@ -440,14 +482,53 @@ fn stage_mounts(fs: &dyn HostFs, gitdir: &Path, dst: &Path) -> (Vec<Mount>, Stag
             "a staged git file, copied (--vcs commit)",
         ));
     }
+    let copied = "git refs and reflogs, copied (--vcs commit)";
+    for d in ["refs", "logs"] {
+        out.push(op(
+            MountOp::Dir {
+                dst: dst.join(d),
+                mode: 0o755,
+            },
+            copied,
+        ));
+    }
+    for d in &ref_dirs {
+        out.push(op(
+            MountOp::Dir {
+                dst: dst.join("refs").join(d),
+                mode: 0o755,
+            },
+            copied,
+        ));
+    }
+    for (top, files) in [("refs", &refs), ("logs", &logs)] {
+        for (rel, content) in files {
+            out.push(op(
+                MountOp::File {
+                    dst: dst.join(top).join(rel),
+                    content: content.clone(),
+                    mode: 0o644,
+                },
+                copied,
+            ));
+        }
+    }
     out.extend(rest);
+    let submodules = before
+        .iter()
+        .find(|(n, _)| *n == "index")
+        .and_then(|(_, b)| crate::gitindex::gitlinks(b, 20))
+        .is_some_and(|l| !l.is_empty());
     let staged = Staged {
         gitdir: gitdir.to_path_buf(),
         dst: dst.to_path_buf(),
         names,
         before,
+        refs,
+        logs,
+        submodules,
     };
-    (out, staged)
+    Some((out, staged))
 }
 
 /// How deep, and through how many directories in all, the look for repositories a
