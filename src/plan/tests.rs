@@ -1191,6 +1191,16 @@ fn profile_path_resolution_edges() {
         resolve_for_create(&fs, Path::new("/home/alice/.config/app"), home).unwrap(),
         PathBuf::from("/home/alice/.config/app")
     );
+    // An error other than "missing" on the way (a loop of root's links) is the
+    // error, not a directory to make.
+    let mut looped = merged_usr();
+    looped.entries.insert("/home/alice".into(), Entry::Dir);
+    looped = with_link(looped, "/home/alice/a", "/home/alice/b", 0);
+    looped = with_link(looped, "/home/alice/b", "/home/alice/a", 0);
+    match resolve_for_create(&looped, Path::new("/home/alice/a/x"), home) {
+        Err(Unresolved::Io(e)) => assert_eq!(e.raw_os_error(), Some(libc::ELOOP)),
+        other => panic!("{other:?}"),
+    }
     // A path to make that ends in `..` names no new directory: refused.
     assert!(resolve_for_create(&fs, Path::new("/home/alice/m1/m2/.."), home).is_err());
     // A planted link on the way to a directory to be made is refused, not followed.
