@@ -134,7 +134,7 @@ else
 fi
 
 echo "== dev in a git repository ($(id -un)): .git read-only vs staged for commit (--vcs commit,"
-echo "   dev's mode: the top level copied to the records directory, 8 more binds, written back after)"
+echo "   dev's mode: the top level and loose refs copied to a tmpfs, written back after checks)"
 repo="$work/repo"
 mkdir -p "$repo" && (cd "$repo" && git init -q && for i in $(seq 200); do echo "$i" > "f$i"; done &&
   git add -A && git -c user.name=b -c user.email=b@e commit -q -m bench)

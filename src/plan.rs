@@ -684,7 +684,7 @@ impl Plan {
             if !staged.is_empty() {
                 vcs_line = Some(format!(
                     "git can commit in {} (--vcs commit): what git executes there (config, hooks, \
-                     info) stays read-only; index and HEAD are copied back after checks, anything \
+                     info) stays read-only; objects, refs, index and HEAD reach the host after checks, anything \
                      else the sandbox adds to .git is discarded",
                     staged
                         .iter()
