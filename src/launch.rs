@@ -28,6 +28,7 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use crate::error::{Error, Result, EXIT_SETUP};
 use crate::exec::{self, Prepared};
 use crate::msg::{self, Channel, ToChild, ToParent};
+use crate::namespace::Maker;
 use crate::plan::{Namespace, Plan};
 use crate::{mount, net, pasta, record, sys, trace, userns};
 
@@ -179,12 +180,12 @@ fn launch_with(plan: &Plan, prep: &Prepared, leaf: Option<&crate::cgroup::Leaf>)
     let first = plan
         .namespaces
         .iter()
-        .filter(|ns| made_by_clone(**ns))
+        .filter(|ns| ns.maker() == Maker::Clone)
         .fold(0, |f, ns| f | ns.clone_flag());
     trace::step("launcher", || {
         format!(
             "clone PID 1 into new namespaces: {}",
-            sys::ns_flag_names(first)
+            crate::namespace::flag_names(first)
         )
     });
     let pid1 = sys::clone_fork_into(first, leaf.map(|l| l.fd.as_fd())).map_err(|e| {
@@ -242,12 +243,6 @@ fn launch_with(plan: &Plan, prep: &Prepared, leaf: Option<&crate::cgroup::Leaf>)
         crate::status::write(fd, &crate::status::object(*c, failure));
     }
     code
-}
-
-/// The namespaces made in the launcher's clone; PID 1 unshares the others but net,
-/// which the command's process makes.
-fn made_by_clone(ns: Namespace) -> bool {
-    matches!(ns, Namespace::User | Namespace::Pid)
 }
 
 /// A single-id map is written by PID 1 itself, first thing (one process fewer to
@@ -608,7 +603,7 @@ fn run_init(
     let rest = plan
         .namespaces
         .iter()
-        .filter(|ns| !made_by_clone(**ns) && **ns != Namespace::Net)
+        .filter(|ns| ns.maker() == Maker::Pid1)
         .fold(0, |f, ns| f | ns.clone_flag());
     if let Err(e) = sys::unshare(rest) {
         fail(&e.at("create namespaces"));
@@ -617,7 +612,7 @@ fn run_init(
         fail(&e.at("--hostname"));
     }
     trace::step("init", || {
-        format!("namespaces created: {}", sys::ns_flag_names(rest))
+        format!("namespaces created: {}", crate::namespace::flag_names(rest))
     });
     // Mount points get exactly the modes the plan gives; the command restores the
     // user's umask.
@@ -760,7 +755,7 @@ fn run_command(
 /// with the user namespace.
 fn make_netns(init: &Channel, proc: &OwnedFd, pasta: Option<&Channel>) -> Result<()> {
     let step = "create network namespace";
-    sys::unshare(libc::CLONE_NEWNET).map_err(|e| e.at(step))?;
+    sys::unshare(Namespace::Net.clone_flag()).map_err(|e| e.at(step))?;
     net::loopback_up()?;
     let ns = sys::openat(proc.as_fd(), c"self/ns/net", libc::O_RDONLY).map_err(|e| e.at(step))?;
     init.send_fd(ns.as_fd())?;
@@ -796,7 +791,8 @@ fn setup(
         let Some(ns) = rx.recv_fd() else {
             return Ok(());
         };
-        sys::setns(ns.as_fd(), libc::CLONE_NEWNET).map_err(|e| e.at("join network namespace"))?;
+        sys::setns(ns.as_fd(), Namespace::Net.clone_flag())
+            .map_err(|e| e.at("join network namespace"))?;
         trace::step("init", || "joined the network namespace".into());
     }
     // --net user: the command never sees a half-configured network.

@@ -19,6 +19,7 @@ pub mod launch;
 pub mod manage;
 pub mod mount;
 pub mod msg;
+pub mod namespace;
 pub mod net;
 pub mod pasta;
 pub mod plan;

@@ -188,17 +188,9 @@ fn enter(cli: &Cli, host: &Host, name: &str) -> Result<i32> {
     // namespace first: setns(2) with a pidfd joins them all at once, atomically.
     let ours = record::ns_inodes("self");
     let mut flags = 0;
-    for (ns, flag) in [
-        ("user", libc::CLONE_NEWUSER),
-        ("mnt", libc::CLONE_NEWNS),
-        ("pid", libc::CLONE_NEWPID),
-        ("ipc", libc::CLONE_NEWIPC),
-        ("uts", libc::CLONE_NEWUTS),
-        ("net", libc::CLONE_NEWNET),
-        ("cgroup", libc::CLONE_NEWCGROUP),
-    ] {
-        if rec.namespaces.get(ns) != ours.get(ns) {
-            flags |= flag;
+    for r in crate::namespace::made() {
+        if rec.namespaces.get(r.proc_name) != ours.get(r.proc_name) {
+            flags |= r.flag;
         }
     }
     // Without a command: the user's shell, told to read no startup file. The
@@ -446,12 +438,12 @@ fn inspect(cli: &Cli, host: &Host, what: &str) -> Result<i32> {
         Some(_) => "off for the sandbox's command".into(),
         None => "not visible in /proc (the kernel offers no per-process query)".into(),
     };
-    let ns: Vec<(String, u64, bool)> = record::NAMESPACES
-        .iter()
-        .filter_map(|n| {
+    let ns: Vec<(String, u64, bool)> = crate::namespace::made()
+        .filter_map(|r| {
+            let n = r.proc_name;
             theirs
-                .get(*n)
-                .map(|i| (n.to_string(), *i, ours.get(*n) == Some(i)))
+                .get(n)
+                .map(|i| (n.to_string(), *i, ours.get(n) == Some(i)))
         })
         .collect();
     let maps = |f: &str| -> Vec<String> {

@@ -39,31 +39,7 @@ pub const TMPFS_SIZE: u64 = 1024 * MIB;
 pub const RUN_SIZE: u64 = 64 * MIB;
 pub const SHM_SIZE: u64 = 256 * MIB;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Namespace {
-    User,
-    Mount,
-    Pid,
-    Ipc,
-    Uts,
-    Net,
-    Cgroup,
-}
-
-impl Namespace {
-    pub fn clone_flag(self) -> libc::c_int {
-        match self {
-            Namespace::User => libc::CLONE_NEWUSER,
-            Namespace::Mount => libc::CLONE_NEWNS,
-            Namespace::Pid => libc::CLONE_NEWPID,
-            Namespace::Ipc => libc::CLONE_NEWIPC,
-            Namespace::Uts => libc::CLONE_NEWUTS,
-            Namespace::Net => libc::CLONE_NEWNET,
-            Namespace::Cgroup => libc::CLONE_NEWCGROUP,
-        }
-    }
-}
+pub use crate::namespace::Namespace;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -546,17 +522,11 @@ impl Plan {
                 NetMode::UserHostLoopback => NetArg::UserHostLoopback,
             }))
             .unwrap_or(NetArg::None);
-        let mut namespaces = vec![
-            Namespace::User,
-            Namespace::Mount,
-            Namespace::Pid,
-            Namespace::Ipc,
-            Namespace::Uts,
-        ];
-        if net != NetArg::Host {
-            namespaces.push(Namespace::Net);
-        }
-        namespaces.push(Namespace::Cgroup);
+        // Every namespace sbx makes, but the network's with --net host.
+        let namespaces: Vec<Namespace> = crate::namespace::made()
+            .map(|r| r.kind)
+            .filter(|ns| *ns != Namespace::Net || net != NetArg::Host)
+            .collect();
 
         // --- mounts: the profile's (masks last), then the command line's, in order ---
         let mut mounts = compiled.mounts;

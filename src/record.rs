@@ -24,8 +24,6 @@ use crate::landlock::LandlockPlan;
 use crate::seccomp::SeccompPlan;
 use crate::sys;
 
-pub const NAMESPACES: [&str; 7] = ["user", "mnt", "pid", "ipc", "uts", "net", "cgroup"];
-
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Record {
     pub version: u32,
@@ -228,7 +226,7 @@ pub fn start_time(pid: i32) -> Option<u64> {
 pub fn ns_inodes_settled(pid: i32) -> BTreeMap<String, u64> {
     let mut ns = ns_inodes(&pid.to_string());
     for _ in 0..100 {
-        if ns.len() == NAMESPACES.len() {
+        if ns.len() == crate::namespace::made().count() {
             break;
         }
         std::thread::yield_now();
@@ -238,12 +236,11 @@ pub fn ns_inodes_settled(pid: i32) -> BTreeMap<String, u64> {
 }
 
 pub fn ns_inodes(pid: &str) -> BTreeMap<String, u64> {
-    NAMESPACES
-        .iter()
-        .filter_map(|n| {
-            std::fs::metadata(format!("/proc/{pid}/ns/{n}"))
+    crate::namespace::made()
+        .filter_map(|r| {
+            std::fs::metadata(format!("/proc/{pid}/ns/{}", r.proc_name))
                 .ok()
-                .map(|m| (n.to_string(), m.ino()))
+                .map(|m| (r.proc_name.to_string(), m.ino()))
         })
         .collect()
 }

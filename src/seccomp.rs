@@ -191,14 +191,7 @@ const STRICT_FAMILIES: [(&str, u32); 4] = [
     ("AF_NETLINK", libc::AF_NETLINK as u32),
 ];
 
-const NAMESPACE_FLAGS: u32 = (libc::CLONE_NEWNS
-    | libc::CLONE_NEWUSER
-    | libc::CLONE_NEWPID
-    | libc::CLONE_NEWNET
-    | libc::CLONE_NEWIPC
-    | libc::CLONE_NEWUTS
-    | libc::CLONE_NEWCGROUP
-    | libc::CLONE_NEWTIME) as u32;
+const NAMESPACE_FLAGS: u32 = crate::namespace::ALL_FLAGS as u32;
 
 /// `personality` values that change nothing a sandbox cares about: PER_LINUX, the
 /// UNAME26 and ADDR_NO_RANDOMIZE flags (as Docker's default profile), and the query.

@@ -113,7 +113,10 @@ pub fn clone_fork_into(extra: libc::c_int, cgroup: Option<BorrowedFd>) -> SysRes
         )
     };
     check(ret, || {
-        format!("clone3(flags={}|CLONE_INTO_CGROUP)", ns_flag_names(extra))
+        format!(
+            "clone3(flags={}|CLONE_INTO_CGROUP)",
+            crate::namespace::flag_names(extra)
+        )
     })
     .map(|p| p as libc::pid_t)
 }
@@ -121,32 +124,19 @@ pub fn clone_fork_into(extra: libc::c_int, cgroup: Option<BorrowedFd>) -> SysRes
 pub fn unshare(flags: libc::c_int) -> SysResult<()> {
     // SAFETY: plain syscall.
     let ret = unsafe { libc::unshare(flags) } as libc::c_long;
-    check(ret, || format!("unshare({})", ns_flag_names(flags))).map(drop)
-}
-
-pub fn ns_flag_names(flags: libc::c_int) -> String {
-    let names = [
-        (libc::CLONE_NEWUSER, "CLONE_NEWUSER"),
-        (libc::CLONE_NEWNS, "CLONE_NEWNS"),
-        (libc::CLONE_NEWPID, "CLONE_NEWPID"),
-        (libc::CLONE_NEWIPC, "CLONE_NEWIPC"),
-        (libc::CLONE_NEWUTS, "CLONE_NEWUTS"),
-        (libc::CLONE_NEWNET, "CLONE_NEWNET"),
-        (libc::CLONE_NEWCGROUP, "CLONE_NEWCGROUP"),
-        (libc::CLONE_NEWTIME, "CLONE_NEWTIME"),
-    ];
-    let v: Vec<&str> = names
-        .iter()
-        .filter(|(f, _)| flags & f != 0)
-        .map(|(_, n)| *n)
-        .collect();
-    v.join("|")
+    check(ret, || {
+        format!("unshare({})", crate::namespace::flag_names(flags))
+    })
+    .map(drop)
 }
 
 pub fn setns(fd: BorrowedFd, nstype: libc::c_int) -> SysResult<()> {
     // SAFETY: valid fd.
     let ret = unsafe { libc::setns(fd.as_raw_fd(), nstype) } as libc::c_long;
-    check(ret, || format!("setns({})", ns_flag_names(nstype))).map(drop)
+    check(ret, || {
+        format!("setns({})", crate::namespace::flag_names(nstype))
+    })
+    .map(drop)
 }
 
 pub fn prctl(op: libc::c_int, arg: libc::c_ulong, name: &str) -> SysResult<libc::c_int> {
