@@ -4,7 +4,7 @@
 //! that pipe's other end closes (flatpak's protocol); a parent-death signal covers a
 //! launcher killed outright.
 
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::DirBuilderExt;
 use std::process::{Command, Stdio};
 
@@ -32,13 +32,7 @@ pub fn start(p: &DbusPlan, uid: u32) -> Result<Proxy> {
         .mode(0o700)
         .create(&p.dir)
         .map_err(|e| Error::new(STEP, format!("mkdir {}: {e}", p.dir.display())))?;
-    let mut fds = [0; 2];
-    // SAFETY: a two-element array for pipe2.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
-        return Err(Error::sys(STEP, "pipe2", sys::errno()));
-    }
-    // SAFETY: pipe2 just returned these.
-    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let (r, w) = sys::pipe().map_err(|e| e.at(STEP))?;
     let wfd = w.as_raw_fd();
     let mut cmd = Command::new(&p.program);
     cmd.arg(format!("--fd={wfd}"))

@@ -5,11 +5,12 @@
 //! the user's own rights.
 
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
-use crate::error::{Error, EXIT_CANNOT_EXEC, EXIT_NOT_FOUND, EXIT_SETUP};
+use crate::error::{Error, EXIT_CANNOT_EXEC, EXIT_NOT_FOUND};
+use crate::msg::Gate;
 use crate::plan::{Plan, DEFAULT_PATH};
 use crate::seccomp::Program;
 use crate::{caps, landlock, seccomp, sys, trace};
@@ -166,20 +167,6 @@ pub struct Start<'a> {
     pub gate: Option<OwnedFd>,
 }
 
-/// Wait for the next byte on a gate; false if PID 1 closed it first (it failed, said
-/// why, and its death ends this process too): never go ahead on EOF.
-pub fn gate_passed(gate: RawFd) -> bool {
-    let mut b = [0u8; 1];
-    loop {
-        // SAFETY: valid buffer of one byte.
-        let n = unsafe { libc::read(gate, b.as_mut_ptr().cast(), 1) };
-        if n < 0 && sys::errno() == libc::EINTR {
-            continue;
-        }
-        return n == 1;
-    }
-}
-
 /// Runs in the command's process (a launch's: a child of PID 1; `--enter`'s: a child
 /// of sbx in the sandbox's namespaces); never returns. What needs no path comes first,
 /// while PID 1 may still be building the root; then, past the first gate, the
@@ -224,13 +211,8 @@ pub fn exec_command(prep: &Prepared, start: Start) -> ! {
     }
     // No path is walked before this gate (the old root may still be stacked on the
     // new one, see crate::mount::detach_old_root), not even /proc/self/fd below.
-    if start
-        .gate
-        .as_ref()
-        .is_some_and(|g| !gate_passed(g.as_raw_fd()))
-    {
-        // SAFETY: leaving the forked process; PID 1 reported why.
-        unsafe { libc::_exit(EXIT_SETUP) };
+    if let Some(Err(why)) = start.gate.as_ref().map(|g| Gate::RootReady.pass(g.as_fd())) {
+        why.exit("the command's process");
     }
     // Nothing sbx or its caller had open reaches the command: 0, 1, 2 only (and the
     // gate, moved to 3, until execve closes it).
@@ -273,9 +255,8 @@ pub fn exec_command(prep: &Prepared, start: Start) -> ! {
     if let Err(e) = landlock::apply(&prep.landlock) {
         fail(e.at("landlock"));
     }
-    if gate.as_ref().is_some_and(|g| !gate_passed(g.as_raw_fd())) {
-        // SAFETY: leaving the forked process; PID 1 reported why.
-        unsafe { libc::_exit(EXIT_SETUP) };
+    if let Some(Err(why)) = gate.as_ref().map(|g| Gate::Exec.pass(g.as_fd())) {
+        why.exit("the command's process");
     }
     // Seccomp last, so the filter does not need to allow anything sbx itself does
     // (the gate's read included).

@@ -6,14 +6,19 @@
 //! clone(NEWUSER|NEWPID) --------> PDEATHSIG + pidfd re-check;
 //! newuidmap ∥ newgidmap (subids)  single id: writes its own map
 //!  --- HelpersStarted (subids) -> unshare(mnt|ipc|uts|cgroup),
-//!                                 hostname, fork --- gate "g" ------> unshare(net), lo up, pass it;
+//!                                 hostname, fork --- Gate::Go ------> unshare(net), lo up, pass it;
 //!                                 take the sources                    keyring, drop caps
 //!  --- MapsWritten (subids) ----> build root, pivot_root,
-//!                                 detach old root --- gate "r" -----> close fds, rlimits,
+//!                                 detach old root -- Gate::RootReady> close fds, rlimits,
 //!                                 setns(net)                          no_new_privs, cwd, Landlock
-//!  <--- Started + pidfd --------- shed privileges --- gate "x" -----> seccomp, execve
+//!  <-- Started + pidfd ---------- shed privileges -- Gate::Exec ----> seccomp, execve
 //! record, forward signals, wait   reap, forward signals
 //! ```
+//!
+//! The messages (crate::msg) are typed: each side expects one message or gate step
+//! at a time, and anything else (another message, an unknown byte) is an error
+//! naming what was expected and what came; EOF means the other side failed and said
+//! why. Which process makes each namespace is crate::namespace's table.
 //!
 //! The command's process walks no path until the old root is gone (see
 //! mount::detach_old_root): it names its namespaces through a descriptor of the
@@ -23,11 +28,11 @@
 //! has exited, and PID 1's exit makes the kernel kill and reap everything left in the
 //! pid namespace first: no process outlives `sbx`.
 
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 
 use crate::error::{Error, Result, EXIT_SETUP};
 use crate::exec::{self, Prepared};
-use crate::msg::{self, Channel, ToChild, ToParent};
+use crate::msg::{self, Channel, Gate, ToChild, ToParent, Unexpected};
 use crate::namespace::Maker;
 use crate::plan::{Namespace, Plan};
 use crate::{mount, net, pasta, record, sys, trace, userns};
@@ -234,7 +239,7 @@ fn launch_with(plan: &Plan, prep: &Prepared, leaf: Option<&crate::cgroup::Leaf>)
     crate::status::launched();
     let maps = userns::start_maps(&plan.ids, pid1);
     if maps.is_some() {
-        init_ours.send_child(ToChild::HelpersStarted);
+        init_ours.send(ToChild::HelpersStarted);
     }
     let netpass = netpass.map(|(ours, _)| ours);
     let code = supervise(plan, pid1, maps, &init_ours, netpass.as_ref(), &set);
@@ -308,7 +313,7 @@ fn supervise(
                 }
             }
         }
-        init.send_child(ToChild::MapsWritten);
+        init.send(ToChild::MapsWritten);
         trace::step("launcher", || "id maps written".into());
     }
     let pasta = match (&plan.net.pasta, netpass) {
@@ -330,8 +335,21 @@ fn supervise(
     trace::step("launcher", || format!("PID 1 is host pid {pid1}; waiting"));
     // Recorded once PID 1 has started the command (and so sits in every namespace
     // it will ever be in); if PID 1 fails first, the wait below reports it.
-    let started = (init.recv_parent(), init.recv_fd());
-    if matches!(started, (Some(ToParent::Started), Some(_))) {
+    let started = match init.expect(ToParent::Started) {
+        Ok(()) => init.recv_fd(),
+        Err(Unexpected::Gone) => None,
+        Err(Unexpected::Other { expected, got }) => {
+            abort(pid1);
+            if let Some(p) = &pasta {
+                p.stop();
+            }
+            return Err(Error::new(
+                "launch",
+                format!("PID 1 broke the protocol: expected {expected}, got {got}"),
+            ));
+        }
+    };
+    if started.is_some() {
         for _ in &plan.git_staged {
             match init.recv_fd() {
                 Some(fd) => crate::vcs_stage::received(fd),
@@ -340,26 +358,24 @@ fn supervise(
         }
     }
     let pid1_namespaces = match (&started, plan.info_fd) {
-        (&(Some(ToParent::Started), Some(_)), Some(_)) => {
+        (Some(_), Some(_)) => {
             let ns = record::ns_inodes(&pid1.to_string());
-            init.send_child(ToChild::NamespacesRead);
+            init.send(ToChild::NamespacesRead);
             ns
         }
         _ => Default::default(),
     };
     let mut recorded = match started {
-        (Some(ToParent::Started), Some(command)) => {
-            match record_sandbox(plan, pid1, &command, &pid1_namespaces) {
-                Ok(path) => path.map(|p| (p, command)),
-                Err(e) => {
-                    abort(pid1);
-                    if let Some(p) = &pasta {
-                        p.stop();
-                    }
-                    return Err(e);
+        Some(command) => match record_sandbox(plan, pid1, &command, &pid1_namespaces) {
+            Ok(path) => path.map(|p| (p, command)),
+            Err(e) => {
+                abort(pid1);
+                if let Some(p) = &pasta {
+                    p.stop();
                 }
+                return Err(e);
             }
-        }
+        },
         // PID 1 failed during setup (and said why): nothing to record.
         _ => None,
     };
@@ -506,7 +522,7 @@ fn start_pasta(
     trace::step("launcher", || format!("start {}", pasta::describe(p)));
     let running = pasta::start(p, &plan.net.publish, &netns, &userns)?;
     trace::step("launcher", || "pasta has configured the network".into());
-    init.send_child(ToChild::NetReady);
+    init.send(ToChild::NetReady);
     Ok(Some(running))
 }
 
@@ -590,9 +606,10 @@ fn run_init(
     // With subordinate ids, the setuid helpers are the longest step of the launch and
     // the launcher can only start them once we exist: we start on its CPU, ahead of
     // it, so we wait until they run rather than hold it off.
-    if !maps_written_by_init(plan) && chan.recv_child() != Some(ToChild::HelpersStarted) {
-        // The launcher reported why.
-        exit_now(EXIT_SETUP);
+    if !maps_written_by_init(plan) {
+        if let Err(why) = chan.expect(ToChild::HelpersStarted) {
+            why.exit("PID 1");
+        }
     }
     if maps_written_by_init(plan) {
         if let Err(e) = userns::write_own_single_map(&plan.ids) {
@@ -630,9 +647,10 @@ fn run_init(
     trace::step("init", || "mounts prepared".into());
     // ...but nothing can be created in the new root until the ids are mapped: the
     // kernel refuses inodes owned by an unmapped id (EOVERFLOW).
-    if !maps_written_by_init(plan) && chan.recv_child() != Some(ToChild::MapsWritten) {
-        // The launcher reported why.
-        exit_now(EXIT_SETUP);
+    if !maps_written_by_init(plan) {
+        if let Err(why) = chan.expect(ToChild::MapsWritten) {
+            why.exit("PID 1");
+        }
     }
     trace::step("init", || "id maps are written".into());
     let pid = command.pid;
@@ -646,20 +664,10 @@ fn run_init(
 /// what links them.
 struct Command {
     pid: libc::pid_t,
-    /// One byte per step: "g" go, "r" the root is in place and the old one gone, "x"
-    /// PID 1 has shed its privileges (execve). EOF before "x": PID 1 failed, and the
-    /// command must not run.
+    /// The command's process waits here before each step ([`msg::Gate`]).
     gate: OwnedFd,
     /// The network namespace the command's process made.
     net: Option<Channel>,
-}
-
-/// Let the command's process pass its next gate. A process that has already ended
-/// (it failed, and said why) is not an error here: PID 1 goes on and reaps it, and its
-/// status is the sandbox's. (The write's SIGPIPE does not reach PID 1: a pid
-/// namespace's init gets no signal it has no handler for, pid_namespaces(7).)
-fn open_gate(gate: &OwnedFd, step: &[u8]) {
-    let _ = sys::write_all(gate.as_raw_fd(), step);
 }
 
 /// Start the command's process now, so that what it does on its own runs beside
@@ -674,14 +682,7 @@ fn start_command(
     netpass: Option<Channel>,
 ) -> Result<Command> {
     let step = "start the command";
-    let mut gate = [0; 2];
-    // SAFETY: a two-element array for pipe2.
-    if unsafe { libc::pipe2(gate.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
-        return Err(Error::sys(step, "pipe2", sys::errno()));
-    }
-    // SAFETY: both descriptors were just created and are owned by nobody else.
-    let (gate_rx, gate_tx) =
-        unsafe { (OwnedFd::from_raw_fd(gate[0]), OwnedFd::from_raw_fd(gate[1])) };
+    let (gate_rx, gate_tx) = sys::pipe().map_err(|e| e.at(step))?;
     // The command's process names its namespaces through the host's /proc, opened
     // here: by the time it gets to it, PID 1 may have pivoted into a root whose /proc
     // is not mounted yet.
@@ -714,7 +715,7 @@ fn start_command(
     // one, sched(7)).
     // SAFETY: plain syscall.
     unsafe { libc::sched_yield() };
-    open_gate(&cmd.gate, b"g");
+    Gate::Go.open(cmd.gate.as_fd());
     Ok(cmd)
 }
 
@@ -729,8 +730,11 @@ fn run_command(
 ) -> ! {
     // PID 1's death ends its pid namespace and us with it; the parent-death signal
     // says so for this process too, whatever else changes.
-    if sys::die_with_parent().is_err() || !exec::gate_passed(gate.as_raw_fd()) {
+    if sys::die_with_parent().is_err() {
         exit_now(EXIT_SETUP);
+    }
+    if let Err(why) = Gate::Go.pass(gate.as_fd()) {
+        why.exit("the command's process");
     }
     if let Some((init, proc)) = &net {
         if let Err(e) = make_netns(init, proc, netpass.as_ref()) {
@@ -784,7 +788,7 @@ fn setup(
     trace::step("init", || "pivot_root done, old root detached".into());
     // The command's process may walk paths now: it enters its cwd and applies Landlock
     // and seccomp while PID 1 finishes.
-    open_gate(&command.gate, b"r");
+    Gate::RootReady.open(command.gate.as_fd());
     if let Some(rx) = &command.net {
         // EOF: the command's process failed to make it, said why and ended: the gate
         // closes (it never execs) and its status becomes the sandbox's.
@@ -796,9 +800,10 @@ fn setup(
         trace::step("init", || "joined the network namespace".into());
     }
     // --net user: the command never sees a half-configured network.
-    if plan.net.pasta.is_some() && launcher.recv_child() != Some(ToChild::NetReady) {
-        // The launcher reported why.
-        exit_now(EXIT_SETUP);
+    if plan.net.pasta.is_some() {
+        if let Err(why) = launcher.expect(ToChild::NetReady) {
+            why.exit("PID 1");
+        }
     }
     // The launcher records the command by a pidfd: it names this very process even
     // once it has exited (pidfd_open(2)), where a pid read from /proc could be
@@ -818,7 +823,7 @@ fn setup(
             .map_err(|e| e.at("--vcs commit: open the staged git directory"))
         })
         .collect::<Result<Vec<_>>>()?;
-    launcher.send_parent(ToParent::Started);
+    launcher.send(ToParent::Started);
     launcher.send_fd(pidfd.as_fd())?;
     for fd in &staged {
         launcher.send_fd(fd.as_fd())?;
@@ -829,8 +834,10 @@ fn setup(
     // host's user namespace, where the launcher lacks CAP_SYS_PTRACE: ptrace(2),
     // "Ptrace access mode checking"), and the command may have ended before the
     // launcher looks at its own. Without the option, no round trip.
-    if plan.info_fd.is_some() && launcher.recv_child() != Some(ToChild::NamespacesRead) {
-        exit_now(EXIT_SETUP);
+    if plan.info_fd.is_some() {
+        if let Err(why) = launcher.expect(ToChild::NamespacesRead) {
+            why.exit("PID 1");
+        }
     }
     drop(pidfd);
     // The gate opens once PID 1 has shed its capabilities and become non-dumpable:
@@ -852,7 +859,7 @@ fn shed_privileges(command: Command) -> Result<()> {
     sys::capset(0, 0, 0).map_err(|e| e.at(step))?;
     sys::prctl(libc::PR_SET_DUMPABLE, 0, "PR_SET_DUMPABLE").map_err(|e| e.at(step))?;
     if let Some(gate) = &gate {
-        open_gate(gate, b"x");
+        Gate::Exec.open(gate.as_fd());
     }
     Ok(())
 }

@@ -28,14 +28,7 @@ const READY_WITHIN: Duration = Duration::from_secs(20);
 /// Start pasta for the namespaces behind `netns` and `userns`; returns once the
 /// namespace is configured, or with pasta's own words on why it is not.
 pub fn start(p: &Pasta, publish: &[Publish], netns: &OwnedFd, userns: &OwnedFd) -> Result<Running> {
-    let mut fds = [0; 2];
-    // SAFETY: a two-element array for pipe2.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
-        return Err(Error::sys(STEP, "pipe2", sys::errno()));
-    }
-    // SAFETY: pipe2 just returned these two descriptors.
-    let (ready_r, ready_w) =
-        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let (ready_r, ready_w) = sys::pipe().map_err(|e| e.at(STEP))?;
     // SAFETY: a name and flags; the result is checked.
     let memfd = unsafe { libc::memfd_create(c"sbx-pasta-stderr".as_ptr(), libc::MFD_CLOEXEC) };
     if memfd < 0 {

@@ -432,6 +432,16 @@ pub fn openat(dirfd: BorrowedFd, path: &CStr, flags: libc::c_int) -> SysResult<O
     check(ret as libc::c_long, || format!("openat({})", show(path))).map(fd_from)
 }
 
+/// A pipe (read end, write end), both close-on-exec.
+pub fn pipe() -> SysResult<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: a two-element array for pipe2.
+    let ret = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } as libc::c_long;
+    check(ret, || "pipe2".to_string())?;
+    // SAFETY: both descriptors were just created and are owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
 /// Open `path` in `dirfd` for appending, made with `mode` where missing, following
 /// no symlink at its end and not blocking on a FIFO.
 pub fn open_append(dirfd: BorrowedFd, path: &CStr, mode: libc::mode_t) -> SysResult<OwnedFd> {
