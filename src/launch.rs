@@ -82,7 +82,10 @@ fn die_with_launcher(launcher: &OwnedFd) {
 }
 
 /// Run the plan; returns the exit status for sbx.
-pub fn run(plan: &Plan) -> Result<i32> {
+/// Launch the plan and wait for it; returns the sandbox's status. `staged` receives,
+/// in the plan's order, a descriptor of each git directory staged for `--vcs commit`
+/// (crate::vcs_stage reads them after the run).
+pub fn run(plan: &Plan, staged: &mut Vec<OwnedFd>) -> Result<i32> {
     // The sandbox dies with sbx's caller too (sbx(1), SIGNALS): PDEATHSIG on the launcher,
     // then the parent re-checked, since it may have died before the prctl.
     // SAFETY: trivial getter.
@@ -144,7 +147,7 @@ pub fn run(plan: &Plan) -> Result<i32> {
         },
         None => None,
     };
-    let code = launch_with(plan, &prep, leaf.as_ref());
+    let code = launch_with(plan, &prep, leaf.as_ref(), staged);
     if let Some(l) = leaf {
         l.remove();
     }
@@ -156,7 +159,12 @@ pub fn run(plan: &Plan) -> Result<i32> {
     code
 }
 
-fn launch_with(plan: &Plan, prep: &Prepared, leaf: Option<&crate::cgroup::Leaf>) -> Result<i32> {
+fn launch_with(
+    plan: &Plan,
+    prep: &Prepared,
+    leaf: Option<&crate::cgroup::Leaf>,
+    staged: &mut Vec<OwnedFd>,
+) -> Result<i32> {
     // SAFETY: trivial getter.
     let me = sys::pidfd_open(unsafe { libc::getpid() }).map_err(|e| e.at("launch"))?;
     // With --status-fd, the sandbox's processes report a failure on this pipe.
@@ -242,7 +250,14 @@ fn launch_with(plan: &Plan, prep: &Prepared, leaf: Option<&crate::cgroup::Leaf>)
         init_ours.send(ToChild::HelpersStarted);
     }
     let netpass = netpass.map(|(ours, _)| ours);
-    let code = supervise(plan, pid1, maps, &init_ours, netpass.as_ref(), &set);
+    let code = supervise(
+        plan,
+        pid1,
+        maps,
+        (&init_ours, netpass.as_ref()),
+        &set,
+        staged,
+    );
     if let (Some(fd), Ok(c), Some(r)) = (plan.status_fd, &code, &report) {
         let failure = crate::status::read_failure(r);
         crate::status::write(fd, &crate::status::object(*c, failure));
@@ -267,9 +282,9 @@ fn supervise(
     plan: &Plan,
     pid1: libc::pid_t,
     maps: Option<userns::PendingMaps>,
-    init: &Channel,
-    netpass: Option<&Channel>,
+    (init, netpass): (&Channel, Option<&Channel>),
     set: &libc::sigset_t,
+    staged: &mut Vec<OwnedFd>,
 ) -> Result<i32> {
     if let Some(maps) = maps {
         trace::step("launcher", || {
@@ -352,7 +367,7 @@ fn supervise(
     if started.is_some() {
         for _ in &plan.git_staged {
             match init.recv_fd() {
-                Some(fd) => crate::vcs_stage::received(fd),
+                Some(fd) => staged.push(fd),
                 None => break,
             }
         }

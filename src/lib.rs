@@ -188,7 +188,8 @@ pub fn main() -> i32 {
     }
     let started = std::time::SystemTime::now();
     let terminal = tty::save();
-    let code = match launch::run(&plan) {
+    let mut staged = Vec::new();
+    let code = match launch::run(&plan, &mut staged) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("sbx: {e}");
@@ -217,8 +218,14 @@ pub fn main() -> i32 {
     }
     // After the look for new repositories: writing back changes the git
     // directory's own change time.
-    for w in vcs_stage::finish(stages) {
-        eprintln!("sbx: warning: {}", text::escape(&w));
+    let report = vcs_stage::finish(stages, staged);
+    if !plan.quiet {
+        for n in &report.notices {
+            eprintln!("sbx: {}", text::escape(n));
+        }
+    }
+    for w in &report.warnings {
+        eprintln!("sbx: warning: {}", text::escape(w));
     }
     // sbx exits now, and its memory goes with it: freeing the plan's many small
     // allocations first would only delay the exit its caller waits for.

@@ -229,15 +229,6 @@ fn add_objects(
     added
 }
 
-/// The staging tmpfs of each staged git directory, in the plan's order, as PID 1
-/// passed them (the launcher's wait hands them here; the run's end takes them).
-static RECEIVED: std::sync::Mutex<Vec<OwnedFd>> = std::sync::Mutex::new(Vec::new());
-
-/// Keep a staging directory PID 1 passed.
-pub fn received(fd: OwnedFd) {
-    RECEIVED.lock().unwrap_or_else(|e| e.into_inner()).push(fd);
-}
-
 /// A regular file `name` in `dir`, opened without following a symlink or blocking
 /// on a FIFO; None: absent, not a regular file, or larger than `max`.
 fn read_at(dir: BorrowedFd, name: &std::ffi::OsStr, max: u64) -> Option<Vec<u8>> {
@@ -273,7 +264,6 @@ fn open_dir(path: &Path) -> Result<OwnedFd, String> {
 pub fn begin(plan: &mut Plan) -> (Vec<Stage>, Vec<String>) {
     let mut stages = Vec::new();
     let mut notices = Vec::new();
-    RECEIVED.lock().unwrap_or_else(|e| e.into_inner()).clear();
     let mut kept = Vec::new();
     for s in std::mem::take(&mut plan.git_staged) {
         match open_dir(&s.gitdir) {
@@ -435,11 +425,19 @@ fn listed(items: &[String], n: usize) -> String {
     s
 }
 
+/// What the end of a staged run says: the moves (notices, quiet with -q) and what
+/// was not kept and why (warnings).
+#[derive(Default)]
+pub struct Report {
+    pub notices: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
 /// After the run: add the objects that may be added, then write back what may be.
-/// Returns the lines to print: what moved, and what was not kept and why.
-pub fn finish(stages: Vec<Stage>) -> Vec<String> {
-    let mut out = Vec::new();
-    let received = std::mem::take(&mut *RECEIVED.lock().unwrap_or_else(|e| e.into_inner()));
+/// `received`: each stage's tmpfs, as PID 1 passed them (in the plan's order).
+pub fn finish(stages: Vec<Stage>, received: Vec<OwnedFd>) -> Report {
+    let mut report = Report::default();
+    let out = &mut report.warnings;
     for (s, staging) in stages.into_iter().zip(received) {
         let shown = s.gitdir.display().to_string();
         let not_kept = |what: &str, items: &[String]| {
@@ -509,7 +507,7 @@ pub fn finish(stages: Vec<Stage>) -> Vec<String> {
                 }
             }
         };
-        packed_kept &= staged("packed-refs", &mut out);
+        packed_kept &= staged("packed-refs", out);
         let after = sys::openat(
             staging.as_fd(),
             c"refs",
@@ -519,13 +517,15 @@ pub fn finish(stages: Vec<Stage>) -> Vec<String> {
         .unwrap_or_default();
         let moved = refs::write(s.real.as_fd(), &s.refs, &after, &has, packed_kept);
         if !moved.moved.is_empty() {
-            out.push(format!("git in {shown}: {}", listed(&moved.moved, 8)));
+            report
+                .notices
+                .push(format!("git in {shown}: {}", listed(&moved.moved, 8)));
         }
         if !moved.refused.is_empty() {
             out.push(not_kept("ref changes", &moved.refused));
         }
         let head_kept = ["index", "HEAD", "ORIG_HEAD", "COMMIT_EDITMSG", "FETCH_HEAD"]
-            .map(|name| staged(name, &mut out))[1];
+            .map(|name| staged(name, out))[1];
         let logs_after = sys::openat(
             staging.as_fd(),
             c"logs",
@@ -562,7 +562,7 @@ pub fn finish(stages: Vec<Stage>) -> Vec<String> {
             ));
         }
     }
-    out
+    report
 }
 
 #[cfg(test)]
