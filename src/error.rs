@@ -21,6 +21,17 @@ pub struct Error {
     /// What went wrong, including the syscall and its arguments when there is one.
     pub detail: String,
     pub code: i32,
+    /// What a caller may branch on (the text is for people).
+    pub kind: Kind,
+}
+
+/// The errors a caller handles differently from the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Kind {
+    #[default]
+    Other,
+    /// A running sandbox already has the name asked for (`--name`).
+    NameTaken,
 }
 
 impl Error {
@@ -29,7 +40,13 @@ impl Error {
             step: step.into(),
             detail: detail.into(),
             code: EXIT_SETUP,
+            kind: Kind::Other,
         }
+    }
+
+    pub fn of_kind(mut self, kind: Kind) -> Self {
+        self.kind = kind;
+        self
     }
 
     /// A failed syscall: `call` names it with its arguments, `errno` is the result.

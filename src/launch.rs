@@ -491,7 +491,7 @@ fn record_sandbox(
             trace::step("launcher", || format!("recorded as {}", path.display()));
             Some(path)
         }
-        Some(Err(e)) if e.step.starts_with("--name") => return Err(e),
+        Some(Err(e)) if e.kind == crate::error::Kind::NameTaken => return Err(e),
         Some(Err(e)) => {
             eprintln!("sbx: {e}: this sandbox is not recorded");
             None

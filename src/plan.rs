@@ -9,20 +9,21 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::{Serialize, Serializer};
 
+use crate::caps;
 use crate::cli::{Cli, EnvArg, MountArg, NetArg};
 use crate::error::{Error, Result};
 use crate::host::{Host, HostFs};
 use crate::landlock::LandlockPlan;
-use crate::profile::schema::{IdMode, NetMode, VcsMode};
+use crate::profile::schema::{NetMode, VcsMode};
 use crate::profile::vars::{expand, Vars};
 use crate::profile::{self, EnvOp, Locations, Resolved};
 use crate::seccomp::SeccompPlan;
-use crate::userns::{plan_ids, IdPlan};
-use crate::{caps, host};
+use crate::userns::IdPlan;
 
 mod compile;
 pub mod confine;
 pub mod dbus;
+pub mod ids;
 pub mod limits;
 pub mod network;
 pub mod tree;
@@ -392,125 +393,7 @@ impl Plan {
         let create = compiled.create;
 
         // --- ids ---
-        let helpers = (fs.is_executable_file(Path::new(host::NEWUIDMAP))
-            && fs.is_executable_file(Path::new(host::NEWGIDMAP)))
-        .then(|| {
-            (
-                PathBuf::from(host::NEWUIDMAP),
-                PathBuf::from(host::NEWGIDMAP),
-            )
-        });
-        let mode = match cli.ids {
-            Some(crate::cli::IdsArg::Auto) => IdMode::Auto,
-            Some(crate::cli::IdsArg::Subordinate) => IdMode::Subordinate,
-            Some(crate::cli::IdsArg::Single) => IdMode::Single,
-            None => profile.ids.unwrap_or(IdMode::Auto),
-        };
-        let (subuid, subgid) = match mode {
-            IdMode::Single => (&[][..], &[][..]),
-            _ => (&host.subuid[..], &host.subgid[..]),
-        };
-        let (ids, notice) = plan_ids(
-            host.uid,
-            host.gid,
-            cli.uid.or(profile.uid).unwrap_or(host.uid),
-            cli.gid.or(profile.gid).unwrap_or(host.gid),
-            subuid,
-            subgid,
-            helpers,
-        )?;
-        // Overlapping ranges are the administrator's to fix: a sandbox mapped with
-        // them would own another user's files.
-        if matches!(ids.mapping, crate::userns::Mapping::Subordinate { .. })
-            && !host.subid_overlaps.is_empty()
-        {
-            return Err(Error::new(
-                "subordinate ids",
-                format!(
-                    "refused: {}; two users' sandboxes would own each other's files. \
-                     Ask the administrator to give each user a range of its own \
-                     (usermod --del-subuids/--add-subuids)",
-                    host.subid_overlaps.join("; ")
-                ),
-            ));
-        }
-        // Subordinate ids that are configured may still be unusable: say why, and
-        // fall back to the single-id map (or, when they are required, stop).
-        let unusable = match &ids.mapping {
-            crate::userns::Mapping::Subordinate { newuidmap, .. } => {
-                if host.no_new_privs {
-                    Some("no_new_privs is set on sbx (inside sbx, or a container that sets it): the setuid newuidmap gains nothing".to_string())
-                } else if !fs.is_privileged_helper(newuidmap)
-                    || !fs.is_privileged_helper(Path::new(host::NEWGIDMAP))
-                {
-                    Some(format!(
-                        "{} and {} must be setuid root or carry file capabilities (reinstall the `uidmap` package)",
-                        host::NEWUIDMAP,
-                        host::NEWGIDMAP
-                    ))
-                } else if !crate::userns::map_covers(&host.uid_map, &host.subuid)
-                    || !crate::userns::map_covers(&host.gid_map, &host.subgid)
-                {
-                    Some("the subordinate ranges are not mapped in the user namespace sbx runs in (a container, or sbx inside sbx)".to_string())
-                } else {
-                    None
-                }
-            }
-            crate::userns::Mapping::Single => None,
-        };
-        let (mut ids, notice) = match unusable {
-            Some(why) => {
-                let (single, _) = plan_ids(
-                    host.uid,
-                    host.gid,
-                    cli.uid.or(profile.uid).unwrap_or(host.uid),
-                    cli.gid.or(profile.gid).unwrap_or(host.gid),
-                    &[],
-                    &[],
-                    None,
-                )?;
-                (
-                    single,
-                    Some(format!(
-                        "subordinate ids cannot be used: {why}: mapping only uid {} and gid {} (setgroups denied)",
-                        host.uid, host.gid
-                    )),
-                )
-            }
-            None => (ids, notice),
-        };
-        ids.required = mode == IdMode::Subordinate;
-        match (mode, notice) {
-            (IdMode::Subordinate, Some(why)) => {
-                // The cause only: what the fallback would have done does not apply.
-                let why = why
-                    .split(": mapping only")
-                    .next()
-                    .unwrap_or(&why)
-                    .to_string();
-                return Err(Error::new(
-                    match cli.ids {
-                        Some(_) => "--ids subordinate".to_string(),
-                        None => profile.where_set("ids"),
-                    },
-                    if why.starts_with("no subordinate ids") {
-                        format!(
-                            "the subordinate ids cannot be mapped: {why}; add a range with \
-                             `usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {}`",
-                            host.user
-                        )
-                    } else {
-                        format!(
-                            "the subordinate ids cannot be mapped: {why}; fix that, or use a \
-                             profile with ids = \"auto\" (the single-id map)"
-                        )
-                    },
-                ));
-            }
-            // Asked for: nothing to announce.
-            (IdMode::Single, _) => {}
-            (_, notice) => notices.extend(notice),
-        }
+        let ids = ids::plan(cli, &profile, host, fs, &mut notices)?;
 
         // --- namespaces: user first, alone; then the rest ---
         let net = cli

@@ -279,7 +279,8 @@ pub fn create(d: &Path, rec: &Record) -> Result<PathBuf> {
                         return Err(Error::new(
                             step,
                             "a sandbox of that name is running (see sbx --list)",
-                        ))
+                        )
+                        .of_kind(crate::error::Kind::NameTaken))
                     }
                     _ => {
                         let _ = std::fs::remove_file(&path);

@@ -197,6 +197,13 @@ const NAMESPACE_FLAGS: u32 = crate::namespace::ALL_FLAGS as u32;
 /// UNAME26 and ADDR_NO_RANDOMIZE flags (as Docker's default profile), and the query.
 const HARMLESS_PERSONALITIES: [u32; 5] = [0x0, 0x0008, 0x2_0000, 0x2_0008, 0xFFFF_FFFF];
 
+/// A `seccomp_allow` or `seccomp_deny` entry refused: the name as written, and why.
+#[derive(Debug)]
+pub struct ListError {
+    pub name: String,
+    pub detail: String,
+}
+
 impl SeccompPlan {
     pub fn default_policy() -> SeccompPlan {
         SeccompPlan {
@@ -296,21 +303,34 @@ impl SeccompPlan {
     /// checked against this architecture's syscall table. `ioctl` cannot be allowed
     /// (the terminal-injection rule stays); allowing `unshare` or `clone` allows
     /// namespace creation through both (one rule covers them) and `clone3` with it.
-    pub fn with_lists(strict: bool, allow: &[&str], deny: &[&str]) -> Result<SeccompPlan, String> {
+    /// The policy with a profile's `seccomp_allow` and `seccomp_deny` applied; Err:
+    /// the entry refused, and why.
+    pub fn with_lists(
+        strict: bool,
+        allow: &[&str],
+        deny: &[&str],
+    ) -> Result<SeccompPlan, ListError> {
+        let refused = |name: &str, detail: String| ListError {
+            name: name.to_string(),
+            detail,
+        };
         let mut p = if strict {
             SeccompPlan::strict_policy()
         } else {
             SeccompPlan::default_policy()
         };
         for name in allow {
-            let nr = crate::syscalls::number(name)
-                .ok_or_else(|| format!("unknown syscall {name:?} in seccomp_allow"))?;
+            let nr = crate::syscalls::number(name).ok_or_else(|| {
+                refused(name, format!("unknown syscall {name:?} in seccomp_allow"))
+            })?;
             match *name {
                 "ioctl" => {
-                    return Err(
-                        "seccomp_allow: ioctl cannot be allowed (the terminal rule, TIOCSTI, TIOCSETD, TIOCEXCL and the rest, stays)"
+                    return Err(refused(
+                        name,
+                        "seccomp_allow: ioctl cannot be allowed (the terminal rule, TIOCSTI, \
+                         TIOCSETD, TIOCEXCL and the rest, stays)"
                             .into(),
-                    )
+                    ))
                 }
                 "unshare" | "clone" | "clone3" => {
                     p.deny_namespace_flags = 0;
@@ -323,8 +343,9 @@ impl SeccompPlan {
             p.deny.retain(|(_, n)| *n != nr);
         }
         for name in deny {
-            let nr = crate::syscalls::number(name)
-                .ok_or_else(|| format!("unknown syscall {name:?} in seccomp_deny"))?;
+            let nr = crate::syscalls::number(name).ok_or_else(|| {
+                refused(name, format!("unknown syscall {name:?} in seccomp_deny"))
+            })?;
             if !p.deny.iter().any(|(_, n)| *n == nr) {
                 p.deny.push((name.to_string(), nr));
             }
@@ -960,11 +981,16 @@ mod tests {
             ),
             EPERM
         );
-        assert!(SeccompPlan::with_lists(false, &["ioctl"], &[]).is_err());
-        assert!(SeccompPlan::with_lists(false, &["no_such_call"], &[])
-            .unwrap_err()
-            .contains("no_such_call"));
-        assert!(SeccompPlan::with_lists(false, &[], &["nope"]).is_err());
+        // Each refusal names the entry as written (the plan finds its profile line by it).
+        for (allow, deny, name) in [
+            (&["ioctl"][..], &[][..], "ioctl"),
+            (&["no_such_call"], &[], "no_such_call"),
+            (&[], &["nope"], "nope"),
+        ] {
+            let e = SeccompPlan::with_lists(false, allow, deny).unwrap_err();
+            assert_eq!(e.name, name);
+            assert!(e.detail.contains(name), "{}", e.detail);
+        }
         let p = SeccompPlan::with_lists(false, &["personality"], &[]).unwrap();
         assert_eq!(
             run(

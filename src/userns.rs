@@ -117,8 +117,49 @@ pub struct IdPlan {
 /// The kernel accepts at most 340 lines per map (user_namespaces(7)).
 const MAX_MAP_LINES: usize = 340;
 
+/// Why the single-id map stands in for subordinate ids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fallback {
+    /// No range for the user in /etc/subuid and /etc/subgid.
+    NoRanges,
+    /// Ranges, but newuidmap or newgidmap is missing.
+    NoHelpers,
+    /// Ranges and helpers, unusable here (said why).
+    Unusable(String),
+}
+
+impl Fallback {
+    /// The cause alone (for a refusal, where no fallback happens).
+    pub fn cause(&self, host_uid: u32) -> String {
+        match self {
+            Fallback::NoRanges => {
+                format!("no subordinate ids for uid {host_uid} in /etc/subuid and /etc/subgid")
+            }
+            Fallback::NoHelpers => format!(
+                "subordinate ids are configured but {} or {} is missing (install the `uidmap` \
+                 package)",
+                crate::host::NEWUIDMAP,
+                crate::host::NEWGIDMAP
+            ),
+            Fallback::Unusable(why) => format!("subordinate ids cannot be used: {why}"),
+        }
+    }
+
+    /// The one-line notice of the fallback.
+    pub fn notice(&self, host_uid: u32, host_gid: u32) -> String {
+        let groups = match self {
+            Fallback::NoHelpers => "",
+            _ => " (setgroups denied)",
+        };
+        format!(
+            "{}: mapping only uid {host_uid} and gid {host_gid}{groups}",
+            self.cause(host_uid)
+        )
+    }
+}
+
 /// Build the maps. `helpers` is `Some((newuidmap, newgidmap))` when both exist.
-/// Returns the plan and, when only a single id can be mapped, the notice to print.
+/// Returns the plan and, when only a single id can be mapped, why.
 pub fn plan_ids(
     host_uid: u32,
     host_gid: u32,
@@ -127,13 +168,13 @@ pub fn plan_ids(
     subuid: &[SubidRange],
     subgid: &[SubidRange],
     helpers: Option<(PathBuf, PathBuf)>,
-) -> Result<(IdPlan, Option<String>)> {
+) -> Result<(IdPlan, Option<Fallback>)> {
     let own = |inside, outside| MapLine {
         inside,
         outside,
         count: 1,
     };
-    let single = |why: String| {
+    let single = |why: Fallback| {
         (
             IdPlan {
                 uid: inside_uid,
@@ -147,18 +188,10 @@ pub fn plan_ids(
         )
     };
     if subuid.is_empty() || subgid.is_empty() {
-        return Ok(single(format!(
-            "no subordinate ids for uid {host_uid} in /etc/subuid and /etc/subgid: \
-             mapping only uid {host_uid} and gid {host_gid} (setgroups denied)"
-        )));
+        return Ok(single(Fallback::NoRanges));
     }
     let Some((newuidmap, newgidmap)) = helpers else {
-        return Ok(single(format!(
-            "subordinate ids are configured but {} or {} is missing (install the `uidmap` \
-             package): mapping only uid {host_uid} and gid {host_gid}",
-            crate::host::NEWUIDMAP,
-            crate::host::NEWGIDMAP
-        )));
+        return Ok(single(Fallback::NoHelpers));
     };
     let ranges =
         |inside: u32, outside: u32, subs: &[SubidRange], what: &str| -> Result<Vec<MapLine>> {
@@ -445,10 +478,13 @@ mod tests {
     fn single_map_without_subids_or_helpers_is_announced() {
         let (p, notice) = plan_ids(1000, 1000, 1000, 1000, &[], &sub(), helpers()).unwrap();
         assert_eq!(p.mapping, Mapping::Single);
-        assert!(notice.unwrap().contains("no subordinate ids"));
+        assert!(notice
+            .unwrap()
+            .notice(1000, 1000)
+            .contains("no subordinate ids"));
         let (p, notice) = plan_ids(1000, 1000, 1000, 1000, &sub(), &sub(), None).unwrap();
         assert_eq!(p.mapping, Mapping::Single);
-        assert!(notice.unwrap().contains("uidmap"));
+        assert!(notice.unwrap().notice(1000, 1000).contains("uidmap"));
     }
 
     #[test]

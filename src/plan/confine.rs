@@ -121,11 +121,11 @@ pub fn seccomp_plan(cli: &Cli, profile: &Resolved) -> Result<SeccompPlan> {
                     .seccomp_allow
                     .iter()
                     .chain(&profile.seccomp_deny)
-                    .find(|(n, _)| e.contains(&format!("{n:?}")));
+                    .find(|(n, _)| *n == e.name);
                 Error::new(
                     loc.map(|(_, l)| l.to_string())
                         .unwrap_or_else(|| format!("profile {}", profile.name)),
-                    e,
+                    e.detail,
                 )
             })
         }
