@@ -341,6 +341,11 @@ impl Plan {
         Plan::build_with(cli, host, &crate::host::CachedFs::new(fs), &locs, &vars)
     }
 
+    /// The plan, step by step: the profile resolved and compiled, the limits, the
+    /// ids, the namespaces, the mounts (the profile's, the network's files, the
+    /// session bus, the terminal, the command line's, the agent, the version-control
+    /// protection), the tree played through and the trust rule, then what the
+    /// command's process gets (cwd, environment, capabilities, seccomp, Landlock).
     pub fn build_with(
         cli: &Cli,
         host: &Host,
@@ -358,355 +363,79 @@ impl Plan {
         let mut notices = compiled.notices;
         let limits = limits::resolve(cli, &profile, host, fs)?;
         notices.extend(limits.notices.iter().cloned());
-        let skipped = compiled.skipped;
-        // A desktop profile (one that includes the display abstractions) says in one
-        // line when this host gives it no display or no sound: the browser would
-        // only run headless, or silent. On a desktop, nothing is said.
-        let from = |abstractions: &[&str]| {
-            compiled.mounts.iter().any(|m| {
-                abstractions
-                    .iter()
-                    .any(|a| m.origin.starts_with(&format!("builtin:{a}:")))
-            })
-        };
-        let included = |a: &str| profile.files.iter().any(|f| f == &format!("builtin:{a}"));
-        if included("x11") || included("wayland") {
-            let missing: Vec<&str> = [
-                (!from(&["x11", "wayland"]))
-                    .then_some("no display (DISPLAY and WAYLAND_DISPLAY name no local one)"),
-                ((included("pulseaudio") || included("pipewire"))
-                    && !from(&["pulseaudio", "pipewire"]))
-                .then_some("no sound (no PulseAudio or PipeWire socket)"),
-            ]
-            .into_iter()
-            .flatten()
-            .collect();
-            if !missing.is_empty() {
-                notices.push(format!(
-                    "{}: {} here; -v lists what was skipped",
-                    profile.name,
-                    missing.join(", ")
-                ));
-            }
-        }
+        notices.extend(desktop_notice(&profile, &compiled.mounts));
+        let mut skipped = compiled.skipped;
         let refused = compiled.warnings;
         let create = compiled.create;
-
-        // --- ids ---
         let ids = ids::plan(cli, &profile, host, fs, &mut notices)?;
-
-        // --- namespaces: user first, alone; then the rest ---
-        let net = cli
-            .net
-            .or(profile.net.map(|n| match n {
-                NetMode::None => NetArg::None,
-                NetMode::Host => NetArg::Host,
-                NetMode::User => NetArg::User,
-                NetMode::UserHostLoopback => NetArg::UserHostLoopback,
-            }))
-            .unwrap_or(NetArg::None);
+        let net = net_mode(cli, &profile);
         // Every namespace sbx makes, but the network's with --net host.
         let namespaces: Vec<Namespace> = crate::namespace::made()
             .map(|r| r.kind)
             .filter(|ns| *ns != Namespace::Net || net != NetArg::Host)
             .collect();
 
-        // --- mounts: the profile's (masks last), then the command line's, in order ---
+        // The mounts: the profile's (masks last), the network's files, the session
+        // bus, the terminal, then the command line's, in order.
         let mut mounts = compiled.mounts;
-        let hostname_text = cli
+        let hostname = cli
             .hostname
             .clone()
             .or_else(|| profile.hostname.clone().map(OsString::from))
             .unwrap_or_else(|| "sbx".into());
+        let pasta = fs.is_executable_file(Path::new(network::PASTA));
         let (net, net_files) = network::plan(
             net,
             &cli.publish,
             &cli.dns,
-            &hostname_text.to_string_lossy(),
-            fs.is_executable_file(Path::new(network::PASTA)),
+            &hostname.to_string_lossy(),
+            pasta,
             host.tun_usable,
         )?;
         mounts.extend(net_files);
         let located = crate::record::dir_for(host);
         notices.extend(crate::record::problems_notice(&located));
         let records = located.dir;
-        let runtime_inside = host
-            .var("XDG_RUNTIME_DIR")
-            .map(PathBuf::from)
-            .filter(|r| r.is_absolute())
-            .unwrap_or_else(|| PathBuf::from(format!("/run/user/{}", host.uid)));
-        let (dbus, dbus_notice) = dbus::plan(
-            &profile.dbus,
-            host.var("DBUS_SESSION_BUS_ADDRESS")
-                .map(|v| v.to_string_lossy())
-                .as_deref(),
+        let dbus = session_bus(
+            &profile,
+            host,
+            fs,
             records.as_deref(),
-            host.pid,
-            &runtime_inside,
-            fs.is_executable_file(Path::new(dbus::PROXY)),
+            &mut mounts,
+            &mut skipped,
         )?;
-        // No session bus is ordinary (a server, a CI runner): said with -v only.
-        let mut skipped = skipped;
-        skipped.extend(dbus_notice);
-        let dbus = dbus.map(|(plan, mount, address)| {
-            mounts.push(mount);
-            (plan, address)
-        });
-        // The terminal the command is given, at /dev/console of the sandbox's /dev
-        // (as LXC and systemd-nspawn show it): `tty`, ttyname(3) and GPG_TTY=$(tty)
-        // then work, glibc finding the device there, and no other host terminal is
-        // shown. The command holds this terminal open already; the bind adds no
-        // access.
-        if let Some(tty) = &host.tty {
-            if mounts
-                .iter()
-                .any(|m| matches!(&m.op, MountOp::Dev { dst, .. } if dst == Path::new("/dev")))
-            {
-                mounts.push(Mount {
-                    op: MountOp::Bind {
-                        src: tty.clone(),
-                        dst: "/dev/console".into(),
-                        access: Access::Device,
-                    },
-                    origin: format!("the terminal sbx was given ({})", tty.display()),
-                });
-            }
-        }
+        mounts.extend(terminal(host, &mounts));
         for (kind, value) in &cli.mount_order {
             mounts.push(cli_mount(*kind, value, host, fs)?);
         }
-        // --ssh-agent: the agent's socket, at its own path, and SSH_AUTH_SOCK.
-        let agent = match cli.ssh_agent {
-            false => None,
-            true => {
-                let sock = host
-                    .var("SSH_AUTH_SOCK")
-                    .map(PathBuf::from)
-                    .filter(|p| p.is_absolute())
-                    .ok_or_else(|| {
-                        Error::new("--ssh-agent", "SSH_AUTH_SOCK is unset: start an agent (eval $(ssh-agent)) or unlock your keyring")
-                    })?;
-                let real = fs.canonicalize(&sock).map_err(|e| {
-                    Error::new(
-                        "--ssh-agent",
-                        format!("SSH_AUTH_SOCK {}: {e}", sock.display()),
-                    )
-                })?;
-                if fs.entry(&real) != crate::host::Entry::Other {
-                    return Err(Error::new(
-                        "--ssh-agent",
-                        format!("SSH_AUTH_SOCK {} is not a socket", sock.display()),
-                    ));
-                }
-                mounts.push(Mount {
-                    op: MountOp::Bind {
-                        src: real,
-                        dst: sock.clone(),
-                        access: Access::ReadOnly,
-                    },
-                    origin: "--ssh-agent".into(),
-                });
-                notices.push(format!(
-                    "--ssh-agent: the sandbox can use every key loaded in the agent at {} while it runs",
-                    sock.display()
-                ));
-                Some(sock)
-            }
-        };
-        // Metadata the host's tools execute stays read-only in writable directories
-        // (or staged, for `--vcs commit`).
+        let agent = ssh_agent(cli, host, fs, &mut mounts, &mut notices)?;
         let vcs = match (cli.vcs_writable, cli.vcs) {
             (true, _) => VcsMode::Writable,
             (false, Some(m)) => m,
             (false, None) => profile.vcs.unwrap_or(VcsMode::ReadOnly),
         };
-        let mut git_staged = Vec::new();
-        // Said with -v: a dev run commits every day, and a notice on each would be noise.
-        let mut vcs_line = None;
-        if vcs != VcsMode::Writable {
-            let (protected, staged) = vcs::protect(&mounts, fs, vcs == VcsMode::Commit)?;
-            let read_only = protected.iter().any(|m| {
-                matches!(
-                    m.op,
-                    MountOp::Bind {
-                        access: Access::ReadOnly,
-                        ..
-                    }
-                )
-            });
-            if !staged.is_empty() {
-                vcs_line = Some(format!(
-                    "git can commit in {} (--vcs commit): what git executes there (config, hooks, \
-                     info) stays read-only; objects, refs, index and HEAD reach the host after checks, anything \
-                     else the sandbox adds to .git is discarded",
-                    staged
-                        .iter()
-                        .map(|s| s.dst.display().to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ));
-            } else if read_only && vcs == VcsMode::Commit {
-                notices.push(
-                    "version-control metadata (.git, .hg) in writable directories is read-only here: \
-                     linked worktrees, submodules, SHA-256 repositories and repositories whose refs \
-                     cannot be copied (over 16384 loose refs, or a symlink or FIFO under refs) are \
-                     not staged for --vcs commit"
-                        .into(),
-                );
-            } else if read_only {
-                notices.push(
-                    "version-control metadata (.git, .hg) in writable directories is read-only here \
-                     (what a sandbox writes there, your git would run): --vcs commit to commit from inside"
-                        .into(),
-                );
-            }
-            mounts.extend(protected);
-            git_staged = staged;
-        }
-        // Every op runs, in order, as in bubblewrap; one that cannot is refused now,
-        // as --dry-run refuses it. A later mount over an earlier one wins and what it
-        // covers is gone: Landlock rules and the trust rule see only what is left.
-        overlay_lowers_usable(&mounts, fs)?;
-        let built = tree::check(&mounts, fs, &create)?;
-        // What the sandbox will see, from the tree played through: the mounts still
-        // standing (not a textual guess: a symlink that changed nothing hides nothing).
-        let standing = built.standing();
-        let visible: Vec<Mount> = mounts
-            .iter()
-            .enumerate()
-            .filter(|(i, m)| {
-                standing.contains(i)
-                    || matches!(m.op, MountOp::File { .. }) && built.exists(m.op.dst())
-            })
-            .map(|(_, m)| m.clone())
-            .collect();
-        // ~/.config/sbx/profiles is where a later run without XDG_CONFIG_HOME looks:
-        // protected whatever this run's XDG_CONFIG_HOME says.
-        let mut protected = profile.dirs.clone();
-        protected.push(host.home.join(".config/sbx/profiles"));
-        trust::check(&mounts, &built, locs, &protected, fs)?;
-        // A mask with nothing to hide is left out of the plan (the launch would look
-        // and skip it): a long list of masks costs a launch only what exists.
-        let idle: std::collections::BTreeSet<usize> = built.idle_masks().iter().copied().collect();
-        let mounts: Vec<Mount> = mounts
-            .into_iter()
-            .enumerate()
-            .filter(|(i, _)| !idle.contains(i))
-            .map(|(_, m)| m)
-            .collect();
+        let (git_staged, vcs_line) = vcs::plan(vcs, &mut mounts, fs, &mut notices)?;
+        let settled = settle(mounts, fs, &create, locs, &profile, host)?;
+        let mounts = settled.mounts;
 
-        // --- process details ---
-        let hostname = hostname_text;
-        if hostname.is_empty() || hostname.len() > 64 || hostname.as_bytes().contains(&0) {
-            let step = match cli.hostname {
-                Some(_) => "--hostname".to_string(),
-                None => profile.where_set("hostname"),
-            };
-            return Err(Error::new(step, "must be 1 to 64 bytes without NUL"));
-        }
-        let (cwd, cwd_required) = match (&cli.cwd, &profile.cwd) {
-            (Some(c), _) => (vec![sandbox_path(c, "--cwd")?], true),
-            (None, Some((c, loc))) => {
-                let c = expand(c, vars)
-                    .map_err(|e| Error::new(loc.to_string(), format!("cwd: {e}")))?;
-                (
-                    vec![sandbox_path(c.as_ref(), &format!("{loc}: cwd"))?],
-                    true,
-                )
-            }
-            (None, None) => {
-                let mut v: Vec<PathBuf> = host.cwd.iter().cloned().collect();
-                v.push(host.home.clone());
-                v.push("/".into());
-                (v, false)
-            }
-        };
-
-        // A required working directory must be there once the tree is built (the
-        // launch would stop at its chdir with this message).
-        if cwd_required && !built.is_dir(&cwd[0]) {
-            return Err(Error::new(
-                "--cwd",
-                format!("{} does not exist inside the sandbox", cwd[0].display()),
-            ));
-        }
+        // What the command's process gets.
+        check_hostname(&hostname, cli, &profile)?;
+        let (cwd, cwd_required) = working_dir(cli, &profile, vars, host, &settled.built)?;
         let mut env = build_env(cli, host, &profile)?;
-        if let Some(sock) = agent {
-            env.retain(|(k, _)| k != "SSH_AUTH_SOCK");
-            env.push(("SSH_AUTH_SOCK".into(), sock.into()));
-        }
-        if let Some((_, address)) = &dbus {
-            env.retain(|(k, _)| k != "DBUS_SESSION_BUS_ADDRESS");
-            env.push(("DBUS_SESSION_BUS_ADDRESS".into(), address.into()));
-        }
-        // --vcs commit keeps only loose objects (each checked against its name):
-        // git must not pack them on its own (gc --auto after a large commit,
-        // maintenance), or refs would point at objects that never reach the host.
-        // git-config(1), ENVIRONMENT: GIT_CONFIG_COUNT adds to every other source.
-        if !git_staged.is_empty() && !env.iter().any(|(k, _)| k == "GIT_CONFIG_COUNT") {
-            for (k, v) in [
-                ("GIT_CONFIG_COUNT", "2"),
-                ("GIT_CONFIG_KEY_0", "gc.auto"),
-                ("GIT_CONFIG_VALUE_0", "0"),
-                ("GIT_CONFIG_KEY_1", "maintenance.auto"),
-                ("GIT_CONFIG_VALUE_1", "false"),
-            ] {
-                env.push((k.into(), v.into()));
-            }
-        }
-
-        let mut caps_keep = Vec::new();
-        for name in &cli.cap_add {
-            let cap = caps::parse(name)
-                .ok_or_else(|| Error::new("--cap-add", format!("unknown capability {name:?}")))?;
-            // Mount flags set inside the sandbox's own user namespace are not locked:
-            // CAP_SYS_ADMIN there could remount read-only binds writable and unmount masks.
-            if cap == caps::CAP_SYS_ADMIN {
-                return Err(Error::new(
-                    "--cap-add",
-                    "CAP_SYS_ADMIN is refused: it would let the command remount read-only binds writable and unmount masks",
-                ));
-            }
-            if !caps_keep.contains(&cap) {
-                caps_keep.push(cap);
-                notices.push(format!(
-                    "keeping {} for the command: it is valid only in the sandbox's user namespace, over what that namespace owns",
-                    caps::name(cap)
-                ));
-            }
-        }
-
+        let bus_address = dbus.as_ref().map(|(_, address)| address.clone());
+        env_grants(&mut env, agent, bus_address, !git_staged.is_empty());
+        let caps_keep = kept_caps(cli, &mut notices)?;
         let seccomp = confine::seccomp_plan(cli, &profile)?;
-        let landlock = confine::landlock_plan(cli, &profile, &visible, host.landlock_abi)?;
+        let landlock = confine::landlock_plan(cli, &profile, &settled.visible, host.landlock_abi)?;
         let mut warnings = confine::warnings(&profile, &seccomp, &landlock);
         warnings.extend(refused);
-        if profile.mounts.iter().any(|(e, _)| {
-            e.src
-                .as_deref()
-                .is_some_and(|s| s.contains("${XDG_DOWNLOAD_DIR}"))
-        }) {
-            warnings.extend(vars.1.iter().cloned());
-        }
+        warnings.extend(download_dir_warnings(&profile, vars));
         let mut enforcement = vec![seccomp.summary(), landlock.summary()];
         enforcement.extend(vcs_line);
         if limits.cgroup.is_some() {
             limits::cgroupfs_not_writable(&mounts, &fs.mountinfo())?;
         }
-
-        if cli.info_fd.is_some() && cli.info_fd == cli.status_fd {
-            return Err(Error::new(
-                "--status-fd",
-                "the same descriptor as --info-fd: give each its own",
-            ));
-        }
-        if let Some(n) = &cli.name {
-            if !crate::record::valid_name(n) {
-                return Err(Error::new(
-                    "--name",
-                    format!("{n:?}: use 1 to 64 letters, digits, `.`, `_` or `-`, not starting with `.`"),
-                ));
-            }
-        }
+        check_reporting(cli)?;
         let not_found_hint = not_found_hint(&cli.command[0], host, fs, &mounts, &profile.name);
         Ok(Plan {
             create,
@@ -748,6 +477,347 @@ impl Plan {
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("plan serialises")
     }
+}
+
+/// A desktop profile (one that includes the display abstractions) says in one line
+/// when this host gives it no display or no sound: the browser would only run
+/// headless, or silent. On a desktop, nothing is said.
+fn desktop_notice(profile: &Resolved, mounts: &[Mount]) -> Option<String> {
+    let from = |abstractions: &[&str]| {
+        mounts.iter().any(|m| {
+            abstractions
+                .iter()
+                .any(|a| m.origin.starts_with(&format!("builtin:{a}:")))
+        })
+    };
+    let included = |a: &str| profile.files.iter().any(|f| f == &format!("builtin:{a}"));
+    if !included("x11") && !included("wayland") {
+        return None;
+    }
+    let missing: Vec<&str> = [
+        (!from(&["x11", "wayland"]))
+            .then_some("no display (DISPLAY and WAYLAND_DISPLAY name no local one)"),
+        ((included("pulseaudio") || included("pipewire")) && !from(&["pulseaudio", "pipewire"]))
+            .then_some("no sound (no PulseAudio or PipeWire socket)"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    (!missing.is_empty()).then(|| {
+        format!(
+            "{}: {} here; -v lists what was skipped",
+            profile.name,
+            missing.join(", ")
+        )
+    })
+}
+
+/// The network mode: the command line's, else the profile's, else none.
+fn net_mode(cli: &Cli, profile: &Resolved) -> NetArg {
+    cli.net
+        .or(profile.net.map(|n| match n {
+            NetMode::None => NetArg::None,
+            NetMode::Host => NetArg::Host,
+            NetMode::User => NetArg::User,
+            NetMode::UserHostLoopback => NetArg::UserHostLoopback,
+        }))
+        .unwrap_or(NetArg::None)
+}
+
+/// The session bus through xdg-dbus-proxy, when the profile asks for it: its socket
+/// joins the mounts; the plan and the address the command is given are returned.
+fn session_bus(
+    profile: &Resolved,
+    host: &Host,
+    fs: &dyn HostFs,
+    records: Option<&Path>,
+    mounts: &mut Vec<Mount>,
+    skipped: &mut Vec<String>,
+) -> Result<Option<(dbus::DbusPlan, String)>> {
+    let runtime_inside = host
+        .var("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .filter(|r| r.is_absolute())
+        .unwrap_or_else(|| PathBuf::from(format!("/run/user/{}", host.uid)));
+    let (dbus, dbus_notice) = dbus::plan(
+        &profile.dbus,
+        host.var("DBUS_SESSION_BUS_ADDRESS")
+            .map(|v| v.to_string_lossy())
+            .as_deref(),
+        records,
+        host.pid,
+        &runtime_inside,
+        fs.is_executable_file(Path::new(dbus::PROXY)),
+    )?;
+    // No session bus is ordinary (a server, a CI runner): said with -v only.
+    skipped.extend(dbus_notice);
+    Ok(dbus.map(|(plan, mount, address)| {
+        mounts.push(mount);
+        (plan, address)
+    }))
+}
+
+/// The terminal the command is given, at /dev/console of the sandbox's /dev (as
+/// LXC and systemd-nspawn show it): `tty`, ttyname(3) and GPG_TTY=$(tty) then work,
+/// glibc finding the device there, and no other host terminal is shown. The command
+/// holds this terminal open already; the bind adds no access.
+fn terminal(host: &Host, mounts: &[Mount]) -> Option<Mount> {
+    let tty = host.tty.as_ref()?;
+    mounts
+        .iter()
+        .any(|m| matches!(&m.op, MountOp::Dev { dst, .. } if dst == Path::new("/dev")))
+        .then(|| Mount {
+            op: MountOp::Bind {
+                src: tty.clone(),
+                dst: "/dev/console".into(),
+                access: Access::Device,
+            },
+            origin: format!("the terminal sbx was given ({})", tty.display()),
+        })
+}
+
+/// --ssh-agent: the agent's socket, at its own path (returned, for SSH_AUTH_SOCK).
+fn ssh_agent(
+    cli: &Cli,
+    host: &Host,
+    fs: &dyn HostFs,
+    mounts: &mut Vec<Mount>,
+    notices: &mut Vec<String>,
+) -> Result<Option<PathBuf>> {
+    if !cli.ssh_agent {
+        return Ok(None);
+    }
+    let sock = host
+        .var("SSH_AUTH_SOCK")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .ok_or_else(|| {
+            Error::new(
+                "--ssh-agent",
+                "SSH_AUTH_SOCK is unset: start an agent (eval $(ssh-agent)) or unlock your keyring",
+            )
+        })?;
+    let real = fs.canonicalize(&sock).map_err(|e| {
+        Error::new(
+            "--ssh-agent",
+            format!("SSH_AUTH_SOCK {}: {e}", sock.display()),
+        )
+    })?;
+    if fs.entry(&real) != crate::host::Entry::Other {
+        return Err(Error::new(
+            "--ssh-agent",
+            format!("SSH_AUTH_SOCK {} is not a socket", sock.display()),
+        ));
+    }
+    mounts.push(Mount {
+        op: MountOp::Bind {
+            src: real,
+            dst: sock.clone(),
+            access: Access::ReadOnly,
+        },
+        origin: "--ssh-agent".into(),
+    });
+    notices.push(format!(
+        "--ssh-agent: the sandbox can use every key loaded in the agent at {} while it runs",
+        sock.display()
+    ));
+    Ok(Some(sock))
+}
+
+/// The mounts once played through: those the launch will make (a mask with nothing
+/// to hide is left out), those the sandbox will see (for Landlock), and the tree.
+struct Settled<'a> {
+    mounts: Vec<Mount>,
+    visible: Vec<Mount>,
+    built: tree::Built<'a>,
+}
+
+/// Every op runs, in order, as in bubblewrap; one that cannot is refused now, as
+/// --dry-run refuses it. A later mount over an earlier one wins and what it covers
+/// is gone: Landlock rules and the trust rule see only what is left.
+fn settle<'a>(
+    mounts: Vec<Mount>,
+    fs: &'a dyn HostFs,
+    create: &[PathBuf],
+    locs: &Locations,
+    profile: &Resolved,
+    host: &Host,
+) -> Result<Settled<'a>> {
+    overlay_lowers_usable(&mounts, fs)?;
+    let built = tree::check(&mounts, fs, create)?;
+    // What the sandbox will see, from the tree played through: the mounts still
+    // standing (not a textual guess: a symlink that changed nothing hides nothing).
+    let standing = built.standing();
+    let visible: Vec<Mount> = mounts
+        .iter()
+        .enumerate()
+        .filter(|(i, m)| {
+            standing.contains(i) || matches!(m.op, MountOp::File { .. }) && built.exists(m.op.dst())
+        })
+        .map(|(_, m)| m.clone())
+        .collect();
+    // ~/.config/sbx/profiles is where a later run without XDG_CONFIG_HOME looks:
+    // protected whatever this run's XDG_CONFIG_HOME says.
+    let mut protected = profile.dirs.clone();
+    protected.push(host.home.join(".config/sbx/profiles"));
+    trust::check(&mounts, &built, locs, &protected, fs)?;
+    // A mask with nothing to hide is left out of the plan (the launch would look and
+    // skip it): a long list of masks costs a launch only what exists.
+    let idle: std::collections::BTreeSet<usize> = built.idle_masks().iter().copied().collect();
+    let mounts = mounts
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| !idle.contains(i))
+        .map(|(_, m)| m)
+        .collect();
+    Ok(Settled {
+        mounts,
+        visible,
+        built,
+    })
+}
+
+fn check_hostname(hostname: &OsStr, cli: &Cli, profile: &Resolved) -> Result<()> {
+    if hostname.is_empty() || hostname.len() > 64 || hostname.as_bytes().contains(&0) {
+        let step = match cli.hostname {
+            Some(_) => "--hostname".to_string(),
+            None => profile.where_set("hostname"),
+        };
+        return Err(Error::new(step, "must be 1 to 64 bytes without NUL"));
+    }
+    Ok(())
+}
+
+/// Where the command starts: `--cwd`, the profile's `cwd`, else the first of the
+/// current directory, the home and `/` that exists inside. A required one must be
+/// there once the tree is built (the launch would stop at its chdir with this
+/// message).
+fn working_dir(
+    cli: &Cli,
+    profile: &Resolved,
+    vars: &Vars,
+    host: &Host,
+    built: &tree::Built,
+) -> Result<(Vec<PathBuf>, bool)> {
+    let (cwd, required) = match (&cli.cwd, &profile.cwd) {
+        (Some(c), _) => (vec![sandbox_path(c, "--cwd")?], true),
+        (None, Some((c, loc))) => {
+            let c =
+                expand(c, vars).map_err(|e| Error::new(loc.to_string(), format!("cwd: {e}")))?;
+            (
+                vec![sandbox_path(c.as_ref(), &format!("{loc}: cwd"))?],
+                true,
+            )
+        }
+        (None, None) => {
+            let mut v: Vec<PathBuf> = host.cwd.iter().cloned().collect();
+            v.push(host.home.clone());
+            v.push("/".into());
+            (v, false)
+        }
+    };
+    if required && !built.is_dir(&cwd[0]) {
+        return Err(Error::new(
+            "--cwd",
+            format!("{} does not exist inside the sandbox", cwd[0].display()),
+        ));
+    }
+    Ok((cwd, required))
+}
+
+/// What the grants add to the environment: the agent's socket, the proxied bus,
+/// and, for `--vcs commit`, git told not to pack on its own.
+fn env_grants(
+    env: &mut Vec<(OsString, OsString)>,
+    agent: Option<PathBuf>,
+    bus_address: Option<String>,
+    git_staged: bool,
+) {
+    if let Some(sock) = agent {
+        env.retain(|(k, _)| k != "SSH_AUTH_SOCK");
+        env.push(("SSH_AUTH_SOCK".into(), sock.into()));
+    }
+    if let Some(address) = bus_address {
+        env.retain(|(k, _)| k != "DBUS_SESSION_BUS_ADDRESS");
+        env.push(("DBUS_SESSION_BUS_ADDRESS".into(), address.into()));
+    }
+    // --vcs commit keeps only loose objects (each checked against its name): git
+    // must not pack them on its own (gc --auto after a large commit, maintenance),
+    // or refs would point at objects that never reach the host.
+    // git-config(1), ENVIRONMENT: GIT_CONFIG_COUNT adds to every other source.
+    if git_staged && !env.iter().any(|(k, _)| k == "GIT_CONFIG_COUNT") {
+        for (k, v) in [
+            ("GIT_CONFIG_COUNT", "2"),
+            ("GIT_CONFIG_KEY_0", "gc.auto"),
+            ("GIT_CONFIG_VALUE_0", "0"),
+            ("GIT_CONFIG_KEY_1", "maintenance.auto"),
+            ("GIT_CONFIG_VALUE_1", "false"),
+        ] {
+            env.push((k.into(), v.into()));
+        }
+    }
+}
+
+/// `--cap-add`: capabilities the command keeps, valid only in the sandbox's user
+/// namespace. CAP_SYS_ADMIN is refused: mount flags set inside the sandbox's own
+/// user namespace are not locked, so it could remount read-only binds writable and
+/// unmount masks.
+fn kept_caps(cli: &Cli, notices: &mut Vec<String>) -> Result<Vec<u32>> {
+    let mut keep = Vec::new();
+    for name in &cli.cap_add {
+        let cap = caps::parse(name)
+            .ok_or_else(|| Error::new("--cap-add", format!("unknown capability {name:?}")))?;
+        if cap == caps::CAP_SYS_ADMIN {
+            return Err(Error::new(
+                "--cap-add",
+                "CAP_SYS_ADMIN is refused: it would let the command remount read-only binds writable and unmount masks",
+            ));
+        }
+        if !keep.contains(&cap) {
+            keep.push(cap);
+            notices.push(format!(
+                "keeping {} for the command: it is valid only in the sandbox's user namespace, over what that namespace owns",
+                caps::name(cap)
+            ));
+        }
+    }
+    Ok(keep)
+}
+
+/// What was said while `${XDG_DOWNLOAD_DIR}` was looked up (a fallback to
+/// ~/Downloads), when the profile uses it.
+fn download_dir_warnings(profile: &Resolved, vars: &Vars) -> Vec<String> {
+    let used = profile.mounts.iter().any(|(e, _)| {
+        e.src
+            .as_deref()
+            .is_some_and(|s| s.contains("${XDG_DOWNLOAD_DIR}"))
+    });
+    if used {
+        vars.1.clone()
+    } else {
+        Vec::new()
+    }
+}
+
+/// The reporting options: distinct descriptors, a valid name.
+fn check_reporting(cli: &Cli) -> Result<()> {
+    if cli.info_fd.is_some() && cli.info_fd == cli.status_fd {
+        return Err(Error::new(
+            "--status-fd",
+            "the same descriptor as --info-fd: give each its own",
+        ));
+    }
+    if let Some(n) = &cli.name {
+        if !crate::record::valid_name(n) {
+            return Err(Error::new(
+                "--name",
+                format!(
+                    "{n:?}: use 1 to 64 letters, digits, `.`, `_` or `-`, not starting with `.`"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// overlayfs takes a lower directory only from an ordinary filesystem with nothing

@@ -51,6 +51,7 @@ use std::path::{Path, PathBuf};
 use super::{Access, Mount, MountOp};
 use crate::error::{Error, Result};
 use crate::host::{Entry, HostFs};
+use crate::profile::schema::VcsMode;
 
 /// Bounds on the walk: worktrees visited, directories under `modules/` read, and the
 /// largest index read (a bigger one is not searched for gitlinks).
@@ -347,6 +348,60 @@ pub fn protect(
         }
     }
     Ok((out, staged))
+}
+
+/// The version-control protection of the plan's writable binds for `vcs`: the
+/// mounts join `mounts`; returns the staged git directories and the `-v` line
+/// that says where git can commit (said with -v only: a dev run commits every day,
+/// and a notice on each would be noise).
+pub fn plan(
+    vcs: VcsMode,
+    mounts: &mut Vec<Mount>,
+    fs: &dyn HostFs,
+    notices: &mut Vec<String>,
+) -> Result<(Vec<Staged>, Option<String>)> {
+    if vcs == VcsMode::Writable {
+        return Ok((Vec::new(), None));
+    }
+    let (protected, staged) = protect(mounts, fs, vcs == VcsMode::Commit)?;
+    let read_only = protected.iter().any(|m| {
+        matches!(
+            m.op,
+            MountOp::Bind {
+                access: Access::ReadOnly,
+                ..
+            }
+        )
+    });
+    let mut line = None;
+    if !staged.is_empty() {
+        line = Some(format!(
+            "git can commit in {} (--vcs commit): what git executes there (config, hooks, \
+             info) stays read-only; objects, refs, index and HEAD reach the host after checks, \
+             anything else the sandbox adds to .git is discarded",
+            staged
+                .iter()
+                .map(|s| s.dst.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    } else if read_only && vcs == VcsMode::Commit {
+        notices.push(
+            "version-control metadata (.git, .hg) in writable directories is read-only here: \
+             linked worktrees, submodules, SHA-256 repositories and repositories whose refs \
+             cannot be copied (over 16384 loose refs, or a symlink or FIFO under refs) are \
+             not staged for --vcs commit"
+                .into(),
+        );
+    } else if read_only {
+        notices.push(
+            "version-control metadata (.git, .hg) in writable directories is read-only here \
+             (what a sandbox writes there, your git would run): --vcs commit to commit from inside"
+                .into(),
+        );
+    }
+    mounts.extend(protected);
+    Ok((staged, line))
 }
 
 /// A git directory `--vcs commit` can stage: SHA-1 objects (the index is rewritten
