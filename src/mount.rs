@@ -23,7 +23,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
 
 use crate::error::Result;
-use crate::plan::{Access, MountOp, Plan};
+use crate::plan::{MountOp, Plan};
 use crate::sys::{self, SysError, SysResult};
 use crate::{caps, trace};
 
@@ -92,14 +92,6 @@ pub struct Detached {
     ops: Vec<Made>,
 }
 
-fn attrs_for(access: Access) -> u64 {
-    match access {
-        Access::ReadOnly => ATTR_RO | ATTR_NOSUID | ATTR_NODEV,
-        Access::ReadWrite => ATTR_NOSUID | ATTR_NODEV,
-        Access::Device => ATTR_NOSUID,
-    }
-}
-
 fn dev_paths() -> impl Iterator<Item = CString> {
     DEV_NODES
         .iter()
@@ -126,14 +118,20 @@ pub fn prepare(plan: &Plan) -> Result<Detached> {
                     )]
                 }
                 MountOp::Dev { .. } => dev_paths().map(|p| sys::open(&p, libc::O_PATH)).collect(),
-                _ => Vec::new(),
+                MountOp::Tmpfs { .. }
+                | MountOp::Dir { .. }
+                | MountOp::Symlink { .. }
+                | MountOp::Proc { .. }
+                | MountOp::File { .. }
+                | MountOp::Mqueue { .. }
+                | MountOp::Mask { .. } => Vec::new(),
             })
             .collect()
     })?;
     let mut ops = Vec::with_capacity(mounts.len());
     for (m, fds) in mounts.iter().zip(opened) {
         let made = prepare_op(&m.op, fds).map_err(|e| {
-            e.at(format!("prepare {}", describe(&m.op)))
+            e.at(format!("prepare {}", m.op.describe()))
                 .within(&m.origin)
         })?;
         ops.push(made);
@@ -149,9 +147,9 @@ fn prepare_op(op: &MountOp, fds: Vec<SysResult<OwnedFd>>) -> SysResult<Made> {
             let what = src.to_string_lossy();
             let path = fds.into_iter().next().expect("one source per bind")?;
             let tree = sys::clone_tree(path.as_fd(), &what)?;
-            sys::mount_setattr(tree.as_fd(), true, attrs_for(*access), 0, &what)?;
+            sys::mount_setattr(tree.as_fd(), true, access.attrs(), 0, &what)?;
             trace::step("init", || {
-                format!("took {what} ({})", sys::attr_names(attrs_for(*access)))
+                format!("took {what} ({})", sys::attr_names(access.attrs()))
             });
             Made::Tree(tree)
         }
@@ -471,10 +469,21 @@ fn build_dev(root: BorrowedFd, dst: &Path, made: Made) -> SysResult<()> {
     Ok(())
 }
 
+impl Made {
+    /// What `prepare_op` made for a bind or a filesystem: the mount to attach.
+    fn mount(self) -> OwnedFd {
+        match self {
+            Made::Tree(fd) | Made::Fs(fd) | Made::Data(fd) => fd,
+            _ => unreachable!("each op is prepared as its own kind"),
+        }
+    }
+}
+
 fn apply(root: BorrowedFd, op: &MountOp, made: Made, masks: Option<&MaskSource>) -> SysResult<()> {
-    match (op, made) {
-        (MountOp::Mask { dst }, _) => masks.expect("mask source made for masks").cover(root, dst),
-        (MountOp::Bind { dst, .. }, Made::Tree(tree)) => {
+    match op {
+        MountOp::Mask { dst } => masks.expect("mask source made for masks").cover(root, dst),
+        MountOp::Bind { dst, .. } => {
+            let tree = made.mount();
             let is_dir = sys::fstat(tree.as_fd())?.st_mode & libc::S_IFMT == libc::S_IFDIR;
             let target = if is_dir {
                 ensure_dir(root, dst, 0o755)?
@@ -483,8 +492,8 @@ fn apply(root: BorrowedFd, op: &MountOp, made: Made, masks: Option<&MaskSource>)
             };
             sys::move_mount_fd(tree.as_fd(), target.as_fd(), &dst.to_string_lossy())
         }
-        (MountOp::Proc { dst, hide_host }, Made::Fs(fs)) => {
-            attach_dir(root, &fs, dst)?;
+        MountOp::Proc { dst, hide_host } => {
+            attach_dir(root, &made.mount(), dst)?;
             if !hide_host {
                 return Ok(());
             }
@@ -493,26 +502,43 @@ fn apply(root: BorrowedFd, op: &MountOp, made: Made, masks: Option<&MaskSource>)
                 .iter()
                 .try_for_each(|name| masks.cover(root, &dst.join(name)))
         }
-        (
-            MountOp::Tmpfs { dst, .. } | MountOp::Mqueue { dst } | MountOp::TmpOverlay { dst, .. },
-            Made::Fs(fs),
-        ) => attach_dir(root, &fs, dst),
-        (MountOp::File { dst, content, mode }, Made::Data(data)) => {
-            write_file(root, dst, content, *mode, data)
+        MountOp::Tmpfs { dst, .. } | MountOp::Mqueue { dst } | MountOp::TmpOverlay { dst, .. } => {
+            attach_dir(root, &made.mount(), dst)
         }
+        MountOp::File { dst, content, mode } => write_file(root, dst, content, *mode, made.mount()),
         // As bubblewrap's --dir: a symlink already there, even a dangling one, stays.
-        (MountOp::Dir { dst, mode }, _) => match ensure_dir(root, dst, *mode) {
+        MountOp::Dir { dst, mode } => match ensure_dir(root, dst, *mode) {
             Err(e) if e.errno == libc::ENOENT || e.errno == libc::ELOOP => {
                 let link = in_parent(root, dst, |dir| Ok(sys::readlinkat(dir, &name_of(dst))))?;
                 link.map(drop).ok_or(e)
             }
             other => other.map(drop),
         },
-        (MountOp::Symlink { target, link }, _) => {
-            symlink(root, &sys::cstr(target.as_os_str()), link)
+        MountOp::Symlink { target, link } => symlink(root, &sys::cstr(target.as_os_str()), link),
+        MountOp::Dev { dst, .. } => build_dev(root, dst, made),
+    }
+}
+
+/// What can only be made once the ids are mapped (it creates inodes): a
+/// tmp-overlay's upper layer, a file's content.
+fn made_now(op: &MountOp, made: Made) -> SysResult<Made> {
+    match (op, made) {
+        (MountOp::TmpOverlay { size, .. }, Made::Lower(lower)) => {
+            make_overlay(&lower, *size).map(Made::Fs)
         }
-        (MountOp::Dev { dst, .. }, made) => build_dev(root, dst, made),
-        _ => unreachable!("every op is prepared as its own kind"),
+        (MountOp::File { content, mode, .. }, _) => make_data(content, *mode).map(Made::Data),
+        (
+            MountOp::Bind { .. }
+            | MountOp::Tmpfs { .. }
+            | MountOp::Dir { .. }
+            | MountOp::Symlink { .. }
+            | MountOp::Proc { .. }
+            | MountOp::Dev { .. }
+            | MountOp::Mqueue { .. }
+            | MountOp::Mask { .. }
+            | MountOp::TmpOverlay { .. },
+            made,
+        ) => Ok(made),
     }
 }
 
@@ -533,21 +559,13 @@ pub fn build_root(plan: &Plan, detached: Detached) -> Result<OwnedFd> {
         .mounts
         .iter()
         .zip(ops)
-        .map(|(m, made)| match (&m.op, made) {
-            (MountOp::TmpOverlay { size, .. }, Made::Lower(lower)) => make_overlay(&lower, *size)
-                .map(Made::Fs)
-                .map_err(|e| e.at(describe(&m.op)).within(&m.origin)),
-            (MountOp::File { content, mode, .. }, _) => make_data(content, *mode)
-                .map(Made::Data)
-                .map_err(|e| e.at(describe(&m.op)).within(&m.origin)),
-            (_, made) => Ok(made),
-        })
+        .map(|(m, made)| made_now(&m.op, made).map_err(|e| e.at(m.op.describe()).within(&m.origin)))
         .collect::<Result<Vec<Made>>>()?;
     sys::move_mount_path(root.as_fd(), STAGING).map_err(|e| e.at(step))?;
     for (m, made) in plan.mounts.iter().zip(ops) {
-        trace::step("init", || describe(&m.op));
+        trace::step("init", || m.op.describe());
         apply(root.as_fd(), &m.op, made, masks.as_ref())
-            .map_err(|e: SysError| e.at(describe(&m.op)).within(&m.origin))?;
+            .map_err(|e: SysError| e.at(m.op.describe()).within(&m.origin))?;
     }
     // Nothing may be added to /dev itself once the ops are done (a later op, such as
     // an mqueue at /dev/mqueue, may still add a mount point).
@@ -557,7 +575,7 @@ pub fn build_root(plan: &Plan, detached: Detached) -> Result<OwnedFd> {
                 .and_then(|fd| {
                     sys::mount_setattr(fd.as_fd(), false, ATTR_RO, 0, &dst.to_string_lossy())
                 })
-                .map_err(|e| e.at(describe(&m.op)).within(&m.origin))?;
+                .map_err(|e| e.at(m.op.describe()).within(&m.origin))?;
         }
     }
     // Keep host mount events out: nothing propagates into (or out of) the sandbox's
@@ -567,47 +585,6 @@ pub fn build_root(plan: &Plan, detached: Detached) -> Result<OwnedFd> {
     // The root itself holds only mount points: read-only.
     sys::mount_setattr(root.as_fd(), false, ATTR_RO, 0, "/").map_err(|e| e.at(step))?;
     Ok(root)
-}
-
-pub fn describe(op: &MountOp) -> String {
-    match op {
-        MountOp::Bind { src, dst, access } => {
-            format!(
-                "bind {} -> {} ({})",
-                src.display(),
-                dst.display(),
-                sys::attr_names(attrs_for(*access))
-            )
-        }
-        MountOp::Tmpfs { dst, size, mode } => {
-            format!("tmpfs {} (size={size}, mode={mode:o})", dst.display())
-        }
-        MountOp::Dir { dst, mode } => format!("dir {} (mode={mode:o})", dst.display()),
-        MountOp::Symlink { target, link } => {
-            format!("symlink {} -> {}", link.display(), target.display())
-        }
-        MountOp::Proc {
-            dst,
-            hide_host: true,
-        } => format!("proc {}", dst.display()),
-        MountOp::Proc {
-            dst,
-            hide_host: false,
-        } => {
-            format!("proc {} (host entries visible)", dst.display())
-        }
-        MountOp::Dev { dst, .. } => format!("dev {}", dst.display()),
-        MountOp::File { dst, mode, .. } => format!("file {} (mode={mode:o})", dst.display()),
-        MountOp::Mqueue { dst } => format!("mqueue {}", dst.display()),
-        MountOp::TmpOverlay { src, dst, size } => {
-            format!(
-                "tmp-overlay {} -> {} (size={size})",
-                src.display(),
-                dst.display()
-            )
-        }
-        MountOp::Mask { dst } => format!("mask {}", dst.display()),
-    }
 }
 
 /// Make `root` the root: `pivot_root(".", ".")` stacks the old root on top of the new

@@ -25,6 +25,7 @@ pub mod confine;
 pub mod dbus;
 pub mod ids;
 pub mod limits;
+pub mod mount_op;
 pub mod network;
 pub mod tree;
 pub mod trust;
@@ -42,113 +43,7 @@ pub const SHM_SIZE: u64 = 256 * MIB;
 
 pub use crate::namespace::Namespace;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Access {
-    /// Recursively read-only, nosuid, nodev.
-    ReadOnly,
-    /// Writable, nosuid, nodev.
-    ReadWrite,
-    /// Writable, nosuid, device nodes usable.
-    Device,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "op", rename_all = "kebab-case")]
-pub enum MountOp {
-    Bind {
-        #[serde(serialize_with = "lossy")]
-        src: PathBuf,
-        #[serde(serialize_with = "lossy")]
-        dst: PathBuf,
-        access: Access,
-    },
-    Tmpfs {
-        #[serde(serialize_with = "lossy")]
-        dst: PathBuf,
-        size: u64,
-        #[serde(serialize_with = "octal")]
-        mode: u32,
-    },
-    Dir {
-        #[serde(serialize_with = "lossy")]
-        dst: PathBuf,
-        #[serde(serialize_with = "octal")]
-        mode: u32,
-    },
-    Symlink {
-        #[serde(serialize_with = "lossy")]
-        target: PathBuf,
-        #[serde(serialize_with = "lossy")]
-        link: PathBuf,
-    },
-    Proc {
-        #[serde(serialize_with = "lossy")]
-        dst: PathBuf,
-        /// The entries that describe the host (mount::PROC_HIDDEN) are covered.
-        /// `false` only for nesting: the kernel refuses a new proc mount inside a
-        /// user namespace when any entry of the existing one is covered
-        /// (mount_too_revealing in fs/namespace.c).
-        hide_host: bool,
-    },
-    Dev {
-        #[serde(serialize_with = "lossy")]
-        dst: PathBuf,
-        shm_size: u64,
-    },
-    File {
-        #[serde(serialize_with = "lossy")]
-        dst: PathBuf,
-        #[serde(serialize_with = "text_or_size")]
-        content: Vec<u8>,
-        #[serde(serialize_with = "octal")]
-        mode: u32,
-    },
-    Mqueue {
-        #[serde(serialize_with = "lossy")]
-        dst: PathBuf,
-    },
-    /// `src` (read-only underneath) with writes kept on a tmpfs of `size` bytes and
-    /// discarded when the sandbox ends.
-    TmpOverlay {
-        #[serde(serialize_with = "lossy")]
-        src: PathBuf,
-        #[serde(serialize_with = "lossy")]
-        dst: PathBuf,
-        size: u64,
-    },
-    /// Hide what is at `dst` (if anything): an empty read-only tmpfs over a directory,
-    /// an empty read-only file over a file.
-    Mask {
-        #[serde(serialize_with = "lossy")]
-        dst: PathBuf,
-    },
-}
-
-impl MountOp {
-    pub fn dst(&self) -> &Path {
-        match self {
-            MountOp::Bind { dst, .. }
-            | MountOp::Tmpfs { dst, .. }
-            | MountOp::Dir { dst, .. }
-            | MountOp::Proc { dst, .. }
-            | MountOp::Dev { dst, .. }
-            | MountOp::File { dst, .. }
-            | MountOp::Mqueue { dst }
-            | MountOp::TmpOverlay { dst, .. }
-            | MountOp::Mask { dst } => dst,
-            MountOp::Symlink { link, .. } => link,
-        }
-    }
-}
-
-/// A mount op and where it came from (the option or profile entry), for error messages.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Mount {
-    #[serde(flatten)]
-    pub op: MountOp,
-    pub origin: String,
-}
+pub use mount_op::{Access, Mount, MountOp};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Plan {
@@ -1127,14 +1022,14 @@ fn build_env(cli: &Cli, host: &Host, profile: &Resolved) -> Result<Vec<(OsString
 }
 
 /// File content for --dry-run: text as it is; anything else (an X11 cookie) only by size.
-fn text_or_size<S: Serializer>(v: &[u8], s: S) -> std::result::Result<S::Ok, S::Error> {
+pub(crate) fn text_or_size<S: Serializer>(v: &[u8], s: S) -> std::result::Result<S::Ok, S::Error> {
     match std::str::from_utf8(v) {
         Ok(t) => s.serialize_str(t),
         Err(_) => s.serialize_str(&format!("<{} bytes, not shown>", v.len())),
     }
 }
 
-fn octal<S: Serializer>(m: &u32, s: S) -> std::result::Result<S::Ok, S::Error> {
+pub(crate) fn octal<S: Serializer>(m: &u32, s: S) -> std::result::Result<S::Ok, S::Error> {
     s.serialize_str(&format!("{m:04o}"))
 }
 

@@ -5,7 +5,8 @@ use std::path::Path;
 use crate::cli::Cli;
 use crate::error::{Error, EXIT_SETUP};
 use crate::host::{Host, HostFs, RealFs};
-use crate::plan::{compile_profile, Access, MountOp};
+use crate::plan::mount_op::ProfileForm;
+use crate::plan::{compile_profile, MountOp};
 use crate::profile::vars::Vars;
 use crate::profile::{self, Locations, Origin, Resolved, BUILTIN};
 
@@ -293,85 +294,11 @@ pub fn render(
     let mut mounts = Vec::new();
     let mut masks = Vec::new();
     for m in &c.mounts {
-        let mut e = toml::Table::new();
-        let p = |p: &Path| s(&p.to_string_lossy());
-        let mode = |m: u32| s(&format!("{m:04o}"));
-        match &m.op {
-            MountOp::Bind { src, dst, access } => {
-                let kind = match access {
-                    Access::ReadOnly => "ro-bind",
-                    Access::ReadWrite => "bind",
-                    Access::Device => "dev-bind",
-                };
-                e.insert("type".into(), s(kind));
-                e.insert("src".into(), p(src));
-                e.insert("dst".into(), p(dst));
-                if c.create.contains(src) {
-                    e.insert("create".into(), toml::Value::Boolean(true));
-                }
-            }
-            MountOp::Tmpfs {
-                dst,
-                size,
-                mode: md,
-            } => {
-                e.insert("type".into(), s("tmpfs"));
-                e.insert("dst".into(), p(dst));
-                e.insert("size".into(), toml::Value::Integer(*size as i64));
-                e.insert("mode".into(), mode(*md));
-            }
-            MountOp::Dir { dst, mode: md } => {
-                e.insert("type".into(), s("dir"));
-                e.insert("dst".into(), p(dst));
-                e.insert("mode".into(), mode(*md));
-            }
-            MountOp::File {
-                dst,
-                content,
-                mode: md,
-            } => {
-                e.insert("type".into(), s("file"));
-                e.insert("dst".into(), p(dst));
-                let text = match std::str::from_utf8(content) {
-                    Ok(t) => t.to_string(),
-                    Err(_) => format!("<{} bytes of binary data (an X11 cookie)>", content.len()),
-                };
-                e.insert("content".into(), s(&text));
-                e.insert("mode".into(), mode(*md));
-            }
-            MountOp::Symlink { target, link } => {
-                e.insert("type".into(), s("symlink"));
-                e.insert("target".into(), p(target));
-                e.insert("dst".into(), p(link));
-            }
-            MountOp::Proc { dst, hide_host } => {
-                e.insert("type".into(), s("proc"));
-                e.insert("dst".into(), p(dst));
-                if !hide_host {
-                    e.insert("hide_host_entries".into(), toml::Value::Boolean(false));
-                }
-            }
-            MountOp::Mqueue { dst } => {
-                e.insert("type".into(), s("mqueue"));
-                e.insert("dst".into(), p(dst));
-            }
-            MountOp::Dev { dst, shm_size } => {
-                e.insert("type".into(), s("dev"));
-                e.insert("dst".into(), p(dst));
-                e.insert("size".into(), toml::Value::Integer(*shm_size as i64));
-            }
-            MountOp::TmpOverlay { src, dst, size } => {
-                e.insert("type".into(), s("tmp-overlay"));
-                e.insert("src".into(), p(src));
-                e.insert("dst".into(), p(dst));
-                e.insert("size".into(), toml::Value::Integer(*size as i64));
-            }
-            MountOp::Mask { dst } => {
-                masks.push(p(dst));
-                continue;
-            }
+        let created = matches!(&m.op, MountOp::Bind { src, .. } if c.create.contains(src));
+        match m.op.profile_form(created) {
+            ProfileForm::Mount(t) => mounts.push(toml::Value::Table(t)),
+            ProfileForm::Mask(dst) => masks.push(dst),
         }
-        mounts.push(toml::Value::Table(e));
     }
     if !masks.is_empty() {
         t.insert("mask".into(), toml::Value::Array(masks));

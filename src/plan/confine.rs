@@ -5,52 +5,29 @@
 use crate::cli::{Cli, Layer};
 use crate::error::{Error, Result};
 use crate::landlock::{self, FsRule, LandlockPlan};
-use crate::plan::{Access, Mount, MountOp};
+use crate::plan::Mount;
 use crate::profile::schema::{LandlockMode, SeccompMode};
 use crate::profile::Resolved;
 use crate::seccomp::SeccompPlan;
 
-/// Landlock rights for each mount op. The sandbox root itself is only listable; ops
-/// that add nothing of their own (dirs and symlinks on the read-only root, masks)
-/// get no rule and keep what is above them.
+/// Landlock rights for each mount op ([`MountOp::landlock_rules`]). The sandbox
+/// root itself is only listable.
 pub fn fs_rules(mounts: &[Mount]) -> Vec<FsRule> {
-    let rule = |path: &std::path::Path, access: u64, origin: &str| FsRule {
-        path: path.to_path_buf(),
-        access,
-        origin: origin.to_string(),
-    };
-    let mut rules = vec![rule("/".as_ref(), landlock::READ_DIR, "the sandbox root")];
+    let mut rules = vec![FsRule {
+        path: "/".into(),
+        access: landlock::READ_DIR,
+        origin: "the sandbox root".into(),
+    }];
     for m in mounts {
-        let access = match &m.op {
-            MountOp::Bind { access, .. } => match access {
-                Access::ReadOnly => landlock::READ,
-                Access::ReadWrite => landlock::WRITE,
-                Access::Device => landlock::DEVICE,
-            },
-            MountOp::Tmpfs { .. } | MountOp::TmpOverlay { .. } | MountOp::Mqueue { .. } => {
-                landlock::WRITE
-            }
-            // Programs write to their own /proc entries (oom_score_adj; uid_map and
-            // setgroups when a browser builds its own sandbox), with O_TRUNC.
-            MountOp::Proc { .. } => landlock::READ | landlock::WRITE_FILE | landlock::TRUNCATE,
-            // `> /dev/null` opens with O_TRUNC; ttys need their ioctls; /dev/shm is a
-            // writable tmpfs of its own.
-            MountOp::Dev { dst, .. } => {
-                rules.push(rule(
-                    dst,
-                    landlock::READ
-                        | landlock::WRITE_FILE
-                        | landlock::TRUNCATE
-                        | landlock::IOCTL_DEV,
-                    &m.origin,
-                ));
-                rules.push(rule(&dst.join("shm"), landlock::WRITE, &m.origin));
-                continue;
-            }
-            MountOp::File { .. } => landlock::READ_FILE,
-            MountOp::Dir { .. } | MountOp::Symlink { .. } | MountOp::Mask { .. } => continue,
-        };
-        rules.push(rule(m.op.dst(), access, &m.origin));
+        rules.extend(
+            m.op.landlock_rules()
+                .into_iter()
+                .map(|(path, access)| FsRule {
+                    path,
+                    access,
+                    origin: m.origin.clone(),
+                }),
+        );
     }
     rules
 }

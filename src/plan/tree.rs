@@ -657,12 +657,9 @@ pub fn check<'a>(mounts: &[Mount], fs: &'a dyn HostFs, create: &[PathBuf]) -> Re
     let mut idle = Vec::new();
     for (i, m) in mounts.iter().enumerate() {
         t.current = i;
-        let used = t.apply(m).map_err(|why| {
-            Error::new(
-                m.origin.clone(),
-                format!("{}: {why}", crate::mount::describe(&m.op)),
-            )
-        })?;
+        let used = t
+            .apply(m)
+            .map_err(|why| Error::new(m.origin.clone(), format!("{}: {why}", m.op.describe())))?;
         if !used {
             idle.push(i);
         }
