@@ -438,22 +438,24 @@ pub struct Cli {
     /// packed-refs, FETCH_HEAD and the loose refs; reflogs start empty (the stash's is
     /// copied); the host's objects are read-only and new objects go to the tmpfs (git's
     /// automatic gc and maintenance are off inside); everything else is read-only.
-    /// Nothing of the host's .git is writable during the run. After it, sbx adds to the
-    /// repository each new loose object that is one zlib stream whose content hashes to
-    /// its name, whose trees pass git fsck's checks (no entry named .git in any spelling a
-    /// filesystem folds to it, no .., no .gitmodules or .gitattributes as a symlink, no
-    /// .gitmodules that git would refuse, no submodule in a repository that had none)
-    /// and that points at nothing missing (packs, the commit-graph and anything else
-    /// written there are dropped). It then writes back, the way git writes them and only
-    /// if the host's copy did not change meanwhile: packed-refs, each ref the sandbox
-    /// created, moved or deleted (never refs/replace; a ref only to an object the
-    /// repository now has), listing the moves on stderr; the reflog lines of what was
-    /// written; the index, rewritten so that no entry the sandbox changed keeps the stat
-    /// data, assume-valid or skip-worktree bits that would hide an edit from git status,
-    /// and refused if it names a path git must not check out (.git, ..) or a new
-    /// submodule; HEAD. Any other name the sandbox added to the top level (commondir,
-    /// config.worktree, rebase-merge with its exec lines, MERGE_HEAD) is discarded and
-    /// named: finish or abort a rebase or a merge inside. Linked worktrees, submodules, a
+    /// Nothing of the host's .git is writable during the run. After it, when anything
+    /// changed, the host's own git (found on PATH; without one, .git stays read-only)
+    /// decides what lands: for each ref the sandbox moved, git fetch takes the objects
+    /// it needs from a private copy of the staging directory with transfer.fsckObjects
+    /// (each object parsed as git parses it, every tree and .gitmodules checked by
+    /// fsck, the history complete), then git update-ref moves the ref from its old
+    /// value (a ref the host moved meanwhile stays the host's; refs/replace never
+    /// lands; the branch the host's HEAD is on is never deleted), the moves listed on
+    /// stderr. The index is written back when every object it names is in the
+    /// repository, rewritten so that no entry the sandbox changed keeps the stat data,
+    /// assume-valid or skip-worktree bits that would hide an edit from git status, and
+    /// refused if it names a path git must not check out (.git, ..) or a new submodule;
+    /// HEAD is set by git symbolic-ref or update-ref; each only if the host's copy did
+    /// not change meanwhile. Objects nothing names, packs, the commit-graph, reflogs
+    /// (the host's git writes its own, with the sandbox's messages), ORIG_HEAD,
+    /// FETCH_HEAD and any other name the sandbox added (commondir, config.worktree,
+    /// rebase-merge with its exec lines, MERGE_HEAD) are discarded, the last named:
+    /// finish or abort a rebase or a merge inside. Linked worktrees, submodules, a
     /// repository with more than 16384 loose refs and SHA-256 repositories stay
     /// read-only.
     ///

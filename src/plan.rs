@@ -309,7 +309,13 @@ impl Plan {
             (false, Some(m)) => m,
             (false, None) => profile.vcs.unwrap_or(VcsMode::ReadOnly),
         };
-        let (git_staged, vcs_line) = vcs::plan(vcs, &mut mounts, fs, &mut notices)?;
+        let (git_staged, vcs_line) = vcs::plan(
+            vcs,
+            &mut mounts,
+            fs,
+            host.var("PATH").map(|p| p.as_os_str()),
+            &mut notices,
+        )?;
         let settled = settle(mounts, fs, &create, locs, &profile, host)?;
         let mounts = settled.mounts;
 

@@ -14,24 +14,24 @@
 //! tmpfs once the root is built; it outlives the sandbox's mount namespace, and
 //! nothing of it is ever on the host's disk.
 //!
-//! After the run, in this order: each new loose object that is what its name says
-//! joins the host's store if it passes [`objects::judge`] (trees checked as
-//! `git fsck` checks them, nothing pointing at a refused or missing object); then
-//! packed-refs, each loose ref the sandbox created, moved or deleted (named in the
-//! report), its reflog lines, the index (rewritten by [`crate::gitindex::sanitize`])
-//! and HEAD are written back the way git writes them (`NAME.lock`, created
-//! exclusively, then renamed: a git running on the host meanwhile holds the lock and
-//! wins), each only if the host's copy is what it was at the launch and the object
-//! it names is in the host's store. `refs/replace` (which silently changes what
-//! `git log` and `git diff` show) is never written back, and what else the sandbox
-//! added is named and discarded.
+//! After the run, when anything changed, the host's own git decides what lands
+//! ([`hostgit`]): the new objects the moved refs and the new index need are fetched
+//! with `transfer.fsckObjects` (git parses each, fsck checks every tree and
+//! `.gitmodules`, the history must be complete: a failing pack is dropped whole);
+//! each moved ref is moved by `git update-ref` with its old value (a ref the host
+//! moved meanwhile stays the host's; `refs/replace` never lands); then the index
+//! (rewritten by [`crate::gitindex::sanitize`], every object it names present) and
+//! HEAD are written back the way git writes them (`NAME.lock`, created exclusively,
+//! then renamed), each only if the host's copy did not change. What else the
+//! sandbox added is named and discarded.
 
+mod hostgit;
 pub mod objects;
 mod refs;
 pub mod sha1;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::ffi::{CString, OsString};
+use std::ffi::{CString, OsStr, OsString};
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -46,187 +46,15 @@ const MAX_FILE: u64 = crate::plan::vcs::MAX_STAGED;
 
 /// A git directory staged for one run.
 pub struct Stage {
+    git: PathBuf,
     gitdir: PathBuf,
     real: OwnedFd,
     /// The staged files as they were when the plan was made.
     before: BTreeMap<&'static str, Vec<u8>>,
     /// The names of the git directory's top level then.
     names: BTreeSet<OsString>,
-    /// The loose refs and the reflogs copied in (path under `refs/` or `logs/`).
+    /// The loose refs copied in (path under `refs/`).
     refs: BTreeMap<PathBuf, Vec<u8>>,
-    logs: BTreeMap<PathBuf, Vec<u8>>,
-    /// New trees may hold gitlinks (the repository had submodules).
-    submodules: bool,
-}
-
-/// The largest object imported (a bigger one stays in the sandbox, said), and the
-/// most the import inflates in all: a few kilobytes of zlib can claim a gigabyte.
-const MAX_OBJECT: u64 = 256 << 20;
-const INFLATE_BUDGET: usize = 1 << 30;
-
-/// Inflate `data` (one zlib stream, nothing after it) whose header declares its
-/// size: the header first (64 bytes at most), then exactly that many bytes. None:
-/// not such a stream, larger than `max`, or trailing bytes (git refuses "garbage at
-/// end of loose object").
-fn inflate_object(data: &[u8], max: usize) -> Option<Vec<u8>> {
-    use miniz_oxide::inflate::stream::{inflate, InflateState};
-    use miniz_oxide::{DataFormat, MZFlush, MZStatus};
-    let mut state = InflateState::new_boxed(DataFormat::Zlib);
-    let mut head = [0u8; 64];
-    let first = inflate(&mut state, data, &mut head, MZFlush::None);
-    let got = &head[..first.bytes_written];
-    let nul = got.iter().position(|c| *c == 0)?;
-    let (_, len) = std::str::from_utf8(&got[..nul]).ok()?.split_once(' ')?;
-    let total = nul + 1 + len.parse::<usize>().ok().filter(|l| *l <= max)?;
-    let mut out = vec![0u8; total];
-    let n = got.len().min(total);
-    out[..n].copy_from_slice(&got[..n]);
-    if got.len() > total {
-        return None;
-    }
-    let rest = inflate(
-        &mut state,
-        &data[first.bytes_consumed..],
-        &mut out[n..],
-        MZFlush::Finish,
-    );
-    let ended = matches!(rest.status, Ok(MZStatus::StreamEnd))
-        || (n == total && matches!(first.status, Ok(MZStatus::StreamEnd)));
-    (ended
-        && n + rest.bytes_written == total
-        && first.bytes_consumed + rest.bytes_consumed == data.len())
-    .then_some(out)
-}
-
-/// The type of `raw` (an inflated loose object) if it is `type len\0content` with
-/// its length right and its SHA-1 `oid`.
-fn object_matches(raw: &[u8], oid: &[u8; 20]) -> Option<objects::Kind> {
-    let nul = raw.iter().position(|c| *c == 0)?;
-    let (kind, len) = std::str::from_utf8(&raw[..nul]).ok()?.split_once(' ')?;
-    let kind = objects::Kind::parse(kind)?;
-    (len.parse::<usize>().ok() == Some(raw.len() - nul - 1) && sha1::digest(raw) == *oid)
-        .then_some(kind)
-}
-
-fn hex_pair(b: &[u8]) -> Option<u8> {
-    let d = |c: u8| (c as char).to_digit(16).filter(|_| !c.is_ascii_uppercase());
-    Some((d(b[0])? * 16 + d(b[1])?) as u8)
-}
-
-/// The loose objects the sandbox wrote that are what their names say (zlib, a
-/// valid header, the SHA-1 of both), and the names of the others (not zlib, lying,
-/// too large, over the inflate budget, unreadable).
-fn collect_objects(staging: BorrowedFd) -> (BTreeMap<objects::Oid, objects::Object>, Vec<String>) {
-    let (mut found, mut refused) = (BTreeMap::new(), Vec::new());
-    let mut budget = INFLATE_BUDGET;
-    let dir_flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW;
-    let Ok(objects) = sys::openat(staging, c"objects", dir_flags) else {
-        return (found, refused);
-    };
-    for fan in names_in(objects.as_fd(), 4096) {
-        let fb = fan.as_bytes();
-        let Some(first) = (fb.len() == 2).then(|| hex_pair(fb)).flatten() else {
-            continue;
-        };
-        let Ok(sub) = sys::openat(objects.as_fd(), &sys::cstr(&fan), dir_flags) else {
-            continue;
-        };
-        for name in names_in(sub.as_fd(), usize::MAX) {
-            let nb = name.as_bytes();
-            if nb.len() != 38 {
-                continue;
-            }
-            let mut oid = [0u8; 20];
-            oid[0] = first;
-            let parsed = (0..19).all(|i| {
-                hex_pair(&nb[i * 2..i * 2 + 2])
-                    .map(|v| oid[i + 1] = v)
-                    .is_some()
-            });
-            if !parsed {
-                continue;
-            }
-            let data = read_at(sub.as_fd(), &name, MAX_OBJECT);
-            let raw = data.as_ref().and_then(|data| {
-                (budget > 0)
-                    .then(|| inflate_object(data, (MAX_OBJECT as usize).min(budget)))
-                    .flatten()
-            });
-            budget = budget.saturating_sub(raw.as_ref().map_or(0, Vec::len));
-            match raw.and_then(|raw| object_matches(&raw, &oid).map(|k| (k, raw))) {
-                Some((kind, raw)) => {
-                    let nul = raw.iter().position(|c| *c == 0).unwrap_or(0);
-                    let keep =
-                        kind != objects::Kind::Blob || raw.len() - nul - 1 <= objects::KEEP_BLOB;
-                    let body = keep.then(|| raw[nul + 1..].to_vec());
-                    found.insert(oid, objects::Object { kind, body });
-                }
-                None => refused.push(format!(
-                    "{}{}",
-                    fan.to_string_lossy(),
-                    name.to_string_lossy()
-                )),
-            }
-        }
-    }
-    (found, refused)
-}
-
-/// Add the accepted objects to the host's store: each file as the sandbox wrote it
-/// (already checked), through a private name and a rename, never over an existing
-/// one. Packs, the commit-graph and anything else it wrote stay behind. Returns
-/// how many were added.
-fn add_objects(
-    staging: BorrowedFd,
-    real: BorrowedFd,
-    accepted: impl Iterator<Item = objects::Oid>,
-) -> usize {
-    let mut added = 0;
-    let dir_flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW;
-    let (Ok(from), Ok(host)) = (
-        sys::openat(staging, c"objects", dir_flags),
-        sys::openat(real, c"objects", dir_flags),
-    ) else {
-        return 0;
-    };
-    for oid in accepted {
-        let h = objects::hex(&oid);
-        let (fan, name) = (sys::cstr(h[..2].as_ref()), sys::cstr(h[2..].as_ref()));
-        let Some(data) = sys::openat(from.as_fd(), &fan, dir_flags)
-            .ok()
-            .and_then(|d| read_at(d.as_fd(), h[2..].as_ref(), MAX_OBJECT))
-        else {
-            continue;
-        };
-        let _ = sys::mkdirat(host.as_fd(), &fan, 0o755);
-        let Ok(to) = sys::openat(host.as_fd(), &fan, dir_flags) else {
-            continue;
-        };
-        if sys::openat(to.as_fd(), &name, libc::O_PATH | libc::O_NOFOLLOW).is_ok() {
-            continue; // the host has it: never replaced
-        }
-        let tmp =
-            CString::new(format!("tmp_obj_sbx_{}_{added}", std::process::id())).expect("no NUL");
-        let written = sys::create_file_with(to.as_fd(), &tmp, 0o444)
-            .map_err(|e| e.to_string())
-            .and_then(|fd| {
-                std::fs::File::from(fd)
-                    .write_all(&data)
-                    .map_err(|e| e.to_string())
-            });
-        // SAFETY: valid fds and C strings.
-        let renamed = written.is_ok()
-            && unsafe {
-                libc::renameat(to.as_raw_fd(), tmp.as_ptr(), to.as_raw_fd(), name.as_ptr())
-            } == 0;
-        if renamed {
-            added += 1;
-        } else {
-            // SAFETY: valid fd and C string.
-            unsafe { libc::unlinkat(to.as_raw_fd(), tmp.as_ptr(), 0) };
-        }
-    }
-    added
 }
 
 /// A regular file `name` in `dir`, opened without following a symlink or blocking
@@ -269,13 +97,12 @@ pub fn begin(plan: &mut Plan) -> (Vec<Stage>, Vec<String>) {
         match open_dir(&s.gitdir) {
             Ok(real) => {
                 stages.push(Stage {
+                    git: s.git.clone(),
                     gitdir: s.gitdir.clone(),
                     real,
                     before: s.before.iter().cloned().collect(),
                     names: s.names.iter().cloned().collect(),
                     refs: s.refs.iter().cloned().collect(),
-                    logs: s.logs.iter().cloned().collect(),
-                    submodules: s.submodules,
                 });
                 kept.push(s);
             }
@@ -301,69 +128,6 @@ pub fn begin(plan: &mut Plan) -> (Vec<Stage>, Vec<String>) {
 /// Whether `b` is one line holding an object id (40 hex digits) and nothing else.
 fn is_oid_line(b: &[u8]) -> bool {
     b.len() == 41 && b[40] == b'\n' && b[..40].iter().all(u8::is_ascii_hexdigit)
-}
-
-/// A ref name as git writes it in HEAD: `refs/` then printable ASCII without the
-/// characters check-ref-format refuses.
-fn is_ref_name(b: &[u8]) -> bool {
-    b.starts_with(b"refs/")
-        && std::str::from_utf8(b).is_ok()
-        && !b.windows(2).any(|w| w == b"..")
-        && b.iter()
-            .all(|c| (c.is_ascii_graphic() || *c >= 0x80) && !b" ~^:?*[\\".contains(c))
-}
-
-/// The staged file `name` as the sandbox left it, checked and made safe; Err: why it
-/// is not written back. `has`: the object is in the host's store (after the import).
-fn checked(
-    name: &str,
-    old: Option<&[u8]>,
-    new: Vec<u8>,
-    has: &dyn Fn(&objects::Oid) -> bool,
-) -> Result<Vec<u8>, String> {
-    let lines = || new.split_inclusive(|c| *c == b'\n');
-    let present = |l: &[u8]| objects::parse_hex(&l[..40]).is_some_and(|o| has(&o));
-    let ok = match name {
-        "index" => return crate::gitindex::sanitize(old, &new),
-        "HEAD" => {
-            (is_oid_line(&new) && present(&new))
-                || new
-                    .strip_prefix(b"ref: ")
-                    .and_then(|r| r.strip_suffix(b"\n"))
-                    .is_some_and(is_ref_name)
-        }
-        "ORIG_HEAD" => is_oid_line(&new) && present(&new),
-        "FETCH_HEAD" => lines().all(|l| l.len() > 41 && l[..40].iter().all(u8::is_ascii_hexdigit)),
-        "packed-refs" => {
-            let had: BTreeSet<&[u8]> = old
-                .unwrap_or_default()
-                .split_inclusive(|c| *c == b'\n')
-                .collect();
-            // A line the host had stands; a new one names a ref git may write and
-            // an object the host has, and is not a replace ref.
-            lines().all(|l| {
-                let refname = l.get(41..).unwrap_or_default();
-                had.contains(l)
-                    || l.starts_with(b"#")
-                    || (l.starts_with(b"^") && l.len() == 42 && is_oid_line(&l[1..]))
-                    || (l.len() > 41
-                        && l[40] == b' '
-                        && present(l)
-                        && is_ref_name(refname.strip_suffix(b"\n").unwrap_or(refname))
-                        && !refname.starts_with(b"refs/replace/"))
-            })
-        }
-        _ => true, // COMMIT_EDITMSG: a message
-    };
-    if ok {
-        Ok(new)
-    } else {
-        Err(
-            "not in the format git writes, a replace ref, or naming an object that did not \
-             reach the host"
-                .into(),
-        )
-    }
 }
 
 /// Write `data` as `name` in `dir` the way git does, if the host's file is still
@@ -433,172 +197,283 @@ pub struct Report {
     pub warnings: Vec<String>,
 }
 
-/// After the run: add the objects that may be added, then write back what may be.
-/// `received`: each stage's tmpfs, as PID 1 passed them (in the plan's order).
+/// After the run: hand what changed to the host's git, then write back what may
+/// be. `received`: each stage's tmpfs, as PID 1 passed them (in the plan's order).
 pub fn finish(stages: Vec<Stage>, received: Vec<OwnedFd>) -> Report {
     let mut report = Report::default();
-    let out = &mut report.warnings;
     for (s, staging) in stages.into_iter().zip(received) {
-        let shown = s.gitdir.display().to_string();
-        let not_kept = |what: &str, items: &[String]| {
-            format!(
-                "--vcs commit: {} {what} from the sandbox not kept in {shown}: {}",
-                items.len(),
-                listed(items, 5)
-            )
-        };
-        // Objects first: a ref is moved only to what the host's store then has.
-        let (new, bad) = collect_objects(staging.as_fd());
-        let host = sys::openat(
+        finish_one(&s, staging.as_fd(), &mut report);
+        report.warnings.extend(discarded(&s, staging.as_fd()));
+    }
+    report
+}
+
+/// A staged file as the sandbox left it, if it differs from the launch's copy.
+fn changed(s: &Stage, staging: BorrowedFd, name: &str) -> Option<Vec<u8>> {
+    let new = read_at(staging, OsStr::new(name), MAX_FILE)?;
+    (s.before.get(name) != Some(&new)).then_some(new)
+}
+
+/// Whether the loose refs under `staging`'s refs are the ones copied in (stops at
+/// the first difference).
+fn refs_unchanged(s: &Stage, staging: BorrowedFd) -> bool {
+    let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW;
+    let Ok(root) = sys::openat(staging, c"refs", flags) else {
+        return false;
+    };
+    let mut seen = 0;
+    let mut todo = vec![(PathBuf::new(), root)];
+    while let Some((rel, dir)) = todo.pop() {
+        for name in names_in(dir.as_fd(), s.refs.len() + 2) {
+            let path = rel.join(&name);
+            if let Ok(sub) = sys::openat(dir.as_fd(), &sys::cstr(&name), flags) {
+                todo.push((path, sub));
+                continue;
+            }
+            seen += 1;
+            let Some(old) = s.refs.get(&path) else {
+                return false;
+            };
+            if read_at(dir.as_fd(), &name, old.len() as u64 + 1).as_ref() != Some(old) {
+                return false;
+            }
+        }
+    }
+    seen == s.refs.len()
+}
+
+fn finish_one(s: &Stage, staging: BorrowedFd, report: &mut Report) {
+    let shown = s.gitdir.display().to_string();
+    let (index, head) = (changed(s, staging, "index"), changed(s, staging, "HEAD"));
+    let packed = changed(s, staging, "packed-refs");
+    if let Some(msg) = changed(s, staging, "COMMIT_EDITMSG") {
+        let old = s.before.get("COMMIT_EDITMSG").map(Vec::as_slice);
+        let _ = write_back(s.real.as_fd(), "COMMIT_EDITMSG", old, &msg);
+    }
+    if index.is_none() && head.is_none() && packed.is_none() && refs_unchanged(s, staging) {
+        return; // nothing for git to look at
+    }
+    let not_kept = |what: &str, why: &str| {
+        format!("--vcs commit: {what} from the sandbox not kept in {shown}: {why}")
+    };
+    let git = hostgit::Git {
+        git: &s.git,
+        gitdir: &s.gitdir,
+    };
+    let export = match hostgit::export(staging, s.real.as_fd(), &s.gitdir) {
+        Ok(e) => e,
+        Err(why) => return report.warnings.push(not_kept("anything", &why)),
+    };
+    let after = match hostgit::refs_of(&git, &export) {
+        Ok(r) => r,
+        Err(why) => {
+            return report.warnings.push(not_kept(
+                "anything",
+                &format!("git cannot read its refs: {why}"),
+            ))
+        }
+    };
+    let before = refs::snapshot(&s.refs, s.before.get("packed-refs").map(Vec::as_slice));
+    let moves = refs::moves(&before, &after);
+    // The objects the moved refs, a detached HEAD and the new index entries need.
+    let new_index = index
+        .as_deref()
+        .and_then(|b| crate::gitindex::parse(b, 20))
+        .map(|i| i.entries)
+        .unwrap_or_default();
+    let old_index: BTreeSet<Vec<u8>> = s
+        .before
+        .get("index")
+        .and_then(|b| crate::gitindex::parse(b, 20))
+        .map(|i| i.entries.into_iter().map(|e| e.oid).collect())
+        .unwrap_or_default();
+    // Each move's objects fetched on their own: one the host's git refuses keeps
+    // that ref where it was, not the others.
+    let mut refused = Vec::new();
+    let moves: Vec<refs::Move> = moves
+        .into_iter()
+        .filter(|m| {
+            match m
+                .new
+                .as_ref()
+                .map(|n| hostgit::fetch(&git, &export, std::slice::from_ref(n)))
+            {
+                Some(Err(why)) => {
+                    refused.push(format!("{}: git refused its objects: {why}", m.name));
+                    false
+                }
+                _ => true,
+            }
+        })
+        .collect();
+    // The branch the host's HEAD is on is never deleted from here (git branch -d
+    // refuses the checked-out branch too): HEAD would name nothing.
+    let checked_out = read_at(s.real.as_fd(), OsStr::new("HEAD"), 4096).and_then(|h| {
+        Some(
+            String::from_utf8_lossy(h.strip_prefix(b"ref: ")?)
+                .trim_end()
+                .to_string(),
+        )
+    });
+    let moves: Vec<refs::Move> = moves
+        .into_iter()
+        .filter(|m| {
+            let keep = m.new.is_some() || checked_out.as_deref() != Some(m.name.as_str());
+            if !keep {
+                refused.push(format!(
+                    "{}: the host's HEAD is on it; it is not deleted",
+                    m.name
+                ));
+            }
+            keep
+        })
+        .collect();
+    let head_fetched = match head.as_deref().filter(|h| is_oid_line(h)) {
+        Some(h) => hostgit::fetch(&git, &export, &[String::from_utf8_lossy(&h[..40]).into()]),
+        None => Ok(()),
+    };
+    let mut blobs: Vec<String> = new_index
+        .iter()
+        .filter(|e| e.mode() != 0o160000 && !old_index.contains(&e.oid))
+        .filter_map(|e| <[u8; 20]>::try_from(e.oid.as_slice()).ok())
+        .map(|o| objects::hex(&o))
+        .collect();
+    blobs.sort();
+    blobs.dedup();
+    let index_fetched = hostgit::fetch(&git, &export, &blobs);
+    drop(export);
+    let mut moved = refs::apply(&git, &moves, |name| last_message(staging, name));
+    refused.append(&mut moved.refused);
+    moved.refused = refused;
+    if !moved.made.is_empty() {
+        report
+            .notices
+            .push(format!("git in {shown}: {}", listed(&moved.made, 8)));
+    }
+    if !moved.refused.is_empty() {
+        report
+            .warnings
+            .push(not_kept("ref moves", &listed(&moved.refused, 5)));
+    }
+    if let Some(new) = index {
+        let store = sys::openat(
             s.real.as_fd(),
             c"objects",
             libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
         )
         .map(|o| objects::HostStore::open(o.as_fd()));
-        let Ok(host) = host else {
-            out.push(format!(
-                "--vcs commit: cannot open {shown}/objects: nothing kept"
-            ));
-            continue;
-        };
-        let refused = objects::judge(&new, &host, s.submodules);
-        let added = add_objects(
-            staging.as_fd(),
-            s.real.as_fd(),
-            new.keys().filter(|o| !refused.contains_key(*o)).copied(),
-        );
-        crate::trace::step("launcher", || {
-            format!("--vcs commit: {added} objects added to {shown}")
-        });
-        if !bad.is_empty() {
-            out.push(not_kept(
-                "objects that are not what their names say (or too large, or unreadable)",
-                &bad,
-            ));
-        }
-        if !refused.is_empty() {
-            let why: Vec<String> = refused
-                .iter()
-                .map(|(o, why)| format!("{} ({why})", objects::hex(o)))
-                .collect();
-            out.push(not_kept("objects", &why));
-        }
-        let has = |o: &objects::Oid| host.has(o);
-        // packed-refs before the loose refs: `git pack-refs` removes a loose ref
-        // only once it is packed.
-        let mut packed_kept = true;
-        let staged = |name: &str, out: &mut Vec<String>| -> bool {
-            let old = s.before.get(name).map(Vec::as_slice);
-            let Some(new) = read_at(staging.as_fd(), std::ffi::OsStr::new(name), MAX_FILE) else {
-                return true;
-            };
-            if Some(new.as_slice()) == old {
-                return true;
-            }
-            let done = checked(name, old, new, &has)
-                .and_then(|data| write_back(s.real.as_fd(), name, old, &data));
-            match done {
-                Ok(()) => true,
-                Err(why) => {
-                    out.push(format!(
-                        "--vcs commit: {shown}/{name} from the sandbox was not kept: {why}"
-                    ));
-                    false
-                }
-            }
-        };
-        packed_kept &= staged("packed-refs", out);
-        let after = sys::openat(
-            staging.as_fd(),
-            c"refs",
-            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
-        )
-        .map(|d| refs::walk(d.as_fd(), 4096))
-        .unwrap_or_default();
-        let moved = refs::write(s.real.as_fd(), &s.refs, &after, &has, packed_kept);
-        if !moved.moved.is_empty() {
-            report
-                .notices
-                .push(format!("git in {shown}: {}", listed(&moved.moved, 8)));
-        }
-        if !moved.refused.is_empty() {
-            out.push(not_kept("ref changes", &moved.refused));
-        }
-        let head_kept = ["index", "HEAD", "ORIG_HEAD", "COMMIT_EDITMSG", "FETCH_HEAD"]
-            .map(|name| staged(name, out))[1];
-        let logs_after = sys::openat(
-            staging.as_fd(),
-            c"logs",
-            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
-        )
-        .map(|d| refs::walk(d.as_fd(), MAX_FILE))
-        .unwrap_or_default();
-        let log_refused = refs::write_logs(
-            s.real.as_fd(),
-            &s.logs,
-            &logs_after,
-            &moved.written,
-            head_kept,
-            &has,
-        );
-        if !log_refused.is_empty() {
-            out.push(not_kept("reflog changes", &log_refused));
-        }
-        // What the sandbox added to the top level, discarded.
-        let added: Vec<String> = names_in(staging.as_fd(), 4096)
-            .into_iter()
-            .filter(|n| {
-                !s.names.contains(n)
-                    && !STAGED_FILES.iter().any(|f| n.as_bytes() == f.as_bytes())
-                    && n.as_bytes() != crate::plan::vcs::HOST_OBJECTS.as_bytes()
+        let complete = store.as_ref().is_ok_and(|st| {
+            new_index.iter().all(|e| {
+                e.mode() == 0o160000
+                    || <[u8; 20]>::try_from(e.oid.as_slice()).is_ok_and(|o| st.has(&o))
             })
-            .filter(|n| !n.as_bytes().ends_with(b".lock"))
-            .map(|n| String::from_utf8_lossy(&n.into_vec()).into_owned())
-            .collect();
-        if !added.is_empty() {
-            out.push(format!(
-                "--vcs commit: discarded what the sandbox added to {shown}: {}",
-                added.join(", ")
+        });
+        let old = s.before.get("index").map(Vec::as_slice);
+        let done = if let Err(why) = index_fetched {
+            Err(format!("git refused its objects: {why}"))
+        } else if complete {
+            crate::gitindex::sanitize(old, &new)
+                .and_then(|data| write_back(s.real.as_fd(), "index", old, &data))
+        } else {
+            Err("it names objects the repository does not have".into())
+        };
+        if let Err(why) = done {
+            report.warnings.push(format!(
+                "--vcs commit: {shown}/index from the sandbox was not kept: {why}"
             ));
         }
     }
-    report
+    if let Some(new) = head {
+        if let Err(why) = head_fetched.and_then(|()| write_head(s, &git, &new)) {
+            report.warnings.push(format!(
+                "--vcs commit: {shown}/HEAD from the sandbox was not kept: {why}"
+            ));
+        }
+    }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use miniz_oxide::deflate::compress_to_vec_zlib;
-
-    fn object(body: &[u8]) -> Vec<u8> {
-        let mut raw = format!("blob {}\0", body.len()).into_bytes();
-        raw.extend_from_slice(body);
-        raw
+/// The message of the last line of `name`'s reflog in the staging directory (what
+/// the sandbox's git said it did: `commit: fix`, a stash's `WIP on main`), made
+/// printable, for the host's reflog; a fixed one where there is none.
+fn last_message(staging: BorrowedFd, name: &str) -> String {
+    let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW;
+    let dir = Path::new("logs").join(name);
+    let text = dir
+        .parent()
+        .and_then(|parent| {
+            parent
+                .components()
+                .try_fold(sys::openat(staging, c".", flags).ok()?, |fd, c| {
+                    sys::openat(fd.as_fd(), &sys::cstr(c.as_os_str()), flags).ok()
+                })
+        })
+        .and_then(|fd| read_at(fd.as_fd(), dir.file_name()?, 1 << 20));
+    let line = text
+        .as_deref()
+        .and_then(|t| t.trim_ascii_end().rsplit(|c| *c == b'\n').next())
+        .and_then(|l| l.splitn(2, |c| *c == b'\t').nth(1))
+        .map(|m| {
+            String::from_utf8_lossy(m)
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(200)
+                .collect::<String>()
+        });
+    match line {
+        Some(m) if !m.trim().is_empty() => m,
+        _ => "sbx --vcs commit: moved in the sandbox".into(),
     }
+}
 
-    #[test]
-    fn an_object_is_inflated_only_when_it_is_one_stream_of_its_declared_size() {
-        let raw = object(b"hello\n");
-        let z = compress_to_vec_zlib(&raw, 6);
-        assert_eq!(inflate_object(&z, 1 << 20).unwrap(), raw);
-        let oid: [u8; 20] = sha1::digest(&raw);
-        assert_eq!(object_matches(&raw, &oid), Some(objects::Kind::Blob));
-        // Trailing bytes after the stream.
-        let mut trailing = z.clone();
-        trailing.extend_from_slice(b"junk");
-        assert!(inflate_object(&trailing, 1 << 20).is_none());
-        // A header that lies about the length, either way.
-        for lie in [b"blob 5\0hello\n".to_vec(), b"blob 9\0hello\n".to_vec()] {
-            assert!(inflate_object(&compress_to_vec_zlib(&lie, 6), 1 << 20).is_none());
-        }
-        // A bomb: 64 MiB of zeros in a few kilobytes, over the limit, refused
-        // before it is inflated.
-        let bomb = compress_to_vec_zlib(&object(&vec![0u8; 64 << 20]), 9);
-        assert!(bomb.len() < 1 << 20);
-        assert!(inflate_object(&bomb, 1 << 20).is_none());
-        // An object whose content is not its name.
-        assert!(object_matches(&raw, &[0u8; 20]).is_none());
-        // Not zlib at all.
-        assert!(inflate_object(b"plain text", 1 << 20).is_none());
+/// HEAD as the sandbox left it, made by git (a branch by `symbolic-ref`, a commit
+/// by `update-ref --no-deref`), if the host's HEAD is still the launch's.
+fn write_head(s: &Stage, git: &hostgit::Git, new: &[u8]) -> Result<(), String> {
+    let old = s.before.get("HEAD").map(Vec::as_slice);
+    if read_at(s.real.as_fd(), OsStr::new("HEAD"), 4096).as_deref() != old {
+        return Err("it changed on the host during the run; the host's is kept".into());
     }
+    let text = String::from_utf8_lossy(new);
+    let args: Vec<&str> = if let Some(target) = text.strip_prefix("ref: ") {
+        vec![
+            "symbolic-ref",
+            "-m",
+            "sbx --vcs commit",
+            "HEAD",
+            target.trim_end(),
+        ]
+    } else if is_oid_line(new) {
+        vec![
+            "update-ref",
+            "--no-deref",
+            "-m",
+            "sbx --vcs commit",
+            "HEAD",
+            text.trim_end(),
+        ]
+    } else {
+        return Err("not in the format git writes".into());
+    };
+    let args: Vec<&OsStr> = args.into_iter().map(OsStr::new).collect();
+    git.run(&args, b"").map(drop)
+}
+
+/// What the sandbox added to the git directory's top level, discarded.
+fn discarded(s: &Stage, staging: BorrowedFd) -> Option<String> {
+    let added: Vec<String> = names_in(staging, 4096)
+        .into_iter()
+        .filter(|n| {
+            !s.names.contains(n)
+                && !STAGED_FILES.iter().any(|f| n.as_bytes() == f.as_bytes())
+                && n.as_bytes() != crate::plan::vcs::HOST_OBJECTS.as_bytes()
+        })
+        .filter(|n| !n.as_bytes().ends_with(b".lock"))
+        .map(|n| String::from_utf8_lossy(&n.into_vec()).into_owned())
+        .collect();
+    (!added.is_empty()).then(|| {
+        format!(
+            "--vcs commit: discarded what the sandbox added to {}: {}",
+            s.gitdir.display(),
+            added.join(", ")
+        )
+    })
 }

@@ -43,7 +43,7 @@ fn the_package_metadata_names_its_dependencies_and_files() {
     assert!(deb["depends"].as_str().unwrap().contains("uidmap"));
     let rec = deb["recommends"].as_str().unwrap();
     assert!(
-        rec.contains("passt") && rec.contains("xdg-dbus-proxy"),
+        rec.contains("passt") && rec.contains("xdg-dbus-proxy") && rec.contains("git"),
         "{rec}"
     );
     let assets = assets(&deb);

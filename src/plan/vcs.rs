@@ -162,6 +162,9 @@ pub const HOST_OBJECTS: &str = "sbx-host-objects";
 /// (crate::vcs_stage).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Staged {
+    /// The host's git, which checks what the run leaves before it lands.
+    #[serde(serialize_with = "super::lossy")]
+    pub git: PathBuf,
     #[serde(serialize_with = "super::lossy")]
     pub gitdir: PathBuf,
     #[serde(serialize_with = "super::lossy")]
@@ -174,13 +177,6 @@ pub struct Staged {
     /// The loose refs (path under `refs/`, content) copied into the staging tmpfs.
     #[serde(skip)]
     pub refs: Vec<(PathBuf, Vec<u8>)>,
-    /// The reflogs copied (path under `logs/`, content).
-    #[serde(skip)]
-    pub logs: Vec<(PathBuf, Vec<u8>)>,
-    /// The repository had submodules (its index holds gitlinks): new trees may
-    /// hold gitlinks too.
-    #[serde(skip)]
-    pub submodules: bool,
 }
 
 /// The largest staged file copied (the index of a very large tree is far smaller).
@@ -192,8 +188,9 @@ pub const MAX_STAGED: u64 = 256 << 20;
 pub fn protect(
     mounts: &[Mount],
     fs: &dyn HostFs,
-    commit: bool,
+    git: Option<&Path>,
 ) -> Result<(Vec<Mount>, Vec<Staged>)> {
+    let commit = git.is_some();
     let binds = writable_dirs(mounts, fs);
     let roots: BTreeSet<PathBuf> = binds.iter().map(|(s, _)| s.clone()).collect();
     let mut found = Found::default();
@@ -328,7 +325,7 @@ pub fn protect(
             continue;
         };
         if *stage {
-            if let Some((mounts, staged_dir)) = stage_mounts(fs, p, &dst) {
+            if let Some((mounts, staged_dir)) = stage_mounts(fs, p, &dst, git) {
                 out.extend(mounts);
                 staged.push(staged_dir);
                 continue;
@@ -358,12 +355,25 @@ pub fn plan(
     vcs: VcsMode,
     mounts: &mut Vec<Mount>,
     fs: &dyn HostFs,
+    path: Option<&std::ffi::OsStr>,
     notices: &mut Vec<String>,
 ) -> Result<(Vec<Staged>, Option<String>)> {
     if vcs == VcsMode::Writable {
         return Ok((Vec::new(), None));
     }
-    let (protected, staged) = protect(mounts, fs, vcs == VcsMode::Commit)?;
+    // The host's git checks what a staged run leaves (crate::vcs_stage): without
+    // one, nothing is staged.
+    let git = match vcs {
+        VcsMode::Commit => find_git(fs, path),
+        _ => None,
+    };
+    if vcs == VcsMode::Commit && git.is_none() {
+        notices.push(
+            "--vcs commit: no git on PATH to check what the sandbox commits: .git stays read-only"
+                .into(),
+        );
+    }
+    let (protected, staged) = protect(mounts, fs, git.as_deref())?;
     let read_only = protected.iter().any(|m| {
         matches!(
             m.op,
@@ -402,6 +412,17 @@ pub fn plan(
     }
     mounts.extend(protected);
     Ok((staged, line))
+}
+
+/// `git` in the host's PATH (absolute entries only).
+fn find_git(fs: &dyn HostFs, path: Option<&std::ffi::OsStr>) -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    path?
+        .as_bytes()
+        .split(|b| *b == b':')
+        .filter(|d| d.starts_with(b"/"))
+        .map(|d| Path::new(std::ffi::OsStr::from_bytes(d)).join("git"))
+        .find(|g| fs.is_executable_file(g))
 }
 
 /// A git directory `--vcs commit` can stage: SHA-1 objects (the index is rewritten
@@ -448,7 +469,12 @@ fn walk_refs(fs: &dyn HostFs, refs: &Path) -> Option<(Vec<PathBuf>, Files)> {
 /// host's objects read-only beside `objects` (which names them in
 /// `info/alternates`), every other entry read-only (their mount points made in the
 /// tmpfs), symlinks repeated. None: the refs cannot be copied (see [`walk_refs`]).
-fn stage_mounts(fs: &dyn HostFs, gitdir: &Path, dst: &Path) -> Option<(Vec<Mount>, Staged)> {
+fn stage_mounts(
+    fs: &dyn HostFs,
+    gitdir: &Path,
+    dst: &Path,
+    git: Option<&Path>,
+) -> Option<(Vec<Mount>, Staged)> {
     let op = |op: MountOp, origin: &str| Mount {
         op,
         origin: origin.into(),
@@ -569,19 +595,13 @@ fn stage_mounts(fs: &dyn HostFs, gitdir: &Path, dst: &Path) -> Option<(Vec<Mount
         }
     }
     out.extend(rest);
-    let submodules = before
-        .iter()
-        .find(|(n, _)| *n == "index")
-        .and_then(|(_, b)| crate::gitindex::gitlinks(b, 20))
-        .is_some_and(|l| !l.is_empty());
     let staged = Staged {
+        git: git?.to_path_buf(),
         gitdir: gitdir.to_path_buf(),
         dst: dst.to_path_buf(),
         names,
         before,
         refs,
-        logs,
-        submodules,
     };
     Some((out, staged))
 }
