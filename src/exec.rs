@@ -1,8 +1,10 @@
-//! The command's own process: the last steps before execve, in the order README "How a launch works" gives
-//! (drop capabilities, close fds, rlimits, no_new_privs, then cwd and env, Landlock,
-//! seccomp last), then the PATH search with the shell's exit codes: 127 not found,
-//! 126 cannot execute. The cwd comes after the capabilities go, so it is entered with
-//! the user's own rights.
+//! The command's own process: the last steps before execve, in this order (README
+//! "How a launch works", docs/ARCHITECTURE.md): a session keyring of its own, every
+//! capability dropped; past the gate's RootReady step, the inherited descriptors
+//! closed, rlimits, no_new_privs, the cwd, Landlock; past its Exec step, seccomp;
+//! then the PATH search with the shell's exit codes: 127 not found, 126 cannot
+//! execute. The cwd comes after the capabilities go, so it is entered with the
+//! user's own rights.
 
 use std::ffi::CString;
 use std::os::fd::{AsFd, OwnedFd};

@@ -1,9 +1,10 @@
 //! sbx: a rootless sandbox for Linux. `main` parses the command line, builds the
 //! [`plan::Plan`] (all decisions, no side effects) and hands it to [`launch`].
 //!
-//! Modules follow the launch sequence of README "How a launch works": `cli` and `host` feed `plan`;
-//! `launch` drives `userns` (id maps), `net` (loopback), `mount` (the new root),
-//! then PID 1 and `exec` (`caps`, `seccomp`, execve). `sys` is the one syscall layer.
+//! docs/ARCHITECTURE.md maps the modules to the launch: `cli` and `host` feed
+//! `plan`; `launch` drives `userns` (id maps), `net` (loopback), `mount` (the new
+//! root), then PID 1 and `exec` (`caps`, `landlock`, `seccomp`, execve), talking
+//! through `msg`. `sys` is the syscall layer.
 
 pub mod caps;
 pub mod cgroup;

@@ -53,7 +53,8 @@ pub struct Plan {
     #[serde(serialize_with = "lossy_vec")]
     pub command: Vec<OsString>,
     pub ids: IdPlan,
-    /// In creation order; `user` is always first and created alone.
+    /// In the namespace table's order (crate::namespace); `user` first, made in the
+    /// same clone as `pid` and owning every other.
     pub namespaces: Vec<Namespace>,
     pub net: network::NetPlan,
     pub root_size: u64,
