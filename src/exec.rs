@@ -47,14 +47,7 @@ fn rlimit_resource(name: &str) -> libc::__rlimit_resource_t {
 pub fn hard_rlimits() -> Vec<(String, u64)> {
     crate::plan::limits::RLIMITS
         .iter()
-        .filter_map(|(k, res, _)| {
-            let mut r = libc::rlimit {
-                rlim_cur: 0,
-                rlim_max: 0,
-            };
-            // SAFETY: valid out-pointer.
-            (unsafe { libc::getrlimit(*res, &mut r) } == 0).then(|| (k.to_string(), r.rlim_max))
-        })
+        .filter_map(|(k, res, _)| sys::hard_rlimit(*res).map(|v| (k.to_string(), v)))
         .collect()
 }
 
@@ -153,8 +146,7 @@ fn enter_cwd(dirs: &[PathBuf], required: bool) -> Result<Vec<u8>, Error> {
 fn fail(e: Error) -> ! {
     eprintln!("sbx: {e}");
     crate::status::report_failure(&e);
-    // SAFETY: leaving the forked process without running destructors.
-    unsafe { libc::_exit(e.code) }
+    sys::exit_now(e.code)
 }
 
 /// Where the command starts: the first of `dirs` that exists inside (`/` if none;
@@ -176,38 +168,8 @@ pub struct Start<'a> {
 /// and execve.
 pub fn exec_command(prep: &Prepared, start: Start) -> ! {
     sys::sigmask(libc::SIG_SETMASK, &sys::sigset(&[]));
-    // SAFETY: restores the user's umask, saved before setup.
-    unsafe { libc::umask(start.umask) };
-
-    // A session keyring of its own: the caller's (Kerberos tickets, fscrypt keys) is
-    // not readable or changeable from inside (keyrings(7)). Reported, not fatal, where
-    // an outer seccomp policy refuses keyctl.
-    // SAFETY: KEYCTL_JOIN_SESSION_KEYRING with a NULL name: a new anonymous keyring.
-    if unsafe {
-        libc::syscall(
-            libc::SYS_keyctl,
-            1, /* KEYCTL_JOIN_SESSION_KEYRING */
-            0usize,
-        )
-    } < 0
-    {
-        let e = Error::sys(
-            "session keyring",
-            "keyctl(KEYCTL_JOIN_SESSION_KEYRING)",
-            sys::errno(),
-        );
-        // Inside another sandbox (sbx in sbx) the outer policy refuses keyctl, and the
-        // keyring shared is that sandbox's own, not the user's: said, not warned.
-        match prep.inside_sandbox {
-            true if !prep.quiet => eprintln!(
-                "sbx: the command shares the outer sandbox's session keyring (keyctl is refused there)"
-            ),
-            true => {}
-            false => {
-                eprintln!("sbx: warning: {e}: the command shares the caller's session keyring")
-            }
-        }
-    }
+    sys::umask(start.umask);
+    own_session_keyring(prep);
     if let Err(e) = caps::drop_all_but(prep.caps) {
         fail(e);
     }
@@ -218,33 +180,15 @@ pub fn exec_command(prep: &Prepared, start: Start) -> ! {
     }
     // Nothing sbx or its caller had open reaches the command: 0, 1, 2 only (and the
     // gate, moved to 3, until execve closes it).
-    let gate = match sys::keep_only_fds(start.gate) {
-        Ok(g) => g,
-        Err(e) => fail(e.at("close inherited descriptors")),
-    };
-    for (res, name, v) in &prep.rlimits {
-        let lim = libc::rlimit {
-            rlim_cur: *v,
-            rlim_max: *v,
-        };
-        // SAFETY: valid rlimit struct.
-        if unsafe { libc::setrlimit(*res, &lim) } < 0 {
-            fail(Error::sys(
-                "rlimits",
-                format!("setrlimit({name}, {v})"),
-                sys::errno(),
-            ));
-        }
-    }
+    let gate = sys::keep_only_fds(start.gate)
+        .unwrap_or_else(|e| fail(e.at("close inherited descriptors")));
+    set_rlimits(&prep.rlimits);
     // no_new_privs before Landlock: with every capability gone, landlock_restrict_self
     // and seccomp both require it.
     if let Err(e) = sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, "PR_SET_NO_NEW_PRIVS") {
         fail(e.at("no_new_privs"));
     }
-    let pwd = match enter_cwd(start.dirs, start.required) {
-        Ok(p) => p,
-        Err(e) => fail(e),
-    };
+    let pwd = enter_cwd(start.dirs, start.required).unwrap_or_else(|e| fail(e));
     trace::step("command", || {
         format!("cwd {}", String::from_utf8_lossy(&pwd))
     });
@@ -270,17 +214,50 @@ pub fn exec_command(prep: &Prepared, start: Start) -> ! {
         ));
     }
     trace::step("command", || "execve".into());
+    fail(exec_first(prep, &env))
+}
 
-    let mut argv: Vec<*const libc::c_char> = prep.argv.iter().map(|a| a.as_ptr()).collect();
-    argv.push(std::ptr::null());
-    let mut envp: Vec<*const libc::c_char> = env.iter().map(|a| a.as_ptr()).collect();
-    envp.push(std::ptr::null());
+/// A session keyring of its own: the caller's (Kerberos tickets, fscrypt keys) is
+/// not readable or changeable from inside (keyrings(7)). Reported, not fatal, where
+/// an outer seccomp policy refuses keyctl.
+fn own_session_keyring(prep: &Prepared) {
+    let Err(errno) = sys::join_new_session_keyring() else {
+        return;
+    };
+    let e = Error::sys(
+        "session keyring",
+        "keyctl(KEYCTL_JOIN_SESSION_KEYRING)",
+        errno,
+    );
+    // Inside another sandbox (sbx in sbx) the outer policy refuses keyctl, and the
+    // keyring shared is that sandbox's own, not the user's: said, not warned.
+    match prep.inside_sandbox {
+        true if !prep.quiet => eprintln!(
+            "sbx: the command shares the outer sandbox's session keyring (keyctl is refused there)"
+        ),
+        true => {}
+        false => eprintln!("sbx: warning: {e}: the command shares the caller's session keyring"),
+    }
+}
 
+fn set_rlimits(rlimits: &[(libc::__rlimit_resource_t, String, u64)]) {
+    for (res, name, v) in rlimits {
+        if let Err(errno) = sys::setrlimit(*res, *v) {
+            fail(Error::sys(
+                "rlimits",
+                format!("setrlimit({name}, {v})"),
+                errno,
+            ));
+        }
+    }
+}
+
+/// execve each candidate path in turn, as execvp(3) walks PATH; returns the error
+/// to leave with: 126 for the first that exists but cannot run, else 127.
+fn exec_first(prep: &Prepared, env: &[CString]) -> Error {
     let mut cannot: Option<(usize, i32)> = None;
     for (i, path) in prep.candidates.iter().enumerate() {
-        // SAFETY: NUL-terminated argv/envp arrays of valid C strings.
-        unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
-        let errno = sys::errno();
+        let errno = sys::execve(path, &prep.argv, env);
         match errno {
             // Not in this PATH entry: keep looking, as execvp(3) does.
             libc::ENOENT | libc::ENOTDIR | libc::ENAMETOOLONG | libc::ELOOP => {}
@@ -295,7 +272,7 @@ pub fn exec_command(prep: &Prepared, start: Start) -> ! {
             let path = prep.candidates[i].to_string_lossy().into_owned();
             let mut e = Error::sys("cannot execute", format!("execve({path:?})"), errno);
             e.code = EXIT_CANNOT_EXEC;
-            fail(e)
+            e
         }
         None => {
             let mut e = Error::new(
@@ -306,7 +283,7 @@ pub fn exec_command(prep: &Prepared, start: Start) -> ! {
                 },
             );
             e.code = EXIT_NOT_FOUND;
-            fail(e)
+            e
         }
     }
 }

@@ -63,8 +63,7 @@ pub(crate) fn sent_by_process(si_code: libc::c_int) -> bool {
 
 /// Leave a forked process now, without unwinding or running destructors.
 fn exit_now(code: i32) -> ! {
-    // SAFETY: _exit is always safe to call.
-    unsafe { libc::_exit(code) }
+    sys::exit_now(code)
 }
 
 fn fail(e: &Error) -> ! {
@@ -88,19 +87,16 @@ fn die_with_launcher(launcher: &OwnedFd) {
 pub fn run(plan: &Plan, staged: &mut Vec<OwnedFd>) -> Result<i32> {
     // The sandbox dies with sbx's caller too (sbx(1), SIGNALS): PDEATHSIG on the launcher,
     // then the parent re-checked, since it may have died before the prctl.
-    // SAFETY: trivial getter.
-    let caller = unsafe { libc::getppid() };
+    let caller = sys::getppid();
     sys::die_with_parent().map_err(|e| e.at("launch"))?;
-    // SAFETY: trivial getter.
-    if unsafe { libc::getppid() } != caller {
+    if sys::getppid() != caller {
         return Err(Error::new(
             "launch",
             "the caller exited before the sandbox started",
         ));
     }
     for (opt, fd) in [("--info-fd", plan.info_fd), ("--status-fd", plan.status_fd)] {
-        // SAFETY: F_GETFD only queries.
-        if fd.is_some_and(|fd| fd < 3 || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0) {
+        if fd.is_some_and(|fd| fd < 3 || !sys::fd_is_open(fd)) {
             return Err(Error::new(
                 opt,
                 format!("{} is not an open descriptor above 2", fd.unwrap_or(-1)),
@@ -108,11 +104,10 @@ pub fn run(plan: &Plan, staged: &mut Vec<OwnedFd>) -> Result<i32> {
         }
     }
     if let Some(name) = &plan.name {
-        // SAFETY: trivial getter.
         if plan
             .records
             .as_deref()
-            .is_some_and(|d| record::find(d, unsafe { libc::getuid() }, name).is_ok())
+            .is_some_and(|d| record::find(d, sys::getuid(), name).is_ok())
         {
             return Err(Error::new(
                 format!("--name {name}"),
@@ -127,16 +122,14 @@ pub fn run(plan: &Plan, staged: &mut Vec<OwnedFd>) -> Result<i32> {
     }
     let prep = Prepared::new(plan);
     // The D-Bus proxy's socket must exist before PID 1 takes the bind sources.
-    // SAFETY: trivial getter.
     let proxy = match &plan.dbus {
-        Some(d) => Some(crate::dbus_proxy::start(d, unsafe { libc::getuid() })?),
+        Some(d) => Some(crate::dbus_proxy::start(d, sys::getuid())?),
         None => None,
     };
     // The cgroup leaf (--memory, --cpus, --pids) exists before PID 1, which is born
     // in it, and goes once PID 1 has been reaped (crate::cgroup).
-    // SAFETY: trivial getter.
     let leaf = match &plan.cgroup {
-        Some(c) => match crate::cgroup::create(c, unsafe { libc::getuid() }) {
+        Some(c) => match crate::cgroup::create(c, sys::getuid()) {
             Ok(l) => Some(l),
             Err(e) => {
                 if let Some(p) = proxy {
@@ -165,8 +158,7 @@ fn launch_with(
     leaf: Option<&crate::cgroup::Leaf>,
     staged: &mut Vec<OwnedFd>,
 ) -> Result<i32> {
-    // SAFETY: trivial getter.
-    let me = sys::pidfd_open(unsafe { libc::getpid() }).map_err(|e| e.at("launch"))?;
+    let me = sys::pidfd_open(sys::getpid()).map_err(|e| e.at("launch"))?;
     // With --status-fd, the sandbox's processes report a failure on this pipe.
     let report = match plan.status_fd {
         Some(_) => Some(crate::status::open_report()?),
@@ -302,8 +294,7 @@ fn supervise(
             // A helper that fails (refused by the kernel, misconfigured, exiting with an
             // error) costs the subordinate ranges, not the launch, unless they are
             // required: the launcher, the namespace's owner, maps its own ids.
-            // SAFETY: trivial getters.
-            let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+            let (uid, gid) = (sys::getuid(), sys::getgid());
             let fallback = (!plan.ids.required)
                 .then(|| userns::write_single_maps_for(pid1, uid, gid, &plan.ids));
             match fallback {
@@ -413,8 +404,7 @@ fn record_sandbox(
     command: &OwnedFd,
     pid1_namespaces: &std::collections::BTreeMap<String, u64>,
 ) -> Result<Option<std::path::PathBuf>> {
-    // SAFETY: trivial getters.
-    let (me, uid) = unsafe { (libc::getpid(), libc::getuid()) };
+    let (me, uid) = (sys::getpid(), sys::getuid());
     // A command that has already exited (a zombie still shows its pid) has no
     // namespaces left to read: nothing to record.
     let name = sandbox_name(plan, me);
@@ -648,8 +638,7 @@ fn run_init(
     });
     // Mount points get exactly the modes the plan gives; the command restores the
     // user's umask.
-    // SAFETY: umask cannot fail.
-    let umask = unsafe { libc::umask(0) };
+    let umask = sys::umask(0);
     let command = match start_command(plan, prep, umask, netpass) {
         Ok(c) => c,
         Err(e) => fail(&e),
@@ -728,8 +717,7 @@ fn start_command(
     // starts by waiting for this byte: if it is queued behind us, the yield lets it
     // reach that wait, and the wakeup then puts it on an idle CPU (wakeups look for
     // one, sched(7)).
-    // SAFETY: plain syscall.
-    unsafe { libc::sched_yield() };
+    sys::sched_yield();
     Gate::Go.open(cmd.gate.as_fd());
     Ok(cmd)
 }

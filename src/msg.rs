@@ -1,9 +1,9 @@
 //! Typed messages between the launcher, PID 1 and the command's process over socketpairs
 //! (SOCK_SEQPACKET: one message per read, EOF when the peer is gone).
 
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::sys;
 
 /// Messages to the process that started this one (PID 1 to the launcher).
@@ -83,8 +83,7 @@ impl Unexpected {
             let line = format!("sbx: {who}: expected {expected}, got {got}\n");
             let _ = sys::write_all(2, line.as_bytes());
         }
-        // SAFETY: leaving the process without unwinding (a forked child).
-        unsafe { libc::_exit(crate::error::EXIT_SETUP) }
+        sys::exit_now(crate::error::EXIT_SETUP)
     }
 }
 
@@ -143,43 +142,14 @@ fn shown<M: std::fmt::Debug + Copy>(b: u8, all: &[M], tag: fn(M) -> u8) -> Strin
 /// None on EOF, an error or another length.
 fn read_exact<const N: usize>(fd: BorrowedFd) -> Option<[u8; N]> {
     let mut b = [0u8; N];
-    loop {
-        // SAFETY: valid buffer of N bytes.
-        let n = unsafe { libc::read(fd.as_raw_fd(), b.as_mut_ptr().cast(), N) };
-        if n < 0 && sys::errno() == libc::EINTR {
-            continue;
-        }
-        return (n == N as isize).then_some(b);
-    }
+    (sys::read_once(fd, &mut b) == Ok(N)).then_some(b)
 }
 
 pub struct Channel(OwnedFd);
 
 pub fn pair() -> Result<(Channel, Channel)> {
-    let mut fds = [0; 2];
-    // SAFETY: valid out array of two ints.
-    let r = unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
-            0,
-            fds.as_mut_ptr(),
-        )
-    };
-    if r < 0 {
-        return Err(Error::sys(
-            "launch",
-            "socketpair(AF_UNIX, SOCK_SEQPACKET)",
-            sys::errno(),
-        ));
-    }
-    // SAFETY: both descriptors were just created and are owned by nobody else.
-    unsafe {
-        Ok((
-            Channel(OwnedFd::from_raw_fd(fds[0])),
-            Channel(OwnedFd::from_raw_fd(fds[1])),
-        ))
-    }
+    let (a, b) = sys::seqpacket_pair().map_err(|e| e.at("launch"))?;
+    Ok((Channel(a), Channel(b)))
 }
 
 impl Channel {
@@ -193,93 +163,24 @@ impl Channel {
     pub fn expect<M: Message>(&self, want: M) -> std::result::Result<(), Unexpected> {
         // A two-byte buffer: a longer message is a protocol error, not a prefix.
         let mut b = [0u8; 2];
-        let n = loop {
-            // SAFETY: valid buffer.
-            let n = unsafe { libc::read(self.0.as_raw_fd(), b.as_mut_ptr().cast(), b.len()) };
-            if n < 0 && sys::errno() == libc::EINTR {
-                continue;
-            }
-            break n;
-        };
-        match n {
-            1 if b[0] == want.tag() => Ok(()),
-            1 => Err(Unexpected::other(want, shown(b[0], M::ALL, M::tag))),
-            n if n <= 0 => Err(Unexpected::Gone),
-            n => Err(Unexpected::other(want, format!("a message of {n} bytes"))),
+        match sys::read_once(self.0.as_fd(), &mut b) {
+            Ok(1) if b[0] == want.tag() => Ok(()),
+            Ok(1) => Err(Unexpected::other(want, shown(b[0], M::ALL, M::tag))),
+            Ok(0) | Err(_) => Err(Unexpected::Gone),
+            Ok(n) => Err(Unexpected::other(want, format!("a message of {n} bytes"))),
         }
     }
-}
-
-/// Run `f` on a one-byte message with room for one descriptor in its control data.
-fn with_fd_msg<R>(f: impl FnOnce(&mut libc::msghdr) -> R) -> R {
-    let mut byte = [0u8; 1];
-    let mut iov = libc::iovec {
-        iov_base: byte.as_mut_ptr().cast(),
-        iov_len: 1,
-    };
-    // SAFETY: CMSG_SPACE is a pure size computation.
-    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
-    let mut cbuf = vec![0u8; space];
-    // SAFETY: msghdr is plain data; the buffers it points to outlive `f`.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cbuf.as_mut_ptr().cast();
-    msg.msg_controllen = space as _;
-    f(&mut msg)
 }
 
 impl Channel {
     /// Pass a descriptor (SCM_RIGHTS).
     pub fn send_fd(&self, fd: BorrowedFd) -> Result<()> {
-        let r = with_fd_msg(|msg| {
-            // SAFETY: the control buffer has room for one header and one fd.
-            unsafe {
-                let c = libc::CMSG_FIRSTHDR(msg);
-                (*c).cmsg_level = libc::SOL_SOCKET;
-                (*c).cmsg_type = libc::SCM_RIGHTS;
-                (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as _;
-                std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<RawFd>(), fd.as_raw_fd());
-                libc::sendmsg(self.0.as_raw_fd(), msg, 0)
-            }
-        });
-        if r < 0 {
-            return Err(Error::sys(
-                "pass descriptor",
-                "sendmsg(SCM_RIGHTS)",
-                sys::errno(),
-            ));
-        }
-        Ok(())
+        sys::send_fd(self.0.as_fd(), fd).map_err(|e| e.at("pass descriptor"))
     }
 
     /// Receive a descriptor sent with [`Channel::send_fd`]; `None` if the peer is gone.
     pub fn recv_fd(&self) -> Option<OwnedFd> {
-        with_fd_msg(|msg| {
-            loop {
-                // SAFETY: valid socket and message buffers.
-                let r = unsafe { libc::recvmsg(self.0.as_raw_fd(), msg, libc::MSG_CMSG_CLOEXEC) };
-                if r < 0 && sys::errno() == libc::EINTR {
-                    continue;
-                }
-                if r <= 0 {
-                    return None;
-                }
-                break;
-            }
-            // SAFETY: the kernel filled the control buffer; the header is checked first.
-            unsafe {
-                let c = libc::CMSG_FIRSTHDR(msg);
-                if c.is_null()
-                    || (*c).cmsg_level != libc::SOL_SOCKET
-                    || (*c).cmsg_type != libc::SCM_RIGHTS
-                {
-                    return None;
-                }
-                let fd = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<RawFd>());
-                Some(OwnedFd::from_raw_fd(fd))
-            }
-        })
+        sys::recv_fd(self.0.as_fd())
     }
 }
 

@@ -432,6 +432,228 @@ pub fn openat(dirfd: BorrowedFd, path: &CStr, flags: libc::c_int) -> SysResult<O
     check(ret as libc::c_long, || format!("openat({})", show(path))).map(fd_from)
 }
 
+/// Leave the process at once, without running destructors or atexit handlers (a
+/// forked child must not flush or free what its parent owns).
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit never returns and touches no Rust state.
+    unsafe { libc::_exit(code) }
+}
+
+pub fn getuid() -> libc::uid_t {
+    // SAFETY: a getter that cannot fail.
+    unsafe { libc::getuid() }
+}
+
+pub fn getgid() -> libc::gid_t {
+    // SAFETY: a getter that cannot fail.
+    unsafe { libc::getgid() }
+}
+
+pub fn geteuid() -> libc::uid_t {
+    // SAFETY: a getter that cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+pub fn getpid() -> libc::pid_t {
+    // SAFETY: a getter that cannot fail.
+    unsafe { libc::getpid() }
+}
+
+pub fn getppid() -> libc::pid_t {
+    // SAFETY: a getter that cannot fail.
+    unsafe { libc::getppid() }
+}
+
+/// Set the umask; returns the previous one.
+pub fn umask(mask: libc::mode_t) -> libc::mode_t {
+    // SAFETY: umask cannot fail.
+    unsafe { libc::umask(mask) }
+}
+
+pub fn sched_yield() {
+    // SAFETY: plain syscall.
+    unsafe { libc::sched_yield() };
+}
+
+/// Whether `fd` is an open descriptor.
+pub fn fd_is_open(fd: RawFd) -> bool {
+    // SAFETY: F_GETFD only queries.
+    unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
+}
+
+/// keyctl(KEYCTL_JOIN_SESSION_KEYRING, NULL): a new anonymous session keyring.
+pub fn join_new_session_keyring() -> Result<(), i32> {
+    // SAFETY: KEYCTL_JOIN_SESSION_KEYRING (1) with a NULL name.
+    let r = unsafe { libc::syscall(libc::SYS_keyctl, 1, 0usize) };
+    if r < 0 {
+        Err(errno())
+    } else {
+        Ok(())
+    }
+}
+
+/// Set both limits of `res` to `v`.
+pub fn setrlimit(res: libc::__rlimit_resource_t, v: u64) -> Result<(), i32> {
+    let lim = libc::rlimit {
+        rlim_cur: v,
+        rlim_max: v,
+    };
+    // SAFETY: valid rlimit struct.
+    if unsafe { libc::setrlimit(res, &lim) } < 0 {
+        Err(errno())
+    } else {
+        Ok(())
+    }
+}
+
+/// The hard limit of `res`, if it can be read.
+pub fn hard_rlimit(res: libc::__rlimit_resource_t) -> Option<u64> {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: valid out pointer.
+    (unsafe { libc::getrlimit(res, &mut r) } == 0).then_some(r.rlim_max)
+}
+
+/// execve(2); returns only on failure, with the errno.
+pub fn execve(path: &CStr, argv: &[CString], env: &[CString]) -> i32 {
+    let mut a: Vec<*const libc::c_char> = argv.iter().map(|s| s.as_ptr()).collect();
+    a.push(std::ptr::null());
+    let mut e: Vec<*const libc::c_char> = env.iter().map(|s| s.as_ptr()).collect();
+    e.push(std::ptr::null());
+    // SAFETY: NUL-terminated argv/envp arrays of valid C strings that outlive the call.
+    unsafe { libc::execve(path.as_ptr(), a.as_ptr(), e.as_ptr()) };
+    errno()
+}
+
+/// renameat(2) within `dir`.
+pub fn renameat(dir: BorrowedFd, from: &CStr, to: &CStr) -> SysResult<()> {
+    // SAFETY: valid fd and C strings.
+    let ret =
+        unsafe { libc::renameat(dir.as_raw_fd(), from.as_ptr(), dir.as_raw_fd(), to.as_ptr()) };
+    check(ret as libc::c_long, || {
+        format!("renameat({}, {})", show(from), show(to))
+    })
+    .map(drop)
+}
+
+/// unlinkat(2) of a file in `dir`.
+pub fn unlinkat(dir: BorrowedFd, name: &CStr) -> SysResult<()> {
+    // SAFETY: valid fd and C string.
+    let ret = unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) };
+    check(ret as libc::c_long, || format!("unlinkat({})", show(name))).map(drop)
+}
+
+/// pread(2) filling all of `buf` from `at`; false on a short read or an error.
+pub fn pread_exact(fd: BorrowedFd, buf: &mut [u8], at: u64) -> bool {
+    // SAFETY: valid fd and buffer of its length.
+    let n = unsafe {
+        libc::pread(
+            fd.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            at as libc::off_t,
+        )
+    };
+    n == buf.len() as isize
+}
+
+/// Run `f` on a one-byte message with room for one descriptor in its control data.
+fn with_fd_msg<R>(f: impl FnOnce(&mut libc::msghdr) -> R) -> R {
+    let mut byte = [0u8; 1];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    // SAFETY: CMSG_SPACE is a pure size computation.
+    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
+    let mut cbuf = vec![0u8; space];
+    // SAFETY: msghdr is plain data; the buffers it points to outlive `f`.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.as_mut_ptr().cast();
+    msg.msg_controllen = space as _;
+    f(&mut msg)
+}
+
+/// Pass `fd` over the unix socket `sock` (SCM_RIGHTS), with one byte of data.
+pub fn send_fd(sock: BorrowedFd, fd: BorrowedFd) -> SysResult<()> {
+    let r = with_fd_msg(|msg| {
+        // SAFETY: the control buffer has room for one header and one fd.
+        unsafe {
+            let c = libc::CMSG_FIRSTHDR(msg);
+            (*c).cmsg_level = libc::SOL_SOCKET;
+            (*c).cmsg_type = libc::SCM_RIGHTS;
+            (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as _;
+            std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<RawFd>(), fd.as_raw_fd());
+            libc::sendmsg(sock.as_raw_fd(), msg, 0)
+        }
+    });
+    check(r as libc::c_long, || "sendmsg(SCM_RIGHTS)".to_string()).map(drop)
+}
+
+/// Receive a descriptor sent with [`send_fd`]; `None` if the peer is gone.
+pub fn recv_fd(sock: BorrowedFd) -> Option<OwnedFd> {
+    with_fd_msg(|msg| {
+        loop {
+            // SAFETY: valid socket and message buffers.
+            let r = unsafe { libc::recvmsg(sock.as_raw_fd(), msg, libc::MSG_CMSG_CLOEXEC) };
+            if r < 0 && errno() == libc::EINTR {
+                continue;
+            }
+            if r <= 0 {
+                return None;
+            }
+            break;
+        }
+        // SAFETY: the kernel filled the control buffer; the header is checked first.
+        unsafe {
+            let c = libc::CMSG_FIRSTHDR(msg);
+            if c.is_null()
+                || (*c).cmsg_level != libc::SOL_SOCKET
+                || (*c).cmsg_type != libc::SCM_RIGHTS
+            {
+                return None;
+            }
+            let fd = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<RawFd>());
+            Some(OwnedFd::from_raw_fd(fd))
+        }
+    })
+}
+
+/// A connected pair of SOCK_SEQPACKET unix sockets, close-on-exec.
+pub fn seqpacket_pair() -> SysResult<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: valid out array of two ints.
+    let r = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    };
+    check(r as libc::c_long, || {
+        "socketpair(AF_UNIX, SOCK_SEQPACKET)".to_string()
+    })?;
+    // SAFETY: both descriptors were just created and are owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// One read(2) into `buf`, again on EINTR; the byte count (0: EOF).
+pub fn read_once(fd: BorrowedFd, buf: &mut [u8]) -> Result<usize, i32> {
+    loop {
+        // SAFETY: valid buffer of its length.
+        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n < 0 && errno() == libc::EINTR {
+            continue;
+        }
+        return if n < 0 { Err(errno()) } else { Ok(n as usize) };
+    }
+}
+
 /// A pipe (read end, write end), both close-on-exec.
 pub fn pipe() -> SysResult<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];

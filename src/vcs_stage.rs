@@ -147,8 +147,7 @@ fn write_back(
         }
     })?;
     let unlock = || {
-        // SAFETY: valid fd and C string.
-        unsafe { libc::unlinkat(dir.as_raw_fd(), lock.as_ptr(), 0) };
+        let _ = sys::unlinkat(dir, &lock);
     };
     if read_at(dir, std::ffi::OsStr::new(name), MAX_FILE).as_deref() != expected {
         unlock();
@@ -160,12 +159,9 @@ fn write_back(
         return Err(e.to_string());
     }
     let to = CString::new(name).expect("no NUL");
-    // SAFETY: valid fd and C strings.
-    if unsafe { libc::renameat(dir.as_raw_fd(), lock.as_ptr(), dir.as_raw_fd(), to.as_ptr()) } != 0
-    {
-        let e = sys::errno();
+    if let Err(e) = sys::renameat(dir, &lock, &to) {
         unlock();
-        return Err(format!("renameat({name}.lock, {name}): errno {e}"));
+        return Err(e.to_string());
     }
     Ok(())
 }

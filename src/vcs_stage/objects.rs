@@ -3,7 +3,7 @@
 //! names. The index a staged run leaves is written back only when every object it
 //! names is there.
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use std::os::unix::ffi::OsStrExt;
 
@@ -83,29 +83,16 @@ impl HostStore {
     }
 }
 
-fn pread(fd: BorrowedFd, buf: &mut [u8], at: u64) -> bool {
-    // SAFETY: valid fd, buffer of its length.
-    let n = unsafe {
-        libc::pread(
-            fd.as_raw_fd(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            at as libc::off_t,
-        )
-    };
-    n == buf.len() as isize
-}
-
 /// gitformat-pack(5): a version 2 index is `\377tOc`, version 2, a fan-out of 256
 /// counts, then the sorted object names.
 fn idx_has(fd: BorrowedFd, oid: &Oid) -> bool {
     let mut head = [0u8; 8];
-    if !pread(fd, &mut head, 0) || head != [0xff, b't', b'O', b'c', 0, 0, 0, 2] {
+    if !sys::pread_exact(fd, &mut head, 0) || head != [0xff, b't', b'O', b'c', 0, 0, 0, 2] {
         return false;
     }
     let count = |i: usize| -> Option<u64> {
         let mut b = [0u8; 4];
-        pread(fd, &mut b, 8 + 4 * i as u64).then(|| u32::from_be_bytes(b) as u64)
+        sys::pread_exact(fd, &mut b, 8 + 4 * i as u64).then(|| u32::from_be_bytes(b) as u64)
     };
     let first = oid[0] as usize;
     let (Some(mut lo), Some(mut hi)) = (
@@ -121,7 +108,7 @@ fn idx_has(fd: BorrowedFd, oid: &Oid) -> bool {
     while lo < hi {
         let mid = lo + (hi - lo) / 2;
         let mut name = [0u8; 20];
-        if !pread(fd, &mut name, 8 + 1024 + 20 * mid) {
+        if !sys::pread_exact(fd, &mut name, 8 + 1024 + 20 * mid) {
             return false;
         }
         match name.cmp(oid) {
