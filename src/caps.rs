@@ -4,7 +4,7 @@
 //! capabilities(7) "Transformation of capabilities during execve()") unless the user
 //! named one with `--cap-add`.
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::sys;
 
 const NAMES: [&str; 41] = [
@@ -100,43 +100,23 @@ pub fn drop_all_but(keep: u64) -> Result<()> {
             Err(e) => return Err(e.at(step)),
         }
     }
-    // SAFETY: prctl with integer arguments.
-    let r = unsafe {
-        libc::prctl(
-            libc::PR_CAP_AMBIENT,
-            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
-            0 as libc::c_ulong,
-            0 as libc::c_ulong,
-            0 as libc::c_ulong,
-        )
-    };
-    if r < 0 {
-        return Err(Error::sys(
-            step,
-            "prctl(PR_CAP_AMBIENT_CLEAR_ALL)",
-            sys::errno(),
-        ));
-    }
+    sys::prctl2(
+        libc::PR_CAP_AMBIENT,
+        libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+        0,
+        "PR_CAP_AMBIENT_CLEAR_ALL",
+    )
+    .map_err(|e| e.at(step))?;
     sys::capset(keep, keep, keep).map_err(|e| e.at(step))?;
     for cap in 0..64u32 {
         if keep & (1 << cap) != 0 {
-            // SAFETY: prctl with integer arguments.
-            let r = unsafe {
-                libc::prctl(
-                    libc::PR_CAP_AMBIENT,
-                    libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
-                    cap as libc::c_ulong,
-                    0 as libc::c_ulong,
-                    0 as libc::c_ulong,
-                )
-            };
-            if r < 0 {
-                return Err(Error::sys(
-                    step,
-                    format!("prctl(PR_CAP_AMBIENT_RAISE, {})", name(cap)),
-                    sys::errno(),
-                ));
-            }
+            sys::prctl2(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
+                cap as libc::c_ulong,
+                &format!("PR_CAP_AMBIENT_RAISE, {}", name(cap)),
+            )
+            .map_err(|e| e.at(step))?;
         }
     }
     Ok(())

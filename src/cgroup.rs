@@ -504,13 +504,7 @@ fn kill_and_wait(dir: &Path, limit: std::time::Duration) -> bool {
         if left.is_zero() {
             return false;
         }
-        let mut p = libc::pollfd {
-            fd: std::os::fd::AsRawFd::as_raw_fd(&f),
-            events: libc::POLLPRI,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd.
-        unsafe { libc::poll(&mut p, 1, crate::sys::poll_ms(left).max(1)) };
+        crate::sys::poll_priority(std::os::fd::AsFd::as_fd(&f), left);
     }
 }
 

@@ -25,16 +25,11 @@ fn check(name: &'static str, ok: bool, detail: impl Into<String>) -> Check {
 fn userns_works() -> Result<(), i32> {
     match crate::sys::clone_fork(0) {
         Ok(0) => {
-            // SAFETY: unshare then leave the child at once.
-            let code = unsafe {
-                if libc::unshare(libc::CLONE_NEWUSER) == 0 {
-                    0
-                } else {
-                    crate::sys::errno().clamp(1, 255)
-                }
+            let code = match crate::sys::unshare(libc::CLONE_NEWUSER) {
+                Ok(()) => 0,
+                Err(e) => e.errno.clamp(1, 255),
             };
-            // SAFETY: leaving the forked child.
-            unsafe { libc::_exit(code) }
+            crate::sys::exit_now(code)
         }
         Ok(pid) => match crate::sys::waitpid(pid, 0) {
             Ok(Some((_, s))) if crate::sys::exit_code(s) == 0 => Ok(()),
@@ -192,8 +187,7 @@ pub fn checks(host: &Host, fs: &dyn HostFs) -> Vec<Check> {
     ));
     // seccomp: the kernel offers filters when PR_GET_SECCOMP answers (EINVAL: built
     // without CONFIG_SECCOMP).
-    // SAFETY: a query without side effects.
-    let seccomp = unsafe { libc::prctl(libc::PR_GET_SECCOMP, 0, 0, 0, 0) } >= 0;
+    let seccomp = crate::sys::prctl_get(libc::PR_GET_SECCOMP).is_ok();
     out.push(check(
         "seccomp",
         seccomp,

@@ -96,16 +96,7 @@ impl HostFs for RealFs {
         if m.uid() == 0 && m.mode() & libc::S_ISUID != 0 {
             return true;
         }
-        let path = crate::sys::cstr(p.as_os_str());
-        // SAFETY: a size query (null buffer) of a NUL-terminated path.
-        unsafe {
-            libc::getxattr(
-                path.as_ptr(),
-                c"security.capability".as_ptr(),
-                std::ptr::null_mut(),
-                0,
-            ) > 0
-        }
+        crate::sys::has_xattr(&crate::sys::cstr(p.as_os_str()), c"security.capability")
     }
 
     fn owner(&self, p: &Path) -> Option<u32> {
@@ -114,9 +105,7 @@ impl HostFs for RealFs {
     }
 
     fn access(&self, p: &Path, mode: i32) -> bool {
-        let c = crate::sys::cstr(p.as_os_str());
-        // SAFETY: a NUL-terminated path.
-        unsafe { libc::access(c.as_ptr(), mode) == 0 }
+        crate::sys::access(&crate::sys::cstr(p.as_os_str()), mode)
     }
 
     fn mountinfo(&self) -> String {
@@ -124,19 +113,8 @@ impl HostFs for RealFs {
     }
 
     fn xattr(&self, p: &Path, name: &str) -> Option<Vec<u8>> {
-        let path = crate::sys::cstr(p.as_os_str());
         let name = std::ffi::CString::new(name).ok()?;
-        let mut buf = [0u8; 256];
-        // SAFETY: NUL-terminated strings and a buffer of the length given.
-        let n = unsafe {
-            libc::lgetxattr(
-                path.as_ptr(),
-                name.as_ptr(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-            )
-        };
-        (n >= 0).then(|| buf[..n as usize].to_vec())
+        crate::sys::lgetxattr(&crate::sys::cstr(p.as_os_str()), &name)
     }
 
     fn entry_owner(&self, p: &Path) -> (Entry, Option<u32>) {
@@ -360,8 +338,7 @@ impl Host {
     }
 
     pub fn gather() -> Host {
-        // SAFETY: trivial getters.
-        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        let (uid, gid) = (crate::sys::getuid(), crate::sys::getgid());
         let env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
         let var = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
         // /etc/passwd is read directly rather than through NSS so a static build works;
@@ -401,16 +378,13 @@ impl Host {
             env,
             landlock_abi: crate::landlock::abi(),
             pid: std::process::id(),
-            // SAFETY: prctl query without pointers.
-            no_new_privs: unsafe { libc::prctl(libc::PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) } == 1,
+            no_new_privs: crate::sys::prctl_get(libc::PR_GET_NO_NEW_PRIVS) == Ok(1),
             tty: inherited_tty(),
             uid_map: read("/proc/self/uid_map"),
             gid_map: read("/proc/self/gid_map"),
             rlimit_hard: crate::exec::hard_rlimits(),
             cgroup_self: std::cell::OnceCell::new(),
-            // SAFETY: NUL-terminated path.
-            tun_usable: unsafe { libc::access(c"/dev/net/tun".as_ptr(), libc::R_OK | libc::W_OK) }
-                == 0,
+            tun_usable: crate::sys::access(c"/dev/net/tun", libc::R_OK | libc::W_OK),
         }
     }
 }
@@ -421,16 +395,9 @@ impl Host {
 fn inherited_tty() -> Option<PathBuf> {
     use std::os::unix::fs::MetadataExt;
     (0..3).find_map(|fd| {
-        // SAFETY: isatty only queries.
-        if unsafe { libc::isatty(fd) } != 1 {
-            return None;
-        }
-        // SAFETY: stat is plain data, filled by the kernel on success.
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        // SAFETY: valid out pointer.
-        if unsafe { libc::fstat(fd, &mut st) } != 0 {
-            return None;
-        }
+        // A terminal (isatty(3) is this query).
+        crate::sys::tcgetattr(fd)?;
+        let st = crate::sys::fstat_number(fd)?;
         // The kernel's name for it, or /dev/console (where sbx itself shows it: sbx
         // inside sbx).
         let named = std::fs::read_link(format!("/proc/self/fd/{fd}"))

@@ -301,25 +301,9 @@ impl LandlockPlan {
     }
 }
 
-#[repr(C)]
-struct RulesetAttr {
-    handled_access_fs: u64,
-    handled_access_net: u64,
-    scoped: u64,
-}
-
 /// The kernel's Landlock ABI version, or None without Landlock.
 pub fn abi() -> Option<i64> {
-    // SAFETY: the version query takes no attribute.
-    let v = unsafe {
-        libc::syscall(
-            SYS_LANDLOCK_CREATE_RULESET,
-            std::ptr::null::<RulesetAttr>(),
-            0usize,
-            LANDLOCK_CREATE_RULESET_VERSION,
-        )
-    };
-    (v > 0).then_some(v)
+    crate::sys::landlock_abi(SYS_LANDLOCK_CREATE_RULESET, LANDLOCK_CREATE_RULESET_VERSION)
 }
 
 /// Rules converted for the command's process before any fork: paths as C strings.

@@ -89,10 +89,12 @@ pub fn main() -> i32 {
     // Started with stdin, stdout or stderr closed, sbx's own descriptors would take
     // those numbers and reach the command as its stdio: fill them with /dev/null.
     for fd in 0..3 {
-        // SAFETY: F_GETFD only queries.
-        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
-            // SAFETY: open returns the lowest free descriptor: this one.
-            unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
+        if !sys::fd_is_open(fd) {
+            // open(2) returns the lowest free descriptor: this one (kept open for
+            // the rest of sbx's life).
+            if let Ok(null) = sys::open_inheritable(c"/dev/null", libc::O_RDWR) {
+                std::mem::forget(null);
+            }
         }
     }
     let cli = match cli::parse(std::env::args_os()) {

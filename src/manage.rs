@@ -124,23 +124,8 @@ pub fn parse_signal(s: &str) -> Option<libc::c_int> {
 }
 
 fn wait_gone(fd: std::os::fd::BorrowedFd, limit: Duration) -> bool {
-    let mut p = libc::pollfd {
-        fd: std::os::fd::AsRawFd::as_raw_fd(&fd),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    let end = Instant::now() + limit;
-    loop {
-        let left = end.saturating_duration_since(Instant::now());
-        // SAFETY: one valid pollfd; a pidfd polls readable once the process exits.
-        let n = unsafe { libc::poll(&mut p, 1, crate::sys::poll_ms(left)) };
-        if n > 0 {
-            return true;
-        }
-        if n == 0 || left.is_zero() {
-            return false;
-        }
-    }
+    // A pidfd polls readable once the process has exited.
+    sys::poll_readable(&[fd], Some(Instant::now() + limit)).is_ok_and(|r| r[0])
 }
 
 fn kill(cli: &Cli, host: &Host, name: &str) -> Result<i32> {
@@ -222,8 +207,7 @@ fn enter(cli: &Cli, host: &Host, name: &str) -> Result<i32> {
     let pid = sys::clone_fork(0).map_err(|e| e.at(step.clone()))?;
     if pid == 0 {
         if sys::die_with_parent().is_err() {
-            // SAFETY: leaving the forked process.
-            unsafe { libc::_exit(crate::error::EXIT_SETUP) };
+            sys::exit_now(crate::error::EXIT_SETUP);
         }
         let dirs: Vec<std::path::PathBuf> = rec
             .env
@@ -232,12 +216,8 @@ fn enter(cli: &Cli, host: &Host, name: &str) -> Result<i32> {
             .map(|(_, v)| v.into())
             .into_iter()
             .collect();
-        // SAFETY: reading the umask by setting it and back.
-        let umask = unsafe {
-            let m = libc::umask(0o022);
-            libc::umask(m);
-            m
-        };
+        // The umask, read by setting it and back.
+        let umask = sys::umask(sys::umask(0o022));
         exec::exec_command(
             &prep,
             exec::Start {

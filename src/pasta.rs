@@ -6,7 +6,7 @@
 //! and pasta ends with the sandbox: the launcher stops it, and a parent-death signal
 //! covers a launcher killed outright (this pasta never exits on its own).
 
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -29,13 +29,7 @@ const READY_WITHIN: Duration = Duration::from_secs(20);
 /// namespace is configured, or with pasta's own words on why it is not.
 pub fn start(p: &Pasta, publish: &[Publish], netns: &OwnedFd, userns: &OwnedFd) -> Result<Running> {
     let (ready_r, ready_w) = sys::pipe().map_err(|e| e.at(STEP))?;
-    // SAFETY: a name and flags; the result is checked.
-    let memfd = unsafe { libc::memfd_create(c"sbx-pasta-stderr".as_ptr(), libc::MFD_CLOEXEC) };
-    if memfd < 0 {
-        return Err(Error::sys(STEP, "memfd_create", sys::errno()));
-    }
-    // SAFETY: just created.
-    let stderr = unsafe { OwnedFd::from_raw_fd(memfd) };
+    let stderr = sys::memfd(c"sbx-pasta-stderr").map_err(|e| e.at(STEP))?;
     let fd_path = |fd: &OwnedFd| format!("/proc/self/fd/{}", fd.as_raw_fd());
     let mut cmd = Command::new(&p.program);
     cmd.args(&p.args)
@@ -101,19 +95,11 @@ impl Running {
         let mut out = Vec::new();
         let mut buf = [0u8; 4096];
         loop {
-            // SAFETY: reading into a local buffer at an explicit offset.
-            let k = unsafe {
-                libc::pread(
-                    self.stderr.as_raw_fd(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    out.len() as libc::off_t,
-                )
-            };
-            if k <= 0 || out.len() > 64 * 1024 {
+            let k = sys::pread_some(self.stderr.as_fd(), &mut buf, out.len() as u64);
+            if k == 0 || out.len() > 64 * 1024 {
                 break;
             }
-            out.extend_from_slice(&buf[..k as usize]);
+            out.extend_from_slice(&buf[..k]);
         }
         String::from_utf8_lossy(&out).trim().to_string()
     }

@@ -422,8 +422,7 @@ fn status_field(pid: i32, key: &str) -> Vec<String> {
 
 /// The checks of the module comment; returns pidfds of PID 1 and the command.
 pub fn verify(rec: &Record) -> std::result::Result<Handles, String> {
-    // SAFETY: trivial getter.
-    let uid = unsafe { libc::getuid() };
+    let uid = sys::getuid();
     if rec.uid != uid || rec.version != 1 || !valid_name(&rec.name) {
         return Err("not a record of yours".into());
     }
@@ -489,8 +488,7 @@ mod tests {
 
     #[test]
     fn an_unusable_place_is_passed_over_never_followed() {
-        // SAFETY: trivial getter.
-        let me = unsafe { libc::geteuid() };
+        let me = sys::geteuid();
         let base = std::env::temp_dir().join(format!("sbx-locate-{}", std::process::id()));
         let runtime = base.join("runtime");
         std::fs::DirBuilder::new()

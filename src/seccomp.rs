@@ -664,25 +664,7 @@ pub fn install(prog: &Program) -> Result<(), i32> {
     let Ok(len) = u16::try_from(prog.len()) else {
         return Err(libc::E2BIG);
     };
-    let fprog = libc::sock_fprog {
-        len,
-        filter: prog.as_ptr() as *mut libc::sock_filter,
-    };
-    // SAFETY: fprog points at a valid program that outlives the call.
-    let r = unsafe {
-        libc::prctl(
-            libc::PR_SET_SECCOMP,
-            libc::SECCOMP_MODE_FILTER as libc::c_ulong,
-            &fprog as *const libc::sock_fprog as libc::c_ulong,
-            0 as libc::c_ulong,
-            0 as libc::c_ulong,
-        )
-    };
-    if r < 0 {
-        Err(crate::sys::errno())
-    } else {
-        Ok(())
-    }
+    crate::sys::seccomp_filter(prog, len)
 }
 
 /// A classic-BPF interpreter for the subset `build` emits, for unit tests: the policy

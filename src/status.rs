@@ -17,7 +17,7 @@
 //! execve) reaches the launcher over a close-on-exec pipe: a successful execve
 //! closes it unwritten, so silence means the command ran.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 use crate::error::Error;
@@ -37,23 +37,11 @@ pub fn report_fd() -> RawFd {
 /// Before the sandbox's processes are made: the pipe they report a failure on.
 /// Returns the launcher's read end; the write end is closed by [`launched`].
 pub fn open_report() -> Result<OwnedFd, Error> {
-    let mut fds = [0; 2];
-    // SAFETY: a two-element array for pipe2.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } < 0 {
-        return Err(Error::sys("--status-fd", "pipe2", sys::errno()));
-    }
-    // SAFETY: fresh descriptors owned here.
-    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    // SAFETY: F_DUPFD_CLOEXEC only makes a new descriptor.
-    let high = unsafe { libc::fcntl(w.as_raw_fd(), libc::F_DUPFD_CLOEXEC, REPORT_AT) };
-    if high < 0 {
-        return Err(Error::sys(
-            "--status-fd",
-            "fcntl(F_DUPFD_CLOEXEC)",
-            sys::errno(),
-        ));
-    }
-    REPORT_FD.store(high, Ordering::Relaxed);
+    let (r, w) = sys::pipe_with(libc::O_NONBLOCK).map_err(|e| e.at("--status-fd"))?;
+    // Its number stays above what the command's setup moves around; the copy lives
+    // until [`launched`] closes it.
+    let high = sys::dup_above(w.as_fd(), REPORT_AT).map_err(|e| e.at("--status-fd"))?;
+    REPORT_FD.store(std::os::fd::IntoRawFd::into_raw_fd(high), Ordering::Relaxed);
     Ok(r)
 }
 
@@ -61,8 +49,7 @@ pub fn open_report() -> Result<OwnedFd, Error> {
 pub fn launched() {
     let fd = REPORT_FD.swap(-1, Ordering::Relaxed);
     if fd >= 0 {
-        // SAFETY: the launcher's own copy of the write end.
-        unsafe { libc::close(fd) };
+        sys::close_raw(fd);
     }
 }
 
@@ -82,12 +69,11 @@ pub fn set_timed_out() {
 /// The failure reported on the pipe, if any (read once the sandbox has ended).
 pub fn read_failure(r: &OwnedFd) -> Option<serde_json::Value> {
     let mut buf = vec![0u8; 64 * 1024];
-    // SAFETY: valid buffer; the pipe is non-blocking.
-    let n = unsafe { libc::read(r.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-    if n <= 0 {
-        return None;
-    }
-    let text = String::from_utf8_lossy(&buf[..n as usize]).into_owned();
+    // The pipe is non-blocking: nothing reported is EAGAIN.
+    let n = sys::read_once(r.as_fd(), &mut buf)
+        .ok()
+        .filter(|n| *n > 0)?;
+    let text = String::from_utf8_lossy(&buf[..n]).into_owned();
     serde_json::from_str(text.lines().next()?).ok()
 }
 
@@ -110,12 +96,11 @@ pub fn error_object(e: &Error) -> serde_json::Value {
 /// Write one object to `fd` and close it (the reader sees its end).
 pub fn write(fd: RawFd, v: &serde_json::Value) {
     let _ = sys::write_all(fd, format!("{v}\n").as_bytes());
-    // SAFETY: the caller's descriptor, given to sbx for this one object.
-    unsafe { libc::close(fd) };
+    // The caller's descriptor, given to sbx for this one object.
+    sys::close_raw(fd);
 }
 
 /// `fd` is one sbx may write a status to: open, and not 0–2.
 pub fn usable(fd: RawFd) -> bool {
-    // SAFETY: F_GETFD only queries.
-    fd > 2 && unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0
+    fd > 2 && sys::fd_is_open(fd)
 }

@@ -654,11 +654,235 @@ pub fn read_once(fd: BorrowedFd, buf: &mut [u8]) -> Result<usize, i32> {
     }
 }
 
+/// The file status flags of `fd` (F_GETFL), if it is open.
+pub fn fcntl_getfl(fd: RawFd) -> Option<libc::c_int> {
+    // SAFETY: F_GETFL only queries.
+    let f = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    (f >= 0).then_some(f)
+}
+
+pub fn fcntl_setfl(fd: RawFd, flags: libc::c_int) {
+    // SAFETY: F_SETFL on a descriptor number; a closed one fails harmlessly.
+    unsafe { libc::fcntl(fd, libc::F_SETFL, flags) };
+}
+
+/// The terminal attributes of `fd`, if it is a terminal.
+pub fn tcgetattr(fd: RawFd) -> Option<libc::termios> {
+    // SAFETY: termios is plain data, filled by the kernel on success.
+    let mut t: libc::termios = unsafe { std::mem::zeroed() };
+    // SAFETY: valid out pointer.
+    (unsafe { libc::tcgetattr(fd, &mut t) } == 0).then_some(t)
+}
+
+pub fn tcsetattr(fd: RawFd, t: &libc::termios) {
+    // SAFETY: valid pointer to attributes read from the same kind of descriptor.
+    unsafe { libc::tcsetattr(fd, libc::TCSANOW, t) };
+}
+
+/// Whether this process is in the foreground process group of terminal `fd`.
+pub fn in_foreground(fd: RawFd) -> bool {
+    // SAFETY: plain queries.
+    unsafe { libc::tcgetpgrp(fd) == libc::getpgrp() }
+}
+
+/// Resume output suspended on terminal `fd` (tcflow TCOON).
+pub fn tcflow_on(fd: RawFd) {
+    // SAFETY: plain ioctl on a descriptor number.
+    unsafe { libc::tcflow(fd, libc::TCOON) };
+}
+
+/// A close-on-exec copy of `fd` numbered `min` or above (F_DUPFD_CLOEXEC).
+pub fn dup_above(fd: BorrowedFd, min: RawFd) -> SysResult<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC only makes a new descriptor.
+    let ret = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, min) };
+    check(ret as libc::c_long, || "fcntl(F_DUPFD_CLOEXEC)".to_string()).map(fd_from)
+}
+
+/// Close a descriptor known only by number (one handed to sbx, or kept in a
+/// static); errors are of no use here.
+pub fn close_raw(fd: RawFd) {
+    // SAFETY: the caller owns `fd` and does not use it again.
+    unsafe { libc::close(fd) };
+}
+
+/// Bring network interface `name` up (SIOCSIFFLAGS with IFF_UP|IFF_RUNNING, through
+/// a datagram socket: netdevice(7)).
+pub fn interface_up(name: &CStr) -> SysResult<()> {
+    // SAFETY: plain socket call.
+    let s = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    let s = check(s as libc::c_long, || {
+        "socket(AF_INET, SOCK_DGRAM)".to_string()
+    })
+    .map(|_| {
+        // SAFETY: a fresh descriptor, owned from here.
+        unsafe { OwnedFd::from_raw_fd(s) }
+    })?;
+    // SAFETY: ifreq is plain data.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, c) in ifr.ifr_name.iter_mut().zip(name.to_bytes()) {
+        *d = *c as libc::c_char;
+    }
+    ifr.ifr_ifru.ifru_flags = (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+    // SAFETY: valid fd and ifreq.
+    let r = unsafe { libc::ioctl(s.as_raw_fd(), libc::SIOCSIFFLAGS, &ifr) };
+    check(r as libc::c_long, || {
+        format!("ioctl({}, SIOCSIFFLAGS, IFF_UP)", show(name))
+    })
+    .map(drop)
+}
+
+/// An anonymous memory file (memfd_create, close-on-exec).
+pub fn memfd(name: &CStr) -> SysResult<OwnedFd> {
+    // SAFETY: a name and flags; the result is checked.
+    let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
+    check(fd as libc::c_long, || {
+        format!("memfd_create({})", show(name))
+    })
+    .map(fd_from)
+}
+
+/// pread(2) of up to `buf.len()` bytes at `at`; 0 at the end or on an error.
+pub fn pread_some(fd: BorrowedFd, buf: &mut [u8], at: u64) -> usize {
+    // SAFETY: valid fd and buffer of its length.
+    let n = unsafe {
+        libc::pread(
+            fd.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            at as libc::off_t,
+        )
+    };
+    n.max(0) as usize
+}
+
+/// A prctl(2) query (`PR_GET_*`) without arguments: its value.
+pub fn prctl_get(option: libc::c_int) -> Result<libc::c_int, i32> {
+    // SAFETY: a query without side effects.
+    let r = unsafe { libc::prctl(option, 0, 0, 0, 0) };
+    if r < 0 {
+        Err(errno())
+    } else {
+        Ok(r)
+    }
+}
+
+/// CLOCK_MONOTONIC in nanoseconds.
+pub fn monotonic_ns() -> u64 {
+    // SAFETY: timespec is plain data filled by the kernel.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: valid out pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// prctl(2) with two integer arguments.
+pub fn prctl2(
+    op: libc::c_int,
+    a: libc::c_ulong,
+    b: libc::c_ulong,
+    name: &str,
+) -> SysResult<libc::c_int> {
+    // SAFETY: prctl with integer arguments only.
+    let ret = unsafe { libc::prctl(op, a, b, 0 as libc::c_ulong, 0 as libc::c_ulong) };
+    check(ret as libc::c_long, || format!("prctl({name})")).map(|r| r as libc::c_int)
+}
+
+/// Install a seccomp filter program of `len` instructions (PR_SET_SECCOMP).
+pub fn seccomp_filter(prog: &[libc::sock_filter], len: u16) -> Result<(), i32> {
+    let fprog = libc::sock_fprog {
+        len,
+        filter: prog.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: fprog points at a valid program of `len` instructions that outlives
+    // the call.
+    let r = unsafe {
+        libc::prctl(
+            libc::PR_SET_SECCOMP,
+            libc::SECCOMP_MODE_FILTER as libc::c_ulong,
+            &fprog as *const libc::sock_fprog as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    };
+    if r < 0 {
+        Err(errno())
+    } else {
+        Ok(())
+    }
+}
+
+/// The kernel's Landlock ABI version (landlock_create_ruleset with the version
+/// flag), or None without Landlock.
+pub fn landlock_abi(nr: libc::c_long, version_flag: u32) -> Option<i64> {
+    // SAFETY: the version query takes no attribute.
+    let v = unsafe { libc::syscall(nr, std::ptr::null::<u8>(), 0usize, version_flag) };
+    (v > 0).then_some(v)
+}
+
+/// Wait until `fd` signals a priority event (POLLPRI: cgroup.events changed) or
+/// `limit` passes.
+pub fn poll_priority(fd: BorrowedFd, limit: std::time::Duration) {
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLPRI,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    unsafe { libc::poll(&mut p, 1, poll_ms(limit).max(1)) };
+}
+
+/// open(2) without close-on-exec (for fds 0-2).
+pub fn open_inheritable(path: &CStr, flags: libc::c_int) -> SysResult<OwnedFd> {
+    // SAFETY: valid C string.
+    let ret = unsafe { libc::open(path.as_ptr(), flags) };
+    check(ret as libc::c_long, || format!("open({})", show(path))).map(fd_from)
+}
+
+/// Whether `path` carries extended attribute `name` (a size query).
+pub fn has_xattr(path: &CStr, name: &CStr) -> bool {
+    // SAFETY: a size query (null buffer) of NUL-terminated strings.
+    unsafe { libc::getxattr(path.as_ptr(), name.as_ptr(), std::ptr::null_mut(), 0) > 0 }
+}
+
+/// Extended attribute `name` of `path` itself (not followed), up to 256 bytes.
+pub fn lgetxattr(path: &CStr, name: &CStr) -> Option<Vec<u8>> {
+    let mut buf = [0u8; 256];
+    // SAFETY: NUL-terminated strings and a buffer of the length given.
+    let n = unsafe {
+        libc::lgetxattr(
+            path.as_ptr(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    (n >= 0).then(|| buf[..n as usize].to_vec())
+}
+
+/// access(2) with the real ids.
+pub fn access(path: &CStr, mode: libc::c_int) -> bool {
+    // SAFETY: a NUL-terminated path.
+    unsafe { libc::access(path.as_ptr(), mode) == 0 }
+}
+
+/// fstat(2) of a descriptor known by number (0-2).
+pub fn fstat_number(fd: RawFd) -> Option<libc::stat> {
+    // SAFETY: stat is plain data, filled by the kernel on success.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: valid out pointer; a closed descriptor fails with EBADF.
+    (unsafe { libc::fstat(fd, &mut st) } == 0).then_some(st)
+}
+
 /// A pipe (read end, write end), both close-on-exec.
 pub fn pipe() -> SysResult<(OwnedFd, OwnedFd)> {
+    pipe_with(0)
+}
+
+/// A pipe with `flags` (O_NONBLOCK) besides close-on-exec.
+pub fn pipe_with(flags: libc::c_int) -> SysResult<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
     // SAFETY: a two-element array for pipe2.
-    let ret = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } as libc::c_long;
+    let ret = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | flags) } as libc::c_long;
     check(ret, || "pipe2".to_string())?;
     // SAFETY: both descriptors were just created and are owned by nobody else.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })

@@ -11,6 +11,10 @@
 //! writing escape sequences to the terminal (character set, mouse reporting): those
 //! would need sbx to sit between the command and the terminal, as a pty proxy.
 
+use std::os::fd::AsRawFd;
+
+use crate::sys;
+
 /// Descriptors 0–2 as they were: file status flags, and termios where a terminal;
 /// and the controlling terminal's termios, through a descriptor of our own (a
 /// command whose stdio is redirected can still open /dev/tty).
@@ -21,32 +25,15 @@ pub struct Saved {
 }
 
 pub fn save() -> Saved {
-    let mut v = Vec::new();
-    // SAFETY: a NUL-terminated path; the descriptor is owned below.
-    let ctty = unsafe {
-        libc::open(
-            c"/dev/tty".as_ptr(),
-            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC | libc::O_NONBLOCK,
-        )
-    };
-    // SAFETY: a fresh descriptor, owned here from now on.
-    let ctty = (ctty >= 0).then(|| unsafe { std::os::fd::FromRawFd::from_raw_fd(ctty) });
-    let fds = (0..3).chain(
-        ctty.as_ref()
-            .map(|f: &std::os::fd::OwnedFd| std::os::fd::AsRawFd::as_raw_fd(f)),
-    );
-    for fd in fds {
-        // SAFETY: F_GETFL only queries.
-        let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-        if flags < 0 {
-            continue;
-        }
-        // SAFETY: termios is plain data, filled by the kernel on success.
-        let mut t: libc::termios = unsafe { std::mem::zeroed() };
-        // SAFETY: valid out pointer.
-        let term = (unsafe { libc::tcgetattr(fd, &mut t) } == 0).then_some(t);
-        v.push((fd, flags, term));
-    }
+    let ctty = sys::open(
+        c"/dev/tty",
+        libc::O_RDWR | libc::O_NOCTTY | libc::O_NONBLOCK,
+    )
+    .ok();
+    let fds = (0..3).chain(ctty.as_ref().map(|f| f.as_raw_fd()));
+    let v = fds
+        .filter_map(|fd| Some((fd, sys::fcntl_getfl(fd)?, sys::tcgetattr(fd))))
+        .collect();
     Saved {
         fds: v,
         _ctty: ctty,
@@ -67,29 +54,19 @@ impl Saved {
     /// write would stop sbx with SIGTTOU).
     pub fn restore(&self) {
         for (fd, flags, term) in &self.fds {
-            // SAFETY: F_GETFL/F_SETFL on our own descriptor.
-            unsafe {
-                if libc::fcntl(*fd, libc::F_GETFL) != *flags {
-                    libc::fcntl(*fd, libc::F_SETFL, *flags);
-                }
+            if sys::fcntl_getfl(*fd) != Some(*flags) {
+                sys::fcntl_setfl(*fd, *flags);
             }
             let Some(saved) = term else { continue };
-            // SAFETY: trivial queries on our own descriptor.
-            let foreground = unsafe { libc::tcgetpgrp(*fd) == libc::getpgrp() };
-            if !foreground {
+            if !sys::in_foreground(*fd) {
                 continue;
             }
-            // SAFETY: termios is plain data, filled by the kernel on success.
-            let mut now: libc::termios = unsafe { std::mem::zeroed() };
-            // SAFETY: valid pointers.
-            unsafe {
-                if libc::tcgetattr(*fd, &mut now) == 0 && !same(&now, saved) {
-                    libc::tcsetattr(*fd, libc::TCSANOW, saved);
-                }
-                // Output suspended with tcflow(TCOOFF) (or ^S) stays suspended for the
-                // shell after the sandbox: resumed. A no-op when it is not suspended.
-                libc::tcflow(*fd, libc::TCOON);
+            if sys::tcgetattr(*fd).is_some_and(|now| !same(&now, saved)) {
+                sys::tcsetattr(*fd, saved);
             }
+            // Output suspended with tcflow(TCOOFF) (or ^S) stays suspended for the
+            // shell after the sandbox: resumed. A no-op when it is not suspended.
+            sys::tcflow_on(*fd);
         }
     }
 }
