@@ -28,14 +28,22 @@
 //! has exited, and PID 1's exit makes the kernel kill and reap everything left in the
 //! pid namespace first: no process outlives `sbx`.
 
+pub mod exec;
+pub mod mount;
+pub mod msg;
+pub mod net;
+pub mod status;
+pub mod tty;
+pub mod userns;
+
 use std::os::fd::{AsFd, OwnedFd};
 
 use crate::error::{Error, Result, EXIT_SETUP};
-use crate::exec::{self, Prepared};
-use crate::msg::{self, Channel, Gate, ToChild, ToParent, Unexpected};
 use crate::namespace::Maker;
 use crate::plan::{Namespace, Plan};
-use crate::{mount, net, pasta, record, sys, trace, userns};
+use crate::{pasta, record, sys, trace};
+use exec::Prepared;
+use msg::{Channel, Gate, ToChild, ToParent, Unexpected};
 
 /// Signals the launcher and PID 1 pass on to the command.
 pub const FORWARDED: [libc::c_int; 7] = [

@@ -6,36 +6,24 @@
 //! root), then PID 1 and `exec` (`caps`, `landlock`, `seccomp`, execve), talking
 //! through `msg`. `sys` is the syscall layer.
 
-pub mod caps;
-pub mod cgroup;
 pub mod cli;
-pub mod dbus_proxy;
-pub mod doctor;
+pub mod commands;
 pub mod error;
-pub mod exec;
-pub mod gitindex;
+pub mod helpers;
 pub mod host;
-pub mod landlock;
+pub mod kernel;
 pub mod launch;
-pub mod manage;
-pub mod mount;
-pub mod msg;
-pub mod namespace;
-pub mod net;
-pub mod pasta;
 pub mod plan;
 pub mod profile;
-pub mod record;
-pub mod seccomp;
-pub mod status;
 pub mod sys;
-pub mod syscalls;
 pub mod text;
-pub mod tools;
 pub mod trace;
-pub mod tty;
-pub mod userns;
-pub mod vcs_stage;
+
+// The modules by their short names, as the code names them.
+pub use commands::{doctor, manage, record, tools};
+pub use helpers::{dbus_proxy, gitindex, pasta, vcs_stage};
+pub use kernel::{caps, cgroup, landlock, namespace, seccomp, syscalls};
+pub use launch::{exec, mount, msg, net, status, tty, userns};
 
 use error::EXIT_SETUP;
 
