@@ -7,4 +7,4 @@ pub mod cgroup;
 pub mod landlock;
 pub mod namespace;
 pub mod seccomp;
-pub mod syscalls;
+pub mod syscall_table;

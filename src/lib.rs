@@ -22,7 +22,7 @@ pub mod trace;
 // The modules by their short names, as the code names them.
 pub use commands::{doctor, manage, record, tools};
 pub use helpers::{dbus_proxy, gitindex, pasta, vcs_stage};
-pub use kernel::{caps, cgroup, landlock, namespace, seccomp, syscalls};
+pub use kernel::{caps, cgroup, landlock, namespace, seccomp, syscall_table};
 pub use launch::{exec, mount, msg, net, status, tty, userns};
 
 use error::EXIT_SETUP;

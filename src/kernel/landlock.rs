@@ -307,7 +307,7 @@ pub fn abi() -> Option<i64> {
 }
 
 /// Rules converted for the command's process before any fork: paths as C strings.
-pub struct Prepared {
+pub struct Rules {
     pub applied: bool,
     handled_fs: u64,
     handled_net: u64,
@@ -316,8 +316,8 @@ pub struct Prepared {
     net: Vec<(u16, u64)>,
 }
 
-impl Prepared {
-    pub fn new(plan: &LandlockPlan) -> Prepared {
+impl Rules {
+    pub fn new(plan: &LandlockPlan) -> Rules {
         let mut handled_net = 0;
         let mut net = Vec::new();
         if let Some(p) = &plan.tcp_bind {
@@ -328,7 +328,7 @@ impl Prepared {
             handled_net |= CONNECT_TCP;
             net.extend(p.iter().map(|p| (*p, CONNECT_TCP)));
         }
-        Prepared {
+        Rules {
             applied: plan.is_applied(),
             handled_fs: plan.handled_fs,
             handled_net,
@@ -353,7 +353,7 @@ impl Prepared {
 /// requirement: the plan asked only for what this kernel's ABI has. The one
 /// adjustment is per rule: a rule naming a file gets the file rights of its set
 /// (landlock_add_rule(2) refuses directory rights on a file).
-pub fn apply(p: &Prepared) -> Result<(), sys::SysError> {
+pub fn apply(p: &Rules) -> Result<(), sys::SysError> {
     use landlock::{
         AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort, PathBeneath, PathFd,
         Ruleset, RulesetAttr as _, RulesetCreatedAttr as _, Scope,

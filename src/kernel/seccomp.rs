@@ -210,7 +210,7 @@ impl SeccompPlan {
             mode: Mode::Default,
             deny: DENIED
                 .iter()
-                .filter_map(|n| Some((n.to_string(), crate::syscalls::number(n)?)))
+                .filter_map(|n| Some((n.to_string(), crate::syscall_table::number(n)?)))
                 .collect(),
             deny_ioctl: TERMINAL_IOCTLS
                 .iter()
@@ -227,7 +227,7 @@ impl SeccompPlan {
         let mut p = SeccompPlan::default_policy();
         p.mode = Mode::Strict;
         for name in STRICT_DENIED {
-            if let Some(nr) = crate::syscalls::number(name) {
+            if let Some(nr) = crate::syscall_table::number(name) {
                 p.deny.push((name.to_string(), nr));
             }
         }
@@ -320,7 +320,7 @@ impl SeccompPlan {
             SeccompPlan::default_policy()
         };
         for name in allow {
-            let nr = crate::syscalls::number(name).ok_or_else(|| {
+            let nr = crate::syscall_table::number(name).ok_or_else(|| {
                 refused(name, format!("unknown syscall {name:?} in seccomp_allow"))
             })?;
             match *name {
@@ -343,7 +343,7 @@ impl SeccompPlan {
             p.deny.retain(|(_, n)| *n != nr);
         }
         for name in deny {
-            let nr = crate::syscalls::number(name).ok_or_else(|| {
+            let nr = crate::syscall_table::number(name).ok_or_else(|| {
                 refused(name, format!("unknown syscall {name:?} in seccomp_deny"))
             })?;
             if !p.deny.iter().any(|(_, n)| *n == nr) {

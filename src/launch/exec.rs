@@ -27,7 +27,7 @@ pub struct Prepared {
     /// (resource, name, value) for setrlimit.
     pub rlimits: Vec<(libc::__rlimit_resource_t, String, u64)>,
     pub filter: Program,
-    pub landlock: landlock::Prepared,
+    pub landlock: landlock::Rules,
     /// Added to "command not found inside the sandbox" (see `Plan::not_found_hint`).
     pub not_found_hint: Option<String>,
     /// sbx runs inside another sandbox (no_new_privs was set), and `-q`.
@@ -115,7 +115,7 @@ impl Prepared {
                 .map(|(k, v)| (rlimit_resource(k), k.clone(), *v))
                 .collect(),
             filter: seccomp::build(seccomp),
-            landlock: landlock::Prepared::new(landlock),
+            landlock: landlock::Rules::new(landlock),
             not_found_hint: None,
             inside_sandbox: false,
             quiet: false,
