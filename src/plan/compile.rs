@@ -341,6 +341,55 @@ fn shared_place(real: &Path, host: &Host, fs: &dyn HostFs, vars: &Vars) -> Optio
     None
 }
 
+/// What one entry is compiled against.
+struct Cx<'a> {
+    e: &'a MountEntry,
+    loc: &'a Loc,
+    host: &'a Host,
+    fs: &'a dyn HostFs,
+    vars: &'a Vars,
+}
+
+impl Cx<'_> {
+    fn need(&self, v: &Option<String>, key: &str) -> Result<String, String> {
+        v.clone().ok_or_else(|| format!("`{key}` is required"))
+    }
+
+    /// The `src` after substitution; None: skipped (optional, variable unset).
+    fn src(&self) -> Result<Option<String>, String> {
+        match expand_opt(&self.need(&self.e.src, "src")?, self.e.optional, self.vars)? {
+            Expanded::Value(s) => Ok(Some(s)),
+            Expanded::Skip => Ok(None),
+        }
+    }
+
+    /// A destination inside the sandbox, after substitution.
+    fn dst_of(&self, v: &str) -> Result<Option<PathBuf>, String> {
+        match expand_opt(v, self.e.optional, self.vars)? {
+            Expanded::Value(p) => sandbox_path(p.as_ref(), "dst")
+                .map(Some)
+                .map_err(|e| e.detail),
+            Expanded::Skip => Ok(None),
+        }
+    }
+
+    fn default_dst(&self, d: &str) -> Result<Option<PathBuf>, String> {
+        self.dst_of(self.e.dst.as_deref().unwrap_or(d))
+    }
+
+    /// A refusal of the trust rule for an entry that can do without its grant: said,
+    /// and the entry dropped.
+    fn dropped<T>(&self, said: &mut Said, why: &Unresolved, src: &str) -> Option<T> {
+        said.warnings.push(format!(
+            "{} ({}): {}",
+            self.loc,
+            kind_name(self.e.kind),
+            why.describe(src)
+        ));
+        None
+    }
+}
+
 fn entry_op(
     e: &MountEntry,
     loc: &Loc,
@@ -356,126 +405,20 @@ fn entry_op(
             ok.join(", ")
         ));
     }
-    let need =
-        |v: &Option<String>, key: &str| v.clone().ok_or_else(|| format!("`{key}` is required"));
-    // A destination inside the sandbox, after substitution.
-    let dst_of = |v: &str| -> Result<Option<PathBuf>, String> {
-        match expand_opt(v, e.optional, vars)? {
-            Expanded::Value(p) => sandbox_path(p.as_ref(), "dst")
-                .map(Some)
-                .map_err(|e| e.detail),
-            Expanded::Skip => Ok(None),
-        }
+    let cx = Cx {
+        e,
+        loc,
+        host,
+        fs,
+        vars,
     };
-    let default_dst =
-        |d: &str| -> Result<Option<PathBuf>, String> { dst_of(e.dst.as_deref().unwrap_or(d)) };
+    let default_dst = |d: &str| cx.default_dst(d);
     let mode = |default: u32| e.mode.as_deref().map(parse_mode).unwrap_or(Ok(default));
     let size = |default: u64| e.size.as_ref().map(parse_size).unwrap_or(Ok(default));
     let op = match e.kind {
-        MountKind::Mirror => {
-            let src = match expand_opt(&need(&e.src, "src")?, e.optional, vars)? {
-                Expanded::Value(s) => PathBuf::from(s),
-                Expanded::Skip => return Ok(None),
-            };
-            let dst = sandbox_path(src.as_os_str(), "src").map_err(|e| e.detail)?;
-            match fs.entry(&src) {
-                Entry::Symlink(target) => Some(MountOp::Symlink { target, link: dst }),
-                Entry::Dir => Some(MountOp::Bind {
-                    src,
-                    dst,
-                    access: Access::ReadOnly,
-                }),
-                _ => None,
-            }
-        }
+        MountKind::Mirror => mirror_op(&cx)?,
         MountKind::RoBind | MountKind::Bind | MountKind::DevBind | MountKind::TmpOverlay => {
-            let src = match expand_opt(&need(&e.src, "src")?, e.optional, vars)? {
-                Expanded::Value(s) => s,
-                Expanded::Skip => return Ok(None),
-            };
-            let real = match super::trust::resolve_profile_path(
-                fs,
-                Path::new(&src),
-                host.cwd.as_deref(),
-            ) {
-                Ok(r) => r,
-                // Missing and to be made: where the part that exists leads (by the same
-                // rule), then the rest, which the launcher makes following no link.
-                Err(Unresolved::Io(err))
-                    if e.create && err.kind() == std::io::ErrorKind::NotFound =>
-                {
-                    match super::trust::resolve_for_create(fs, Path::new(&src), &host.home_real) {
-                        Ok(p) => {
-                            said.create.push(p.clone());
-                            p
-                        }
-                        Err(why @ (Unresolved::Planted { .. } | Unresolved::Changed { .. })) => {
-                            said.warnings.push(format!(
-                                "{loc} ({}): {}",
-                                kind_name(e.kind),
-                                why.describe(&src)
-                            ));
-                            return Ok(None);
-                        }
-                        Err(Unresolved::Io(err)) => {
-                            return Err(format!("source {src:?}: cannot be made: {err}"))
-                        }
-                    }
-                }
-                Err(Unresolved::Io(err))
-                    if e.optional && err.kind() == std::io::ErrorKind::NotFound =>
-                {
-                    return Ok(None)
-                }
-                // An optional grant is dropped, loudly; a required one stops the launch.
-                // (An entry that makes its source is optional in this sense too: its
-                // program runs, without what a planted link would have handed it.)
-                Err(why @ (Unresolved::Planted { .. } | Unresolved::Changed { .. }))
-                    if e.optional || e.create =>
-                {
-                    said.warnings.push(format!(
-                        "{loc} ({}): {}",
-                        kind_name(e.kind),
-                        why.describe(&src)
-                    ));
-                    return Ok(None);
-                }
-                Err(why) => return Err(why.describe(&src)),
-            };
-            if e.skip_if_home_or_above {
-                if let Some(why) = shared_place(&real, host, fs, vars) {
-                    said.notices
-                        .push(format!("not binding {}: {why} ({loc})", real.display()));
-                    return Ok(None);
-                }
-            }
-            let dst = match &e.dst {
-                Some(d) => match dst_of(d)? {
-                    Some(d) => d,
-                    None => return Ok(None),
-                },
-                None => lexical_abs(src.as_ref(), host.cwd.as_deref()),
-            };
-            let access = match e.kind {
-                MountKind::RoBind => Access::ReadOnly,
-                MountKind::Bind => Access::ReadWrite,
-                MountKind::DevBind => Access::Device,
-                // The size is checked (and filled in) by `with_numbers` below.
-                MountKind::TmpOverlay => {
-                    let op = MountOp::TmpOverlay {
-                        src: real,
-                        dst,
-                        size: 0,
-                    };
-                    return with_numbers(op, &mode, &size).map(Some);
-                }
-                _ => unreachable!("only the bind kinds and tmp-overlay come here"),
-            };
-            Some(MountOp::Bind {
-                src: real,
-                dst,
-                access,
-            })
+            bind_op(&cx, said)?
         }
         MountKind::Tmpfs => default_dst_required(e, &default_dst)?.map(|dst| MountOp::Tmpfs {
             dst,
@@ -485,59 +428,14 @@ fn entry_op(
         MountKind::Dir => {
             default_dst_required(e, &default_dst)?.map(|dst| MountOp::Dir { dst, mode: 0 })
         }
-        MountKind::Xauthority => {
-            let src = match expand_opt(&need(&e.src, "src")?, e.optional, vars)? {
-                Expanded::Value(s) => PathBuf::from(s),
-                Expanded::Skip => return Ok(None),
-            };
-            let Some(display) = vars.0.get("X11_DISPLAY") else {
-                return if e.optional {
-                    Ok(None)
-                } else {
-                    Err("no local X11 display here ($DISPLAY is unset or remote)".into())
-                };
-            };
-            // Read as the user, like every source, and by the same rule: a planted
-            // ~/.Xauthority -> ~/.ssh/id_ed25519 would otherwise hand the key's bytes
-            // to the sandbox wherever they happened to parse as a cookie.
-            let data = match super::trust::resolve_profile_path(fs, &src, host.cwd.as_deref())
-                .and_then(|real| read_no_symlinks(&real).map_err(Unresolved::Io))
-            {
-                Ok(d) => d,
-                Err(why @ (Unresolved::Planted { .. } | Unresolved::Changed { .. })) => {
-                    let msg = why.describe(&src.to_string_lossy());
-                    if e.optional {
-                        said.warnings
-                            .push(format!("{loc} ({}): {msg}", kind_name(e.kind)));
-                        return Ok(None);
-                    }
-                    return Err(msg);
-                }
-                Err(_) if e.optional => return Ok(None),
-                Err(Unresolved::Io(err)) => return Err(format!("src {}: {err}", src.display())),
-            };
-            let filtered = xauth_for_display(&data, display)
-                .map_err(|why| format!("src {}: {why}", src.display()))?;
-            if filtered.is_empty() {
-                said.notices.push(format!(
-                    "x11: {} holds no cookie for display :{display}: the sandbox gets none",
-                    src.display()
-                ));
-                return Ok(None);
-            }
-            default_dst_required(e, &default_dst)?.map(|dst| MountOp::File {
-                dst,
-                content: filtered,
-                mode: 0o600,
-            })
-        }
+        MountKind::Xauthority => xauthority_op(&cx, said)?,
         MountKind::File => default_dst_required(e, &default_dst)?.map(|dst| MountOp::File {
             dst,
             content: e.content.clone().unwrap_or_default().into_bytes(),
             mode: 0,
         }),
         MountKind::Symlink => {
-            let target = need(&e.target, "target")?;
+            let target = cx.need(&e.target, "target")?;
             let target = match expand_opt(&target, e.optional, vars)? {
                 Expanded::Value(t) => PathBuf::from(t),
                 Expanded::Skip => return Ok(None),
@@ -552,6 +450,150 @@ fn entry_op(
         MountKind::Mqueue => default_dst("/dev/mqueue")?.map(|dst| MountOp::Mqueue { dst }),
     };
     op.map(|op| with_numbers(op, &mode, &size)).transpose()
+}
+
+/// `mirror`: a host directory at the same path read-only, or the host's symlink
+/// repeated (merged /usr).
+fn mirror_op(cx: &Cx) -> Result<Option<MountOp>, String> {
+    let Some(src) = cx.src()?.map(PathBuf::from) else {
+        return Ok(None);
+    };
+    let dst = sandbox_path(src.as_os_str(), "src").map_err(|e| e.detail)?;
+    Ok(match cx.fs.entry(&src) {
+        Entry::Symlink(target) => Some(MountOp::Symlink { target, link: dst }),
+        Entry::Dir => Some(MountOp::Bind {
+            src,
+            dst,
+            access: Access::ReadOnly,
+        }),
+        _ => None,
+    })
+}
+
+/// The bind kinds and tmp-overlay: the source resolved by the trust rule (made
+/// where the entry says so), then its place inside.
+fn bind_op(cx: &Cx, said: &mut Said) -> Result<Option<MountOp>, String> {
+    let e = cx.e;
+    let Some(src) = cx.src()? else {
+        return Ok(None);
+    };
+    let Some(real) = bind_source(cx, said, &src)? else {
+        return Ok(None);
+    };
+    if e.skip_if_home_or_above {
+        if let Some(why) = shared_place(&real, cx.host, cx.fs, cx.vars) {
+            said.notices.push(format!(
+                "not binding {}: {why} ({})",
+                real.display(),
+                cx.loc
+            ));
+            return Ok(None);
+        }
+    }
+    let dst = match &e.dst {
+        Some(d) => match cx.dst_of(d)? {
+            Some(d) => d,
+            None => return Ok(None),
+        },
+        None => lexical_abs(src.as_ref(), cx.host.cwd.as_deref()),
+    };
+    let access = match e.kind {
+        MountKind::RoBind => Access::ReadOnly,
+        MountKind::Bind => Access::ReadWrite,
+        MountKind::DevBind => Access::Device,
+        // The size is filled in (and checked) by `with_numbers`.
+        _ => {
+            return Ok(Some(MountOp::TmpOverlay {
+                src: real,
+                dst,
+                size: 0,
+            }))
+        }
+    };
+    Ok(Some(MountOp::Bind {
+        src: real,
+        dst,
+        access,
+    }))
+}
+
+/// Where a bind's source really is, by the trust rule; None: the entry is dropped.
+fn bind_source(cx: &Cx, said: &mut Said, src: &str) -> Result<Option<PathBuf>, String> {
+    let (e, fs, host) = (cx.e, cx.fs, cx.host);
+    let not_found = |err: &std::io::Error| err.kind() == std::io::ErrorKind::NotFound;
+    match super::trust::resolve_profile_path(fs, Path::new(src), host.cwd.as_deref()) {
+        Ok(r) => Ok(Some(r)),
+        // Missing and to be made: where the part that exists leads (by the same
+        // rule), then the rest, which the launcher makes following no link.
+        Err(Unresolved::Io(err)) if e.create && not_found(&err) => {
+            match super::trust::resolve_for_create(fs, Path::new(src), &host.home_real) {
+                Ok(p) => {
+                    said.create.push(p.clone());
+                    Ok(Some(p))
+                }
+                Err(why @ (Unresolved::Planted { .. } | Unresolved::Changed { .. })) => {
+                    Ok(cx.dropped(said, &why, src))
+                }
+                Err(Unresolved::Io(err)) => Err(format!("source {src:?}: cannot be made: {err}")),
+            }
+        }
+        Err(Unresolved::Io(err)) if e.optional && not_found(&err) => Ok(None),
+        // An optional grant is dropped, loudly; a required one stops the launch. (An
+        // entry that makes its source is optional in this sense too: its program
+        // runs, without what a planted link would have handed it.)
+        Err(why @ (Unresolved::Planted { .. } | Unresolved::Changed { .. }))
+            if e.optional || e.create =>
+        {
+            Ok(cx.dropped(said, &why, src))
+        }
+        Err(why) => Err(why.describe(src)),
+    }
+}
+
+/// `xauthority`: the cookies of this display only, from a file read by the trust
+/// rule: a planted ~/.Xauthority -> ~/.ssh/id_ed25519 would otherwise hand the key's
+/// bytes to the sandbox wherever they happened to parse as a cookie.
+fn xauthority_op(cx: &Cx, said: &mut Said) -> Result<Option<MountOp>, String> {
+    let e = cx.e;
+    let Some(src) = cx.src()?.map(PathBuf::from) else {
+        return Ok(None);
+    };
+    let Some(display) = cx.vars.0.get("X11_DISPLAY") else {
+        return if e.optional {
+            Ok(None)
+        } else {
+            Err("no local X11 display here ($DISPLAY is unset or remote)".into())
+        };
+    };
+    let data = match super::trust::resolve_profile_path(cx.fs, &src, cx.host.cwd.as_deref())
+        .and_then(|real| read_no_symlinks(&real).map_err(Unresolved::Io))
+    {
+        Ok(d) => d,
+        Err(why @ (Unresolved::Planted { .. } | Unresolved::Changed { .. })) if e.optional => {
+            return Ok(cx.dropped(said, &why, &src.to_string_lossy()));
+        }
+        Err(why @ (Unresolved::Planted { .. } | Unresolved::Changed { .. })) => {
+            return Err(why.describe(&src.to_string_lossy()));
+        }
+        Err(_) if e.optional => return Ok(None),
+        Err(Unresolved::Io(err)) => return Err(format!("src {}: {err}", src.display())),
+    };
+    let filtered =
+        xauth_for_display(&data, display).map_err(|why| format!("src {}: {why}", src.display()))?;
+    if filtered.is_empty() {
+        said.notices.push(format!(
+            "x11: {} holds no cookie for display :{display}: the sandbox gets none",
+            src.display()
+        ));
+        return Ok(None);
+    }
+    Ok(
+        default_dst_required(e, &|d| cx.default_dst(d))?.map(|dst| MountOp::File {
+            dst,
+            content: filtered,
+            mode: 0o600,
+        }),
+    )
 }
 
 fn default_dst_required(
