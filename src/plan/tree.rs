@@ -339,113 +339,35 @@ impl<'a> Tree<'a> {
     }
 
     /// Apply one op; Ok(false) for a mask with nothing to hide.
+    /// Play one op through; false: a mask with nothing to hide (skipped at launch).
     fn apply(&mut self, m: &Mount) -> std::result::Result<bool, Fail> {
         let what = |kind: &str| format!("the {kind} at {}", m.op.dst().display());
+        let dir = |ro, host: Option<PathBuf>, what: String| Node {
+            kind: Kind::Dir,
+            ro,
+            host,
+            what,
+        };
         match &m.op {
-            MountOp::Bind { src, dst, access } => {
-                let ro = *access == Access::ReadOnly;
-                if self.fs.entry(src) == Entry::Dir || to_be_made(&self.create, src) {
-                    let at = self.ensure_dir(dst)?;
-                    self.cover(
-                        &at,
-                        Node {
-                            kind: Kind::Dir,
-                            ro,
-                            host: Some(src.clone()),
-                            what: what(if ro { "read-only bind" } else { "bind" }),
-                        },
-                    );
-                } else {
-                    let (at, kind) = self.ensure_file(dst)?;
-                    if matches!(kind, Kind::Dir | Kind::Opaque) {
-                        return Err(format!(
-                            "{} is a directory: the file {} cannot be bound over it",
-                            at.display(),
-                            src.display()
-                        ));
-                    }
-                    self.cover(
-                        &at,
-                        Node {
-                            kind: Kind::File,
-                            ro,
-                            host: None,
-                            what: what("bound file"),
-                        },
-                    );
-                }
+            MountOp::Bind { src, dst, access } => self.bind(src, dst, *access, &what)?,
+            MountOp::Tmpfs { dst, .. } => {
+                self.mount_dir(dst, dir(false, None, what("tmpfs")))?;
             }
-            MountOp::Tmpfs { dst, .. } | MountOp::Dev { dst, .. } => {
-                let at = self.ensure_dir(dst)?;
-                let dev = matches!(m.op, MountOp::Dev { .. });
-                self.cover(
-                    &at,
-                    Node {
-                        kind: Kind::Dir,
-                        ro: false,
-                        host: None,
-                        what: what(if dev { "dev" } else { "tmpfs" }),
-                    },
-                );
-                if dev {
-                    for n in crate::mount::DEV_NODES {
-                        self.nodes.insert(at.join(n), file_node("/dev"));
-                    }
-                    for (target, name) in crate::mount::DEV_LINKS {
-                        let t = PathBuf::from(target.to_string_lossy().into_owned());
-                        let name = name.to_string_lossy().into_owned();
-                        self.nodes.insert(
-                            at.join(name),
-                            Node {
-                                kind: Kind::Link(t),
-                                ro: false,
-                                host: None,
-                                what: "/dev".into(),
-                            },
-                        );
-                    }
-                    self.nodes.insert(at.join("pts"), opaque("devpts"));
-                    self.nodes.insert(
-                        at.join("shm"),
-                        Node {
-                            kind: Kind::Dir,
-                            ro: false,
-                            host: None,
-                            what: "/dev/shm".into(),
-                        },
-                    );
-                }
+            MountOp::Dev { dst, .. } => {
+                let at = self.mount_dir(dst, dir(false, None, what("dev")))?;
+                self.fill_dev(&at);
             }
             MountOp::TmpOverlay { src, dst, .. } => {
-                let at = self.ensure_dir(dst)?;
                 self.overlays.insert(self.current);
-                self.cover(
-                    &at,
-                    Node {
-                        kind: Kind::Dir,
-                        ro: false,
-                        host: Some(src.clone()),
-                        what: what("overlay"),
-                    },
-                );
+                self.mount_dir(dst, dir(false, Some(src.clone()), what("overlay")))?;
             }
             // A proc of the sandbox's own: the host's /proc stands in for what is in it
             // (sys, self, …: the same names), and nothing can be made there.
             MountOp::Proc { dst, .. } => {
-                let at = self.ensure_dir(dst)?;
-                self.cover(
-                    &at,
-                    Node {
-                        kind: Kind::Dir,
-                        ro: true,
-                        host: Some(PathBuf::from("/proc")),
-                        what: what("proc"),
-                    },
-                );
+                self.mount_dir(dst, dir(true, Some("/proc".into()), what("proc")))?;
             }
             MountOp::Mqueue { dst } => {
-                let at = self.ensure_dir(dst)?;
-                self.cover(&at, opaque(&dst.display().to_string()));
+                self.mount_dir(dst, opaque(&dst.display().to_string()))?;
             }
             // As bubblewrap's --dir: a symlink already there, even a dangling one, is
             // left as it is (mkdir answers EEXIST).
@@ -454,79 +376,156 @@ impl<'a> Tree<'a> {
                     self.ensure_dir(dst)?;
                 }
             }
-            MountOp::File { dst, .. } => match self.resolve(dst)? {
-                (
-                    r,
-                    Some(Node {
-                        kind: Kind::Dir | Kind::Opaque,
-                        ..
-                    }),
-                ) => return Err(format!("{}: a directory is there (EISDIR)", r.display())),
-                (r, Some(_)) => self.cover(&r, file_node(&what("file"))),
-                (_, None) => {
-                    let dir = self.ensure_dir(dst.parent().unwrap_or(Path::new("/")))?;
-                    let name = dst
-                        .file_name()
-                        .map(|n| n.to_os_string())
-                        .unwrap_or_default();
-                    if let Some(Node {
-                        kind: Kind::Link(t),
-                        ..
-                    }) = self.lookup(&dir.join(&name))
-                    {
-                        return Err(format!(
-                            "{} is a symlink to {}, which does not exist: the file cannot be made there",
-                            dir.join(&name).display(),
-                            t.display()
-                        ));
-                    }
-                    self.make(&dir, &name, Kind::File)?;
-                }
-            },
-            MountOp::Symlink { target, link } => {
-                let dir = self.ensure_dir(link.parent().unwrap_or(Path::new("/")))?;
-                let name = link
+            MountOp::File { dst, .. } => self.file(dst, &what("file"))?,
+            MountOp::Symlink { target, link } => self.symlink(target, link)?,
+            MountOp::Mask { dst } => return Ok(self.mask(dst, &what("mask"))),
+        }
+        Ok(true)
+    }
+
+    /// A new filesystem (or a directory shown from elsewhere) mounted at `dst`.
+    fn mount_dir(&mut self, dst: &Path, node: Node) -> std::result::Result<PathBuf, Fail> {
+        let at = self.ensure_dir(dst)?;
+        self.cover(&at, node);
+        Ok(at)
+    }
+
+    fn bind(
+        &mut self,
+        src: &Path,
+        dst: &Path,
+        access: Access,
+        what: &dyn Fn(&str) -> String,
+    ) -> std::result::Result<(), Fail> {
+        let ro = access == Access::ReadOnly;
+        if self.fs.entry(src) == Entry::Dir || to_be_made(&self.create, src) {
+            let node = Node {
+                kind: Kind::Dir,
+                ro,
+                host: Some(src.to_path_buf()),
+                what: what(if ro { "read-only bind" } else { "bind" }),
+            };
+            self.mount_dir(dst, node)?;
+            return Ok(());
+        }
+        let (at, kind) = self.ensure_file(dst)?;
+        if matches!(kind, Kind::Dir | Kind::Opaque) {
+            return Err(format!(
+                "{} is a directory: the file {} cannot be bound over it",
+                at.display(),
+                src.display()
+            ));
+        }
+        let node = Node {
+            kind: Kind::File,
+            ro,
+            host: None,
+            what: what("bound file"),
+        };
+        self.cover(&at, node);
+        Ok(())
+    }
+
+    /// What a `dev` op makes in its tmpfs (crate::mount's lists).
+    fn fill_dev(&mut self, at: &Path) {
+        for n in crate::mount::DEV_NODES {
+            self.nodes.insert(at.join(n), file_node("/dev"));
+        }
+        for (target, name) in crate::mount::DEV_LINKS {
+            let t = PathBuf::from(target.to_string_lossy().into_owned());
+            let link = Node {
+                kind: Kind::Link(t),
+                ro: false,
+                host: None,
+                what: "/dev".into(),
+            };
+            self.nodes
+                .insert(at.join(name.to_string_lossy().into_owned()), link);
+        }
+        self.nodes.insert(at.join("pts"), opaque("devpts"));
+        let shm = Node {
+            kind: Kind::Dir,
+            ro: false,
+            host: None,
+            what: "/dev/shm".into(),
+        };
+        self.nodes.insert(at.join("shm"), shm);
+    }
+
+    fn file(&mut self, dst: &Path, what: &str) -> std::result::Result<(), Fail> {
+        match self.resolve(dst)? {
+            (
+                r,
+                Some(Node {
+                    kind: Kind::Dir | Kind::Opaque,
+                    ..
+                }),
+            ) => Err(format!("{}: a directory is there (EISDIR)", r.display())),
+            (r, Some(_)) => {
+                self.cover(&r, file_node(what));
+                Ok(())
+            }
+            (_, None) => {
+                let dir = self.ensure_dir(dst.parent().unwrap_or(Path::new("/")))?;
+                let name = dst
                     .file_name()
                     .map(|n| n.to_os_string())
                     .unwrap_or_default();
-                match self.lookup(&dir.join(&name)) {
-                    Some(Node {
-                        kind: Kind::Link(t),
-                        ..
-                    }) if t == *target => {}
-                    Some(_) => {
-                        return Err(format!(
-                            "{} exists: the symlink cannot be made there (EEXIST)",
-                            dir.join(&name).display()
-                        ))
-                    }
-                    None => {
-                        self.make(&dir, &name, Kind::Link(target.clone()))?;
-                    }
+                if let Some(Node {
+                    kind: Kind::Link(t),
+                    ..
+                }) = self.lookup(&dir.join(&name))
+                {
+                    return Err(format!(
+                        "{} is a symlink to {}, which does not exist: the file cannot be made there",
+                        dir.join(&name).display(),
+                        t.display()
+                    ));
                 }
+                self.make(&dir, &name, Kind::File).map(drop)
             }
-            // Nothing there (or no way there: a file or a loop on the way): nothing to
-            // hide, as the launcher skips it.
-            MountOp::Mask { dst } => match self.resolve(dst) {
-                Err(_) | Ok((_, None)) => return Ok(false),
-                Ok((r, Some(n))) => {
-                    let kind = match n.kind {
-                        Kind::Dir | Kind::Opaque => Kind::Dir,
-                        _ => Kind::File,
-                    };
-                    self.cover(
-                        &r,
-                        Node {
-                            kind,
-                            ro: true,
-                            host: None,
-                            what: what("mask"),
-                        },
-                    );
-                }
-            },
         }
-        Ok(true)
+    }
+
+    fn symlink(&mut self, target: &Path, link: &Path) -> std::result::Result<(), Fail> {
+        let dir = self.ensure_dir(link.parent().unwrap_or(Path::new("/")))?;
+        let name = link
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_default();
+        match self.lookup(&dir.join(&name)) {
+            Some(Node {
+                kind: Kind::Link(t),
+                ..
+            }) if t == target => Ok(()),
+            Some(_) => Err(format!(
+                "{} exists: the symlink cannot be made there (EEXIST)",
+                dir.join(&name).display()
+            )),
+            None => self
+                .make(&dir, &name, Kind::Link(target.to_path_buf()))
+                .map(drop),
+        }
+    }
+
+    /// Nothing there (or no way there: a file or a loop on the way): nothing to
+    /// hide, as the launcher skips it (false).
+    fn mask(&mut self, dst: &Path, what: &str) -> bool {
+        let Ok((r, Some(n))) = self.resolve(dst) else {
+            return false;
+        };
+        let kind = match n.kind {
+            Kind::Dir | Kind::Opaque => Kind::Dir,
+            _ => Kind::File,
+        };
+        let node = Node {
+            kind,
+            ro: true,
+            host: None,
+            what: what.to_string(),
+        };
+        self.cover(&r, node);
+        true
     }
 }
 
