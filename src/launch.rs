@@ -201,38 +201,8 @@ fn launch_with(
             crate::namespace::flag_names(first)
         )
     });
-    let pid1 = sys::clone_fork_into(first, leaf.map(|l| l.fd.as_fd())).map_err(|e| {
-        let into = leaf.map(|l| {
-            format!(
-                " (PID 1 born in cgroup {}: the move needs write access to cgroup.procs of \
-                 the common parent, and Linux 5.7 for clone3)",
-                l.dir.display()
-            )
-        });
-        let hint = match e.errno {
-            libc::EACCES | libc::ENOENT | libc::EBUSY | libc::ENOSYS | libc::EOPNOTSUPP
-                if into.is_some() =>
-            {
-                into.as_deref().unwrap_or_default()
-            }
-            // Inside a sandbox (no_new_privs set), its seccomp policy is the likely
-            // cause: sbx's own refuses namespaces unless a profile allows nesting.
-            libc::EPERM if plan.no_new_privs => {
-                " (sbx runs inside a sandbox whose policy refuses new namespaces: run the \
-                 outer one with --profile nested, or a profile including `nesting`)"
-            }
-            libc::EPERM | libc::ENOSPC | libc::EUSERS => {
-                " (unprivileged user namespaces are disabled or exhausted here: check \
-                 user.max_user_namespaces and kernel.apparmor_restrict_unprivileged_userns)"
-            }
-            _ => "",
-        };
-        Error::sys(
-            "create user namespace",
-            format!("{}{hint}", e.call),
-            e.errno,
-        )
-    })?;
+    let pid1 = sys::clone_fork_into(first, leaf.map(|l| l.fd.as_fd()))
+        .map_err(|e| clone_error(plan, leaf, e))?;
     if pid1 == 0 {
         drop(init_ours);
         run_init(
@@ -265,6 +235,40 @@ fn launch_with(
     code
 }
 
+/// Why the clone of PID 1 failed, with the likely cause and its fix.
+fn clone_error(plan: &Plan, leaf: Option<&crate::cgroup::Leaf>, e: sys::SysError) -> Error {
+    let into = leaf.map(|l| {
+        format!(
+            " (PID 1 born in cgroup {}: the move needs write access to cgroup.procs of \
+             the common parent, and Linux 5.7 for clone3)",
+            l.dir.display()
+        )
+    });
+    let hint = match e.errno {
+        libc::EACCES | libc::ENOENT | libc::EBUSY | libc::ENOSYS | libc::EOPNOTSUPP
+            if into.is_some() =>
+        {
+            into.as_deref().unwrap_or_default()
+        }
+        // Inside a sandbox (no_new_privs set), its seccomp policy is the likely cause:
+        // sbx's own refuses namespaces unless a profile allows nesting.
+        libc::EPERM if plan.no_new_privs => {
+            " (sbx runs inside a sandbox whose policy refuses new namespaces: run the \
+             outer one with --profile nested, or a profile including `nesting`)"
+        }
+        libc::EPERM | libc::ENOSPC | libc::EUSERS => {
+            " (unprivileged user namespaces are disabled or exhausted here: check \
+             user.max_user_namespaces and kernel.apparmor_restrict_unprivileged_userns)"
+        }
+        _ => "",
+    };
+    Error::sys(
+        "create user namespace",
+        format!("{}{hint}", e.call),
+        e.errno,
+    )
+}
+
 /// A single-id map is written by PID 1 itself, first thing (one process fewer to
 /// wake on the way). Subordinate ranges need
 /// the setuid helpers, which the launcher runs from outside.
@@ -287,48 +291,9 @@ fn supervise(
     staged: &mut Vec<OwnedFd>,
 ) -> Result<i32> {
     if let Some(maps) = maps {
-        trace::step("launcher", || {
-            format!("write id maps ({:?})", plan.ids.mapping)
-        });
-        if let Err(e) = maps.finish() {
-            // A PID 1 that failed on its own (and said why) explains the maps' failure;
-            // otherwise it is killed, not told, so its exit cannot be taken for that.
-            if let Ok(Some((_, s))) = sys::waitpid(pid1, libc::WNOHANG) {
-                match sys::exit_code(s) {
-                    0 => {}
-                    code => return Ok(code),
-                }
-            }
-            // A helper that fails (refused by the kernel, misconfigured, exiting with an
-            // error) costs the subordinate ranges, not the launch, unless they are
-            // required: the launcher, the namespace's owner, maps its own ids.
-            let (uid, gid) = (sys::getuid(), sys::getgid());
-            let fallback = (!plan.ids.required)
-                .then(|| userns::write_single_maps_for(pid1, uid, gid, &plan.ids));
-            match fallback {
-                Some(Ok(what)) => {
-                    if !plan.quiet {
-                        eprintln!("sbx: {}: {what}", crate::text::escape(&e.to_string()));
-                    }
-                }
-                Some(Err(_)) => {
-                    abort(pid1);
-                    return Err(e);
-                }
-                // Required: the fix, with the cause.
-                None => {
-                    abort(pid1);
-                    let mut e = e;
-                    e.detail.push_str(
-                        "; check your ranges in /etc/subuid and /etc/subgid and that newuidmap \
-                         and newgidmap are setuid root, or use --ids auto",
-                    );
-                    return Err(e);
-                }
-            }
+        if let Some(code) = finish_maps(plan, pid1, maps, init)? {
+            return Ok(code);
         }
-        init.send(ToChild::MapsWritten);
-        trace::step("launcher", || "id maps written".into());
     }
     let pasta = match (&plan.net.pasta, netpass) {
         (Some(p), Some(chan)) => match start_pasta(plan, p, chan, init) {
@@ -347,16 +312,103 @@ fn supervise(
         _ => None,
     };
     trace::step("launcher", || format!("PID 1 is host pid {pid1}; waiting"));
-    // Recorded once PID 1 has started the command (and so sits in every namespace
-    // it will ever be in); if PID 1 fails first, the wait below reports it.
+    let stop = |e: Error| {
+        abort(pid1);
+        if let Some(p) = &pasta {
+            p.stop();
+        }
+        Err(e)
+    };
+    let (started, pid1_namespaces) = match await_start(plan, pid1, init, staged) {
+        Ok(s) => s,
+        Err(e) => return stop(e),
+    };
+    let mut recorded = match started {
+        Some(command) => match record_sandbox(plan, pid1, &command, &pid1_namespaces) {
+            Ok(path) => path.map(|p| (p, command)),
+            Err(e) => return stop(e),
+        },
+        // PID 1 failed during setup (and said why): nothing to record.
+        _ => None,
+    };
+    let code = wait_sandbox(plan, pid1, pasta.as_ref(), set, &mut recorded);
+    if let Some(p) = &pasta {
+        p.stop();
+    }
+    if let Some((path, _)) = &recorded {
+        record::remove(path);
+    }
+    code
+}
+
+/// Let the id-map helpers finish. A helper that fails costs the subordinate ranges,
+/// not the launch, unless they are required. Some: PID 1's own status (it failed
+/// first, and said why).
+fn finish_maps(
+    plan: &Plan,
+    pid1: libc::pid_t,
+    maps: userns::PendingMaps,
+    init: &Channel,
+) -> Result<Option<i32>> {
+    trace::step("launcher", || {
+        format!("write id maps ({:?})", plan.ids.mapping)
+    });
+    if let Err(e) = maps.finish() {
+        // A PID 1 that failed on its own (and said why) explains the maps' failure;
+        // otherwise it is killed, not told, so its exit cannot be taken for that.
+        if let Ok(Some((_, s))) = sys::waitpid(pid1, libc::WNOHANG) {
+            match sys::exit_code(s) {
+                0 => {}
+                code => return Ok(Some(code)),
+            }
+        }
+        // A helper that fails (refused by the kernel, misconfigured, exiting with an
+        // error) costs the subordinate ranges, not the launch, unless they are
+        // required: the launcher, the namespace's owner, maps its own ids.
+        let (uid, gid) = (sys::getuid(), sys::getgid());
+        let fallback =
+            (!plan.ids.required).then(|| userns::write_single_maps_for(pid1, uid, gid, &plan.ids));
+        match fallback {
+            Some(Ok(what)) => {
+                if !plan.quiet {
+                    eprintln!("sbx: {}: {what}", crate::text::escape(&e.to_string()));
+                }
+            }
+            Some(Err(_)) => {
+                abort(pid1);
+                return Err(e);
+            }
+            // Required: the fix, with the cause.
+            None => {
+                abort(pid1);
+                let mut e = e;
+                e.detail.push_str(
+                    "; check your ranges in /etc/subuid and /etc/subgid and that newuidmap \
+                     and newgidmap are setuid root, or use --ids auto",
+                );
+                return Err(e);
+            }
+        }
+    }
+    init.send(ToChild::MapsWritten);
+    trace::step("launcher", || "id maps written".into());
+    Ok(None)
+}
+
+/// Wait until PID 1 has started the command (and so sits in every namespace it will
+/// ever be in): the command's pidfd (None: PID 1 failed first, and the wait reports
+/// it), each staged git directory's tmpfs into `staged`, and PID 1's namespaces for
+/// `--info-fd`, read while it waits.
+fn await_start(
+    plan: &Plan,
+    pid1: libc::pid_t,
+    init: &Channel,
+    staged: &mut Vec<OwnedFd>,
+) -> Result<(Option<OwnedFd>, std::collections::BTreeMap<String, u64>)> {
     let started = match init.expect(ToParent::Started) {
         Ok(()) => init.recv_fd(),
         Err(Unexpected::Gone) => None,
         Err(Unexpected::Other { expected, got }) => {
-            abort(pid1);
-            if let Some(p) = &pasta {
-                p.stop();
-            }
             return Err(Error::new(
                 "launch",
                 format!("PID 1 broke the protocol: expected {expected}, got {got}"),
@@ -371,7 +423,7 @@ fn supervise(
             }
         }
     }
-    let pid1_namespaces = match (&started, plan.info_fd) {
+    let namespaces = match (&started, plan.info_fd) {
         (Some(_), Some(_)) => {
             let ns = record::ns_inodes(&pid1.to_string());
             init.send(ToChild::NamespacesRead);
@@ -379,28 +431,7 @@ fn supervise(
         }
         _ => Default::default(),
     };
-    let mut recorded = match started {
-        Some(command) => match record_sandbox(plan, pid1, &command, &pid1_namespaces) {
-            Ok(path) => path.map(|p| (p, command)),
-            Err(e) => {
-                abort(pid1);
-                if let Some(p) = &pasta {
-                    p.stop();
-                }
-                return Err(e);
-            }
-        },
-        // PID 1 failed during setup (and said why): nothing to record.
-        _ => None,
-    };
-    let code = wait_sandbox(plan, pid1, pasta.as_ref(), set, &mut recorded);
-    if let Some(p) = &pasta {
-        p.stop();
-    }
-    if let Some((path, _)) = &recorded {
-        record::remove(path);
-    }
-    code
+    Ok((started, namespaces))
 }
 
 /// Write the sandbox's record (and `--info-fd`'s object); `command` is a pidfd of the
