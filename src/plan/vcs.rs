@@ -190,115 +190,157 @@ pub fn protect(
     fs: &dyn HostFs,
     git: Option<&Path>,
 ) -> Result<(Vec<Mount>, Vec<Staged>)> {
-    let commit = git.is_some();
     let binds = writable_dirs(mounts, fs);
-    let roots: BTreeSet<PathBuf> = binds.iter().map(|(s, _)| s.clone()).collect();
+    let found = find(&binds, fs, git.is_some())?;
+    let mut out = mount_points(&found, &binds, mounts);
+    let (protecting, staged) = protecting_mounts(&found, &binds, fs, git);
+    out.extend(protecting);
+    Ok((out, staged))
+}
+
+/// Every repository's metadata in the writable binds, from their roots through the
+/// submodules and linked worktrees each git directory records (bounded).
+fn find(binds: &[(PathBuf, PathBuf)], fs: &dyn HostFs, commit: bool) -> Result<Found> {
     let mut found = Found::default();
-    let mut worktrees: Vec<PathBuf> = roots.iter().cloned().collect();
+    let mut worktrees: Vec<PathBuf> = binds.iter().map(|(s, _)| s.clone()).collect();
+    worktrees.sort();
+    worktrees.dedup();
     let mut seen_worktrees = BTreeSet::new();
     let mut module_dirs = 0;
     while let Some(w) = worktrees.pop() {
         if !seen_worktrees.insert(w.clone()) || seen_worktrees.len() > MAX_WORKTREES {
             continue;
         }
-        let Some((root, _)) = inside(&binds, &w) else {
+        let Some((root, _)) = inside(binds, &w) else {
             continue;
         };
-        let mut gitdirs = Vec::new();
-        for name in [".git", ".hg"] {
-            let p = w.join(name);
-            match fs.entry(&p) {
-                Entry::Dir => {
-                    let stage = commit && name == ".git" && stageable(fs, &p);
-                    found.read_only.insert(p.clone(), stage);
-                    if name == ".git" {
-                        gitdirs.push(p);
-                    }
-                }
-                Entry::File if name == ".git" => {
-                    found.read_only.insert(p.clone(), false);
-                    gitdirs.extend(gitdir_of(fs, &p));
-                }
-                Entry::Symlink(target) => {
-                    return Err(Error::new(
-                        "version-control metadata",
-                        format!(
-                            "{} is a symlink (to {}) in a writable directory: it cannot be kept \
-                             read-only, since the link itself can be replaced. Replace it with the \
-                             directory it names, or pass --vcs writable to let the sandbox write it",
-                            p.display(),
-                            target.display()
-                        ),
-                    ))
-                }
-                _ => continue,
-            }
-            // The directories from the bind's root down to this one: mount points.
-            let mut d = w.clone();
-            while d != root && d.starts_with(&root) {
-                found.mount_points.insert(d.clone());
-                if !d.pop() {
-                    break;
-                }
-            }
-        }
+        let gitdirs = metadata_in(&w, &root, fs, commit, &mut found)?;
         for g in gitdirs {
             if fs.entry(&g) != Entry::Dir {
                 continue;
             }
-            if inside(&binds, &g).is_some() {
+            if inside(binds, &g).is_some() {
                 found.read_only.entry(g.clone()).or_insert(false);
             }
-            let config = text(fs, &g.join("config")).unwrap_or_default();
-            // Submodules from the index: the authoritative list.
-            if config.contains("[submodule ") {
-                let hash = if config_value(&config, "objectformat") == Some("sha256") {
-                    32
-                } else {
-                    20
-                };
-                let index = fs.read_file(&g.join("index"), MAX_INDEX);
-                let wt = worktree_of(fs, &g).unwrap_or_else(|| w.clone());
-                let links = index.and_then(|b| crate::gitindex::gitlinks(&b, hash));
-                for p in links.unwrap_or_default() {
-                    worktrees.push(wt.join(String::from_utf8_lossy(&p).as_ref()));
+            worktrees.extend(recorded_worktrees(&g, &w, fs, &mut module_dirs));
+        }
+    }
+    Ok(found)
+}
+
+/// The `.git` and `.hg` of work tree `w` (in the bind rooted at `root`): each to be
+/// read-only (or staged), the directories from the root down to it mount points.
+/// Returns the git directories found. Err: a `.git` or `.hg` that is a symlink.
+fn metadata_in(
+    w: &Path,
+    root: &Path,
+    fs: &dyn HostFs,
+    commit: bool,
+    found: &mut Found,
+) -> Result<Vec<PathBuf>> {
+    let mut gitdirs = Vec::new();
+    for name in [".git", ".hg"] {
+        let p = w.join(name);
+        match fs.entry(&p) {
+            Entry::Dir => {
+                let stage = commit && name == ".git" && stageable(fs, &p);
+                found.read_only.insert(p.clone(), stage);
+                if name == ".git" {
+                    gitdirs.push(p);
                 }
             }
-            // Absorbed submodules (any depth: a name may hold `/`), nested ones too.
-            let mut dirs = vec![g.join("modules")];
-            while let Some(m) = dirs.pop() {
-                module_dirs += 1;
-                if module_dirs > MAX_MODULE_DIRS {
-                    break;
-                }
-                for name in fs.names_in(&m) {
-                    let sub = m.join(&name);
-                    if fs.entry(&sub) != Entry::Dir {
-                        continue;
-                    }
-                    if let Some(wt) = worktree_of(fs, &sub) {
-                        worktrees.push(wt);
-                    }
-                    dirs.push(sub);
-                }
+            Entry::File if name == ".git" => {
+                found.read_only.insert(p.clone(), false);
+                gitdirs.extend(gitdir_of(fs, &p));
             }
-            for name in fs.names_in(&g.join("worktrees")) {
-                let file = g.join("worktrees").join(&name).join("gitdir");
-                if let Some(wt) = text(fs, &file).and_then(|t| {
-                    Path::new(t.trim())
-                        .parent()
-                        .and_then(|w| fs.canonicalize(w).ok())
-                }) {
-                    worktrees.push(wt);
-                }
+            Entry::Symlink(target) => {
+                return Err(Error::new(
+                    "version-control metadata",
+                    format!(
+                        "{} is a symlink (to {}) in a writable directory: it cannot be kept \
+                         read-only, since the link itself can be replaced. Replace it with the \
+                         directory it names, or pass --vcs writable to let the sandbox write it",
+                        p.display(),
+                        target.display()
+                    ),
+                ))
+            }
+            _ => continue,
+        }
+        // The directories from the bind's root down to this one: mount points.
+        let mut d = w.to_path_buf();
+        while d != root && d.starts_with(root) {
+            found.mount_points.insert(d.clone());
+            if !d.pop() {
+                break;
             }
         }
     }
+    Ok(gitdirs)
+}
+
+/// The submodules and linked worktrees git directory `g` (of work tree `w`) records:
+/// from its index's gitlinks (authoritative when its config names submodules), its
+/// `modules/` (absorbed submodules, any depth: a name may hold `/`) and its
+/// `worktrees/*/gitdir`.
+fn recorded_worktrees(
+    g: &Path,
+    w: &Path,
+    fs: &dyn HostFs,
+    module_dirs: &mut usize,
+) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let config = text(fs, &g.join("config")).unwrap_or_default();
+    if config.contains("[submodule ") {
+        let hash = if config_value(&config, "objectformat") == Some("sha256") {
+            32
+        } else {
+            20
+        };
+        let index = fs.read_file(&g.join("index"), MAX_INDEX);
+        let wt = worktree_of(fs, g).unwrap_or_else(|| w.to_path_buf());
+        let links = index.and_then(|b| crate::gitindex::gitlinks(&b, hash));
+        for p in links.unwrap_or_default() {
+            out.push(wt.join(String::from_utf8_lossy(&p).as_ref()));
+        }
+    }
+    let mut dirs = vec![g.join("modules")];
+    while let Some(m) = dirs.pop() {
+        *module_dirs += 1;
+        if *module_dirs > MAX_MODULE_DIRS {
+            break;
+        }
+        for name in fs.names_in(&m) {
+            let sub = m.join(&name);
+            if fs.entry(&sub) != Entry::Dir {
+                continue;
+            }
+            out.extend(worktree_of(fs, &sub));
+            dirs.push(sub);
+        }
+    }
+    for name in fs.names_in(&g.join("worktrees")) {
+        let file = g.join("worktrees").join(&name).join("gitdir");
+        if let Some(wt) = text(fs, &file).and_then(|t| {
+            Path::new(t.trim())
+                .parent()
+                .and_then(|w| fs.canonicalize(w).ok())
+        }) {
+            out.push(wt);
+        }
+    }
+    out
+}
+
+/// Each directory holding metadata, made a mount point (bound over itself), in
+/// order from the shallowest, each followed by whatever was mounted at or under it
+/// (a --ro-bind, a mask), placed again.
+fn mount_points(found: &Found, binds: &[(PathBuf, PathBuf)], mounts: &[Mount]) -> Vec<Mount> {
     let mut out = Vec::new();
     let mut points: Vec<&PathBuf> = found.mount_points.iter().collect();
     points.sort_by_key(|p| p.components().count());
     for p in points {
-        let Some((_, dst)) = inside(&binds, p) else {
+        let Some((_, dst)) = inside(binds, p) else {
             continue;
         };
         out.push(Mount {
@@ -311,7 +353,6 @@ pub fn protect(
                      (--vcs writable)"
                 .into(),
         });
-        // Whatever was mounted at or under it (a --ro-bind, a mask) is placed again.
         out.extend(
             mounts
                 .iter()
@@ -319,9 +360,19 @@ pub fn protect(
                 .cloned(),
         );
     }
-    let mut staged = Vec::new();
+    out
+}
+
+/// The metadata bound read-only over itself, or staged where `--vcs commit` can.
+fn protecting_mounts(
+    found: &Found,
+    binds: &[(PathBuf, PathBuf)],
+    fs: &dyn HostFs,
+    git: Option<&Path>,
+) -> (Vec<Mount>, Vec<Staged>) {
+    let (mut out, mut staged) = (Vec::new(), Vec::new());
     for (p, stage) in &found.read_only {
-        let Some((_, dst)) = inside(&binds, p) else {
+        let Some((_, dst)) = inside(binds, p) else {
             continue;
         };
         if *stage {
@@ -331,20 +382,18 @@ pub fn protect(
                 continue;
             }
         }
-        {
-            out.push(Mount {
-                op: MountOp::Bind {
-                    src: p.clone(),
-                    dst,
-                    access: Access::ReadOnly,
-                },
-                origin: "version-control metadata the host executes (read-only by default; \
-                         --vcs writable)"
-                    .into(),
-            });
-        }
+        out.push(Mount {
+            op: MountOp::Bind {
+                src: p.clone(),
+                dst,
+                access: Access::ReadOnly,
+            },
+            origin: "version-control metadata the host executes (read-only by default; \
+                     --vcs writable)"
+                .into(),
+        });
     }
-    Ok((out, staged))
+    (out, staged)
 }
 
 /// The version-control protection of the plan's writable binds for `vcs`: the
