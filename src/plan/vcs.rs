@@ -524,10 +524,6 @@ fn stage_mounts(
     dst: &Path,
     git: Option<&Path>,
 ) -> Option<(Vec<Mount>, Staged)> {
-    let op = |op: MountOp, origin: &str| Mount {
-        op,
-        origin: origin.into(),
-    };
     let (ref_dirs, refs) = walk_refs(fs, &gitdir.join("refs"))?;
     let mut logs = Vec::new();
     for l in COPIED_LOGS {
@@ -537,9 +533,62 @@ fn stage_mounts(
     }
     let mut names = fs.names_in(gitdir);
     names.sort();
+    let (before, rest) = top_level(fs, gitdir, dst, &names);
+    // Room for git's lock file beside each staged file, and for new objects as in
+    // any tmpfs sbx makes.
+    let bytes: u64 = before.iter().map(|(_, c)| c.len() as u64).sum();
+    let mut out = vec![staging_op(
+        MountOp::Tmpfs {
+            dst: dst.to_path_buf(),
+            size: 3 * bytes + (1 << 30),
+            mode: 0o755,
+        },
+        "git directory staged for commit (--vcs commit): its top level on a tmpfs, index, \
+         HEAD and refs written back after checks, anything new discarded",
+    )];
+    for (name, content) in &before {
+        out.push(staging_op(
+            MountOp::File {
+                dst: dst.join(name),
+                content: content.clone(),
+                mode: 0o644,
+            },
+            "a staged git file, copied (--vcs commit)",
+        ));
+    }
+    out.extend(copied_refs(dst, &ref_dirs, &refs, &logs));
+    out.extend(rest);
+    let staged = Staged {
+        git: git?.to_path_buf(),
+        gitdir: gitdir.to_path_buf(),
+        dst: dst.to_path_buf(),
+        names,
+        before,
+        refs,
+    };
+    Some((out, staged))
+}
+
+fn staging_op(op: MountOp, origin: &str) -> Mount {
+    Mount {
+        op,
+        origin: origin.into(),
+    }
+}
+
+/// The git directory's top level: the staged files' contents (copied into the
+/// tmpfs), and the mounts of everything else (objects as an alternate, refs and logs
+/// left to the copies, the rest read-only, symlinks repeated).
+fn top_level(
+    fs: &dyn HostFs,
+    gitdir: &Path,
+    dst: &Path,
+    names: &[std::ffi::OsString],
+) -> (Vec<(&'static str, Vec<u8>)>, Vec<Mount>) {
+    let op = staging_op;
     let mut before = Vec::new();
     let mut rest = Vec::new();
-    for name in &names {
+    for name in names {
         let src = gitdir.join(name);
         let dst = dst.join(name);
         let staged = STAGED_FILES
@@ -590,50 +639,26 @@ fn stage_mounts(
             _ => {}
         }
     }
-    // Room for git's lock file beside each staged file, and for new objects as in
-    // any tmpfs sbx makes.
-    let bytes: u64 = before.iter().map(|(_, c)| c.len() as u64).sum();
-    let mut out = vec![op(
-        MountOp::Tmpfs {
-            dst: dst.to_path_buf(),
-            size: 3 * bytes + (1 << 30),
-            mode: 0o755,
-        },
-        "git directory staged for commit (--vcs commit): its top level on a tmpfs, index, \
-         HEAD and refs written back after checks, anything new discarded",
-    )];
-    for (name, content) in &before {
-        out.push(op(
-            MountOp::File {
-                dst: dst.join(name),
-                content: content.clone(),
-                mode: 0o644,
-            },
-            "a staged git file, copied (--vcs commit)",
-        ));
-    }
+    (before, rest)
+}
+
+/// The loose refs and the copied reflogs, made in the tmpfs.
+fn copied_refs(dst: &Path, ref_dirs: &[PathBuf], refs: &Files, logs: &Files) -> Vec<Mount> {
     let copied = "git refs and reflogs, copied (--vcs commit)";
-    for d in ["refs", "logs"] {
-        out.push(op(
+    let dir = |d: PathBuf| {
+        staging_op(
             MountOp::Dir {
-                dst: dst.join(d),
+                dst: d,
                 mode: 0o755,
             },
             copied,
-        ));
-    }
-    for d in &ref_dirs {
-        out.push(op(
-            MountOp::Dir {
-                dst: dst.join("refs").join(d),
-                mode: 0o755,
-            },
-            copied,
-        ));
-    }
-    for (top, files) in [("refs", &refs), ("logs", &logs)] {
+        )
+    };
+    let mut out = vec![dir(dst.join("refs")), dir(dst.join("logs"))];
+    out.extend(ref_dirs.iter().map(|d| dir(dst.join("refs").join(d))));
+    for (top, files) in [("refs", refs), ("logs", logs)] {
         for (rel, content) in files {
-            out.push(op(
+            out.push(staging_op(
                 MountOp::File {
                     dst: dst.join(top).join(rel),
                     content: content.clone(),
@@ -643,16 +668,7 @@ fn stage_mounts(
             ));
         }
     }
-    out.extend(rest);
-    let staged = Staged {
-        git: git?.to_path_buf(),
-        gitdir: gitdir.to_path_buf(),
-        dst: dst.to_path_buf(),
-        names,
-        before,
-        refs,
-    };
-    Some((out, staged))
+    out
 }
 
 /// How deep, and through how many directories in all, the look for repositories a
