@@ -192,37 +192,15 @@ pub struct Resolution {
 
 pub fn resolve(cli: &Cli, profile: &Resolved, host: &Host, fs: &dyn HostFs) -> Result<Resolution> {
     let mut rlimits = profile_rlimits(profile)?;
-    let mut req = profile_request(profile)?;
-    let mut cgroup_required = profile.limits.cgroup != Some(CgroupMode::BestEffort)
-        || cli.require.contains(&crate::cli::Layer::Cgroup);
-    let mut cgroup_step = profile.where_set("limits");
+    let mut want = Cgroups {
+        req: profile_request(profile)?,
+        required: profile.limits.cgroup != Some(CgroupMode::BestEffort)
+            || cli.require.contains(&crate::cli::Layer::Cgroup),
+        step: profile.where_set("limits"),
+    };
     for (key, value, opt) in cli_limits(cli)? {
-        if is_cgroup(&key) && matches!(value, Value::Int(0)) {
-            return Err(Error::new(
-                opt,
-                format!("{key} 0 would stop the sandbox before it starts; give a ceiling above 0"),
-            ));
-        }
         if is_cgroup(&key) {
-            let int = match value {
-                Value::Int(n) => Some(n),
-                _ => None,
-            };
-            match key.as_str() {
-                "memory" => req.memory = int,
-                "pids" => req.pids = int,
-                _ => {
-                    req.cpus = match value {
-                        Value::Cpus(c) => Some(c),
-                        _ => None,
-                    }
-                }
-            }
-            // Asked for on the command line: wanted, so never silently dropped.
-            if value != Value::Unlimited {
-                cgroup_required = true;
-                cgroup_step = opt;
-            }
+            want.take(&key, value, opt)?;
             continue;
         }
         let v = match value {
@@ -266,9 +244,69 @@ pub fn resolve(cli: &Cli, profile: &Resolved, host: &Host, fs: &dyn HostFs) -> R
                 .to_string(),
         );
     }
-    let cgroup = if req.is_empty() {
-        None
-    } else {
+    let cgroup = want.plan(host, fs, &mut notices)?;
+    Ok(Resolution {
+        rlimits,
+        cgroup,
+        notices,
+    })
+}
+
+/// The cgroup ceilings asked for, whether they must hold, and who asked.
+struct Cgroups {
+    req: Request,
+    required: bool,
+    step: String,
+}
+
+impl Cgroups {
+    /// A `--memory`, `--pids` or `--cpus` from the command line, over the profile's.
+    fn take(&mut self, key: &str, value: Value, opt: String) -> Result<()> {
+        if matches!(value, Value::Int(0)) {
+            return Err(Error::new(
+                opt,
+                format!("{key} 0 would stop the sandbox before it starts; give a ceiling above 0"),
+            ));
+        }
+        let int = match value {
+            Value::Int(n) => Some(n),
+            _ => None,
+        };
+        match key {
+            "memory" => self.req.memory = int,
+            "pids" => self.req.pids = int,
+            _ => {
+                self.req.cpus = match value {
+                    Value::Cpus(c) => Some(c),
+                    _ => None,
+                }
+            }
+        }
+        // Asked for on the command line: wanted, so never silently dropped.
+        if value != Value::Unlimited {
+            self.required = true;
+            self.step = opt;
+        }
+        Ok(())
+    }
+
+    /// The sandbox's cgroup leaf, if ceilings were asked for and this host delegates
+    /// a place for it; where it does not, an error when they are required, else a
+    /// notice and none.
+    fn plan(
+        self,
+        host: &Host,
+        fs: &dyn HostFs,
+        notices: &mut Vec<String>,
+    ) -> Result<Option<CgroupPlan>> {
+        let Cgroups {
+            req,
+            required,
+            step,
+        } = self;
+        if req.is_empty() {
+            return Ok(None);
+        }
         let mountinfo = fs.mountinfo();
         let why = |m: cgroup::Missing| match m {
             cgroup::Missing::Controllers(..) => m.explain(),
@@ -280,45 +318,38 @@ pub fn resolve(cli: &Cli, profile: &Resolved, host: &Host, fs: &dyn HostFs) -> R
                 let start = host.cgroup_self().1;
                 if start == 0 {
                     return Err(Error::new(
-                        cgroup_step,
+                        step,
                         "cannot read sbx's own start time (/proc/self/stat), which names its cgroup",
                     ));
                 }
                 let leaf = cgroup::leaf_name(host.pid, start);
-                Some(CgroupPlan {
+                Ok(Some(CgroupPlan {
                     parent: d.parent,
                     launcher: d.launcher_moves.then(|| cgroup::launcher_name(&leaf)),
                     leaf,
                     enable: d.enable.into_iter().map(String::from).collect(),
                     writes: req.writes(),
                     request: req,
-                })
+                }))
             }
-            Err(m) if cgroup_required => {
-                return Err(Error::new(
-                    cgroup_step,
-                    format!(
-                        "cannot set {}: {} (`sbx --doctor` checks this host)",
-                        describe(&req),
-                        why(m)
-                    ),
-                ))
-            }
+            Err(m) if required => Err(Error::new(
+                step,
+                format!(
+                    "cannot set {}: {} (`sbx --doctor` checks this host)",
+                    describe(&req),
+                    why(m)
+                ),
+            )),
             Err(m) => {
                 notices.push(format!(
                     "[limits] cgroup = \"best-effort\": running without {}: {}",
                     describe(&req),
                     why(m)
                 ));
-                None
+                Ok(None)
             }
         }
-    };
-    Ok(Resolution {
-        rlimits,
-        cgroup,
-        notices,
-    })
+    }
 }
 
 /// With cgroup ceilings, no writable bind may reach a cgroup v2 file system: the
