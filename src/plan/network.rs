@@ -163,6 +163,24 @@ pub fn plan(
              0666; here it is not: as root, `chmod 0666 /dev/net/tun`)",
         ));
     }
+    let args = pasta_args(mode, &publish, &dns);
+    let files = net_files(mode, hostname);
+    Ok((
+        NetPlan {
+            mode,
+            publish,
+            pasta: Some(Pasta {
+                program: PASTA.into(),
+                args,
+            }),
+        },
+        files,
+    ))
+}
+
+/// pasta's command line: the addresses, nothing forwarded but what is published,
+/// DNS through the gateway.
+fn pasta_args(mode: NetArg, publish: &[Publish], dns: &[IpAddr]) -> Vec<String> {
     let mut a: Vec<String> = [
         "-f",
         "-q",
@@ -205,9 +223,14 @@ pub fn plan(
     // Queries to the gateway's port 53 go to the host's resolver (or --dns): replies
     // come from the gateway address, so the forwarder must be the gateway.
     a.extend(["--dns-forward".into(), GATEWAY_V4.into()]);
-    for d in &dns {
+    for d in dns {
         a.extend(["-D".into(), d.to_string()]);
     }
+    a
+}
+
+/// The sandbox's /etc/resolv.conf and /etc/hosts under `--net user`.
+fn net_files(mode: NetArg, hostname: &str) -> Vec<Mount> {
     let mut hosts = format!(
         "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{GUEST_V4}\t{hostname}\n{GUEST_V6}\t{hostname}\n"
     );
@@ -224,21 +247,10 @@ pub fn plan(
         },
         origin: "--net user".into(),
     };
-    let files = vec![
+    vec![
         file("/etc/resolv.conf", format!("nameserver {GATEWAY_V4}\n")),
         file("/etc/hosts", hosts),
-    ];
-    Ok((
-        NetPlan {
-            mode,
-            publish,
-            pasta: Some(Pasta {
-                program: PASTA.into(),
-                args: a,
-            }),
-        },
-        files,
-    ))
+    ]
 }
 
 #[cfg(test)]
