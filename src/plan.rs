@@ -279,16 +279,7 @@ impl Plan {
             .clone()
             .or_else(|| profile.hostname.clone().map(OsString::from))
             .unwrap_or_else(|| "sbx".into());
-        let pasta = fs.is_executable_file(Path::new(network::PASTA));
-        let (net, net_files) = network::plan(
-            net,
-            &cli.publish,
-            &cli.dns,
-            &hostname.to_string_lossy(),
-            pasta,
-            host.tun_usable,
-        )?;
-        mounts.extend(net_files);
+        let net = network_plan(cli, host, fs, net, &hostname, &mut mounts)?;
         let located = crate::record::dir_for(host);
         notices.extend(crate::record::problems_notice(&located));
         let records = located.dir;
@@ -305,18 +296,9 @@ impl Plan {
             mounts.push(cli_mount(*kind, value, host, fs)?);
         }
         let agent = ssh_agent(cli, host, fs, &mut mounts, &mut notices)?;
-        let vcs = match (cli.vcs_writable, cli.vcs) {
-            (true, _) => VcsMode::Writable,
-            (false, Some(m)) => m,
-            (false, None) => profile.vcs.unwrap_or(VcsMode::ReadOnly),
-        };
-        let (git_staged, vcs_line) = vcs::plan(
-            vcs,
-            &mut mounts,
-            fs,
-            host.var("PATH").map(|p| p.as_os_str()),
-            &mut notices,
-        )?;
+        let vcs = vcs_mode(cli, &profile);
+        let path = host.var("PATH").map(|p| p.as_os_str());
+        let (git_staged, vcs_line) = vcs::plan(vcs, &mut mounts, fs, path, &mut notices)?;
         let settled = settle(mounts, fs, &create, locs, &profile, host)?;
         let mounts = settled.mounts;
 
@@ -330,10 +312,15 @@ impl Plan {
         let seccomp = confine::seccomp_plan(cli, &profile)?;
         let landlock = confine::landlock_plan(cli, &profile, &settled.visible, host.landlock_abi)?;
         let mut warnings = confine::warnings(&profile, &seccomp, &landlock);
-        warnings.extend(refused);
-        warnings.extend(download_dir_warnings(&profile, vars));
-        let mut enforcement = vec![seccomp.summary(), landlock.summary()];
-        enforcement.extend(vcs_line);
+        warnings.extend(
+            refused
+                .into_iter()
+                .chain(download_dir_warnings(&profile, vars)),
+        );
+        let enforcement = [seccomp.summary(), landlock.summary()]
+            .into_iter()
+            .chain(vcs_line)
+            .collect();
         if limits.cgroup.is_some() {
             limits::cgroupfs_not_writable(&mounts, &fs.mountinfo())?;
         }
@@ -424,6 +411,39 @@ fn net_mode(cli: &Cli, profile: &Resolved) -> NetArg {
             NetMode::UserHostLoopback => NetArg::UserHostLoopback,
         }))
         .unwrap_or(NetArg::None)
+}
+
+/// The network: with `--net user`, pasta's plan and the sandbox's resolv.conf and
+/// hosts (which join the mounts).
+fn network_plan(
+    cli: &Cli,
+    host: &Host,
+    fs: &dyn HostFs,
+    net: NetArg,
+    hostname: &OsStr,
+    mounts: &mut Vec<Mount>,
+) -> Result<network::NetPlan> {
+    let pasta = fs.is_executable_file(Path::new(network::PASTA));
+    let (net, files) = network::plan(
+        net,
+        &cli.publish,
+        &cli.dns,
+        &hostname.to_string_lossy(),
+        pasta,
+        host.tun_usable,
+    )?;
+    mounts.extend(files);
+    Ok(net)
+}
+
+/// What the sandbox may do to version-control metadata: the command line's, else
+/// the profile's, else read-only.
+fn vcs_mode(cli: &Cli, profile: &Resolved) -> VcsMode {
+    match (cli.vcs_writable, cli.vcs) {
+        (true, _) => VcsMode::Writable,
+        (false, Some(m)) => m,
+        (false, None) => profile.vcs.unwrap_or(VcsMode::ReadOnly),
+    }
 }
 
 /// The session bus through xdg-dbus-proxy, when the profile asks for it: its socket
