@@ -238,8 +238,48 @@ pub fn render(
         limits: _,
         dbus: _,
     } = &r;
+    let mut t = scalar_keys(&r, vars);
+    let (mounts, masks) = mount_tables(&c);
+    if !masks.is_empty() {
+        t.insert("mask".into(), toml::Value::Array(masks));
+    }
+    if let Some(env) = env_table(&r) {
+        t.insert("env".into(), toml::Value::Table(env));
+    }
+    if let Some(limits) = limits_table(&r) {
+        t.insert("limits".into(), toml::Value::Table(limits));
+    }
+    if let Some((own, talk)) = &r.dbus {
+        let mut d = toml::Table::new();
+        for (k, names) in [("own", own), ("talk", talk)] {
+            d.insert(
+                k.into(),
+                toml::Value::Array(names.iter().map(|n| text(n)).collect()),
+            );
+        }
+        t.insert("dbus".into(), toml::Value::Table(d));
+    }
+    t.insert("mount".into(), toml::Value::Array(mounts));
+    Ok(if json {
+        format!("{}\n", serde_json::to_string_pretty(&t).unwrap())
+    } else {
+        format!(
+            "# profile {} resolved from: {}\n{}",
+            crate::text::escape(&r.name),
+            crate::text::escape(&r.files.join(", ")),
+            toml::to_string(&t).unwrap_or_default()
+        )
+    })
+}
+
+fn text(v: &str) -> toml::Value {
+    toml::Value::String(v.to_string())
+}
+
+/// The profile's single-valued keys and lists.
+fn scalar_keys(r: &Resolved, vars: &Vars) -> toml::Table {
     let mut t = toml::Table::new();
-    let s = |v: &str| toml::Value::String(v.to_string());
+    let s = text;
     t.insert("version".into(), toml::Value::Integer(1));
     if let Some(d) = &r.description {
         t.insert("description".into(), s(d));
@@ -291,6 +331,11 @@ pub fn render(
             t.insert(k.into(), toml::Value::Integer(v.into()));
         }
     }
+    t
+}
+
+/// The compiled mounts as `[[mount]]` tables, and the masks as the `mask` list.
+fn mount_tables(c: &crate::plan::Compiled) -> (Vec<toml::Value>, Vec<toml::Value>) {
     let mut mounts = Vec::new();
     let mut masks = Vec::new();
     for m in &c.mounts {
@@ -300,82 +345,67 @@ pub fn render(
             ProfileForm::Mask(dst) => masks.push(dst),
         }
     }
-    if !masks.is_empty() {
-        t.insert("mask".into(), toml::Value::Array(masks));
+    (mounts, masks)
+}
+
+/// `[env]`: what is kept, set and unset.
+fn env_table(r: &Resolved) -> Option<toml::Table> {
+    let s = text;
+    if r.env_keep.is_empty() && r.env_ops.is_empty() {
+        return None;
     }
-    if !r.env_keep.is_empty() || !r.env_ops.is_empty() {
-        let mut env = toml::Table::new();
-        if !r.env_keep.is_empty() {
-            env.insert(
-                "keep".into(),
-                toml::Value::Array(r.env_keep.iter().map(|k| s(k)).collect()),
-            );
-        }
-        let mut set = toml::Table::new();
-        let mut unset = Vec::new();
-        for op in &r.env_ops {
-            match op {
-                profile::EnvOp::Set(k, v) => {
-                    set.insert(k.clone(), s(v));
-                }
-                profile::EnvOp::Unset(k) => unset.push(s(k)),
-            }
-        }
-        if !set.is_empty() {
-            env.insert("set".into(), toml::Value::Table(set));
-        }
-        if !unset.is_empty() {
-            env.insert("unset".into(), toml::Value::Array(unset));
-        }
-        t.insert("env".into(), toml::Value::Table(env));
+    let mut env = toml::Table::new();
+    if !r.env_keep.is_empty() {
+        env.insert(
+            "keep".into(),
+            toml::Value::Array(r.env_keep.iter().map(|k| s(k)).collect()),
+        );
     }
-    if let Ok(limits) = crate::plan::profile_rlimits(&r) {
-        let mut lt: toml::Table = limits
-            .into_iter()
-            .map(|(k, v)| (k, toml::Value::Integer(v as i64)))
-            .collect();
-        if let Ok(req) = crate::plan::limits::profile_request(&r) {
-            if let Some(m) = req.memory {
-                lt.insert("memory".into(), toml::Value::Integer(m as i64));
+    let mut set = toml::Table::new();
+    let mut unset = Vec::new();
+    for op in &r.env_ops {
+        match op {
+            profile::EnvOp::Set(k, v) => {
+                set.insert(k.clone(), s(v));
             }
-            if let Some(c) = req.cpus {
-                lt.insert("cpus".into(), toml::Value::Float(c));
-            }
-            if let Some(p) = req.pids {
-                lt.insert("pids".into(), toml::Value::Integer(p as i64));
-            }
-        }
-        if let Some(mode) = r.limits.cgroup {
-            lt.insert(
-                "cgroup".into(),
-                toml::Value::try_from(mode).unwrap_or_else(|_| s("required")),
-            );
-        }
-        if !lt.is_empty() {
-            t.insert("limits".into(), toml::Value::Table(lt));
+            profile::EnvOp::Unset(k) => unset.push(s(k)),
         }
     }
-    if let Some((own, talk)) = &r.dbus {
-        let mut d = toml::Table::new();
-        for (k, names) in [("own", own), ("talk", talk)] {
-            d.insert(
-                k.into(),
-                toml::Value::Array(names.iter().map(|n| s(n)).collect()),
-            );
-        }
-        t.insert("dbus".into(), toml::Value::Table(d));
+    if !set.is_empty() {
+        env.insert("set".into(), toml::Value::Table(set));
     }
-    t.insert("mount".into(), toml::Value::Array(mounts));
-    Ok(if json {
-        format!("{}\n", serde_json::to_string_pretty(&t).unwrap())
-    } else {
-        format!(
-            "# profile {} resolved from: {}\n{}",
-            crate::text::escape(&r.name),
-            crate::text::escape(&r.files.join(", ")),
-            toml::to_string(&t).unwrap_or_default()
-        )
-    })
+    if !unset.is_empty() {
+        env.insert("unset".into(), toml::Value::Array(unset));
+    }
+    Some(env)
+}
+
+/// `[limits]`: the rlimits and cgroup ceilings.
+fn limits_table(r: &Resolved) -> Option<toml::Table> {
+    let s = text;
+    let limits = crate::plan::profile_rlimits(r).ok()?;
+    let mut lt: toml::Table = limits
+        .into_iter()
+        .map(|(k, v)| (k, toml::Value::Integer(v as i64)))
+        .collect();
+    if let Ok(req) = crate::plan::limits::profile_request(r) {
+        if let Some(m) = req.memory {
+            lt.insert("memory".into(), toml::Value::Integer(m as i64));
+        }
+        if let Some(c) = req.cpus {
+            lt.insert("cpus".into(), toml::Value::Float(c));
+        }
+        if let Some(p) = req.pids {
+            lt.insert("pids".into(), toml::Value::Integer(p as i64));
+        }
+    }
+    if let Some(mode) = r.limits.cgroup {
+        lt.insert(
+            "cgroup".into(),
+            toml::Value::try_from(mode).unwrap_or_else(|_| s("required")),
+        );
+    }
+    (!lt.is_empty()).then_some(lt)
 }
 
 fn enum_str<T: serde::Serialize>(v: &T) -> String {
