@@ -375,6 +375,17 @@ fn limits_json(anchor: i32, pid1: Option<i32>, rec: Option<&Record>) -> serde_js
 }
 
 fn inspect(cli: &Cli, host: &Host, what: &str) -> Result<i32> {
+    let v = inspection(host, what)?;
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+    } else {
+        print_inspection(&v);
+    }
+    Ok(0)
+}
+
+/// What `--inspect` shows of process PID (or sandbox NAME), as its JSON form.
+fn inspection(host: &Host, what: &str) -> Result<serde_json::Value> {
     let (pid, rec) = match what.parse::<i32>() {
         Ok(p) if p > 0 => (p, None),
         _ => {
@@ -434,60 +445,76 @@ fn inspect(cli: &Cli, host: &Host, what: &str) -> Result<i32> {
             .collect()
     };
     let limits = limits_json(pid, rec.as_ref().map(|r| r.pid1), rec.as_ref());
-    if cli.json {
-        let caps: serde_json::Map<String, serde_json::Value> =
-            ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"]
-                .iter()
-                .map(|k| (k.to_string(), serde_json::Value::from(field(k))))
-                .collect();
-        let namespaces: serde_json::Map<String, serde_json::Value> = ns
-            .iter()
-            .map(|(n, i, shared)| {
-                (
-                    n.clone(),
-                    serde_json::json!({"inode": i, "shared_with_host": shared}),
-                )
-            })
-            .collect();
-        let v = serde_json::json!({
-            "pid": pid,
-            "name": rec.as_ref().map(|r| r.name.clone()),
-            "namespaces": namespaces,
-            "uid_map": maps("uid_map"), "gid_map": maps("gid_map"),
-            "capabilities": caps,
-            "no_new_privs": field("NoNewPrivs") == "1",
-            "seccomp": seccomp,
-            "landlock": landlock,
-            "mounts": mounts,
-            "limits": limits,
-        });
-        println!("{}", serde_json::to_string_pretty(&v).expect("json"));
-        return Ok(0);
+    let caps: serde_json::Map<String, serde_json::Value> = CAP_FIELDS
+        .iter()
+        .map(|k| (k.to_string(), serde_json::Value::from(field(k))))
+        .collect();
+    let namespaces: serde_json::Map<String, serde_json::Value> = ns
+        .iter()
+        .map(|(n, i, shared)| {
+            (
+                n.clone(),
+                serde_json::json!({"inode": i, "shared_with_host": shared}),
+            )
+        })
+        .collect();
+    Ok(serde_json::json!({
+        "pid": pid,
+        "name": rec.as_ref().map(|r| r.name.clone()),
+        "namespaces": namespaces,
+        "uid_map": maps("uid_map"), "gid_map": maps("gid_map"),
+        "capabilities": caps,
+        "no_new_privs": field("NoNewPrivs") == "1",
+        "seccomp": seccomp,
+        "landlock": landlock,
+        "mounts": mounts,
+        "limits": limits,
+    }))
+}
+
+const CAP_FIELDS: [&str; 5] = ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"];
+
+/// `--inspect` for people, from its JSON form.
+fn print_inspection(v: &serde_json::Value) {
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
+    let name = v["name"]
+        .as_str()
+        .map(|n| format!(" (sandbox {})", crate::text::escape(n)))
+        .unwrap_or_default();
+    println!("pid {}{name}", v["pid"]);
+    for r in crate::namespace::made() {
+        let n = r.proc_name;
+        let Some(ns) = v["namespaces"].get(n) else {
+            continue;
+        };
+        let own = match ns["shared_with_host"].as_bool() {
+            Some(true) => "shared with the host",
+            _ => "own",
+        };
+        println!("  ns {n:<7} {:<12} {own}", ns["inode"]);
+    }
+    for m in ["uid_map", "gid_map"] {
+        let lines: Vec<String> = v[m].as_array().into_iter().flatten().map(text).collect();
+        println!("  {m}   {}", lines.join("; "));
+    }
+    for k in CAP_FIELDS {
+        println!("  {k}    {}", text(&v["capabilities"][k]));
     }
     println!(
-        "pid {pid}{}",
-        rec.map(|r| format!(" (sandbox {})", crate::text::escape(&r.name)))
-            .unwrap_or_default()
+        "  NoNewPrivs {}",
+        if v["no_new_privs"].as_bool() == Some(true) {
+            1
+        } else {
+            0
+        }
     );
-    for (n, i, shared) in &ns {
-        println!(
-            "  ns {n:<7} {i:<12} {}",
-            if *shared {
-                "shared with the host"
-            } else {
-                "own"
-            }
-        );
-    }
-    println!("  uid_map   {}", maps("uid_map").join("; "));
-    println!("  gid_map   {}", maps("gid_map").join("; "));
-    for k in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
-        println!("  {k}    {}", field(k));
-    }
-    println!("  NoNewPrivs {}", field("NoNewPrivs"));
-    println!("  seccomp   {seccomp}");
-    println!("  landlock  {landlock}");
-    println!("  mounts    {mounts}");
+    println!("  seccomp   {}", text(&v["seccomp"]));
+    println!("  landlock  {}", text(&v["landlock"]));
+    println!("  mounts    {}", v["mounts"]);
+    print_limits(&v["limits"]);
+}
+
+fn print_limits(limits: &serde_json::Value) {
     let shown: Vec<String> = limits["rlimits"]
         .as_object()
         .into_iter()
@@ -518,5 +545,4 @@ fn inspect(cli: &Cli, host: &Host, what: &str) -> Result<i32> {
             println!("  usage     {}", used.join(" "));
         }
     }
-    Ok(0)
 }
