@@ -440,18 +440,23 @@ pub struct Cli {
     /// automatic gc and maintenance are off inside); everything else is read-only.
     /// Nothing of the host's .git is writable during the run. After it, when anything
     /// changed, the host's own git (found on PATH; without one, .git stays read-only)
-    /// decides what lands: for each ref the sandbox moved, git fetch takes the objects
-    /// it needs from a private copy of the staging directory with transfer.fsckObjects
-    /// (each object parsed as git parses it, every tree and .gitmodules checked by
-    /// fsck, the history complete), then git update-ref moves the ref from its old
-    /// value (a ref the host moved meanwhile stays the host's; refs/replace never
-    /// lands; the branch the host's HEAD is on is never deleted), the moves listed on
-    /// stderr. The index is written back when every object it names is in the
+    /// decides what lands, within 2 minutes in all: the loose objects that hash to
+    /// their names are copied to a private directory of the repository, git fetch takes
+    /// those the moved refs and the new index need with transfer.fsckObjects (each
+    /// object parsed as git parses it, every tree and .gitmodules checked by fsck, the
+    /// history complete; a refused fetch leaves no pack), then git update-ref moves
+    /// each ref from its old value (a ref the host moved meanwhile stays the host's),
+    /// the moves listed on stderr. Never brought back: refs/replace and refs/notes
+    /// (each changes what git log shows for commits it does not touch), a branch a
+    /// linked worktree has checked out, the deletion of the branch the host's HEAD is
+    /// on, more than 1000 moves. The index is written back when it is one git itself
+    /// would write (in order, no path both a file and a directory, modes of files,
+    /// symlinks and submodules only) and every new entry names a blob in the
     /// repository, rewritten so that no entry the sandbox changed keeps the stat data,
     /// assume-valid or skip-worktree bits that would hide an edit from git status, and
     /// refused if it names a path git must not check out (.git, ..) or a new submodule;
-    /// HEAD is set by git symbolic-ref or update-ref; each only if the host's copy did
-    /// not change meanwhile. Objects nothing names, packs, the commit-graph, reflogs
+    /// HEAD, only on a branch (refs/heads/), is set by git symbolic-ref or update-ref;
+    /// each only if the host's copy did not change meanwhile. Objects nothing names, packs, the commit-graph, reflogs
     /// (the host's git writes its own, with the sandbox's messages), ORIG_HEAD,
     /// FETCH_HEAD and any other name the sandbox added (commondir, config.worktree,
     /// rebase-merge with its exec lines, MERGE_HEAD) are discarded, the last named:

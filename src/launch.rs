@@ -62,6 +62,15 @@ pub(crate) fn handled() -> libc::sigset_t {
     sys::sigset(&v)
 }
 
+/// Once the sandbox is gone: the signals the launch held for forwarding act on sbx
+/// again (^C stops what is left to do after the run, as for any program).
+pub fn unblock_signals() {
+    let set = handled();
+    // Those that came while the sandbox ran were passed on already.
+    sys::discard_pending(&set);
+    sys::sigmask(libc::SIG_UNBLOCK, &set);
+}
+
 /// A signal sent by a process (kill, sigqueue, tgkill) rather than by the kernel.
 /// Terminal signals (^C, ^\, resize) are sent by the kernel to the whole foreground
 /// process group, which the command is in already: forwarding them would double them.

@@ -119,6 +119,7 @@ pub fn main() -> i32 {
         Err(e) => failed(&e, plan.status_fd),
     };
     terminal.restore();
+    launch::unblock_signals();
     name_new_repositories(&watched, started);
     // After the look for new repositories: writing back changes the git
     // directory's own change time.

@@ -276,6 +276,17 @@ pub fn sigwait(set: &libc::sigset_t) -> SysResult<(libc::c_int, libc::c_int)> {
     }
 }
 
+/// Take every pending signal of `set` (blocked) without waiting: their moment has
+/// passed.
+pub fn discard_pending(set: &libc::sigset_t) {
+    let zero = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid pointers; a null siginfo is allowed.
+    while unsafe { libc::sigtimedwait(set, std::ptr::null_mut(), &zero) } > 0 {}
+}
+
 /// The (blocked) signals in `set` as a descriptor, to wait for them beside others.
 pub fn signalfd(set: &libc::sigset_t) -> SysResult<OwnedFd> {
     // SAFETY: valid set pointer; -1 asks for a new descriptor.

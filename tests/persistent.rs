@@ -1259,7 +1259,7 @@ fn a_git_the_host_ran_meanwhile_wins_over_the_sandbox() {
         assert_eq!(stdout(&o), "end\n", "as {}: {}", u.name, stderr(&o));
         // The index by sbx's own check, the branch by git's (update-ref's old value).
         for what in [
-            "index from the sandbox was not kept: it changed on the host",
+            "it changed on the host during the run; the host's is kept",
             "refs/heads/master: fatal: update_ref failed",
         ] {
             assert!(
@@ -1296,7 +1296,8 @@ fn everyday_git_in_dev_lands_on_the_host() {
         std::fs::write(proj.join("a.txt"), "host stash\n").unwrap();
         git(u, &proj, &["stash", "-q"]);
         let script = "set -e; g() { git -c user.name=t -c user.email=t@e \"$@\"; }; \
-                      echo b > b.txt && g add b.txt && g commit -qm second; \
+                      echo b > b.txt && head -c 200000 /dev/urandom > big.bin && \
+                      g add b.txt big.bin && g commit -qm second; \
                       g checkout -qb topic && echo c > c.txt && g add c.txt && g commit -qm topic; \
                       g checkout -q master && g tag v1 && g branch -qD old; \
                       echo wip > a.txt && g stash -q; g stash list | wc -l";
@@ -1377,6 +1378,22 @@ for i in range(2000):
 open(".git/refs/heads/master", "w").write(parent + "\n")
 "#;
 
+/// Writes a version-2 index of the entries given as `mode oid path` arguments, in
+/// the order given (git's own commands sort and check them).
+const WRITE_INDEX: &str = r#"
+import hashlib, struct, sys
+ents = [sys.argv[i:i + 3] for i in range(1, len(sys.argv), 3)]
+out = bytearray(b"DIRC" + struct.pack(">II", 2, len(ents)))
+for mode, oid, path in ents:
+    p = path.encode()
+    e = struct.pack(">10I", 0, 0, 0, 0, 0, 0, int(mode, 8), 0, 0, 0) + bytes.fromhex(oid)
+    e += struct.pack(">H", len(p)) + p
+    e += b"\0" * (8 - len(e) % 8)
+    out += e
+out += hashlib.sha1(out).digest()
+open(".git/index", "wb").write(out)
+"#;
+
 /// Whatever a committing sandbox leaves, the host's repository is one git accepts:
 /// each run below tries one way to leave it broken, misleading or dangerous (a
 /// class each: objects git parses differently, refs and HEAD git cannot read,
@@ -1433,11 +1450,47 @@ fn whatever_a_committing_sandbox_leaves_the_host_s_git_accepts() {
             "a long history with a hole at its root",
             "python3 $(dirname $W)/chain.py",
         ),
+        (
+            "an index out of order",
+            "A=$(g rev-parse HEAD:a.txt); python3 $(dirname $W)/index.py 100644 $A z.txt 100644 $A a.txt",
+        ),
+        (
+            "an index naming a path twice",
+            "A=$(g rev-parse HEAD:a.txt); python3 $(dirname $W)/index.py 100644 $A a.txt 100644 $A a.txt",
+        ),
+        (
+            "an index with a file that is also a directory",
+            "A=$(g rev-parse HEAD:a.txt); python3 $(dirname $W)/index.py 100644 $A a.txt 120000 $A lnk 100644 $A lnk/evil",
+        ),
+        (
+            "an index entry naming a tree or a commit",
+            "python3 $(dirname $W)/index.py 100644 $(g rev-parse HEAD:a.txt) a.txt \
+             040000 $(g rev-parse HEAD^{tree}) d 100644 $(g rev-parse HEAD) e.txt",
+        ),
+        (
+            "HEAD on a tag or a remote-tracking ref",
+            "g update-ref refs/remotes/origin/master HEAD && \
+             printf 'ref: refs/remotes/origin/master\\n' > .git/HEAD",
+        ),
+        ("notes shown under the host's commits", "g notes add -m 'approved: safe' HEAD"),
+        (
+            "more ref moves than a day's work",
+            "h=$(g rev-parse HEAD); for i in $(seq 1200); do echo \"$h refs/heads/b$i\"; done >> .git/packed-refs",
+        ),
+        (
+            "a ref to a commit stored under another name",
+            "b=$(head -c 300000 /dev/urandom | g hash-object -w --stdin); \
+             t=$(printf '100644 blob '$b'\\tbig\\n' | g mktree); c=$(g commit-tree $t -p HEAD -m x); \
+             f=.git/objects/$(echo $c | cut -c1-2)/$(echo $c | cut -c3-); \
+             mkdir -p .git/objects/ab && cp $f .git/objects/ab/0000000000000000000000000000000000000a && \
+             echo ab0000000000000000000000000000000000000a > .git/refs/heads/wrong",
+        ),
     ];
     for u in users() {
         for (what, attack) in attacks {
             let fx = Fixture::new(u, "gitbreak");
             fx.file("tools/chain.py", CHAIN, u);
+            fx.file("tools/index.py", WRITE_INDEX, u);
             let w = fx.file("tools/w.py", WRITE_OBJECT, u);
             let tool = fx.path.join("tools");
             let proj = fx.path.join("proj");
@@ -1473,8 +1526,51 @@ fn whatever_a_committing_sandbox_leaves_the_host_s_git_accepts() {
                 stderr(&f),
                 stderr(&o)
             );
+            // `git status` (a prompt runs it) writes nothing git's fsck refuses.
+            git(u, &proj, &["status", "--porcelain"]);
+            let f = output({
+                let mut c = as_user(u, "git");
+                c.args(["fsck", "--strict", "--no-dangling", "--no-progress"])
+                    .current_dir(&proj)
+                    .env("HOME", &proj);
+                c
+            });
+            assert!(
+                f.status.success() && stderr(&f).is_empty(),
+                "as {}: {what}: after git status: {}",
+                u.name,
+                stderr(&f)
+            );
+            assert_eq!(
+                stdout(&git(u, &proj, &["symbolic-ref", "HEAD"])),
+                "refs/heads/master\n",
+                "as {}: {what}",
+                u.name
+            );
+            assert_eq!(
+                stdout(&git(u, &proj, &["notes", "list"])),
+                "",
+                "as {}: {what}",
+                u.name
+            );
+            // Nothing refused leaves a pack behind, whole or partial.
+            let packs: Vec<String> = std::fs::read_dir(proj.join(".git/objects/pack"))
+                .map(|d| {
+                    d.flatten()
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            assert!(packs.is_empty(), "as {}: {what}: {packs:?} left", u.name);
+            assert!(
+                stdout(&git(u, &proj, &["branch", "--list", "b1*"])).is_empty(),
+                "as {}: {what}",
+                u.name
+            );
             for args in [
                 &["status", "--porcelain"][..],
+                // What `git commit` does first: the index makes a tree.
+                &["write-tree"],
                 &["branch", "-a"],
                 &["log", "--all", "--oneline"],
                 &["for-each-ref"],
@@ -1490,6 +1586,56 @@ fn whatever_a_committing_sandbox_leaves_the_host_s_git_accepts() {
                 u.name
             );
         }
+    }
+}
+
+/// A branch another worktree has checked out is neither moved nor deleted from a
+/// committing sandbox (git branch -f and -d refuse it as well): that worktree would
+/// show changes nobody made, or no commits at all.
+#[test]
+fn a_branch_checked_out_elsewhere_stays_where_it_is() {
+    for u in users() {
+        let fx = Fixture::new(u, "gitwt");
+        let proj = fx.path.join("proj");
+        std::fs::create_dir(&proj).unwrap();
+        fx.chown(&proj, u);
+        fx.file("proj/a.txt", "a\n", u);
+        git(u, &proj, &["init", "-q"]);
+        git(u, &proj, &["add", "-A"]);
+        git(u, &proj, &["commit", "-q", "-m", "init"]);
+        let wt = fx.path.join("wt");
+        git(
+            u,
+            &proj,
+            &[
+                "worktree",
+                "add",
+                "-q",
+                "-b",
+                "feature",
+                wt.to_str().unwrap(),
+            ],
+        );
+        let before = stdout(&git(u, &proj, &["rev-parse", "feature"]));
+        let script = "g() { git -c user.name=t -c user.email=t@e \"$@\"; }; \
+                      g commit -q --allow-empty -m mine && g update-ref refs/heads/feature HEAD && \
+                      g update-ref -d refs/heads/feature; echo done";
+        let mut c = sbx_cmd(u, ["--profile", "dev", "--", "sh", "-c", script]);
+        c.current_dir(&proj).env("HOME", &u.home);
+        let o = output(c);
+        assert_eq!(stdout(&o), "done\n", "as {}: {}", u.name, stderr(&o));
+        assert!(
+            stderr(&o).contains("refs/heads/feature: a linked worktree has it checked out"),
+            "as {}: {}",
+            u.name,
+            stderr(&o)
+        );
+        assert_eq!(stdout(&git(u, &proj, &["rev-parse", "feature"])), before);
+        // The sandbox's own commit on the main branch landed.
+        assert_eq!(
+            stdout(&git(u, &proj, &["log", "-1", "--format=%s"])),
+            "mine\n"
+        );
     }
 }
 
@@ -1611,7 +1757,8 @@ fn git_data_a_committing_sandbox_writes_is_checked_first() {
                 add.display()
             ));
             assert!(
-                err.contains("index from the sandbox was not kept: a path git must not check out"),
+                err.contains("the index from the sandbox not kept")
+                    && err.contains("a path git must not check out"),
                 "as {}: {path}: {err}",
                 u.name
             );
@@ -1665,7 +1812,10 @@ fn git_data_a_committing_sandbox_writes_is_checked_first() {
             u.name
         );
         for (what, why) in [
-            ("refs/replace/", "replace refs change what git log"),
+            (
+                "refs/replace/",
+                "replace refs and notes change what git log",
+            ),
             ("refs/heads/ghost: git refused its objects", "not our ref"),
             ("refs/heads/evil: git refused its objects", "hasDotgit"),
         ] {

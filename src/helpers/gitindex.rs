@@ -216,10 +216,19 @@ pub fn sanitize(old: Option<&[u8]>, new: &[u8]) -> Result<Vec<u8>, String> {
         .map(|o| o.entries.into_iter().map(|e| (e.path.clone(), e)).collect())
         .unwrap_or_default();
     let mut out_entries = Vec::with_capacity(idx.entries.len());
+    in_git_order(&idx.entries)?;
     for e in &idx.entries {
         let shown = String::from_utf8_lossy(&e.path);
         if !path_is_safe(&e.path, e.mode()) {
             return Err(format!("a path git must not check out: {shown:?}"));
+        }
+        // What git writes in an index: files, executables, symlinks, submodules (a
+        // directory entry is a sparse index's, refused above).
+        if !matches!(e.mode(), 0o100644 | 0o100755 | 0o120000 | 0o160000) {
+            return Err(format!("an entry {shown:?} with mode {:o}", e.mode()));
+        }
+        if e.oid.iter().all(|b| *b == 0) {
+            return Err(format!("an entry {shown:?} naming no object"));
         }
         let was_gitlink = before
             .get(&e.path)
@@ -247,6 +256,40 @@ pub fn sanitize(old: Option<&[u8]>, new: &[u8]) -> Result<Vec<u8>, String> {
         out_entries.push(e);
     }
     Ok(write(&out_entries))
+}
+
+/// Entries in the order git keeps them (read-cache.c): by path, then stage, each
+/// (path, stage) once, and no path that is also a directory of another (`x` beside
+/// `x/y`): git reads any other index wrongly, and the host's next commit would
+/// write a tree fsck refuses.
+fn in_git_order(entries: &[Entry]) -> Result<(), String> {
+    let stage = |e: &Entry| (e.flags & STAGE) >> 12;
+    for w in entries.windows(2) {
+        let (a, b) = (&w[0], &w[1]);
+        if (a.path.as_slice(), stage(a)) >= (b.path.as_slice(), stage(b)) {
+            return Err(format!(
+                "entries out of git's order or repeated ({:?})",
+                String::from_utf8_lossy(&b.path)
+            ));
+        }
+    }
+    // `x` and `x/…`: after sorting, the directory's entries follow `x` directly or
+    // after other names that start with `x` and a byte below `/` (`x-1`, `x.c`).
+    let paths: std::collections::BTreeSet<&[u8]> =
+        entries.iter().map(|e| e.path.as_slice()).collect();
+    for e in entries {
+        let mut p = e.path.as_slice();
+        while let Some(i) = p.iter().rposition(|c| *c == b'/') {
+            p = &p[..i];
+            if paths.contains(p) {
+                return Err(format!(
+                    "{:?} is both a file and a directory",
+                    String::from_utf8_lossy(p)
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// An index of `entries` (version 2, or 3 when an entry has extended flags), with

@@ -26,6 +26,7 @@
 //! sandbox added is named and discarded.
 
 mod hostgit;
+mod loose;
 pub mod objects;
 mod refs;
 pub mod sha1;
@@ -238,153 +239,250 @@ fn refs_unchanged(s: &Stage, staging: BorrowedFd) -> bool {
     seen == s.refs.len()
 }
 
+/// The most ref moves one run may bring back: more is not a day's work in a
+/// repository, and each costs the host's git a process.
+const MAX_MOVES: usize = 1000;
+
+/// How long the host's git may work on one run's changes, in all.
+const GIT_BUDGET: std::time::Duration = std::time::Duration::from_secs(120);
+
 fn finish_one(s: &Stage, staging: BorrowedFd, report: &mut Report) {
     let shown = s.gitdir.display().to_string();
     let (index, head) = (changed(s, staging, "index"), changed(s, staging, "HEAD"));
     let packed = changed(s, staging, "packed-refs");
-    if let Some(msg) = changed(s, staging, "COMMIT_EDITMSG") {
+    if let Some(msg) = changed(s, staging, "COMMIT_EDITMSG").filter(|m| m.len() <= 1 << 20) {
         let old = s.before.get("COMMIT_EDITMSG").map(Vec::as_slice);
         let _ = write_back(s.real.as_fd(), "COMMIT_EDITMSG", old, &msg);
     }
     if index.is_none() && head.is_none() && packed.is_none() && refs_unchanged(s, staging) {
         return; // nothing for git to look at
     }
-    let not_kept = |what: &str, why: &str| {
-        format!("--vcs commit: {what} from the sandbox not kept in {shown}: {why}")
+    let warn = |report: &mut Report, what: &str, why: &str| {
+        report.warnings.push(format!(
+            "--vcs commit: {what} from the sandbox not kept in {shown}: {why}"
+        ))
     };
     let git = hostgit::Git {
         git: &s.git,
         gitdir: &s.gitdir,
+        deadline: std::time::Instant::now() + GIT_BUDGET,
     };
     let export = match hostgit::export(staging, s.real.as_fd(), &s.gitdir) {
         Ok(e) => e,
-        Err(why) => return report.warnings.push(not_kept("anything", &why)),
+        Err(why) => return warn(report, "anything", &why),
     };
     let after = match hostgit::refs_of(&git, &export) {
         Ok(r) => r,
         Err(why) => {
-            return report.warnings.push(not_kept(
+            return warn(
+                report,
                 "anything",
                 &format!("git cannot read its refs: {why}"),
-            ))
+            )
         }
     };
     let before = refs::snapshot(&s.refs, s.before.get("packed-refs").map(Vec::as_slice));
-    let moves = refs::moves(&before, &after);
-    // The objects the moved refs, a detached HEAD and the new index entries need.
+    let (moves, mut refused) = allowed_moves(s, refs::moves(&before, &after));
     let new_index = index
         .as_deref()
         .and_then(|b| crate::gitindex::parse(b, 20))
         .map(|i| i.entries)
         .unwrap_or_default();
-    let old_index: BTreeSet<Vec<u8>> = s
-        .before
-        .get("index")
-        .and_then(|b| crate::gitindex::parse(b, 20))
-        .map(|i| i.entries.into_iter().map(|e| e.oid).collect())
-        .unwrap_or_default();
-    // Each move's objects fetched on their own: one the host's git refuses keeps
-    // that ref where it was, not the others.
-    let mut refused = Vec::new();
-    let moves: Vec<refs::Move> = moves
-        .into_iter()
-        .filter(|m| {
-            match m
-                .new
-                .as_ref()
-                .map(|n| hostgit::fetch(&git, &export, std::slice::from_ref(n)))
-            {
-                Some(Err(why)) => {
-                    refused.push(format!("{}: git refused its objects: {why}", m.name));
-                    false
-                }
-                _ => true,
-            }
-        })
-        .collect();
-    // The branch the host's HEAD is on is never deleted from here (git branch -d
-    // refuses the checked-out branch too): HEAD would name nothing.
-    let checked_out = read_at(s.real.as_fd(), OsStr::new("HEAD"), 4096).and_then(|h| {
-        Some(
-            String::from_utf8_lossy(h.strip_prefix(b"ref: ")?)
-                .trim_end()
-                .to_string(),
-        )
-    });
-    let moves: Vec<refs::Move> = moves
-        .into_iter()
-        .filter(|m| {
-            let keep = m.new.is_some() || checked_out.as_deref() != Some(m.name.as_str());
-            if !keep {
-                refused.push(format!(
-                    "{}: the host's HEAD is on it; it is not deleted",
-                    m.name
-                ));
-            }
-            keep
-        })
-        .collect();
-    let head_fetched = match head.as_deref().filter(|h| is_oid_line(h)) {
-        Some(h) => hostgit::fetch(&git, &export, &[String::from_utf8_lossy(&h[..40]).into()]),
-        None => Ok(()),
-    };
-    let mut blobs: Vec<String> = new_index
-        .iter()
-        .filter(|e| e.mode() != 0o160000 && !old_index.contains(&e.oid))
-        .filter_map(|e| <[u8; 20]>::try_from(e.oid.as_slice()).ok())
-        .map(|o| objects::hex(&o))
-        .collect();
-    blobs.sort();
-    blobs.dedup();
-    let index_fetched = hostgit::fetch(&git, &export, &blobs);
+    let blobs = new_blobs(s, &new_index);
+    let head_oid = head
+        .as_deref()
+        .filter(|h| is_oid_line(h))
+        .map(|h| String::from_utf8_lossy(&h[..40]).into_owned());
+    let fetched = fetch_all(&git, &export, moves, head_oid.as_deref(), &blobs);
     drop(export);
-    let mut moved = refs::apply(&git, &moves, |name| last_message(staging, name));
+    refused.extend(fetched.refused);
+    let mut moved = refs::apply(&git, &fetched.moves, |name| last_message(staging, name));
     refused.append(&mut moved.refused);
-    moved.refused = refused;
     if !moved.made.is_empty() {
         report
             .notices
             .push(format!("git in {shown}: {}", listed(&moved.made, 8)));
     }
-    if !moved.refused.is_empty() {
-        report
-            .warnings
-            .push(not_kept("ref moves", &listed(&moved.refused, 5)));
+    if !refused.is_empty() {
+        warn(report, "ref moves", &listed(&refused, 5));
     }
     if let Some(new) = index {
-        let store = sys::openat(
-            s.real.as_fd(),
-            c"objects",
-            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
-        )
-        .map(|o| objects::HostStore::open(o.as_fd()));
-        let complete = store.as_ref().is_ok_and(|st| {
-            new_index.iter().all(|e| {
-                e.mode() == 0o160000
-                    || <[u8; 20]>::try_from(e.oid.as_slice()).is_ok_and(|o| st.has(&o))
-            })
-        });
-        let old = s.before.get("index").map(Vec::as_slice);
-        let done = if let Err(why) = index_fetched {
-            Err(format!("git refused its objects: {why}"))
-        } else if complete {
-            crate::gitindex::sanitize(old, &new)
-                .and_then(|data| write_back(s.real.as_fd(), "index", old, &data))
-        } else {
-            Err("it names objects the repository does not have".into())
-        };
+        let done = fetched
+            .index
+            .and_then(|()| blobs_are_blobs(&git, &blobs))
+            .and_then(|()| {
+                let old = s.before.get("index").map(Vec::as_slice);
+                crate::gitindex::sanitize(old, &new)
+                    .and_then(|data| write_back(s.real.as_fd(), "index", old, &data))
+            });
         if let Err(why) = done {
-            report.warnings.push(format!(
-                "--vcs commit: {shown}/index from the sandbox was not kept: {why}"
-            ));
+            warn(report, "the index", &why);
         }
     }
     if let Some(new) = head {
-        if let Err(why) = head_fetched.and_then(|()| write_head(s, &git, &new)) {
-            report.warnings.push(format!(
-                "--vcs commit: {shown}/HEAD from the sandbox was not kept: {why}"
-            ));
+        if let Err(why) = fetched.head.and_then(|()| write_head(s, &git, &new)) {
+            warn(report, "HEAD", &why);
         }
+    }
+}
+
+/// The moves that may be made: at most [`MAX_MOVES`]; never a replace ref or a note
+/// (each changes what `git log` shows for commits it does not touch); never the
+/// branch a linked worktree has checked out (git branch -f and -d refuse it too);
+/// the main worktree's moved (a commit does) but not deleted. Returns them and the
+/// refusals.
+fn allowed_moves(s: &Stage, moves: Vec<refs::Move>) -> (Vec<refs::Move>, Vec<String>) {
+    if moves.len() > MAX_MOVES {
+        return (
+            Vec::new(),
+            vec![format!(
+                "{} refs moved, more than sbx brings back ({MAX_MOVES}): none kept",
+                moves.len()
+            )],
+        );
+    }
+    let main = checked_out(s.real.as_fd());
+    let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW;
+    let others: Vec<String> = sys::openat(s.real.as_fd(), c"worktrees", flags)
+        .map(|wt| {
+            names_in(wt.as_fd(), 256)
+                .into_iter()
+                .filter_map(|n| {
+                    checked_out(sys::openat(wt.as_fd(), &sys::cstr(&n), flags).ok()?.as_fd())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut refused = Vec::new();
+    let kept = moves
+        .into_iter()
+        .filter(|m| {
+            let why = if m.name.starts_with("refs/replace/") || m.name.starts_with("refs/notes/") {
+                Some("replace refs and notes change what git log shows")
+            } else if others.contains(&m.name) {
+                Some("a linked worktree has it checked out")
+            } else if m.new.is_none() && main.as_deref() == Some(m.name.as_str()) {
+                Some("the host's HEAD is on it; it is not deleted")
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                refused.push(format!("{}: {why}", m.name));
+            }
+            why.is_none()
+        })
+        .collect();
+    (kept, refused)
+}
+
+/// The branch the HEAD file in `dir` names (`ref: refs/heads/…`), if any.
+fn checked_out(dir: BorrowedFd) -> Option<String> {
+    let h = read_at(dir, OsStr::new("HEAD"), 4096)?;
+    Some(
+        String::from_utf8_lossy(h.strip_prefix(b"ref: ")?)
+            .trim_end()
+            .to_string(),
+    )
+}
+
+/// The objects of the index's new entries (gitlinks aside: their commits are the
+/// submodule's).
+fn new_blobs(s: &Stage, new_index: &[crate::gitindex::Entry]) -> Vec<String> {
+    let old: BTreeSet<Vec<u8>> = s
+        .before
+        .get("index")
+        .and_then(|b| crate::gitindex::parse(b, 20))
+        .map(|i| i.entries.into_iter().map(|e| e.oid).collect())
+        .unwrap_or_default();
+    let mut blobs: Vec<String> = new_index
+        .iter()
+        .filter(|e| e.mode() != 0o160000 && !old.contains(&e.oid))
+        .map(|e| e.oid.iter().map(|b| format!("{b:02x}")).collect())
+        .collect();
+    blobs.sort();
+    blobs.dedup();
+    blobs
+}
+
+/// What the fetches brought: the moves whose objects came, the refusals, and
+/// whether HEAD's and the index's objects came.
+struct Fetched {
+    moves: Vec<refs::Move>,
+    refused: Vec<String>,
+    head: Result<(), String>,
+    index: Result<(), String>,
+}
+
+/// Fetch everything wanted at once; if git refuses, a few moves are tried one by
+/// one (so that one bad ref keeps only itself out), many are all refused.
+fn fetch_all(
+    git: &hostgit::Git,
+    export: &hostgit::Export,
+    moves: Vec<refs::Move>,
+    head: Option<&str>,
+    blobs: &[String],
+) -> Fetched {
+    let mut wants: Vec<String> = moves.iter().filter_map(|m| m.new.clone()).collect();
+    wants.extend(head.map(str::to_string));
+    wants.extend(blobs.iter().cloned());
+    wants.sort();
+    wants.dedup();
+    if hostgit::fetch(git, export, &wants).is_ok() {
+        return Fetched {
+            moves,
+            refused: Vec::new(),
+            head: Ok(()),
+            index: Ok(()),
+        };
+    }
+    let one = |wants: &[String]| {
+        hostgit::fetch(git, export, wants).map_err(|w| format!("git refused its objects: {w}"))
+    };
+    let mut refused = Vec::new();
+    let kept = if moves.len() <= 16 {
+        moves
+            .into_iter()
+            .filter(
+                |m| match m.new.as_ref().map(|n| one(std::slice::from_ref(n))) {
+                    Some(Err(why)) => {
+                        refused.push(format!("{}: {why}", m.name));
+                        false
+                    }
+                    _ => true,
+                },
+            )
+            .collect()
+    } else {
+        refused.push(format!(
+            "{} refs: git refused the objects they need",
+            moves.len()
+        ));
+        Vec::new()
+    };
+    Fetched {
+        moves: kept,
+        refused,
+        head: head.map_or(Ok(()), |h| one(&[h.to_string()])),
+        index: one(blobs),
+    }
+}
+
+/// Every object a new index entry names is a blob (a tree or a commit there would
+/// have the host's `git status` write broken trees).
+fn blobs_are_blobs(git: &hostgit::Git, blobs: &[String]) -> Result<(), String> {
+    if blobs.is_empty() {
+        return Ok(());
+    }
+    let out = git.run(
+        &[OsStr::new("cat-file"), OsStr::new("--batch-check")],
+        (blobs.join("\n") + "\n").as_bytes(),
+    )?;
+    match String::from_utf8_lossy(&out)
+        .lines()
+        .find(|l| l.split(' ').nth(1) != Some("blob"))
+    {
+        Some(l) => Err(format!("an entry names {l}, not a file's content")),
+        None => Ok(()),
     }
 }
 
@@ -411,7 +509,7 @@ fn last_message(staging: BorrowedFd, name: &str) -> String {
         .map(|m| {
             String::from_utf8_lossy(m)
                 .chars()
-                .filter(|c| !c.is_control())
+                .filter(|c| !c.is_control() && !invisible(*c))
                 .take(200)
                 .collect::<String>()
         });
@@ -419,6 +517,13 @@ fn last_message(staging: BorrowedFd, name: &str) -> String {
         Some(m) if !m.trim().is_empty() => m,
         _ => "sbx --vcs commit: moved in the sandbox".into(),
     }
+}
+
+/// Characters that change how text around them shows without showing themselves
+/// (bidirectional overrides and isolates, zero-width ones): not passed into the
+/// host's reflog.
+fn invisible(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}')
 }
 
 /// HEAD as the sandbox left it, made by git (a branch by `symbolic-ref`, a commit
@@ -430,12 +535,19 @@ fn write_head(s: &Stage, git: &hostgit::Git, new: &[u8]) -> Result<(), String> {
     }
     let text = String::from_utf8_lossy(new);
     let args: Vec<&str> = if let Some(target) = text.strip_prefix("ref: ") {
+        let target = target.trim_end();
+        // A branch, as git checkout makes it: HEAD on a tag or a remote-tracking
+        // ref would have the user's next commit move it.
+        if !target.starts_with("refs/heads/") {
+            return Err(format!("HEAD names {target:?}, not a branch"));
+        }
         vec![
             "symbolic-ref",
             "-m",
             "sbx --vcs commit",
+            "--",
             "HEAD",
-            target.trim_end(),
+            target,
         ]
     } else if is_oid_line(new) {
         vec![

@@ -247,3 +247,47 @@ fn an_index_with_a_bad_path_or_a_new_submodule_is_refused() {
     let moved = index(2, &[raw(0o160000, "vendor", 1, 9, 0, None)], &[]);
     assert!(sanitize(Some(&old), &moved).is_ok());
 }
+
+/// An index git would read wrongly, or whose next commit would write a tree fsck
+/// refuses, is refused: entries out of order, repeated, a file that is also a
+/// directory, modes git never writes (040000 is a sparse directory entry), the
+/// null object id.
+#[test]
+fn only_an_index_git_itself_would_write_is_kept() {
+    let e = |mode, path: &str, oid| raw(mode, path, 1, oid, 0, None);
+    let ok = index(2, &[e(0o100644, "a.txt", 1), e(0o100755, "b/c", 2)], &[]);
+    assert!(sanitize(None, &ok).is_ok());
+    for (entries, why) in [
+        (vec![e(0o100644, "z", 1), e(0o100644, "a", 1)], "order"),
+        (vec![e(0o100644, "a", 1), e(0o100644, "a", 2)], "order"),
+        (
+            vec![e(0o120000, "x", 1), e(0o100644, "x/y", 1)],
+            "file and a directory",
+        ),
+        (
+            vec![
+                e(0o120000, "x", 1),
+                e(0o100644, "x-1", 1),
+                e(0o100644, "x/y", 1),
+            ],
+            "file and a directory",
+        ),
+        (vec![e(0o040000, "d", 1)], "mode 40000"),
+        (vec![e(0o100664, "d", 1)], "mode 100664"),
+        (vec![e(0o100644, "n", 0)], "naming no object"),
+    ] {
+        let err = sanitize(None, &index(2, &entries, &[])).unwrap_err();
+        assert!(err.contains(why), "{err}");
+    }
+    // Conflict stages of one path are in order: kept.
+    let stages = index(
+        2,
+        &[
+            raw(0o100644, "m", 1, 1, 0x1000, None),
+            raw(0o100644, "m", 1, 2, 0x2000, None),
+            raw(0o100644, "m", 1, 3, 0x3000, None),
+        ],
+        &[],
+    );
+    assert!(sanitize(None, &stages).is_ok());
+}

@@ -10,28 +10,27 @@
 
 use std::ffi::OsStr;
 use std::io::Write;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::{names_in, read_at};
 use crate::sys;
-
-/// How long one git command may take before it is killed (a sandbox could leave
-/// a great deal for it to check).
-const DEADLINE: Duration = Duration::from_secs(120);
 
 /// The most the launcher copies out of the staging directory: loose objects in
 /// all, entries under refs.
 const MAX_OBJECT_BYTES: u64 = 2 << 30;
 const MAX_REF_ENTRIES: usize = 4 * crate::plan::vcs::MAX_REFS;
 
-/// The repository git works on, and the host's git.
+/// The repository git works on, the host's git, and when all its work on this run
+/// must be done (a sandbox could leave a great deal for it to check): a command
+/// still running then is killed.
 pub struct Git<'a> {
     pub git: &'a Path,
     pub gitdir: &'a Path,
+    pub deadline: Instant,
 }
 
 impl Git<'_> {
@@ -39,6 +38,9 @@ impl Git<'_> {
     /// standard output; Err: its standard error (or why it did not run). The
     /// environment's GIT_* variables are left out: the repository is named here.
     pub fn run(&self, args: &[&OsStr], stdin: &[u8]) -> Result<Vec<u8>, String> {
+        if Instant::now() >= self.deadline {
+            return Err("out of time: the host's git already worked 2 minutes on this run".into());
+        }
         let mut c = Command::new(self.git);
         c.arg("--git-dir")
             .arg(self.gitdir)
@@ -65,7 +67,7 @@ impl Git<'_> {
         }
         let waiter = std::thread::spawn(move || child.wait_with_output());
         let ended = pidfd.as_ref().map(|fd| {
-            sys::poll_readable(&[fd.as_fd()], Some(Instant::now() + DEADLINE))
+            sys::poll_readable(&[fd.as_fd()], Some(self.deadline))
                 .map(|r| r[0])
                 .unwrap_or(true)
         });
@@ -77,15 +79,32 @@ impl Git<'_> {
             .map_err(|_| "git: the waiting thread failed".to_string())?
             .map_err(|e| e.to_string())?;
         if ended == Ok(false) {
-            return Err(format!(
-                "git took more than {} s: killed",
-                DEADLINE.as_secs()
-            ));
+            return Err("git ran out of time (2 minutes in all): killed".into());
         }
         if out.status.success() {
             Ok(out.stdout)
         } else {
             Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+        }
+    }
+}
+
+impl Git<'_> {
+    /// What a killed `git fetch` leaves in the pack directory (`tmp_pack_*`,
+    /// `tmp_idx_*`), made since `since`.
+    fn remove_partial_packs(&self, since: std::time::SystemTime) {
+        let pack = self.gitdir.join("objects/pack");
+        for e in std::fs::read_dir(&pack).into_iter().flatten().flatten() {
+            let name = e.file_name();
+            let partial = name.as_bytes().starts_with(b"tmp_pack_")
+                || name.as_bytes().starts_with(b"tmp_idx_");
+            let new = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t >= since);
+            if partial && new {
+                let _ = std::fs::remove_file(e.path());
+            }
         }
     }
 }
@@ -107,6 +126,7 @@ impl Drop for Export {
 /// read without following a symlink; objects found through the host's store.
 pub fn export(staging: BorrowedFd, real: BorrowedFd, gitdir: &Path) -> Result<Export, String> {
     let name = format!("sbx-stage-{}", std::process::id());
+    remove_stale_exports(gitdir);
     let _ = std::fs::remove_dir_all(gitdir.join(&name));
     sys::mkdirat(real, &sys::cstr(name.as_ref()), 0o700).map_err(|e| e.to_string())?;
     let out = Export {
@@ -137,6 +157,20 @@ pub fn export(staging: BorrowedFd, real: BorrowedFd, gitdir: &Path) -> Result<Ex
 }
 
 use std::os::unix::ffi::OsStringExt;
+
+/// The exports of launchers that are gone (killed while the host's git worked).
+fn remove_stale_exports(gitdir: &Path) {
+    for e in std::fs::read_dir(gitdir).into_iter().flatten().flatten() {
+        let name = e.file_name();
+        let pid = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("sbx-stage-"))
+            .and_then(|p| p.parse::<u32>().ok());
+        if pid.is_some_and(|p| !Path::new(&format!("/proc/{p}")).exists()) {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
 
 fn open_dir_at(dir: BorrowedFd, name: &OsStr) -> Option<OwnedFd> {
     sys::openat(
@@ -204,8 +238,9 @@ fn copy_tree(
     Ok(())
 }
 
-/// Copy the loose objects (`objects/XX/` + 38 hex digits) of `staging`, at most
-/// [`MAX_OBJECT_BYTES`] in all; git reads them as it reads its own.
+/// Copy the loose objects (`objects/XX/` + 38 hex digits) of `staging` that are
+/// what their names say ([`super::loose`]), at most [`MAX_OBJECT_BYTES`] of files in
+/// all: git then reads only objects that hash to their names.
 fn copy_objects(staging: BorrowedFd, objects: BorrowedFd) -> Result<(), String> {
     let Some(from) = open_dir_at(staging, "objects".as_ref()) else {
         return Ok(());
@@ -215,6 +250,7 @@ fn copy_objects(staging: BorrowedFd, objects: BorrowedFd) -> Result<(), String> 
             .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
     };
     let mut left = MAX_OBJECT_BYTES;
+    let mut budget = super::loose::BUDGET;
     for fan in names_in(from.as_fd(), 300) {
         if fan.len() != 2 || !hex(fan.as_bytes()) {
             continue;
@@ -225,20 +261,27 @@ fn copy_objects(staging: BorrowedFd, objects: BorrowedFd) -> Result<(), String> 
         sys::mkdirat(objects, &sys::cstr(&fan), 0o700).map_err(|e| e.to_string())?;
         let to = open_dir_at(objects, &fan).ok_or("objects fan-out")?;
         for name in names_in(sub.as_fd(), 1 << 20) {
-            if name.len() != 38 || !hex(name.as_bytes()) {
+            let mut full = fan.as_bytes().to_vec();
+            full.extend_from_slice(name.as_bytes());
+            let Some(oid) = (name.len() == 38 && hex(name.as_bytes()))
+                .then(|| super::objects::parse_hex(&full))
+                .flatten()
+            else {
                 continue;
-            }
-            let Some(data) = read_single(sub.as_fd(), &name, left) else {
+            };
+            let max = left.min(super::loose::MAX_OBJECT as u64);
+            let Some(data) = read_single(sub.as_fd(), &name, max) else {
                 continue;
             };
             left = left.saturating_sub(data.len() as u64);
-            write_new(to.as_fd(), &name, &data)?;
-            if left == 0 {
-                return Err("more new objects than sbx copies (2 GiB)".into());
+            if super::loose::is_named(&data, &oid, &mut budget) {
+                write_new(to.as_fd(), &name, &data)?;
+            }
+            if left == 0 || budget == 0 {
+                return Err("more new objects than sbx reads (2 GiB)".into());
             }
         }
     }
-    let _ = objects.as_raw_fd();
     Ok(())
 }
 
@@ -246,8 +289,10 @@ fn copy_objects(staging: BorrowedFd, objects: BorrowedFd) -> Result<(), String> 
 /// id), peeled tags left out.
 pub fn refs_of(git: &Git, export: &Export) -> Result<Vec<(String, String)>, String> {
     let out = git.run(&[OsStr::new("ls-remote"), export.path.as_os_str()], b"")?;
-    Ok(String::from_utf8_lossy(&out)
-        .lines()
+    // A name that is not UTF-8 is left out (it would be written back as another).
+    Ok(out
+        .split(|c| *c == b'\n')
+        .filter_map(|l| std::str::from_utf8(l).ok())
         .filter_map(|l| l.split_once('\t'))
         .filter(|(_, name)| !name.ends_with("^{}"))
         .map(|(oid, name)| (name.to_string(), oid.to_string()))
@@ -277,5 +322,9 @@ pub fn fetch(git: &Git, export: &Export, wants: &[String]) -> Result<(), String>
     .chain([export.path.as_os_str()])
     .collect();
     let input = wants.join("\n") + "\n";
-    git.run(&args, input.as_bytes()).map(drop)
+    let began = std::time::SystemTime::now();
+    git.run(&args, input.as_bytes()).map(drop).inspect_err(|_| {
+        // index-pack stopped by fsck (or a fetch killed) leaves its temporary pack.
+        git.remove_partial_packs(began)
+    })
 }

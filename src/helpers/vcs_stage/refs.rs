@@ -99,13 +99,6 @@ pub struct Outcome {
 pub fn apply(git: &Git, moves: &[Move], message: impl Fn(&str) -> String) -> Outcome {
     let mut out = Outcome::default();
     for m in moves {
-        if m.name.starts_with("refs/replace/") {
-            out.refused.push(format!(
-                "{}: replace refs change what git log and git diff show",
-                m.name
-            ));
-            continue;
-        }
         let old = m.old.as_deref().unwrap_or(ZERO);
         let message = message(&m.name);
         let args: Vec<&str> = match &m.new {
