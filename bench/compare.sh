@@ -141,6 +141,12 @@ mkdir -p "$repo" && (cd "$repo" && git init -q && for i in $(seq 200); do echo "
 (cd "$repo" && python3 "$bin/interleave.py" --vs read-only "$(( runs / 3 ))" \
   "$bin/sbx -q --profile dev --vcs commit -- /bin/true" \
   "$bin/sbx -q --profile dev --vcs read-only -- /bin/true")
+echo "== a git commit in dev ($(id -un)): checked and taken by the host's git (--vcs commit) vs"
+echo "   written in place (--vcs writable)"
+commit="git -c user.name=b -c user.email=b@e commit -q --allow-empty -m x"
+(cd "$repo" && python3 "$bin/interleave.py" --vs writable "$(( runs / 20 + 1 ))" \
+  "$bin/sbx -q --profile dev --vcs commit -- $commit" \
+  "$bin/sbx -q --profile dev --vcs writable -- $commit")
 
 echo "== 1000 extra read-only binds ($(id -un))"
 sbx_binds=() bwrap_binds=()

@@ -556,20 +556,6 @@ pub fn unlinkat(dir: BorrowedFd, name: &CStr) -> SysResult<()> {
     check(ret as libc::c_long, || format!("unlinkat({})", show(name))).map(drop)
 }
 
-/// pread(2) filling all of `buf` from `at`; false on a short read or an error.
-pub fn pread_exact(fd: BorrowedFd, buf: &mut [u8], at: u64) -> bool {
-    // SAFETY: valid fd and buffer of its length.
-    let n = unsafe {
-        libc::pread(
-            fd.as_raw_fd(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            at as libc::off_t,
-        )
-    };
-    n == buf.len() as isize
-}
-
 /// Run `f` on a one-byte message with room for one descriptor in its control data.
 fn with_fd_msg<R>(f: impl FnOnce(&mut libc::msghdr) -> R) -> R {
     let mut byte = [0u8; 1];

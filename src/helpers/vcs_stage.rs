@@ -61,6 +61,17 @@ pub struct Stage {
 /// A regular file `name` in `dir`, opened without following a symlink or blocking
 /// on a FIFO; None: absent, not a regular file, or larger than `max`.
 fn read_at(dir: BorrowedFd, name: &std::ffi::OsStr, max: u64) -> Option<Vec<u8>> {
+    read_regular(dir, name, max, false)
+}
+
+/// [`read_at`], and with `single`, only a file of one link (git never hard-links in
+/// a git directory: a file linked many times would be read many times).
+fn read_regular(
+    dir: BorrowedFd,
+    name: &std::ffi::OsStr,
+    max: u64,
+    single: bool,
+) -> Option<Vec<u8>> {
     let fd = sys::openat(
         dir,
         &sys::cstr(name),
@@ -68,7 +79,10 @@ fn read_at(dir: BorrowedFd, name: &std::ffi::OsStr, max: u64) -> Option<Vec<u8>>
     )
     .ok()?;
     let st = sys::fstat(fd.as_fd()).ok()?;
-    if st.st_mode & libc::S_IFMT != libc::S_IFREG || st.st_size as u64 > max {
+    if st.st_mode & libc::S_IFMT != libc::S_IFREG
+        || (single && st.st_nlink != 1)
+        || st.st_size as u64 > max
+    {
         return None;
     }
     let mut out = Vec::with_capacity(st.st_size as usize);

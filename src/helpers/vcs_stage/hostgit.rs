@@ -188,26 +188,8 @@ fn write_new(dir: BorrowedFd, name: &OsStr, data: &[u8]) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-/// A regular file with one link (git never hard-links in a git directory: a file
-/// linked many times would be read many times), read whole up to `max`.
 fn read_single(dir: BorrowedFd, name: &OsStr, max: u64) -> Option<Vec<u8>> {
-    let fd = sys::openat(
-        dir,
-        &sys::cstr(name),
-        libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK,
-    )
-    .ok()?;
-    let st = sys::fstat(fd.as_fd()).ok()?;
-    if st.st_mode & libc::S_IFMT != libc::S_IFREG || st.st_nlink != 1 || st.st_size as u64 > max {
-        return None;
-    }
-    let mut out = Vec::with_capacity(st.st_size as usize);
-    use std::io::Read;
-    std::fs::File::from(fd)
-        .take(max)
-        .read_to_end(&mut out)
-        .ok()?;
-    Some(out)
+    super::read_regular(dir, name, max, true)
 }
 
 /// Copy directory `name` of `from` into `to`: directories and regular files (each
