@@ -476,46 +476,7 @@ fn record_sandbox(
         info();
         return Ok(None);
     };
-    let rec = record::Record {
-        version: 1,
-        name: name.clone(),
-        uid,
-        launcher: me,
-        pid1,
-        pid1_start: record::start_time(pid1).unwrap_or(0),
-        anchor,
-        anchor_start: record::start_time(anchor).unwrap_or(0),
-        started: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
-        profile: plan.profile.clone(),
-        command: plan
-            .command
-            .iter()
-            .map(|c| c.to_string_lossy().into_owned())
-            .collect(),
-        net: serde_json::to_value(plan.net.mode)
-            .ok()
-            .and_then(|v| v.as_str().map(String::from))
-            .unwrap_or_default(),
-        namespaces: record::ns_inodes_settled(anchor),
-        env: plan
-            .env
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.to_string_lossy().into_owned(),
-                    v.to_string_lossy().into_owned(),
-                )
-            })
-            .collect(),
-        caps: plan.caps.clone(),
-        rlimits: plan.rlimits.clone(),
-        cgroup: plan.cgroup.clone(),
-        seccomp: plan.seccomp.clone(),
-        landlock: plan.landlock.clone(),
-    };
+    let rec = sandbox_record(plan, &name, (me, uid), pid1, anchor);
     // What was read from /proc/ANCHOR is the command's only if it has not exited (and
     // its pid been reused) since: its pidfd tells.
     if sys::pidfd_exited(command.as_fd()) {
@@ -538,6 +499,44 @@ fn record_sandbox(
     };
     info();
     Ok(path)
+}
+
+/// The record of a sandbox whose command's process is `anchor` (running).
+fn sandbox_record(
+    plan: &Plan,
+    name: &str,
+    (me, uid): (libc::pid_t, libc::uid_t),
+    pid1: libc::pid_t,
+    anchor: libc::pid_t,
+) -> record::Record {
+    let lossy = |s: &std::ffi::OsStr| s.to_string_lossy().into_owned();
+    record::Record {
+        version: 1,
+        name: name.to_string(),
+        uid,
+        launcher: me,
+        pid1,
+        pid1_start: record::start_time(pid1).unwrap_or(0),
+        anchor,
+        anchor_start: record::start_time(anchor).unwrap_or(0),
+        started: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+        profile: plan.profile.clone(),
+        command: plan.command.iter().map(|c| lossy(c)).collect(),
+        net: serde_json::to_value(plan.net.mode)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default(),
+        namespaces: record::ns_inodes_settled(anchor),
+        env: plan.env.iter().map(|(k, v)| (lossy(k), lossy(v))).collect(),
+        caps: plan.caps.clone(),
+        rlimits: plan.rlimits.clone(),
+        cgroup: plan.cgroup.clone(),
+        seccomp: plan.seccomp.clone(),
+        landlock: plan.landlock.clone(),
+    }
 }
 
 /// `--name`, or PROFILE-PID.

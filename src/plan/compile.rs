@@ -211,11 +211,28 @@ pub fn compile(
         }
     }
     // Masks come after every mount of the profile, so they hide paths inside any
-    // granted tree whatever the order of the entries. A secret also appears wherever
-    // a bind shows it: with $HOME reached through a symlink, the current directory
-    // (resolved by getcwd) may be ~/.ssh at its real path. Each mask is placed there too.
-    let binds: Vec<(PathBuf, PathBuf)> = out
-        .mounts
+    // granted tree whatever the order of the entries.
+    let masks = masks(r, fs, vars, &out.mounts, &mut errors);
+    out.mounts.extend(masks);
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
+/// The profile's masks, each also where a bind shows what it hides: with $HOME
+/// reached through a symlink, the current directory (resolved by getcwd) may be
+/// ~/.ssh at its real path.
+fn masks(
+    r: &Resolved,
+    fs: &dyn HostFs,
+    vars: &Vars,
+    mounts: &[Mount],
+    errors: &mut Vec<Error>,
+) -> Vec<Mount> {
+    let mut out = Vec::new();
+    let binds: Vec<(PathBuf, PathBuf)> = mounts
         .iter()
         .filter_map(|m| match &m.op {
             MountOp::Bind { src, dst, .. } => Some((src.clone(), dst.clone())),
@@ -255,18 +272,14 @@ pub fn compile(
         };
         for d in std::iter::once(dst).chain(seen_through) {
             if placed.insert(d.clone()) {
-                out.mounts.push(Mount {
+                out.push(Mount {
                     op: MountOp::Mask { dst: d },
                     origin: format!("{loc} (mask)"),
                 });
             }
         }
     }
-    if errors.is_empty() {
-        Ok(out)
-    } else {
-        Err(errors)
-    }
+    out
 }
 
 /// Where an entry's notices and warnings go.

@@ -512,7 +512,17 @@ fn merge(src: &Source, f: ProfileFile, out: &mut Resolved) {
         let l = at(m.span().start);
         out.masks.push((m.into_inner(), l));
     }
-    if let Some(d) = f.dbus {
+    merge_dbus(out, f.dbus);
+    merge_env(out, f.env);
+    if let Some(r) = f.limits {
+        out.key_locs.insert("limits", at(r.span().start));
+        merge_limits(&mut out.limits, r.into_inner());
+    }
+}
+
+/// `[dbus]`: the names of every file, once each.
+fn merge_dbus(out: &mut Resolved, dbus: Option<schema::DbusTable>) {
+    if let Some(d) = dbus {
         let (own, talk) = out.dbus.get_or_insert_with(Default::default);
         for (list, add) in [(own, d.own), (talk, d.talk)] {
             for n in add {
@@ -522,7 +532,11 @@ fn merge(src: &Source, f: ProfileFile, out: &mut Resolved) {
             }
         }
     }
-    if let Some(env) = f.env {
+}
+
+/// `[env]`: kept names once each; set and unset in order.
+fn merge_env(out: &mut Resolved, env: Option<schema::EnvTable>) {
+    if let Some(env) = env {
         for k in env.keep {
             if !out.env_keep.contains(&k) {
                 out.env_keep.push(k);
@@ -532,23 +546,22 @@ fn merge(src: &Source, f: ProfileFile, out: &mut Resolved) {
             .extend(env.set.into_iter().map(|(k, v)| EnvOp::Set(k, v)));
         out.env_ops.extend(env.unset.into_iter().map(EnvOp::Unset));
     }
-    if let Some(r) = f.limits {
-        out.key_locs.insert("limits", at(r.span().start));
-        let r = r.into_inner();
-        let o = &mut out.limits;
-        o.nofile = r.nofile.or(o.nofile);
-        o.nproc = r.nproc.or(o.nproc);
-        o.fsize = r.fsize.or(o.fsize.take());
-        o.address_space = r.address_space.or(o.address_space.take());
-        o.core = r.core.or(o.core.take());
-        o.cpu = r.cpu.or(o.cpu);
-        o.stack = r.stack.or(o.stack.take());
-        o.memlock = r.memlock.or(o.memlock.take());
-        o.memory = r.memory.or(o.memory.take());
-        o.cpus = r.cpus.or(o.cpus);
-        o.pids = r.pids.or(o.pids);
-        o.cgroup = r.cgroup.or(o.cgroup);
-    }
+}
+
+/// `[limits]`: each key the later file sets wins.
+fn merge_limits(o: &mut schema::Limits, r: schema::Limits) {
+    o.nofile = r.nofile.or(o.nofile);
+    o.nproc = r.nproc.or(o.nproc);
+    o.fsize = r.fsize.or(o.fsize.take());
+    o.address_space = r.address_space.or(o.address_space.take());
+    o.core = r.core.or(o.core.take());
+    o.cpu = r.cpu.or(o.cpu);
+    o.stack = r.stack.or(o.stack.take());
+    o.memlock = r.memlock.or(o.memlock.take());
+    o.memory = r.memory.or(o.memory.take());
+    o.cpus = r.cpus.or(o.cpus);
+    o.pids = r.pids.or(o.pids);
+    o.cgroup = r.cgroup.or(o.cgroup);
 }
 
 #[cfg(test)]
