@@ -986,10 +986,7 @@ fn build_env(cli: &Cli, host: &Host, profile: &Resolved) -> Result<Vec<(OsString
         })
         .cloned()
         .collect();
-    let set = |env: &mut Vec<(OsString, OsString)>, k: &OsStr, v: OsString| {
-        env.retain(|(n, _)| n != k);
-        env.push((k.to_os_string(), v));
-    };
+    let set = set_var;
     // HOME and USER describe the sandbox's own user: always present.
     if !env.iter().any(|(k, _)| k == "HOME") {
         set(&mut env, OsStr::new("HOME"), host.home.clone().into());
@@ -1000,6 +997,20 @@ fn build_env(cli: &Cli, host: &Host, profile: &Resolved) -> Result<Vec<(OsString
     if !env.iter().any(|(k, _)| k == "PATH") {
         set(&mut env, OsStr::new("PATH"), DEFAULT_PATH.into());
     }
+    profile_env_ops(&mut env, profile)?;
+    cli_env_ops(&mut env, cli)?;
+    Ok(env)
+}
+
+/// Set one variable (replacing any of its name).
+fn set_var(env: &mut Vec<(OsString, OsString)>, k: &OsStr, v: OsString) {
+    env.retain(|(n, _)| n != k);
+    env.push((k.to_os_string(), v));
+}
+
+/// The profile's `[env] set` and `unset`, in order.
+fn profile_env_ops(env: &mut Vec<(OsString, OsString)>, profile: &Resolved) -> Result<()> {
+    let set = set_var;
     for op in &profile.env_ops {
         match op {
             EnvOp::Set(k, v) => {
@@ -1009,11 +1020,17 @@ fn build_env(cli: &Cli, host: &Host, profile: &Resolved) -> Result<Vec<(OsString
                         format!("{k:?} is not a variable name (or its value holds a NUL byte)"),
                     ));
                 }
-                set(&mut env, OsStr::new(k), v.into())
+                set(env, OsStr::new(k), v.into())
             }
             EnvOp::Unset(k) => env.retain(|(n, _)| n != k.as_str()),
         }
     }
+    Ok(())
+}
+
+/// `--setenv` and `--unsetenv`, in order.
+fn cli_env_ops(env: &mut Vec<(OsString, OsString)>, cli: &Cli) -> Result<()> {
+    let set = set_var;
     for e in &cli.env_order {
         match e {
             EnvArg::Set(kv) => {
@@ -1029,7 +1046,7 @@ fn build_env(cli: &Cli, host: &Host, profile: &Resolved) -> Result<Vec<(OsString
                         )
                     })?;
                 set(
-                    &mut env,
+                    env,
                     OsStr::from_bytes(&b[..eq]),
                     OsStr::from_bytes(&b[eq + 1..]).to_os_string(),
                 );
@@ -1045,7 +1062,7 @@ fn build_env(cli: &Cli, host: &Host, profile: &Resolved) -> Result<Vec<(OsString
             }
         }
     }
-    Ok(env)
+    Ok(())
 }
 
 /// File content for --dry-run: text as it is; anything else (an X11 cookie) only by size.
