@@ -65,75 +65,88 @@ impl Vars {
         m.insert("XDG_CACHE_HOME", xdg("XDG_CACHE_HOME", ".cache"));
         m.insert("XDG_DATA_HOME", xdg("XDG_DATA_HOME", ".local/share"));
         m.insert("XDG_STATE_HOME", xdg("XDG_STATE_HOME", ".local/state"));
-        let dirs_file = Path::new(&config).join("user-dirs.dirs");
-        let path_var = host
-            .env
-            .iter()
-            .find(|(n, _)| n == "PATH")
-            .and_then(|(_, v)| v.to_str())
-            .unwrap_or("");
-        let path_dirs: Vec<&str> = path_var.split(':').collect();
         let mut refused = Vec::new();
-        let downloads = std::fs::read_to_string(&dirs_file)
-            .ok()
-            .and_then(|t| download_dir(&t, &home))
-            .and_then(|d| match derived_ok(&d, &home, &path_dirs) {
-                Ok(()) => Some(d),
-                Err(why) => {
-                    refused.push(format!(
-                        "{} sets XDG_DOWNLOAD_DIR to {d:?}, which {why}: a sandbox can write \
-                         that file, so ~/Downloads is used instead (edit the file to change this)",
-                        dirs_file.display()
-                    ));
-                    None
-                }
-            })
-            .unwrap_or(format!("{home}/Downloads"));
+        let downloads = download_dir_of(host, &home, &config, &mut refused);
         m.insert("XDG_DOWNLOAD_DIR", downloads);
-        let raw = |k: &str| {
-            host.env
-                .iter()
-                .find(|(n, _)| n == k)
-                .and_then(|(_, v)| v.to_str())
-        };
-        // GitHub Actions' step files (outputs, environment, PATH, summary, state): a
-        // CI job writes them. Absolute paths only, as every path variable.
-        for k in [
-            "GITHUB_OUTPUT",
-            "GITHUB_ENV",
-            "GITHUB_PATH",
-            "GITHUB_STEP_SUMMARY",
-            "GITHUB_STATE",
-        ] {
-            if let Some(v) = env(host, k) {
-                m.insert(k, v.to_string());
-            }
-        }
-        m.insert(
-            "XAUTHORITY",
-            env(host, "XAUTHORITY")
-                .map(str::to_string)
-                .unwrap_or(format!("{home}/.Xauthority")),
-        );
-        // A socket name under XDG_RUNTIME_DIR, never a path of its own.
-        if let Some(w) = raw("WAYLAND_DISPLAY").filter(|w| {
-            !w.is_empty()
-                && !w.starts_with('.')
-                && w.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-        }) {
-            m.insert("WAYLAND_DISPLAY", w.to_string());
-        }
-        // The number of a local display (":0" or ":0.0"): its socket is /tmp/.X11-unix/XN.
-        if let Some(n) = raw("DISPLAY")
-            .and_then(|d| d.strip_prefix(':'))
-            .map(|d| d.split('.').next().unwrap_or(""))
-            .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-        {
-            m.insert("X11_DISPLAY", n.to_string());
-        }
+        desktop_vars(host, &home, &mut m);
         m.insert("XDG_CONFIG_HOME", config);
         Vars(m, refused)
+    }
+}
+
+/// `XDG_DOWNLOAD_DIR` from user-dirs.dirs when it names an ordinary directory of
+/// the home (else ~/Downloads, and why in `refused`).
+fn download_dir_of(host: &Host, home: &str, config: &str, refused: &mut Vec<String>) -> String {
+    let home = home.to_string();
+    let dirs_file = Path::new(&config).join("user-dirs.dirs");
+    let path_var = host
+        .env
+        .iter()
+        .find(|(n, _)| n == "PATH")
+        .and_then(|(_, v)| v.to_str())
+        .unwrap_or("");
+    let path_dirs: Vec<&str> = path_var.split(':').collect();
+    std::fs::read_to_string(&dirs_file)
+        .ok()
+        .and_then(|t| download_dir(&t, &home))
+        .and_then(|d| match derived_ok(&d, &home, &path_dirs) {
+            Ok(()) => Some(d),
+            Err(why) => {
+                refused.push(format!(
+                    "{} sets XDG_DOWNLOAD_DIR to {d:?}, which {why}: a sandbox can write \
+                     that file, so ~/Downloads is used instead (edit the file to change this)",
+                    dirs_file.display()
+                ));
+                None
+            }
+        })
+        .unwrap_or(format!("{home}/Downloads"))
+}
+
+/// The step files of GitHub Actions, the X authority file, the Wayland socket name
+/// and the local X11 display number, as variables.
+fn desktop_vars(host: &Host, home: &str, m: &mut BTreeMap<&'static str, String>) {
+    let raw = |k: &str| {
+        host.env
+            .iter()
+            .find(|(n, _)| n == k)
+            .and_then(|(_, v)| v.to_str())
+    };
+    // GitHub Actions' step files (outputs, environment, PATH, summary, state): a
+    // CI job writes them. Absolute paths only, as every path variable.
+    for k in [
+        "GITHUB_OUTPUT",
+        "GITHUB_ENV",
+        "GITHUB_PATH",
+        "GITHUB_STEP_SUMMARY",
+        "GITHUB_STATE",
+    ] {
+        if let Some(v) = env(host, k) {
+            m.insert(k, v.to_string());
+        }
+    }
+    m.insert(
+        "XAUTHORITY",
+        env(host, "XAUTHORITY")
+            .map(str::to_string)
+            .unwrap_or(format!("{home}/.Xauthority")),
+    );
+    // A socket name under XDG_RUNTIME_DIR, never a path of its own.
+    if let Some(w) = raw("WAYLAND_DISPLAY").filter(|w| {
+        !w.is_empty()
+            && !w.starts_with('.')
+            && w.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    }) {
+        m.insert("WAYLAND_DISPLAY", w.to_string());
+    }
+    // The number of a local display (":0" or ":0.0"): its socket is /tmp/.X11-unix/XN.
+    if let Some(n) = raw("DISPLAY")
+        .and_then(|d| d.strip_prefix(':'))
+        .map(|d| d.split('.').next().unwrap_or(""))
+        .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    {
+        m.insert("X11_DISPLAY", n.to_string());
     }
 }
 
