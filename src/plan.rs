@@ -274,9 +274,7 @@ impl Plan {
         // The mounts: the profile's (masks last), the network's files, the session
         // bus, the terminal, then the command line's, in order.
         let mut mounts = compiled.mounts;
-        let hostname = cli
-            .hostname
-            .clone()
+        let hostname = (cli.hostname.clone())
             .or_else(|| profile.hostname.clone().map(OsString::from))
             .unwrap_or_else(|| "sbx".into());
         let net = network_plan(cli, host, fs, net, &hostname, &mut mounts)?;
@@ -309,8 +307,10 @@ impl Plan {
         let bus_address = dbus.as_ref().map(|(_, address)| address.clone());
         env_grants(&mut env, agent, bus_address, !git_staged.is_empty());
         let caps_keep = kept_caps(cli, &mut notices)?;
-        let seccomp = confine::seccomp_plan(cli, &profile)?;
-        let landlock = confine::landlock_plan(cli, &profile, &settled.visible, host.landlock_abi)?;
+        let (seccomp, landlock) = (
+            confine::seccomp_plan(cli, &profile)?,
+            confine::landlock_plan(cli, &profile, &settled.visible, host.landlock_abi)?,
+        );
         let mut warnings = confine::warnings(&profile, &seccomp, &landlock);
         warnings.extend(
             refused

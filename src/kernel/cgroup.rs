@@ -387,29 +387,7 @@ pub fn find(
     if mount.ro {
         return Err(Missing::ReadOnly(mount.point.clone()));
     }
-    let systemd = rel.split('/').any(|c| {
-        c.strip_prefix("user@")
-            .and_then(|c| c.strip_suffix(".service"))
-            .is_some_and(|n| !n.is_empty())
-    });
-    let (parent, launcher_moves) = if systemd {
-        if !(owned(fs, &me, uid) && marked_delegated(fs, &me)) {
-            return Err(Missing::SystemdNotDelegated(me));
-        }
-        (me, true)
-    } else {
-        // The root of the mount has no parent within it (and the hierarchy's root is
-        // never delegated).
-        let parent = match me.parent() {
-            Some(p) if me != mount.point && p.starts_with(&mount.point) => p.to_path_buf(),
-            _ => return Err(Missing::RootCgroup(mount.point.clone())),
-        };
-        if !owned(fs, &parent, uid) {
-            let owner = fs.owner(&parent);
-            return Err(Missing::NotDelegated(me, parent, owner));
-        }
-        (parent, false)
-    };
+    let (parent, launcher_moves) = delegated_parent(fs, uid, &me, rel, &mount.point)?;
     let read = |f: &str| {
         fs.read_small(&parent.join(f))
             .map(|b| String::from_utf8_lossy(&b).into_owned())
@@ -442,6 +420,40 @@ pub fn find(
         enable,
         launcher_moves,
     })
+}
+
+/// The cgroup sbx's leaf goes in, and whether the launcher must move into a child
+/// of its own first: under systemd (`user@UID.service`) only a scope it delegated,
+/// elsewhere the parent of sbx's cgroup when the user owns it.
+fn delegated_parent(
+    fs: &dyn HostFs,
+    uid: u32,
+    me: &Path,
+    rel: &str,
+    mount_point: &Path,
+) -> std::result::Result<(PathBuf, bool), Missing> {
+    let systemd = rel.split('/').any(|c| {
+        c.strip_prefix("user@")
+            .and_then(|c| c.strip_suffix(".service"))
+            .is_some_and(|n| !n.is_empty())
+    });
+    if systemd {
+        if !(owned(fs, me, uid) && marked_delegated(fs, me)) {
+            return Err(Missing::SystemdNotDelegated(me.to_path_buf()));
+        }
+        return Ok((me.to_path_buf(), true));
+    }
+    // The root of the mount has no parent within it (and the hierarchy's root is never
+    // delegated).
+    let parent = match me.parent() {
+        Some(p) if me != mount_point && p.starts_with(mount_point) => p.to_path_buf(),
+        _ => return Err(Missing::RootCgroup(mount_point.to_path_buf())),
+    };
+    if !owned(fs, &parent, uid) {
+        let owner = fs.owner(&parent);
+        return Err(Missing::NotDelegated(me.to_path_buf(), parent, owner));
+    }
+    Ok((parent, false))
 }
 
 /// The leaf's name for a launcher: its pid and start time (proc(5) stat field 22),
