@@ -65,6 +65,20 @@ pub fn plan(
         None => (ids, fallback),
     };
     ids.required = mode == IdMode::Subordinate;
+    settle(ids, mode, fallback, cli, profile, host, notices)
+}
+
+/// The maps as they stand: announced when the single-id map stands in for the
+/// subordinate ranges, refused with the fix when the ranges are required.
+fn settle(
+    ids: IdPlan,
+    mode: IdMode,
+    fallback: Option<Fallback>,
+    cli: &Cli,
+    profile: &Resolved,
+    host: &Host,
+    notices: &mut Vec<String>,
+) -> Result<IdPlan> {
     match (mode, fallback) {
         (IdMode::Subordinate, Some(why)) => {
             let fix = match why {
