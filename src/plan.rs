@@ -273,54 +273,36 @@ impl Plan {
 
         // The mounts: the profile's (masks last), the network's files, the session
         // bus, the terminal, then the command line's, in order.
-        let mut mounts = compiled.mounts;
-        let hostname = (cli.hostname.clone())
-            .or_else(|| profile.hostname.clone().map(OsString::from))
-            .unwrap_or_else(|| "sbx".into());
-        let net = network_plan(cli, host, fs, net, &hostname, &mut mounts)?;
-        let located = crate::record::dir_for(host);
-        notices.extend(crate::record::problems_notice(&located));
-        let records = located.dir;
-        let dbus = session_bus(
-            &profile,
+        let m = gather_mounts(
+            cli,
             host,
             fs,
-            records.as_deref(),
-            &mut mounts,
-            &mut skipped,
+            &profile,
+            compiled.mounts,
+            net,
+            (&mut notices, &mut skipped),
         )?;
-        mounts.extend(terminal(host, &mounts));
-        for (kind, value) in &cli.mount_order {
-            mounts.push(cli_mount(*kind, value, host, fs)?);
-        }
-        let agent = ssh_agent(cli, host, fs, &mut mounts, &mut notices)?;
-        let vcs = vcs_mode(cli, &profile);
-        let path = host.var("PATH").map(|p| p.as_os_str());
-        let (git_staged, vcs_line) = vcs::plan(vcs, &mut mounts, fs, path, &mut notices)?;
-        let settled = settle(mounts, fs, &create, locs, &profile, host)?;
+        let settled = settle(m.mounts, fs, &create, locs, &profile, host)?;
         let mounts = settled.mounts;
+        let (hostname, net, records, dbus, vcs) = (m.hostname, m.net, m.records, m.dbus, m.vcs);
+        let (git_staged, vcs_line) = (m.git_staged, m.vcs_line);
 
         // What the command's process gets.
         check_hostname(&hostname, cli, &profile)?;
         let (cwd, cwd_required) = working_dir(cli, &profile, vars, host, &settled.built)?;
         let mut env = build_env(cli, host, &profile)?;
         let bus_address = dbus.as_ref().map(|(_, address)| address.clone());
-        env_grants(&mut env, agent, bus_address, !git_staged.is_empty());
+        env_grants(&mut env, m.agent, bus_address, !git_staged.is_empty());
         let caps_keep = kept_caps(cli, &mut notices)?;
-        let (seccomp, landlock) = (
-            confine::seccomp_plan(cli, &profile)?,
-            confine::landlock_plan(cli, &profile, &settled.visible, host.landlock_abi)?,
-        );
-        let mut warnings = confine::warnings(&profile, &seccomp, &landlock);
-        warnings.extend(
-            refused
-                .into_iter()
-                .chain(download_dir_warnings(&profile, vars)),
-        );
-        let enforcement = [seccomp.summary(), landlock.summary()]
-            .into_iter()
-            .chain(vcs_line)
-            .collect();
+        let (seccomp, landlock, warnings, enforcement) = confinement(
+            cli,
+            &profile,
+            vars,
+            &settled.visible,
+            host,
+            refused,
+            vcs_line,
+        )?;
         if limits.cgroup.is_some() {
             limits::cgroupfs_not_writable(&mounts, &fs.mountinfo())?;
         }
@@ -411,6 +393,86 @@ fn net_mode(cli: &Cli, profile: &Resolved) -> NetArg {
             NetMode::UserHostLoopback => NetArg::UserHostLoopback,
         }))
         .unwrap_or(NetArg::None)
+}
+
+/// The seccomp policy and the Landlock rules, what the plan warns of (the compiled
+/// profile's refusals among them), and the `-v` lines of what is enforced.
+fn confinement(
+    cli: &Cli,
+    profile: &Resolved,
+    vars: &Vars,
+    visible: &[Mount],
+    host: &Host,
+    refused: Vec<String>,
+    vcs_line: Option<String>,
+) -> Result<(SeccompPlan, LandlockPlan, Vec<String>, Vec<String>)> {
+    let seccomp = confine::seccomp_plan(cli, profile)?;
+    let landlock = confine::landlock_plan(cli, profile, visible, host.landlock_abi)?;
+    let mut warnings = confine::warnings(profile, &seccomp, &landlock);
+    warnings.extend(
+        refused
+            .into_iter()
+            .chain(download_dir_warnings(profile, vars)),
+    );
+    let enforcement = [seccomp.summary(), landlock.summary()]
+        .into_iter()
+        .chain(vcs_line)
+        .collect();
+    Ok((seccomp, landlock, warnings, enforcement))
+}
+
+/// What the mounts stage decides besides the mounts.
+struct Gathered {
+    mounts: Vec<Mount>,
+    hostname: OsString,
+    net: network::NetPlan,
+    records: Option<PathBuf>,
+    dbus: Option<(dbus::DbusPlan, String)>,
+    agent: Option<PathBuf>,
+    vcs: VcsMode,
+    git_staged: Vec<vcs::Staged>,
+    vcs_line: Option<String>,
+}
+
+/// Every mount, in order: the profile's (given), the network's files, the session
+/// bus, the terminal, the command line's, the ssh agent, the version-control
+/// protection.
+fn gather_mounts(
+    cli: &Cli,
+    host: &Host,
+    fs: &dyn HostFs,
+    profile: &Resolved,
+    mut mounts: Vec<Mount>,
+    net: NetArg,
+    (notices, skipped): (&mut Vec<String>, &mut Vec<String>),
+) -> Result<Gathered> {
+    let hostname = (cli.hostname.clone())
+        .or_else(|| profile.hostname.clone().map(OsString::from))
+        .unwrap_or_else(|| "sbx".into());
+    let net = network_plan(cli, host, fs, net, &hostname, &mut mounts)?;
+    let located = crate::record::dir_for(host);
+    notices.extend(crate::record::problems_notice(&located));
+    let records = located.dir;
+    let dbus = session_bus(profile, host, fs, records.as_deref(), &mut mounts, skipped)?;
+    mounts.extend(terminal(host, &mounts));
+    for (kind, value) in &cli.mount_order {
+        mounts.push(cli_mount(*kind, value, host, fs)?);
+    }
+    let agent = ssh_agent(cli, host, fs, &mut mounts, notices)?;
+    let vcs = vcs_mode(cli, profile);
+    let path = host.var("PATH").map(|p| p.as_os_str());
+    let (git_staged, vcs_line) = vcs::plan(vcs, &mut mounts, fs, path, notices)?;
+    Ok(Gathered {
+        mounts,
+        hostname,
+        net,
+        records,
+        dbus,
+        agent,
+        vcs,
+        git_staged,
+        vcs_line,
+    })
 }
 
 /// The network: with `--net user`, pasta's plan and the sandbox's resolv.conf and
