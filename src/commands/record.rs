@@ -408,7 +408,11 @@ fn ended(rec: &Record) -> bool {
                 .map(|(_, r)| r.trim_start().starts_with('Z'))
         })
         .unwrap_or(true);
-    zombie || start_time(rec.pid1) != Some(rec.pid1_start)
+    // A PID 1 that has let go of its memory is on its way out: it waits in the
+    // kernel for the rest of its pid namespace to die (zap_pid_ns_processes) before
+    // it becomes a zombie. A live one always shows sbx's arguments (it never execs).
+    let exiting = std::fs::read(format!("/proc/{}/cmdline", rec.pid1)).is_ok_and(|c| c.is_empty());
+    zombie || exiting || start_time(rec.pid1) != Some(rec.pid1_start)
 }
 
 fn status_field(pid: i32, key: &str) -> Vec<String> {
