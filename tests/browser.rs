@@ -12,6 +12,14 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
+/// One real browser at a time: on a small CI machine, several starting together
+/// (each a dozen processes) left Firefox's kiosk window unpainted past its deadline.
+static ONE_BROWSER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_browser() -> std::sync::MutexGuard<'static, ()> {
+    ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn have(bin: &str) -> bool {
     if Path::new(bin).exists() {
         return true;
@@ -176,6 +184,7 @@ fn screenshot_into_downloads(u: &User, colour: &str, shoot: &str) -> (u8, u8, u8
 
 #[test]
 fn firefox_headless_screenshot_into_downloads() {
+    let _one = one_browser();
     if !have("/usr/bin/firefox-esr") || !have("/usr/bin/pasta") {
         return;
     }
@@ -191,6 +200,7 @@ fn firefox_headless_screenshot_into_downloads() {
 
 #[test]
 fn chromium_headless_screenshot_into_downloads() {
+    let _one = one_browser();
     if !have("/usr/bin/chromium") || !have("/usr/bin/pasta") {
         return;
     }
@@ -208,6 +218,7 @@ fn chromium_headless_screenshot_into_downloads() {
 /// user namespaces of their own.
 #[test]
 fn browser_content_processes_get_their_own_user_namespaces() {
+    let _one = one_browser();
     if !have("/usr/bin/firefox-esr") || !have("/usr/bin/chromium") || !have("/usr/bin/pasta") {
         return;
     }
@@ -289,6 +300,7 @@ fn is_page(px: Option<(u8, u8, u8)>) -> bool {
 
 #[test]
 fn firefox_in_an_x11_window_under_xvfb() {
+    let _one = one_browser();
     if !have("/usr/bin/firefox-esr")
         || !have("/usr/bin/Xvfb")
         || !have("/usr/bin/xwd")
@@ -521,6 +533,7 @@ fn profile_persists(browser: &str, profile_dir: &str, marker: &str) {
 
 #[test]
 fn firefox_keeps_its_profile_between_runs() {
+    let _one = one_browser();
     if !have("/usr/bin/firefox-esr") {
         return;
     }
@@ -530,6 +543,7 @@ fn firefox_keeps_its_profile_between_runs() {
 
 #[test]
 fn chromium_keeps_its_profile_between_runs() {
+    let _one = one_browser();
     if !have("/usr/bin/chromium") {
         return;
     }
