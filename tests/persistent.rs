@@ -1285,13 +1285,7 @@ fn a_git_the_host_ran_meanwhile_wins_over_the_sandbox() {
 fn everyday_git_in_dev_lands_on_the_host() {
     for u in users() {
         let fx = Fixture::new(u, "gitday");
-        let proj = fx.path.join("proj");
-        std::fs::create_dir(&proj).unwrap();
-        fx.chown(&proj, u);
-        fx.file("proj/a.txt", "a\n", u);
-        git(u, &proj, &["init", "-q"]);
-        git(u, &proj, &["add", "-A"]);
-        git(u, &proj, &["commit", "-q", "-m", "init"]);
+        let proj = git_project(u, &fx);
         git(u, &proj, &["branch", "old"]);
         std::fs::write(proj.join("a.txt"), "host stash\n").unwrap();
         git(u, &proj, &["stash", "-q"]);
@@ -1493,13 +1487,7 @@ fn whatever_a_committing_sandbox_leaves_the_host_s_git_accepts() {
             fx.file("tools/index.py", WRITE_INDEX, u);
             let w = fx.file("tools/w.py", WRITE_OBJECT, u);
             let tool = fx.path.join("tools");
-            let proj = fx.path.join("proj");
-            std::fs::create_dir(&proj).unwrap();
-            fx.chown(&proj, u);
-            fx.file("proj/a.txt", "a\n", u);
-            git(u, &proj, &["init", "-q"]);
-            git(u, &proj, &["add", "-A"]);
-            git(u, &proj, &["commit", "-q", "-m", "init"]);
+            let proj = git_project(u, &fx);
             git(u, &proj, &["tag", "-a", "-m", "v1", "v1"]);
             let script = format!(
                 "g() {{ git -c user.name=t -c user.email=t@e \"$@\"; }}; W={}; {attack}; echo done",
@@ -1596,13 +1584,7 @@ fn whatever_a_committing_sandbox_leaves_the_host_s_git_accepts() {
 fn a_branch_checked_out_elsewhere_stays_where_it_is() {
     for u in users() {
         let fx = Fixture::new(u, "gitwt");
-        let proj = fx.path.join("proj");
-        std::fs::create_dir(&proj).unwrap();
-        fx.chown(&proj, u);
-        fx.file("proj/a.txt", "a\n", u);
-        git(u, &proj, &["init", "-q"]);
-        git(u, &proj, &["add", "-A"]);
-        git(u, &proj, &["commit", "-q", "-m", "init"]);
+        let proj = git_project(u, &fx);
         let wt = fx.path.join("wt");
         git(
             u,
@@ -1637,6 +1619,18 @@ fn a_branch_checked_out_elsewhere_stays_where_it_is() {
             "mine\n"
         );
     }
+}
+
+/// `proj` in the fixture: a git repository holding `a.txt`, committed as "init".
+fn git_project(u: &User, fx: &Fixture) -> std::path::PathBuf {
+    let proj = fx.path.join("proj");
+    std::fs::create_dir(&proj).unwrap();
+    fx.chown(&proj, u);
+    fx.file("proj/a.txt", "a\n", u);
+    git(u, &proj, &["init", "-q"]);
+    git(u, &proj, &["add", "-A"]);
+    git(u, &proj, &["commit", "-q", "-m", "init"]);
+    proj
 }
 
 /// `sh -c script` under `dev --vcs commit` in `proj`, with `tool` (a helper script
@@ -1702,13 +1696,7 @@ fn git_data_a_committing_sandbox_writes_is_checked_first() {
         let mark = fx.path.join("pwned");
         let victim = fx.file("victim.txt", "untouched\n", u);
         let add = fx.file("add.py", ADD_ENTRY, u);
-        let proj = fx.path.join("proj");
-        std::fs::create_dir(&proj).unwrap();
-        fx.chown(&proj, u);
-        fx.file("proj/a.txt", "a\n", u);
-        git(u, &proj, &["init", "-q"]);
-        git(u, &proj, &["add", "-A"]);
-        git(u, &proj, &["commit", "-q", "-m", "init"]);
+        let proj = git_project(u, &fx);
         let sandbox = |script: &str| {
             let script = format!(
                 "set -e; g() {{ git -c user.name=t -c user.email=t@e \"$@\"; }}; {script}; echo done"
