@@ -249,27 +249,9 @@ impl Plan {
         locs: &Locations,
         vars: &Vars,
     ) -> Result<Plan> {
-        if cli.command.is_empty() {
-            return Err(Error::new("COMMAND", "no command given"));
-        }
-        let spec = cli.profile.as_deref().unwrap_or("default");
-        let profile = profile::resolve(spec, locs, host.cwd.as_deref())?;
-        let compiled =
-            compile::compile(&profile, host, fs, vars).map_err(|mut errs| errs.remove(0))?;
-        let mut notices = compiled.notices;
-        let limits = limits::resolve(cli, &profile, host, fs)?;
-        notices.extend(limits.notices.iter().cloned());
-        notices.extend(desktop_notice(&profile, &compiled.mounts));
-        let mut skipped = compiled.skipped;
-        let refused = compiled.warnings;
-        let create = compiled.create;
-        let ids = ids::plan(cli, &profile, host, fs, &mut notices)?;
-        let net = net_mode(cli, &profile);
-        // Every namespace sbx makes, but the network's with --net host.
-        let namespaces: Vec<Namespace> = crate::namespace::made()
-            .map(|r| r.kind)
-            .filter(|ns| *ns != Namespace::Net || net != NetArg::Host)
-            .collect();
+        let b = begin(cli, host, fs, locs, vars)?;
+        let (mut notices, mut skipped) = (b.notices, b.compiled.skipped);
+        let (refused, create, profile) = (b.compiled.warnings, b.compiled.create, b.profile);
 
         // The mounts: the profile's (masks last), the network's files, the session
         // bus, the terminal, then the command line's, in order.
@@ -278,8 +260,8 @@ impl Plan {
             host,
             fs,
             &profile,
-            compiled.mounts,
-            net,
+            b.compiled.mounts,
+            b.net,
             (&mut notices, &mut skipped),
         )?;
         let settled = settle(m.mounts, fs, &create, locs, &profile, host)?;
@@ -293,7 +275,6 @@ impl Plan {
         let mut env = build_env(cli, host, &profile)?;
         let bus_address = dbus.as_ref().map(|(_, address)| address.clone());
         env_grants(&mut env, m.agent, bus_address, !git_staged.is_empty());
-        let caps_keep = kept_caps(cli, &mut notices)?;
         let (seccomp, landlock, warnings, enforcement) = confinement(
             cli,
             &profile,
@@ -303,10 +284,9 @@ impl Plan {
             refused,
             vcs_line,
         )?;
-        if limits.cgroup.is_some() {
+        if b.limits.cgroup.is_some() {
             limits::cgroupfs_not_writable(&mounts, &fs.mountinfo())?;
         }
-        check_reporting(cli)?;
         let not_found_hint = not_found_hint(&cli.command[0], host, fs, &mounts, &profile.name);
         Ok(Plan {
             create,
@@ -321,8 +301,8 @@ impl Plan {
             profile: profile.name.clone(),
             profile_files: profile.files.clone(),
             command: cli.command.clone(),
-            ids,
-            namespaces,
+            ids: b.ids,
+            namespaces: b.namespaces,
             net,
             root_size: ROOT_SIZE,
             mounts,
@@ -330,9 +310,9 @@ impl Plan {
             cwd,
             cwd_required,
             env,
-            caps: caps_keep,
-            rlimits: limits.rlimits,
-            cgroup: limits.cgroup,
+            caps: b.caps,
+            rlimits: b.limits.rlimits,
+            cgroup: b.limits.cgroup,
             timeout_ms: cli.timeout.map(|s| (s * 1000.0).ceil() as u64),
             seccomp,
             landlock,
@@ -393,6 +373,52 @@ fn net_mode(cli: &Cli, profile: &Resolved) -> NetArg {
             NetMode::UserHostLoopback => NetArg::UserHostLoopback,
         }))
         .unwrap_or(NetArg::None)
+}
+
+/// The first steps of a plan: the profile chosen and compiled, the limits, the id
+/// maps and the namespaces to make, with the notices they raised.
+struct Begun {
+    profile: Resolved,
+    compiled: compile::Compiled,
+    limits: limits::Resolution,
+    ids: IdPlan,
+    net: NetArg,
+    namespaces: Vec<Namespace>,
+    caps: Vec<u32>,
+    notices: Vec<String>,
+}
+
+fn begin(cli: &Cli, host: &Host, fs: &dyn HostFs, locs: &Locations, vars: &Vars) -> Result<Begun> {
+    if cli.command.is_empty() {
+        return Err(Error::new("COMMAND", "no command given"));
+    }
+    check_reporting(cli)?;
+    let spec = cli.profile.as_deref().unwrap_or("default");
+    let profile = profile::resolve(spec, locs, host.cwd.as_deref())?;
+    let mut compiled =
+        compile::compile(&profile, host, fs, vars).map_err(|mut errs| errs.remove(0))?;
+    let mut notices = std::mem::take(&mut compiled.notices);
+    let limits = limits::resolve(cli, &profile, host, fs)?;
+    notices.extend(limits.notices.iter().cloned());
+    notices.extend(desktop_notice(&profile, &compiled.mounts));
+    let ids = ids::plan(cli, &profile, host, fs, &mut notices)?;
+    let net = net_mode(cli, &profile);
+    // Every namespace sbx makes, but the network's with --net host.
+    let namespaces = crate::namespace::made()
+        .map(|r| r.kind)
+        .filter(|ns| *ns != Namespace::Net || net != NetArg::Host)
+        .collect();
+    let caps = kept_caps(cli, &mut notices)?;
+    Ok(Begun {
+        caps,
+        profile,
+        compiled,
+        limits,
+        ids,
+        net,
+        namespaces,
+        notices,
+    })
 }
 
 /// The seccomp policy and the Landlock rules, what the plan warns of (the compiled

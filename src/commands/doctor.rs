@@ -48,7 +48,21 @@ fn kernel_version() -> Option<(u32, u32)> {
 }
 
 pub fn checks(host: &Host, fs: &dyn HostFs) -> Vec<Check> {
-    let mut out = Vec::new();
+    vec![
+        userns_check(fs),
+        subids_check(host, fs),
+        landlock_check(host),
+        nproc_check(host),
+        cgroup_check(host, fs),
+        network_check(host, fs),
+        seccomp_check(),
+        bus_check(fs),
+        desktop(host, fs),
+        records_check(host),
+    ]
+}
+
+fn userns_check(fs: &dyn HostFs) -> Check {
     let sysctl = |name: &str| {
         fs.read_small(std::path::Path::new(&format!("/proc/sys/{name}")))
             .and_then(|b| String::from_utf8(b).ok())
@@ -60,7 +74,7 @@ pub fn checks(host: &Host, fs: &dyn HostFs) -> Vec<Check> {
     let apparmor = sysctl("kernel/apparmor_restrict_unprivileged_userns").as_deref() == Some("1");
     let clone_off = sysctl("kernel/unprivileged_userns_clone").as_deref() == Some("0");
     let max_zero = sysctl("user/max_user_namespaces").as_deref() == Some("0");
-    out.push(match userns_works() {
+    match userns_works() {
         Ok(()) => check(
             "user namespaces",
             true,
@@ -93,12 +107,15 @@ pub fn checks(host: &Host, fs: &dyn HostFs) -> Vec<Check> {
                 }
             ),
         ),
-    });
+    }
+}
+
+fn subids_check(host: &Host, fs: &dyn HostFs) -> Check {
     let helpers = [NEWUIDMAP, NEWGIDMAP]
         .iter()
         .all(|h| fs.is_privileged_helper(std::path::Path::new(h)));
     let ranges = !host.subuid.is_empty() && !host.subgid.is_empty();
-    out.push(check(
+    check(
         "subordinate ids",
         helpers && ranges,
         match (ranges, helpers) {
@@ -115,8 +132,11 @@ pub fn checks(host: &Host, fs: &dyn HostFs) -> Vec<Check> {
                  single id is mapped"
             ),
         },
-    ));
-    out.push(match host.landlock_abi {
+    )
+}
+
+fn landlock_check(host: &Host) -> Check {
+    match host.landlock_abi {
         Some(abi) => check("landlock", true, format!("ABI {abi}")),
         None => check(
             "landlock",
@@ -124,9 +144,12 @@ pub fn checks(host: &Host, fs: &dyn HostFs) -> Vec<Check> {
             "not offered by this kernel (CONFIG_SECURITY_LANDLOCK, lsm=landlock): the \
              filesystem rules rest on the mount tree alone",
         ),
-    });
+    }
+}
+
+fn nproc_check(host: &Host) -> Check {
     let per_sandbox = kernel_version().is_some_and(|v| v >= (5, 14));
-    out.push(check(
+    check(
         "process ceiling",
         per_sandbox && host.uid != 0,
         if host.uid == 0 {
@@ -139,39 +162,43 @@ pub fn checks(host: &Host, fs: &dyn HostFs) -> Vec<Check> {
             "Linux before 5.14 counts RLIMIT_NPROC over all of the user's processes: the \
              profiles' nproc is a host-wide ceiling here"
         },
-    ));
+    )
+}
+
+fn cgroup_check(host: &Host, fs: &dyn HostFs) -> Check {
     let all = Request {
         memory: Some(1),
         cpus: Some(1.0),
         pids: Some(1),
     };
     let mountinfo = fs.mountinfo();
-    out.push(
-        match cgroup::find(host.uid, &host.cgroup_self().0, &mountinfo, fs, &all) {
-            Ok(d) => check(
-                "cgroup limits",
-                true,
-                format!(
-                    "--memory, --cpus and --pids make their leaf in {}",
-                    d.parent.display()
-                ),
+    match cgroup::find(host.uid, &host.cgroup_self().0, &mountinfo, fs, &all) {
+        Ok(d) => check(
+            "cgroup limits",
+            true,
+            format!(
+                "--memory, --cpus and --pids make their leaf in {}",
+                d.parent.display()
             ),
-            Err(m) => check(
-                "cgroup limits",
-                false,
-                format!(
-                    "--memory, --cpus and --pids are unavailable: {}{}",
-                    m.explain(),
-                    match m {
-                        cgroup::Missing::Controllers(..) => String::new(),
-                        _ => cgroup::v1_note(&mountinfo, &all).unwrap_or_default(),
-                    }
-                ),
+        ),
+        Err(m) => check(
+            "cgroup limits",
+            false,
+            format!(
+                "--memory, --cpus and --pids are unavailable: {}{}",
+                m.explain(),
+                match m {
+                    cgroup::Missing::Controllers(..) => String::new(),
+                    _ => cgroup::v1_note(&mountinfo, &all).unwrap_or_default(),
+                }
             ),
-        },
-    );
+        ),
+    }
+}
+
+fn network_check(host: &Host, fs: &dyn HostFs) -> Check {
     let pasta = fs.is_executable_file(std::path::Path::new(crate::plan::network::PASTA));
-    out.push(check(
+    check(
         "network",
         pasta && host.tun_usable,
         match (pasta, host.tun_usable) {
@@ -184,11 +211,14 @@ pub fn checks(host: &Host, fs: &dyn HostFs) -> Vec<Check> {
                 "/dev/net/tun is not usable by you: --net user is unavailable".to_string()
             }
         },
-    ));
+    )
+}
+
+fn seccomp_check() -> Check {
     // seccomp: the kernel offers filters when PR_GET_SECCOMP answers (EINVAL: built
     // without CONFIG_SECCOMP).
     let seccomp = crate::sys::prctl_get(libc::PR_GET_SECCOMP).is_ok();
-    out.push(check(
+    check(
         "seccomp",
         seccomp,
         if seccomp {
@@ -197,9 +227,12 @@ pub fn checks(host: &Host, fs: &dyn HostFs) -> Vec<Check> {
             "the kernel has no seccomp (CONFIG_SECCOMP_FILTER): profiles with seccomp on \
              fail; seccomp = \"off\" in a profile runs without it, announced"
         },
-    ));
+    )
+}
+
+fn bus_check(fs: &dyn HostFs) -> Check {
     let proxy = fs.is_executable_file(std::path::Path::new(crate::plan::dbus::PROXY));
-    out.push(check(
+    check(
         "session bus",
         proxy,
         if proxy {
@@ -213,10 +246,12 @@ pub fn checks(host: &Host, fs: &dyn HostFs) -> Vec<Check> {
                 crate::plan::dbus::PROXY
             )
         },
-    ));
-    out.push(desktop(host, fs));
+    )
+}
+
+fn records_check(host: &Host) -> Check {
     let located = crate::record::dir_for(host);
-    out.push(match &located.dir {
+    match &located.dir {
         Some(d) => check(
             "records",
             true,
@@ -233,8 +268,7 @@ pub fn checks(host: &Host, fs: &dyn HostFs) -> Vec<Check> {
                 located.problems.join("; ")
             ),
         ),
-    });
-    out
+    }
 }
 
 /// The display, sound and bus sockets a GUI profile would grant, found or not
